@@ -1,0 +1,195 @@
+//! `splynx-bitpay-demo`: the product's main job end to end on this machine, against the
+//! sandboxes: pair, a customer's invoice becomes a BitPay checkout, the customer pays,
+//! BitPay's webhook arrives, and exactly one payment lands in Splynx.
+//!
+//! Runs the real `splynx-bitpay` binary (next to this program, or `$SPLYNX_BITPAY_BIN`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox};
+
+const API_KEY: &str = "sandbox-key";
+const API_SECRET: &str = "sandbox-secret";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("demo failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn product_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("SPLYNX_BITPAY_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let here = std::env::current_exe().map_err(|e| e.to_string())?;
+    let beside = here.with_file_name("splynx-bitpay");
+    if beside.exists() {
+        Ok(beside)
+    } else {
+        Err(format!(
+            "{} not found; build it first: cargo build --workspace",
+            beside.display()
+        ))
+    }
+}
+
+struct Demo {
+    binary: PathBuf,
+    config: PathBuf,
+}
+
+impl Demo {
+    /// Runs `splynx-bitpay ARGS`, echoing the command and its output.
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
+        println!(
+            "\n$ splynx-bitpay {}{}",
+            args.join(" "),
+            if stdin.is_some() {
+                " < webhook.json"
+            } else {
+                ""
+            }
+        );
+        let mut child = Command::new(&self.binary)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+        let mut input = child.stdin.take().expect("piped stdin");
+        input
+            .write_all(stdin.unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        drop(input);
+        let output = child.wait_with_output().map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        print!("{}", indent(&stdout));
+        eprint!("{}", indent(&String::from_utf8_lossy(&output.stderr)));
+        if !output.status.success() {
+            return Err(format!(
+                "splynx-bitpay {} exited with {}",
+                args.join(" "),
+                output.status
+            ));
+        }
+        Ok(stdout)
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+fn write_config(path: &Path, bitpay: &str, splynx: &str, data: &Path) -> Result<(), String> {
+    let text = format!(
+        "[splynx]\nurl = \"https://splynx.example.com\"\napi_url = \"{splynx}/api/2.0/\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{bitpay}\"\ncurrency = \"USD\"\n\n[storage]\ndata_dir = \"{}\"\n",
+        data.display()
+    );
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn run() -> Result<(), String> {
+    let binary = product_binary()?;
+    let bitpay = BitPaySandbox::start();
+    let splynx = SplynxSandbox::start(API_KEY, API_SECRET);
+    splynx.seed_demo();
+    splynx.set_check_nonce(true);
+    let dir = std::env::temp_dir().join(format!("splynx-bitpay-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let config = dir.join("config.toml");
+    write_config(&config, &bitpay.url(), &splynx.url(), &dir.join("data"))?;
+    let demo = Demo { binary, config };
+
+    println!("splynx-bitpay demo — sandboxes on loopback:");
+    println!("  BitPay (strict: every request signed)  {}", bitpay.url());
+    println!(
+        "  Splynx API (Splynx-EA, nonce checking)  {}/api/2.0/",
+        splynx.url()
+    );
+    println!(
+        "  config and state                        {}",
+        dir.display()
+    );
+
+    println!("\n1. The admin creates a pairing code in the BitPay dashboard and pairs the add-on.");
+    let code = bitpay.create_pairing_code();
+    demo.run(&["pair", &code], None)?;
+    demo.run(&["status"], None)?;
+
+    println!("\n2. Customer 42 (Ada Lovelace) clicks Pay on invoice #202401000001 (51.61 USD).");
+    let created = demo.run(
+        &[
+            "--json",
+            "create-invoice",
+            "--customer",
+            "42",
+            "--invoice",
+            "101",
+        ],
+        None,
+    )?;
+    let created: serde_json::Value = serde_json::from_str(&created).map_err(|e| e.to_string())?;
+    let id = created["bitpay_invoice_id"]
+        .as_str()
+        .ok_or("no invoice id")?
+        .to_string();
+    println!(
+        "  → the portal sends the browser to {}",
+        created["url"].as_str().unwrap_or_default()
+    );
+
+    println!("\n3. The customer pays in BTC; BitPay confirms the payment.");
+    bitpay.set_status(&id, "confirmed", None);
+
+    println!("\n4. BitPay's webhook reaches /bitpay/ipn, which hands it to handle-ipn (twice: BitPay retries).");
+    let body = bitpay.webhook_body(&id, true);
+    let signature = bitpay.webhook_signature(&body, &id);
+    demo.run(
+        &["handle-ipn", "--signature", &signature],
+        Some(body.as_bytes()),
+    )?;
+    demo.run(
+        &["handle-ipn", "--signature", &signature],
+        Some(body.as_bytes()),
+    )?;
+
+    println!("\n5. Cron runs reconcile; nothing is left to do.");
+    demo.run(&["reconcile"], None)?;
+
+    println!("\n6. What Splynx now holds:");
+    let invoice = splynx.invoice(101).ok_or("invoice 101 vanished")?;
+    println!(
+        "  invoice #{}: status {}, due {}",
+        invoice["number"].as_str().unwrap_or("?"),
+        invoice["status"],
+        invoice["due"]
+    );
+    let payments = splynx.payments();
+    for p in &payments {
+        println!(
+            "  payment {}: customer {}, amount {}, receipt {}, {}",
+            p["id"], p["customer_id"], p["amount"], p["receipt_number"], p["comment"]
+        );
+    }
+    if payments.len() != 1 || invoice["status"] != "paid" {
+        return Err(format!(
+            "expected exactly one payment and a paid invoice, got {} payment(s)",
+            payments.len()
+        ));
+    }
+    demo.run(&["show", &id], None)?;
+    println!(
+        "\nDone: one BitPay invoice, one webhook delivered twice, exactly one Splynx payment."
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,1435 @@
+//! A strict loopback fake of the BitPay merchant API (one merchant per sandbox).
+//!
+//! What it checks: BitAuth request signatures (`x-identity`, `x-signature` over
+//! `http://` + Host + URL + body), token binding to the signer's SIN, token approval,
+//! `x-accept-version: 2.0.0`, facades, and the invoice fields BitPay validates.
+//! Control routes live under `/_sandbox/` (see the crate documentation).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, Utc};
+use hmac::{Hmac, Mac};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use splynx_bitpay::bitpay::identity;
+
+use crate::server::{control_error, HttpServer, Incoming, Reply, Service};
+use crate::util::{
+    html_escape, json_number, now_ms, parse_decimal, random_string, significant_scale, status_text,
+    ALNUM, BASE58,
+};
+
+const PAIRING_LIFETIME_MS: i64 = 86_400_000;
+const INVOICE_LIFETIME_MS: i64 = 900_000;
+/// Copied from BitPay's own webhook fixture: bigger than u64, so clients must cope.
+const PAX_TOTAL: &str = "76700000000000000000";
+const BTC_MINER_FEE_SATS: i64 = 4_300;
+/// Biggest accepted invoice, in US dollars.
+const MAX_PRICE_USD: i64 = 10_000_000;
+
+/// Invoice currencies: code, allowed decimals, US dollars per unit.
+const CURRENCIES: &[(&str, u32, &str)] = &[
+    ("USD", 2, "1"),
+    ("EUR", 2, "1.0817"),
+    ("GBP", 2, "1.2712"),
+    ("CAD", 2, "0.7401"),
+    ("AUD", 2, "0.6598"),
+    ("NZD", 2, "0.6123"),
+    ("CHF", 2, "1.1342"),
+    ("JPY", 0, "0.00671"),
+    ("MXN", 2, "0.0589"),
+    ("BRL", 2, "0.2015"),
+    ("ZAR", 2, "0.0541"),
+    ("INR", 2, "0.0120"),
+    ("KES", 2, "0.0077"),
+    ("NGN", 2, "0.00066"),
+    ("SGD", 2, "0.7402"),
+    ("HKD", 2, "0.1280"),
+    ("SEK", 2, "0.0951"),
+    ("NOK", 2, "0.0932"),
+    ("DKK", 2, "0.1450"),
+    ("PLN", 2, "0.2510"),
+    ("CZK", 2, "0.0431"),
+    ("BTC", 6, "57204.993195"),
+    ("BCH", 6, "330.12"),
+];
+
+/// Payment coins: code, smallest-unit decimals, US dollars per coin.
+const COINS: &[(&str, u32, &str)] = &[
+    ("BTC", 8, "57204.993195"),
+    ("BCH", 8, "330.12"),
+    ("ETH", 18, "3058.45"),
+    ("GUSD", 2, "1"),
+    ("PAX", 18, "1"),
+    ("USDC", 6, "1"),
+    ("DOGE", 8, "0.069"),
+    ("LTC", 8, "75.86"),
+];
+
+const STATUSES: &[&str] = &[
+    "new",
+    "paid",
+    "confirmed",
+    "complete",
+    "expired",
+    "invalid",
+    "declined",
+];
+
+#[derive(Clone, Debug)]
+struct ApiToken {
+    token: String,
+    facade: String,
+    sin: String,
+    active: bool,
+    date_created: i64,
+    /// Client-initiated pairing: the code the merchant approves, and until when.
+    pairing_code: Option<String>,
+    pairing_expiration: i64,
+}
+
+#[derive(Clone, Debug)]
+struct ServerCode {
+    production: bool,
+    used: bool,
+    expires_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+struct StoredInvoice {
+    data: Map<String, Value>,
+    /// The API token that created the invoice (webhook HMAC key).
+    api_token: String,
+}
+
+#[derive(Default)]
+struct State {
+    tokens: Vec<ApiToken>,
+    server_codes: HashMap<String, ServerCode>,
+    invoices: Vec<StoredInvoice>,
+}
+
+impl State {
+    fn invoice_mut(&mut self, id: &str) -> Result<&mut StoredInvoice, String> {
+        self.invoices
+            .iter_mut()
+            .find(|i| i.data.get("id").and_then(Value::as_str) == Some(id))
+            .ok_or_else(|| format!("no invoice {id}"))
+    }
+
+    fn invoice(&self, id: &str) -> Option<&StoredInvoice> {
+        self.invoices
+            .iter()
+            .find(|i| i.data.get("id").and_then(Value::as_str) == Some(id))
+    }
+}
+
+struct Core {
+    base_url: String,
+    state: Mutex<State>,
+}
+
+/// The BitPay fake. Dropping it stops the server.
+pub struct BitPaySandbox {
+    server: HttpServer,
+    core: Arc<Core>,
+}
+
+crate::sandbox_common_api!(BitPaySandbox);
+
+impl BitPaySandbox {
+    /// Starts on a free loopback port.
+    pub fn start() -> BitPaySandbox {
+        BitPaySandbox::start_on(0)
+    }
+
+    /// Starts on `127.0.0.1:port` (0 = any free port); panics when it cannot bind.
+    pub fn start_on(port: u16) -> BitPaySandbox {
+        BitPaySandbox::try_start_on(port)
+            .unwrap_or_else(|e| panic!("BitPay sandbox cannot listen on port {port}: {e}"))
+    }
+
+    pub fn try_start_on(port: u16) -> io::Result<BitPaySandbox> {
+        let (server, core) = HttpServer::start(port, |base_url| Core {
+            base_url,
+            state: Mutex::new(State::default()),
+        })?;
+        Ok(BitPaySandbox { server, core })
+    }
+
+    /// A dashboard pairing code (server-initiated pairing yields an active `pos` token).
+    pub fn create_pairing_code(&self) -> String {
+        self.core.new_server_code(false)
+    }
+
+    /// A pairing code "from the other environment": pairing with it always fails.
+    pub fn create_production_pairing_code(&self) -> String {
+        self.core.new_server_code(true)
+    }
+
+    /// Makes a pairing code (either kind) expired. Panics when the code is unknown.
+    pub fn expire_pairing_code(&self, code: &str) {
+        self.core
+            .expire_pairing_code(code)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The merchant approves a client-initiated pairing code: its token becomes active.
+    /// False when the code is unknown, expired or already approved.
+    pub fn approve_pairing(&self, code: &str) -> bool {
+        self.core.approve_pairing(code)
+    }
+
+    /// Shortcut for tests: an already active token of `facade` ("merchant" or "pos")
+    /// bound to `sin`.
+    pub fn create_token(&self, sin: &str, facade: &str) -> String {
+        self.core
+            .create_token(sin, facade)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Sets `status` and `exceptionStatus` (`None` = `false`), with amountPaid,
+    /// transactions, transactionCurrency and under/overpaid amounts to match.
+    /// Panics on an unknown invoice or status.
+    pub fn set_status(&self, id: &str, status: &str, exception_status: Option<&str>) {
+        self.core
+            .set_status(id, status, exception_status)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Overwrites any field of an invoice (tests use it to tamper with price/orderId).
+    pub fn set_field(&self, id: &str, key: &str, value: Value) {
+        self.core
+            .with_invoice(id, |inv| {
+                inv.data.insert(key.to_string(), value);
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The invoice as `GET /invoices/{id}` would return it now (`data` only).
+    pub fn invoice(&self, id: &str) -> Option<Value> {
+        let state = self.core.lock();
+        state.invoice(id).map(render_invoice)
+    }
+
+    /// All invoices, oldest first.
+    pub fn invoices(&self) -> Vec<Value> {
+        self.core
+            .lock()
+            .invoices
+            .iter()
+            .map(render_invoice)
+            .collect()
+    }
+
+    pub fn invoice_count(&self) -> usize {
+        self.core.lock().invoices.len()
+    }
+
+    /// The API token that created the invoice.
+    pub fn invoice_api_token(&self, id: &str) -> Option<String> {
+        self.core.lock().invoice(id).map(|i| i.api_token.clone())
+    }
+
+    /// Moves an invoice in time: `invoiceTime = ms`, `expirationTime = ms + 15 min`.
+    pub fn set_invoice_time(&self, id: &str, ms: i64) {
+        self.core
+            .with_invoice(id, |inv| set_invoice_time(inv, ms))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Marks the invoice expired.
+    pub fn expire(&self, id: &str) {
+        self.set_status(id, "expired", None)
+    }
+
+    /// The body BitPay would POST to `notificationURL` now: the legacy flat format, or
+    /// the extended `{"event":{code,name},"data":{..}}` format.
+    pub fn webhook_body(&self, id: &str, extended: bool) -> String {
+        self.core
+            .webhook_body(id, extended)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `x-signature` of a webhook: base64(HMAC-SHA256(key = the API token that created
+    /// invoice `id`, message = body bytes)). Panics on an unknown invoice.
+    pub fn webhook_signature(&self, body: &str, id: &str) -> String {
+        self.core
+            .webhook_signature(body, id)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Error shapes
+
+/// `{"error":"..."}` (tokens, signatures).
+fn plain_error(status: u16, message: &str) -> Reply {
+    Reply::json(status, &json!({"error": message}))
+}
+
+/// `{"status":"error","code":"010002","data":null,"error":"..."}`.
+fn coded_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        &json!({"status": "error", "code": code, "data": null, "error": message}),
+    )
+}
+
+fn invoice_not_found() -> Reply {
+    coded_error(404, "020101", "Invoice not found")
+}
+
+// ---------------------------------------------------------------------------------
+// The service
+
+impl Service for Core {
+    fn handle(&self, req: &Incoming) -> Reply {
+        let path = req.path.as_str();
+        match (req.method.as_str(), path) {
+            ("GET", "/invoice") => self.checkout_page(req),
+            ("POST", "/tokens") => self.pair(req),
+            ("GET", "/tokens") => self.list_tokens(req),
+            ("POST", "/invoices") => self.create_invoice(req),
+            ("GET", "/invoices") => self.list_invoices(req),
+            ("GET", _) if path.starts_with("/invoices/guid/") => {
+                let guid = decode_segment(&path["/invoices/guid/".len()..]);
+                self.get_invoice(req, |state| {
+                    state
+                        .invoices
+                        .iter()
+                        .rev()
+                        .find(|i| i.data.get("guid").and_then(Value::as_str) == Some(guid.as_str()))
+                        .cloned()
+                })
+            }
+            ("GET", _) if path.starts_with("/invoices/") && !path[10..].contains('/') => {
+                let id = decode_segment(&path["/invoices/".len()..]);
+                self.get_invoice(req, |state| state.invoice(&id).cloned())
+            }
+            (_, "/invoice" | "/tokens" | "/invoices") => plain_error(405, "Method not allowed"),
+            (_, _) if path.starts_with("/invoices/") => plain_error(405, "Method not allowed"),
+            _ => coded_error(404, "000001", "Resource not found"),
+        }
+    }
+
+    fn control(&self, req: &Incoming, route: &str) -> Reply {
+        self.control_route(req, route)
+            .unwrap_or_else(|(status, message)| control_error(status, &message))
+    }
+
+    fn fault_reply(&self, status: u16) -> Reply {
+        match status {
+            502..=504 => Reply::html(
+                status,
+                format!(
+                    "<html><head><title>{status} {text}</title></head><body><center><h1>{status} {text}</h1></center><hr><center>cloudflare</center></body></html>",
+                    text = status_text(status)
+                ),
+            ),
+            429 => plain_error(429, "Rate limit exceeded. Please try again later."),
+            _ => plain_error(status, status_text(status)),
+        }
+    }
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn host(&self) -> &str {
+        self.base_url.trim_start_matches("http://")
+    }
+
+    // ---- authentication ---------------------------------------------------------
+
+    /// Checks the BitAuth signature and the API version; returns the signer's SIN.
+    fn authenticate(&self, req: &Incoming) -> Result<String, Reply> {
+        let invalid = || plain_error(401, "Invalid signature");
+        let (Some(public_key), Some(signature)) =
+            (req.header("x-identity"), req.header("x-signature"))
+        else {
+            return Err(invalid());
+        };
+        let host = req.header("host").unwrap_or(self.host());
+        let mut message = format!("http://{host}{}", req.url).into_bytes();
+        message.extend_from_slice(&req.body);
+        if !identity::verify(public_key.trim(), &message, signature.trim()) {
+            return Err(invalid());
+        }
+        let public_bytes = hex::decode(public_key.trim()).map_err(|_| invalid())?;
+        let sin = identity::sin_from_public_key(&public_bytes);
+        if req.header("x-accept-version").map(str::trim) != Some("2.0.0") {
+            return Err(plain_error(400, "Missing X-Accept-Version"));
+        }
+        Ok(sin)
+    }
+
+    /// The token must exist, be bound to `sin` and be approved.
+    fn authorize(state: &State, sin: &str, token: Option<&str>) -> Result<ApiToken, Reply> {
+        let found = token.and_then(|t| state.tokens.iter().find(|k| k.token == t));
+        match found {
+            Some(t) if t.sin == sin => {
+                if t.active {
+                    Ok(t.clone())
+                } else {
+                    Err(plain_error(403, "Token is disabled"))
+                }
+            }
+            _ => Err(plain_error(401, "Unauthorized sin")),
+        }
+    }
+
+    /// Signature + version + the `?token=` of a GET.
+    fn authorize_get(&self, req: &Incoming) -> Result<ApiToken, Reply> {
+        let sin = self.authenticate(req)?;
+        let token = req.query_param("token");
+        Core::authorize(&self.lock(), &sin, token.as_deref())
+    }
+
+    // ---- pairing ------------------------------------------------------------------
+
+    fn new_server_code(&self, production: bool) -> String {
+        let mut state = self.lock();
+        loop {
+            let code = random_string(ALNUM, 7);
+            if !state.server_codes.contains_key(&code)
+                && !state
+                    .tokens
+                    .iter()
+                    .any(|t| t.pairing_code.as_deref() == Some(&code))
+            {
+                state.server_codes.insert(
+                    code.clone(),
+                    ServerCode {
+                        production,
+                        used: false,
+                        expires_ms: now_ms() + PAIRING_LIFETIME_MS,
+                    },
+                );
+                return code;
+            }
+        }
+    }
+
+    fn expire_pairing_code(&self, code: &str) -> Result<(), String> {
+        let mut state = self.lock();
+        let past = now_ms() - 1;
+        if let Some(c) = state.server_codes.get_mut(code) {
+            c.expires_ms = past;
+            return Ok(());
+        }
+        match state
+            .tokens
+            .iter_mut()
+            .find(|t| t.pairing_code.as_deref() == Some(code))
+        {
+            Some(t) => {
+                t.pairing_expiration = past;
+                Ok(())
+            }
+            None => Err(format!("no pairing code {code}")),
+        }
+    }
+
+    fn approve_pairing(&self, code: &str) -> bool {
+        let mut state = self.lock();
+        let now = now_ms();
+        match state
+            .tokens
+            .iter_mut()
+            .find(|t| t.pairing_code.as_deref() == Some(code))
+        {
+            Some(t) if !t.active && now <= t.pairing_expiration => {
+                t.active = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn create_token(&self, sin: &str, facade: &str) -> Result<String, String> {
+        if !identity::is_valid_sin(sin) {
+            return Err(format!("invalid SIN {sin}"));
+        }
+        if facade != "merchant" && facade != "pos" {
+            return Err(format!("unsupported facade {facade}"));
+        }
+        let token = random_string(BASE58, 44);
+        self.lock().tokens.push(ApiToken {
+            token: token.clone(),
+            facade: facade.to_string(),
+            sin: sin.to_string(),
+            active: true,
+            date_created: now_ms(),
+            pairing_code: None,
+            pairing_expiration: 0,
+        });
+        Ok(token)
+    }
+
+    /// `POST /tokens` (unsigned): server- or client-initiated pairing.
+    fn pair(&self, req: &Incoming) -> Reply {
+        let Ok(Value::Object(body)) = req.json() else {
+            return plain_error(400, "Invalid JSON body");
+        };
+        let sin = match body.get("id").and_then(Value::as_str) {
+            Some(sin) if identity::is_valid_sin(sin) => sin.to_string(),
+            _ => return plain_error(400, "Invalid SIN"),
+        };
+        let label = match body.get("label") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(l)) if valid_label(l) => Some(l.clone()),
+            Some(_) => return plain_error(500, "Label is invalid"),
+        };
+        let now = now_ms();
+        let mut state = self.lock();
+
+        if let Some(code) = body.get("pairingCode") {
+            let unable = || plain_error(500, "Unable to create token");
+            let Some(code) = code.as_str().filter(|c| valid_pairing_code(c)) else {
+                return unable();
+            };
+            let Some(entry) = state.server_codes.get_mut(code) else {
+                return unable();
+            };
+            if entry.production {
+                return plain_error(
+                    500,
+                    "Unable to create token Pairing failed. Please check whether you're trying to pair a production pairing code on test.",
+                );
+            }
+            if entry.used || now > entry.expires_ms {
+                return unable();
+            }
+            entry.used = true;
+            let token = random_string(BASE58, 44);
+            state.tokens.push(ApiToken {
+                token: token.clone(),
+                facade: "pos".into(),
+                sin: sin.clone(),
+                active: true,
+                date_created: now,
+                pairing_code: None,
+                pairing_expiration: 0,
+            });
+            let mut data = json!({
+                "policies": [{"policy": "sin", "method": "requireSin", "params": [sin]}],
+                "token": token,
+                "facade": "pos",
+                "dateCreated": now,
+                "resource": random_string(BASE58, 44),
+            });
+            if let Some(label) = label {
+                data["label"] = json!(label);
+            }
+            return Reply::json(200, &json!({"data": [data]}));
+        }
+
+        let facade = match body.get("facade") {
+            None | Some(Value::Null) => "pos".to_string(),
+            Some(Value::String(f)) if f == "merchant" || f == "pos" => f.clone(),
+            Some(_) => return plain_error(400, "Invalid facade"),
+        };
+        let token = random_string(BASE58, 44);
+        let code = loop {
+            let code = random_string(ALNUM, 7);
+            if !state.server_codes.contains_key(&code)
+                && !state
+                    .tokens
+                    .iter()
+                    .any(|t| t.pairing_code.as_deref() == Some(&code))
+            {
+                break code;
+            }
+        };
+        state.tokens.push(ApiToken {
+            token: token.clone(),
+            facade: facade.clone(),
+            sin: sin.clone(),
+            active: false,
+            date_created: now,
+            pairing_code: Some(code.clone()),
+            pairing_expiration: now + PAIRING_LIFETIME_MS,
+        });
+        let mut data = Map::new();
+        data.insert(
+            "policies".into(),
+            json!([{"policy": "id", "method": "inactive", "params": [sin]}]),
+        );
+        data.insert("token".into(), json!(token));
+        data.insert("facade".into(), json!(facade));
+        if let Some(label) = label {
+            data.insert("label".into(), json!(label));
+        }
+        data.insert("dateCreated".into(), json!(now));
+        data.insert("pairingExpiration".into(), json!(now + PAIRING_LIFETIME_MS));
+        data.insert("pairingCode".into(), json!(code));
+        Reply::json(200, &json!({"data": [data]}))
+    }
+
+    /// `GET /tokens` (signed, no token): the signer's active tokens.
+    fn list_tokens(&self, req: &Incoming) -> Reply {
+        let sin = match self.authenticate(req) {
+            Ok(sin) => sin,
+            Err(reply) => return reply,
+        };
+        let state = self.lock();
+        let mine: Vec<&ApiToken> = state.tokens.iter().filter(|t| t.sin == sin).collect();
+        if mine.is_empty() {
+            return plain_error(401, "Unauthorized sin");
+        }
+        let data: Vec<Value> = mine
+            .iter()
+            .filter(|t| t.active)
+            .map(|t| {
+                let mut entry = Map::new();
+                entry.insert(t.facade.clone(), json!(t.token));
+                Value::Object(entry)
+            })
+            .collect();
+        Reply::json(200, &json!({ "data": data }))
+    }
+
+    // ---- invoices -----------------------------------------------------------------
+
+    fn create_invoice(&self, req: &Incoming) -> Reply {
+        let sin = match self.authenticate(req) {
+            Ok(sin) => sin,
+            Err(reply) => return reply,
+        };
+        let body = match req.json() {
+            Ok(Value::Object(body)) => body,
+            _ => {
+                return coded_error(
+                    400,
+                    "010002",
+                    "Invalid request body: expected a JSON object",
+                )
+            }
+        };
+        let mut state = self.lock();
+        let token = match Core::authorize(&state, &sin, body.get("token").and_then(Value::as_str)) {
+            Ok(token) => token,
+            Err(reply) => return reply,
+        };
+        let checked = match validate_invoice_request(&body) {
+            Ok(checked) => checked,
+            Err(reply) => return reply,
+        };
+        let invoice = build_invoice(&self.base_url, &body, &checked, &token);
+        let data = render_invoice(&invoice);
+        state.invoices.push(invoice);
+        Reply::json(
+            200,
+            &json!({"facade": format!("{}/invoice", token.facade), "data": data}),
+        )
+    }
+
+    fn get_invoice(
+        &self,
+        req: &Incoming,
+        find: impl FnOnce(&State) -> Option<StoredInvoice>,
+    ) -> Reply {
+        let token = match self.authorize_get(req) {
+            Ok(token) => token,
+            Err(reply) => return reply,
+        };
+        match find(&self.lock()) {
+            Some(invoice) => Reply::json(
+                200,
+                &json!({"facade": format!("{}/invoice", token.facade), "data": render_invoice(&invoice)}),
+            ),
+            None => invoice_not_found(),
+        }
+    }
+
+    fn list_invoices(&self, req: &Incoming) -> Reply {
+        let token = match self.authorize_get(req) {
+            Ok(token) => token,
+            Err(reply) => return reply,
+        };
+        if token.facade != "merchant" {
+            return coded_error(403, "020003", "This endpoint requires the merchant facade");
+        }
+        let params: BTreeMap<String, String> = req.query_pairs().into_iter().collect();
+        let date = |name: &str| -> Result<NaiveDate, Reply> {
+            match params.get(name) {
+                None => Err(coded_error(
+                    400,
+                    "020003",
+                    &format!("Missing required parameter: {name}"),
+                )),
+                Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                    coded_error(
+                        400,
+                        "020002",
+                        &format!("Invalid parameter {name}: expected YYYY-MM-DD"),
+                    )
+                }),
+            }
+        };
+        let count = |name: &str| -> Result<Option<usize>, Reply> {
+            match params.get(name) {
+                None => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| {
+                    coded_error(
+                        400,
+                        "020002",
+                        &format!("Invalid parameter {name}: expected a number"),
+                    )
+                }),
+            }
+        };
+        let (start, end) = match (date("dateStart"), date("dateEnd")) {
+            (Ok(s), Ok(e)) => (s, e),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        let (limit, offset) = match (count("limit"), count("offset")) {
+            (Ok(l), Ok(o)) => (l, o.unwrap_or(0)),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        if let Some(status) = params.get("status") {
+            if !STATUSES.contains(&status.as_str()) {
+                return coded_error(
+                    400,
+                    "020002",
+                    &format!("Invalid parameter status: {status}"),
+                );
+            }
+        }
+        let state = self.lock();
+        let data: Vec<Value> = state
+            .invoices
+            .iter()
+            .filter(|inv| {
+                let day = inv
+                    .data
+                    .get("invoiceTime")
+                    .and_then(Value::as_i64)
+                    .and_then(DateTime::<Utc>::from_timestamp_millis)
+                    .map(|t| t.date_naive());
+                day.is_some_and(|d| d >= start && d <= end)
+            })
+            .filter(|inv| {
+                params.get("status").is_none_or(|s| {
+                    inv.data.get("status").and_then(Value::as_str) == Some(s.as_str())
+                })
+            })
+            .filter(|inv| {
+                params.get("orderId").is_none_or(|o| {
+                    inv.data.get("orderId").and_then(Value::as_str) == Some(o.as_str())
+                })
+            })
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+            .map(render_invoice)
+            .collect();
+        Reply::json(200, &json!({ "data": data }))
+    }
+
+    /// `GET /invoice?id=` (unsigned): a minimal checkout page.
+    fn checkout_page(&self, req: &Incoming) -> Reply {
+        let id = req.query_param("id").unwrap_or_default();
+        let state = self.lock();
+        let Some(invoice) = state.invoice(&id) else {
+            return Reply::html(
+                404,
+                "<!DOCTYPE html><html><head><title>BitPay checkout</title></head><body><h1>Invoice not found</h1></body></html>".into(),
+            );
+        };
+        let field = |k: &str| match invoice.data.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
+        };
+        let mut html = String::from("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>BitPay checkout</title></head><body>\n");
+        html.push_str("<h1>BitPay checkout</h1>\n");
+        for (label, key, class) in [
+            ("Invoice", "id", "invoice-id"),
+            ("Item", "itemDesc", "item"),
+            ("Price", "price", "price"),
+            ("Currency", "currency", "currency"),
+            ("Status", "status", "status"),
+        ] {
+            html.push_str(&format!(
+                "<p>{label}: <span class=\"{class}\">{}</span></p>\n",
+                html_escape(&field(key))
+            ));
+        }
+        let redirect = field("redirectURL");
+        if !redirect.is_empty() {
+            html.push_str(&format!(
+                "<p><a class=\"return\" href=\"{}\">Return to merchant</a></p>\n",
+                html_escape(&redirect)
+            ));
+        }
+        html.push_str("</body></html>\n");
+        Reply::html(200, html)
+    }
+
+    // ---- test control -------------------------------------------------------------
+
+    fn with_invoice<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut StoredInvoice) -> T,
+    ) -> Result<T, String> {
+        let mut state = self.lock();
+        state.invoice_mut(id).map(f)
+    }
+
+    fn set_status(&self, id: &str, status: &str, exception: Option<&str>) -> Result<(), String> {
+        if !STATUSES.contains(&status) {
+            return Err(format!(
+                "unknown invoice status {status:?}; one of {STATUSES:?}"
+            ));
+        }
+        self.with_invoice(id, |inv| apply_status(inv, status, exception))
+    }
+
+    fn webhook_body(&self, id: &str, extended: bool) -> Result<String, String> {
+        let state = self.lock();
+        let invoice = state
+            .invoice(id)
+            .ok_or_else(|| format!("no invoice {id}"))?;
+        let data = webhook_data(&render_invoice(invoice));
+        let body = if extended {
+            let status = data.get("status").and_then(Value::as_str).unwrap_or("new");
+            let (code, name) = event_for(status);
+            json!({"event": {"code": code, "name": name}, "data": data})
+        } else {
+            Value::Object(data)
+        };
+        Ok(serde_json::to_string(&body).expect("serialisable JSON"))
+    }
+
+    fn webhook_signature(&self, body: &str, id: &str) -> Result<String, String> {
+        let key = self
+            .lock()
+            .invoice(id)
+            .map(|i| i.api_token.clone())
+            .ok_or_else(|| format!("no invoice {id}"))?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+        mac.update(body.as_bytes());
+        Ok(base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+    }
+
+    fn control_route(&self, req: &Incoming, route: &str) -> Result<Reply, (u16, String)> {
+        let parts: Vec<&str> = route.split('/').collect();
+        let body = || -> Result<Map<String, Value>, (u16, String)> {
+            if req.body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Map::new());
+            }
+            match req.json() {
+                Ok(Value::Object(m)) => Ok(m),
+                _ => Err((400, "expected a JSON object body".into())),
+            }
+        };
+        let not_found = |e: String| (404, e);
+        let ok = || Reply::json(200, &json!({"ok": true}));
+        let reply = match (req.method.as_str(), parts.as_slice()) {
+            ("POST", ["pairing-codes"]) => {
+                let production = body()?.get("production").and_then(Value::as_bool) == Some(true);
+                Reply::json(
+                    200,
+                    &json!({"pairingCode": self.new_server_code(production)}),
+                )
+            }
+            ("POST", ["pairing-codes", code, "approve"]) => {
+                if self.approve_pairing(code) {
+                    Reply::json(200, &json!({"approved": true}))
+                } else {
+                    Reply::json(
+                        404,
+                        &json!({"approved": false, "error": "unknown, expired or already approved pairing code"}),
+                    )
+                }
+            }
+            ("POST", ["pairing-codes", code, "expire"]) => {
+                self.expire_pairing_code(code).map_err(not_found)?;
+                ok()
+            }
+            ("GET", ["tokens"]) => {
+                let tokens: Vec<Value> = self
+                    .lock()
+                    .tokens
+                    .iter()
+                    .map(|t| {
+                        json!({"token": t.token, "facade": t.facade, "sin": t.sin, "active": t.active,
+                               "pairingCode": t.pairing_code, "dateCreated": t.date_created})
+                    })
+                    .collect();
+                Reply::json(200, &json!(tokens))
+            }
+            ("POST", ["tokens"]) => {
+                let b = body()?;
+                let sin = b.get("sin").and_then(Value::as_str).unwrap_or_default();
+                let facade = b
+                    .get("facade")
+                    .and_then(Value::as_str)
+                    .unwrap_or("merchant");
+                let token = self.create_token(sin, facade).map_err(|e| (400, e))?;
+                Reply::json(200, &json!({"token": token, "facade": facade}))
+            }
+            ("GET", ["invoices"]) => {
+                let list: Vec<Value> = self.lock().invoices.iter().map(render_invoice).collect();
+                Reply::json(200, &json!(list))
+            }
+            ("GET", ["invoices", id]) => {
+                let state = self.lock();
+                let invoice = state
+                    .invoice(id)
+                    .ok_or_else(|| (404, format!("no invoice {id}")))?;
+                Reply::json(200, &render_invoice(invoice))
+            }
+            ("POST", ["invoices", id, "status"]) => {
+                let b = body()?;
+                let status = b
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .ok_or((400, "status is required".to_string()))?;
+                let exception = match b.get("exceptionStatus") {
+                    None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+                    Some(Value::String(s)) => Some(s.as_str()),
+                    Some(_) => {
+                        return Err((400, "exceptionStatus must be false or a string".into()))
+                    }
+                };
+                if self.lock().invoice(id).is_none() {
+                    return Err((404, format!("no invoice {id}")));
+                }
+                self.set_status(id, status, exception)
+                    .map_err(|e| (400, e))?;
+                Reply::json(
+                    200,
+                    &self
+                        .lock()
+                        .invoice(id)
+                        .map(render_invoice)
+                        .unwrap_or(Value::Null),
+                )
+            }
+            ("POST", ["invoices", id, "fields"]) => {
+                let b = body()?;
+                self.with_invoice(id, |inv| {
+                    for (k, v) in b {
+                        inv.data.insert(k, v);
+                    }
+                })
+                .map_err(not_found)?;
+                ok()
+            }
+            ("POST", ["invoices", id, "invoice-time"]) => {
+                let ms = body()?
+                    .get("invoiceTime")
+                    .and_then(Value::as_i64)
+                    .ok_or((400, "invoiceTime (ms) is required".to_string()))?;
+                self.with_invoice(id, |inv| set_invoice_time(inv, ms))
+                    .map_err(not_found)?;
+                ok()
+            }
+            ("POST", ["invoices", id, "expire"]) => {
+                if self.lock().invoice(id).is_none() {
+                    return Err((404, format!("no invoice {id}")));
+                }
+                self.set_status(id, "expired", None).map_err(|e| (400, e))?;
+                ok()
+            }
+            ("GET", ["invoices", id, "webhook"]) => {
+                let extended = match req.query_param("format").as_deref() {
+                    None | Some("extended") => true,
+                    Some("legacy") => false,
+                    Some(other) => {
+                        return Err((
+                            400,
+                            format!("format must be extended or legacy, not {other}"),
+                        ))
+                    }
+                };
+                let body = self.webhook_body(id, extended).map_err(not_found)?;
+                let signature = self.webhook_signature(&body, id).map_err(not_found)?;
+                Reply::json(200, &json!({"body": body, "signature": signature}))
+            }
+            _ => {
+                return Err((
+                    404,
+                    format!("no sandbox route {} /_sandbox/{route}", req.method),
+                ))
+            }
+        };
+        Ok(reply)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Invoice construction and state
+
+struct CheckedInvoice {
+    price: Value,
+    currency: String,
+    usd: Decimal,
+}
+
+fn validate_invoice_request(body: &Map<String, Value>) -> Result<CheckedInvoice, Reply> {
+    let missing: Vec<Value> = ["price", "currency"]
+        .iter()
+        .filter(|k| body.get(**k).is_none_or(Value::is_null))
+        .map(|k| json!({"error": "Missing required parameter.", "param": k}))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Reply::json(400, &json!({ "errors": missing })));
+    }
+    let invalid = |message: String| Err(coded_error(400, "010002", &message));
+
+    let currency = match body.get("currency") {
+        Some(Value::String(c)) => c.clone(),
+        _ => return invalid("Invalid parameter currency: must be a string".into()),
+    };
+    let Some(&(_, decimals, usd_rate)) = CURRENCIES.iter().find(|(code, _, _)| *code == currency)
+    else {
+        return invalid(format!("Invalid currency: {currency} is not supported"));
+    };
+    let price_value = body.get("price").cloned().unwrap_or(Value::Null);
+    let Value::Number(number) = &price_value else {
+        return invalid("Invalid parameter price: must be a number".into());
+    };
+    let Some(price) = parse_decimal(&number.to_string()) else {
+        return invalid("Invalid parameter price: not a valid number".into());
+    };
+    if price <= Decimal::ZERO {
+        return invalid("Invalid parameter price: must be greater than 0".into());
+    }
+    if significant_scale(&price) > decimals {
+        return invalid(format!(
+            "Invalid parameter price: {currency} allows at most {decimals} decimal places"
+        ));
+    }
+    let usd = price * parse_decimal(usd_rate).expect("rate table");
+    if usd > Decimal::from(MAX_PRICE_USD) {
+        return Err(coded_error(
+            400,
+            "010111",
+            "Invoice price is above the maximum threshold",
+        ));
+    }
+
+    for key in [
+        "orderId",
+        "itemDesc",
+        "itemCode",
+        "posData",
+        "guid",
+        "notificationURL",
+        "notificationEmail",
+        "redirectURL",
+        "closeURL",
+    ] {
+        if let Some(v) = body.get(key) {
+            if !v.is_string() && !v.is_null() {
+                return invalid(format!("Invalid parameter {key}: must be a string"));
+            }
+        }
+    }
+    for key in [
+        "fullNotifications",
+        "extendedNotifications",
+        "autoRedirect",
+        "physical",
+    ] {
+        if let Some(v) = body.get(key) {
+            if !v.is_boolean() && !v.is_null() {
+                return invalid(format!("Invalid parameter {key}: must be a boolean"));
+            }
+        }
+    }
+    if let Some(speed) = body.get("transactionSpeed").filter(|v| !v.is_null()) {
+        if !matches!(speed.as_str(), Some("high" | "medium" | "low")) {
+            return invalid(
+                "Invalid parameter transactionSpeed: must be high, medium or low".into(),
+            );
+        }
+    }
+    if let Some(buyer) = body.get("buyer").filter(|v| !v.is_null()) {
+        if !buyer.is_object() {
+            return invalid("Invalid parameter buyer: must be an object".into());
+        }
+    }
+    if let Some(window) = body.get("acceptanceWindow").filter(|v| !v.is_null()) {
+        if window.as_u64().is_none_or(|w| w > 900_000) {
+            return invalid("Invalid parameter acceptanceWindow: must be 0-900000".into());
+        }
+    }
+    Ok(CheckedInvoice {
+        price: price_value,
+        currency,
+        usd,
+    })
+}
+
+fn build_invoice(
+    base_url: &str,
+    body: &Map<String, Value>,
+    checked: &CheckedInvoice,
+    token: &ApiToken,
+) -> StoredInvoice {
+    let id = random_string(BASE58, 22);
+    let now = now_ms();
+    let mut data = Map::new();
+    data.insert("url".into(), json!(format!("{base_url}/invoice?id={id}")));
+    data.insert("id".into(), json!(id));
+    data.insert("status".into(), json!("new"));
+    data.insert("price".into(), checked.price.clone());
+    data.insert("currency".into(), json!(checked.currency));
+    for key in [
+        "orderId",
+        "itemDesc",
+        "itemCode",
+        "posData",
+        "guid",
+        "notificationURL",
+        "notificationEmail",
+        "redirectURL",
+        "closeURL",
+        "fullNotifications",
+        "extendedNotifications",
+        "autoRedirect",
+        "physical",
+    ] {
+        if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
+            data.insert(key.into(), v.clone());
+        }
+    }
+    data.insert(
+        "transactionSpeed".into(),
+        body.get("transactionSpeed")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(json!("medium")),
+    );
+    data.insert(
+        "buyer".into(),
+        body.get("buyer")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(json!({})),
+    );
+    data.insert("invoiceTime".into(), json!(now));
+    data.insert("expirationTime".into(), json!(now + INVOICE_LIFETIME_MS));
+    data.insert("currentTime".into(), json!(now));
+    data.insert("lowFeeDetected".into(), json!(false));
+    data.insert("amountPaid".into(), json!(0));
+    data.insert("displayAmountPaid".into(), json!("0"));
+    data.insert("exceptionStatus".into(), json!(false));
+    data.insert("targetConfirmations".into(), json!(6));
+    data.insert("transactions".into(), json!([]));
+    data.insert("refundAddresses".into(), json!([]));
+    data.insert("refundAddressRequestPending".into(), json!(false));
+    data.insert("isCancelled".into(), json!(false));
+    data.insert("merchantName".into(), json!("Sandbox ISP"));
+    data.insert("token".into(), json!(random_string(BASE58, 44)));
+
+    let (subtotals, totals, display) = payment_amounts(checked.usd);
+    data.insert("paymentSubtotals".into(), Value::Object(subtotals));
+    data.insert("paymentTotals".into(), Value::Object(totals));
+    data.insert(
+        "paymentDisplayTotals".into(),
+        Value::Object(display.clone()),
+    );
+    data.insert("paymentDisplaySubTotals".into(), Value::Object(display));
+    data.insert("exchangeRates".into(), exchange_rates(&checked.currency));
+    data.insert(
+        "minerFees".into(),
+        json!({"BTC": {"satoshisPerByte": 20, "totalFee": BTC_MINER_FEE_SATS, "fiatAmount": 2.46}}),
+    );
+    data.insert(
+        "supportedTransactionCurrencies".into(),
+        Value::Object(
+            COINS
+                .iter()
+                .map(|(c, _, _)| (c.to_string(), json!({"enabled": true})))
+                .collect(),
+        ),
+    );
+    StoredInvoice {
+        data,
+        api_token: token.token.clone(),
+    }
+}
+
+/// Smallest-unit subtotals/totals and display totals for every coin.
+fn payment_amounts(usd: Decimal) -> (Map<String, Value>, Map<String, Value>, Map<String, Value>) {
+    let mut subtotals = Map::new();
+    let mut totals = Map::new();
+    let mut display = Map::new();
+    for &(coin, decimals, rate) in COINS {
+        let rate = parse_decimal(rate).expect("rate table");
+        let coins = usd / rate;
+        let units = (coins * Decimal::from(10u64.pow(decimals.min(18))))
+            .round()
+            .normalize();
+        let (sub, total) = if coin == "PAX" {
+            (PAX_TOTAL.to_string(), PAX_TOTAL.to_string())
+        } else if coin == "BTC" {
+            (
+                units.to_string(),
+                (units + Decimal::from(BTC_MINER_FEE_SATS)).to_string(),
+            )
+        } else {
+            (units.to_string(), units.to_string())
+        };
+        let shown = (parse_decimal(&total).unwrap_or_default()
+            / Decimal::from(10u64.pow(decimals.min(18))))
+        .normalize();
+        subtotals.insert(coin.into(), json_number(&sub));
+        totals.insert(coin.into(), json_number(&total));
+        display.insert(coin.into(), json!(shown.to_string()));
+    }
+    (subtotals, totals, display)
+}
+
+/// `{"BTC":{"USD":57204.993195,"EUR":..,"BCH":..},...}` as floats, like BitPay.
+fn exchange_rates(currency: &str) -> Value {
+    let usd_per = |code: &str| -> Decimal {
+        CURRENCIES
+            .iter()
+            .chain(COINS.iter())
+            .find(|(c, _, _)| *c == code)
+            .and_then(|(_, _, r)| parse_decimal(r))
+            .unwrap_or(Decimal::ONE)
+    };
+    let mut rates = Map::new();
+    for &(coin, _, _) in COINS {
+        let mut row = Map::new();
+        let mut targets: Vec<&str> = vec!["USD", currency];
+        targets.extend(COINS.iter().map(|(c, _, _)| *c));
+        for target in targets {
+            let rate = (usd_per(coin) / usd_per(target)).round_dp(8);
+            row.insert(target.to_string(), json!(rate.to_f64().unwrap_or(0.0)));
+        }
+        rates.insert(coin.to_string(), Value::Object(row));
+    }
+    Value::Object(rates)
+}
+
+fn set_invoice_time(inv: &mut StoredInvoice, ms: i64) {
+    inv.data.insert("invoiceTime".into(), json!(ms));
+    inv.data
+        .insert("expirationTime".into(), json!(ms + INVOICE_LIFETIME_MS));
+}
+
+fn btc_total(inv: &StoredInvoice) -> Decimal {
+    inv.data
+        .get("paymentTotals")
+        .and_then(|t| t.get("BTC"))
+        .and_then(crate::util::decimal_from_json)
+        .unwrap_or_default()
+}
+
+fn apply_status(inv: &mut StoredInvoice, status: &str, exception: Option<&str>) {
+    let total = btc_total(inv);
+    let sats = Decimal::from(100_000_000u64);
+    let data = &mut inv.data;
+    data.insert("status".into(), json!(status));
+    data.insert(
+        "exceptionStatus".into(),
+        exception.map_or(json!(false), |e| json!(e)),
+    );
+    data.remove("underpaidAmount");
+    data.remove("overpaidAmount");
+
+    let paid_in_full = matches!(status, "paid" | "confirmed" | "complete" | "invalid");
+    let paid = match exception {
+        Some("paidPartial") => {
+            let paid = (total / Decimal::TWO).floor();
+            data.insert(
+                "underpaidAmount".into(),
+                json_number(&((total - paid) / sats).normalize().to_string()),
+            );
+            paid
+        }
+        Some("paidOver") => {
+            let paid = (total * Decimal::new(11, 1)).floor();
+            data.insert(
+                "overpaidAmount".into(),
+                json_number(&((paid - total) / sats).normalize().to_string()),
+            );
+            paid
+        }
+        _ if paid_in_full || exception.is_some() => total,
+        _ => Decimal::ZERO,
+    };
+
+    if paid.is_zero() {
+        data.insert("amountPaid".into(), json!(0));
+        data.insert("displayAmountPaid".into(), json!("0"));
+        data.insert("transactions".into(), json!([]));
+        data.remove("transactionCurrency");
+        return;
+    }
+    let confirmations = match status {
+        "confirmed" => 1,
+        "complete" => 6,
+        _ => 0,
+    };
+    let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
+    let txid = hex::encode(Sha256::digest(format!("sandbox-tx-{id}").as_bytes()));
+    let received = data
+        .get("invoiceTime")
+        .and_then(Value::as_i64)
+        .and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms + 60_000))
+        .unwrap_or_else(Utc::now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let paid_text = paid.normalize().to_string();
+    data.insert("amountPaid".into(), json_number(&paid_text));
+    data.insert(
+        "displayAmountPaid".into(),
+        json!((paid / sats).normalize().to_string()),
+    );
+    data.insert("transactionCurrency".into(), json!("BTC"));
+    data.insert(
+        "transactions".into(),
+        json!([{
+            "amount": json_number(&paid_text),
+            "confirmations": confirmations,
+            "receivedTime": received,
+            "txid": txid,
+            "exRates": {"BTC": 1, "USD": 57204.993195},
+            "outputIndex": 0
+        }]),
+    );
+}
+
+/// The stored invoice as served, with `currentTime` = now.
+fn render_invoice(inv: &StoredInvoice) -> Value {
+    let mut data = inv.data.clone();
+    data.insert("currentTime".into(), json!(now_ms()));
+    Value::Object(data)
+}
+
+/// The flat webhook fields (legacy format, also the extended format's `data`).
+fn webhook_data(invoice: &Value) -> Map<String, Value> {
+    let mut data = Map::new();
+    for key in [
+        "id",
+        "url",
+        "posData",
+        "status",
+        "price",
+        "currency",
+        "invoiceTime",
+        "expirationTime",
+        "currentTime",
+        "exceptionStatus",
+    ] {
+        if let Some(v) = invoice.get(key) {
+            data.insert(key.into(), v.clone());
+        }
+    }
+    data.insert("buyerFields".into(), buyer_fields(invoice.get("buyer")));
+    for key in [
+        "paymentSubtotals",
+        "paymentTotals",
+        "exchangeRates",
+        "amountPaid",
+        "orderId",
+        "transactionCurrency",
+    ] {
+        if let Some(v) = invoice.get(key) {
+            data.insert(key.into(), v.clone());
+        }
+    }
+    data
+}
+
+fn buyer_fields(buyer: Option<&Value>) -> Value {
+    let mut fields = Map::new();
+    if let Some(Value::Object(buyer)) = buyer {
+        for (from, to) in [
+            ("name", "buyerName"),
+            ("address1", "buyerAddress1"),
+            ("address2", "buyerAddress2"),
+            ("locality", "buyerCity"),
+            ("region", "buyerState"),
+            ("postalCode", "buyerZip"),
+            ("country", "buyerCountry"),
+            ("phone", "buyerPhone"),
+            ("notify", "buyerNotify"),
+            ("email", "buyerEmail"),
+        ] {
+            match buyer.get(from) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.is_empty() => {}
+                Some(v) => {
+                    fields.insert(to.into(), v.clone());
+                }
+            }
+        }
+    }
+    Value::Object(fields)
+}
+
+/// Extended-notification event for an invoice status.
+fn event_for(status: &str) -> (u32, &'static str) {
+    match status {
+        "paid" => (1003, "invoice_paidInFull"),
+        "expired" => (1004, "invoice_expired"),
+        "confirmed" => (1005, "invoice_confirmed"),
+        "complete" => (1006, "invoice_completed"),
+        "invalid" => (1013, "invoice_failedToConfirm"),
+        "declined" => (1019, "invoice_declined"),
+        _ => (1001, "invoice_created"),
+    }
+}
+
+fn valid_pairing_code(code: &str) -> bool {
+    code.len() == 7 && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// BitPay allows letters, digits, spaces, underscores and dashes (a period fails
+/// with "Label is invalid").
+fn valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.chars().count() <= 60
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '_' || c == '-')
+}
+
+fn decode_segment(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("x={segment}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_amounts_keep_huge_integers() {
+        let (sub, total, _) = payment_amounts(Decimal::new(5161, 2));
+        assert_eq!(total["PAX"].to_string(), PAX_TOTAL);
+        let btc_sub: i64 = sub["BTC"].to_string().parse().unwrap();
+        let btc_total: i64 = total["BTC"].to_string().parse().unwrap();
+        assert_eq!(btc_total - btc_sub, BTC_MINER_FEE_SATS);
+        assert!(btc_sub > 80_000 && btc_sub < 100_000, "{btc_sub}");
+        assert_eq!(total["GUSD"].to_string(), "5161");
+    }
+
+    #[test]
+    fn labels_and_codes() {
+        assert!(valid_label("splynx-bitpay host_1"));
+        assert!(!valid_label("host.example.com"));
+        assert!(valid_pairing_code("abc1234"));
+        assert!(!valid_pairing_code("abc-234"));
+        assert!(!valid_pairing_code("abc12345"));
+    }
+}

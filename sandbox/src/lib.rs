@@ -1,0 +1,106 @@
+//! Strict loopback fakes of BitPay and the Splynx API, for tests and the demo.
+//!
+//! Both fakes bind `127.0.0.1` (a free port unless one is given), serve from a pool of
+//! worker threads, record every API request, inject faults on demand and stop when
+//! dropped. They are deliberately strict: a request the real service would refuse is
+//! refused here too, with the real service's error shape.
+//!
+//! Shared test control (Rust methods on both fakes, and HTTP routes):
+//!
+//! | Rust | HTTP |
+//! |---|---|
+//! | `faults().fail_next(n, status)`, `hang_next(n)`, `hang_after_next(n)`, `latency(d)`, `set_filter(path, method)`, `clear()` | `POST /_sandbox/faults` `{"fail_next":N,"status":503,"hang_next":N,"hang_after_next":N,"latency_ms":N,"path_contains":"..","method":".."}` (`{}` clears); `GET /_sandbox/faults` |
+//! | `requests()`, `clear_requests()` | `GET /_sandbox/requests`, `DELETE /_sandbox/requests` |
+//!
+//! Requests under `/_sandbox/` are neither faulted nor recorded.
+//!
+//! BitPay-only control routes: `POST /_sandbox/pairing-codes` (`{"production":true}`
+//! optional) → `{"pairingCode":..}`; `POST /_sandbox/pairing-codes/{code}/approve`;
+//! `POST /_sandbox/pairing-codes/{code}/expire`; `GET|POST /_sandbox/tokens`
+//! (`{"sin":..,"facade":..}` creates an active token); `GET /_sandbox/invoices[/{id}]`;
+//! `POST /_sandbox/invoices/{id}/status` (`{"status":..,"exceptionStatus":..|false}`);
+//! `POST /_sandbox/invoices/{id}/fields` (`{"key":value,..}`);
+//! `POST /_sandbox/invoices/{id}/invoice-time` (`{"invoiceTime":ms}`);
+//! `POST /_sandbox/invoices/{id}/expire`;
+//! `GET /_sandbox/invoices/{id}/webhook?format=extended|legacy` → `{"body":..,"signature":..}`.
+//!
+//! Splynx-only control routes: `GET /_sandbox/payments`; `POST /_sandbox/check-nonce` and
+//! `POST /_sandbox/loose-json` (`{"enabled":bool}`); `POST /_sandbox/seed`
+//! (`{"customers":[..],"invoices":[..],"proformas":[..],"payment_methods":[..]}`);
+//! `POST /_sandbox/seed-demo`; `POST /_sandbox/deny` (`{"path":..,"method":..}`),
+//! `DELETE /_sandbox/deny`; `GET /_sandbox/auth`; `GET /_sandbox/{customers,invoices,
+//! proformas,payment-methods}/{id}`.
+
+/// The inherent methods both fakes share (they delegate to the shared server), so
+/// tests need no trait import.
+macro_rules! sandbox_common_api {
+    ($sandbox:ty) => {
+        impl $sandbox {
+            /// Base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+            pub fn url(&self) -> String {
+                self.server.url().to_string()
+            }
+
+            /// The listening port.
+            pub fn port(&self) -> u16 {
+                self.server
+                    .url()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0)
+            }
+
+            /// The fault switches of this fake.
+            pub fn faults(&self) -> &$crate::Faults {
+                self.server.faults()
+            }
+
+            /// Shortcut for `faults().fail_next(n, status)`.
+            pub fn fail_next(&self, n: usize, status: u16) {
+                self.faults().fail_next(n, status)
+            }
+
+            /// Shortcut for `faults().hang_next(n)`.
+            pub fn hang_next(&self, n: usize) {
+                self.faults().hang_next(n)
+            }
+
+            /// Shortcut for `faults().hang_after_next(n)`.
+            pub fn hang_after_next(&self, n: usize) {
+                self.faults().hang_after_next(n)
+            }
+
+            /// Shortcut for `faults().latency(latency)`.
+            pub fn latency(&self, latency: std::time::Duration) {
+                self.faults().latency(latency)
+            }
+
+            /// Shortcut for `faults().clear()`.
+            pub fn clear_faults(&self) {
+                self.faults().clear()
+            }
+
+            /// Every API request received so far (control routes excluded), oldest first.
+            pub fn requests(&self) -> Vec<$crate::RecordedRequest> {
+                self.server.requests()
+            }
+
+            pub fn clear_requests(&self) {
+                self.server.clear_requests()
+            }
+        }
+    };
+}
+pub(crate) use sandbox_common_api;
+
+mod bitpay;
+mod faults;
+mod server;
+mod splynx;
+mod util;
+
+pub use bitpay::BitPaySandbox;
+pub use faults::{FaultSpec, Faults, DEFAULT_FAIL_STATUS};
+pub use server::RecordedRequest;
+pub use splynx::SplynxSandbox;

@@ -1,0 +1,122 @@
+//! Command-line definition (clap derive). Parsing only; no I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "splynx-bitpay",
+    version,
+    about = "Pay Splynx invoices, proforma invoices and balance top-ups with crypto through BitPay",
+    after_help = "Exit status: 0 done, 65 bad input, 75 temporary failure (retry later), 78 configuration or pairing problem, 1 other failure."
+)]
+pub struct Cli {
+    /// Config file [default: $SPLYNX_BITPAY_CONFIG or /etc/splynx-bitpay/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More diagnostics on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pair with BitPay using a dashboard pairing code, or request a code to approve
+    #[command(
+        after_help = "Examples:\n  splynx-bitpay pair u7m0VSR\n  splynx-bitpay pair --request --facade merchant"
+    )]
+    Pair(PairArgs),
+    /// Forget the BitPay tokens of the configured environment
+    Unpair,
+    /// Pairing state, invoice counts, last webhook, oldest unsettled invoice
+    Status,
+    /// Create (or reuse) a BitPay invoice for a Splynx document or a balance top-up
+    #[command(
+        after_help = "Examples:\n  splynx-bitpay create-invoice --customer 42 --invoice 101\n  splynx-bitpay create-invoice --customer 42 --refill 25.00 --json"
+    )]
+    CreateInvoice(CreateInvoiceArgs),
+    /// Handle one BitPay webhook: body on stdin; re-fetch the invoice and settle it
+    #[command(
+        after_help = "Example:\n  splynx-bitpay handle-ipn --signature \"$HTTP_X_SIGNATURE\" < body.json"
+    )]
+    HandleIpn(HandleIpnArgs),
+    /// Re-check every unsettled invoice and settle what webhooks missed
+    #[command(
+        after_help = "Examples:\n  splynx-bitpay reconcile\n  splynx-bitpay reconcile --since 2026-11-01 --dry-run"
+    )]
+    Reconcile(ReconcileArgs),
+    /// One BitPay invoice (or Splynx document number) with its whole journal
+    #[command(after_help = "Example:\n  splynx-bitpay show UZjwcYkWAKfTMn9J1yyfs4")]
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// The 7-character pairing code from the BitPay dashboard
+    #[arg(required_unless_present = "request", conflicts_with = "request")]
+    pub code: Option<String>,
+    /// Ask BitPay for a pairing code that the merchant then approves in the dashboard
+    #[arg(long)]
+    pub request: bool,
+    /// Facade to request with --request
+    #[arg(long, default_value = "merchant", requires = "request", value_parser = ["merchant", "pos"])]
+    pub facade: String,
+}
+
+#[derive(Debug, Args)]
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("document")
+        .required(true)
+        .multiple(false)
+        .args(["invoice", "invoice_number", "proforma", "refill"])
+))]
+pub struct CreateInvoiceArgs {
+    /// The logged-in Splynx customer's id
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+    pub customer: String,
+    /// Splynx invoice id
+    #[arg(long, value_name = "ID")]
+    pub invoice: Option<String>,
+    /// Splynx invoice number
+    #[arg(long, value_name = "NUMBER")]
+    pub invoice_number: Option<String>,
+    /// Splynx proforma invoice id
+    #[arg(long, value_name = "ID")]
+    pub proforma: Option<String>,
+    /// Top up the balance by AMOUNT (in the configured currency)
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub refill: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HandleIpnArgs {
+    /// The webhook's x-signature header
+    #[arg(long, value_name = "VALUE")]
+    pub signature: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Also list BitPay invoices from DATE (YYYY-MM-DD) to find ones we have no record of
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Print what would be done and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// BitPay invoice id or Splynx document number
+    pub id: String,
+}

@@ -1,0 +1,8 @@
+//! One file per subcommand: argument checks and glue; decisions live in the library.
+pub mod create_invoice;
+pub mod handle_ipn;
+pub mod pair;
+pub mod reconcile;
+pub mod show;
+pub mod status;
+pub mod unpair;

@@ -1,0 +1,111 @@
+//! `pair CODE` and `pair --request`.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::PairArgs;
+use crate::clock;
+use crate::context::Context;
+use crate::exit::{Problem, SUCCESS};
+use crate::pairing::{explain_pairing_error, is_valid_pairing_code};
+use crate::secret::Secret;
+use crate::store::TokenRecord;
+
+pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
+    let label = token_label();
+    if let Some(code) = args.code.as_deref() {
+        if !is_valid_pairing_code(code) {
+            return Err(Problem::Setup(format!(
+                "\"{code}\" is not a BitPay pairing code: codes are exactly 7 letters or digits, like u7m0VSR"
+            ))
+            .into());
+        }
+    }
+    let identity = ctx.identity()?;
+    let sin = identity.sin();
+    let client = ctx.bitpay(Some(identity));
+    let env = ctx.environment();
+    let now = clock::now_ms();
+
+    // A dashboard code grants an approved token at once; a requested one waits for approval.
+    let (grant, approved) = match &args.code {
+        Some(code) => (
+            client
+                .claim_pairing_code(&sin, code, &label)
+                .map_err(|e| explain_pairing_error(ctx, Some(code), e))?,
+            true,
+        ),
+        None => (
+            client
+                .request_token(&sin, &args.facade, &label)
+                .map_err(|e| explain_pairing_error(ctx, None, e))?,
+            false,
+        ),
+    };
+    if grant.token.is_empty() || !approved && !is_valid_pairing_code(&grant.pairing_code) {
+        return Err(Problem::Setup(format!(
+            "BitPay answered the pairing request without a usable token and pairing code (got code {:?})",
+            grant.pairing_code
+        ))
+        .into());
+    }
+    let facade = match (grant.facade.as_str(), approved) {
+        ("", true) => "pos".to_string(),
+        ("", false) => args.facade.clone(),
+        (given, _) => given.to_string(),
+    };
+    ctx.store.save_token(&TokenRecord {
+        environment: env.to_string(),
+        facade: facade.clone(),
+        token: Secret::new(grant.token),
+        approved,
+        pairing_code: (!approved).then(|| grant.pairing_code.clone()),
+        pairing_expires_at: if approved {
+            None
+        } else {
+            grant.pairing_expiration
+        },
+        label: Some(label),
+        created_at: now,
+    })?;
+    let mut json = json!({"environment": env, "api_url": client.base_url(), "facade": facade, "sin": sin, "approved": approved});
+    let human = if approved {
+        format!(
+            "Paired with BitPay ({env}, {}): facade {facade}, SIN {sin}",
+            client.base_url()
+        )
+    } else {
+        let approve_url = ctx.dashboard_tokens_url();
+        let expires = grant
+            .pairing_expiration
+            .map(clock::datetime_of)
+            .unwrap_or_else(|| "in 24 hours".into());
+        json["pairing_code"] = json!(grant.pairing_code);
+        json["approve_url"] = json!(approve_url);
+        json["pairing_expires_at"] = json!(grant.pairing_expiration);
+        format!(
+            "Pairing code: {}\nApprove it at {approve_url} (expires {expires}),\nthen check with: splynx-bitpay status\nFacade {facade}, SIN {sin}",
+            grant.pairing_code
+        )
+    };
+    ctx.output.emit(&human, &json);
+    Ok(SUCCESS)
+}
+
+/// "splynx-bitpay on <host>": BitPay labels allow letters, digits, spaces, `_` and `-`.
+fn token_label() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("splynx-bitpay {host}").trim().to_string()
+}

@@ -1,0 +1,130 @@
+//! `status`: pairing, invoice counts, last webhook, oldest unsettled invoice.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::clock;
+use crate::context::Context;
+use crate::exit::SUCCESS;
+use crate::pairing;
+
+pub fn run(ctx: &Context) -> Result<u8> {
+    let env = ctx.environment();
+    let identity = ctx.existing_identity()?;
+    let sin = identity.as_ref().map(|i| i.sin());
+    let mut tokens = ctx.store.tokens(env)?;
+    let mut approval_check = None;
+    if identity.is_some() && tokens.iter().any(|t| !t.approved) {
+        let client = ctx.bitpay(identity);
+        if let Err(e) = pairing::refresh_pending(ctx, &client, &mut tokens) {
+            approval_check = Some(format!(
+                "could not ask BitPay about pending approvals: {e:#}"
+            ));
+        }
+    }
+    let paired: Vec<&str> = tokens
+        .iter()
+        .filter(|t| t.approved)
+        .map(|t| t.facade.as_str())
+        .collect();
+    let pending: Vec<_> = tokens.iter().filter(|t| !t.approved).collect();
+    let counts = ctx.store.settlement_counts()?;
+    let last_webhook = ctx.store.last_journal_time("webhook")?;
+    let oldest = ctx.store.oldest_unsettled()?;
+
+    let mut human = vec![
+        format!("Environment:       {env} ({})", ctx.config.bitpay.api_url),
+        format!(
+            "Identity (SIN):    {}",
+            sin.as_deref().unwrap_or("none yet (created by `pair`)")
+        ),
+        format!(
+            "Paired facades:    {}",
+            if paired.is_empty() {
+                "none".to_string()
+            } else {
+                paired.join(", ")
+            }
+        ),
+    ];
+    for t in &tokens {
+        human.push(format!(
+            "  {:<9} token {}{}",
+            t.facade,
+            t.token.masked(),
+            if t.approved { "" } else { " (pending)" }
+        ));
+    }
+    for t in &pending {
+        human.push(format!(
+            "Pending approval:  {} code {} — approve at {}{}",
+            t.facade,
+            t.pairing_code.as_deref().unwrap_or("?"),
+            ctx.dashboard_tokens_url(),
+            t.pairing_expires_at
+                .map(|e| format!(" before {}", clock::datetime_of(e)))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(note) = &approval_check {
+        human.push(format!("Note:              {note}"));
+    }
+    let count_text: Vec<String> = counts
+        .iter()
+        .map(|(state, n)| format!("{state} {n}"))
+        .collect();
+    human.push(format!(
+        "Invoices:          {}",
+        if count_text.is_empty() {
+            "none yet".into()
+        } else {
+            count_text.join(", ")
+        }
+    ));
+    human.push(format!(
+        "Last webhook:      {}",
+        last_webhook
+            .map(clock::datetime_of)
+            .unwrap_or_else(|| "never".into())
+    ));
+    if let Some(o) = &oldest {
+        human.push(format!(
+            "Oldest unsettled:  {} ({} {}, {} {}, since {})",
+            o.bitpay_id.as_deref().unwrap_or("(being created)"),
+            o.doc_kind.as_str(),
+            o.doc_number.as_deref().unwrap_or("-"),
+            crate::money::format_amount(o.price, &o.currency),
+            o.currency,
+            clock::datetime_of(o.created_at)
+        ));
+    }
+
+    let json = json!({
+        "environment": env,
+        "api_url": ctx.config.bitpay.api_url,
+        "sin": sin,
+        "paired": paired,
+        "tokens": tokens.iter().map(pairing::describe).collect::<Vec<_>>(),
+        "pending_approvals": pending.iter().map(|t| json!({
+            "facade": t.facade,
+            "pairing_code": t.pairing_code,
+            "approve_url": ctx.dashboard_tokens_url(),
+            "pairing_expires_at": t.pairing_expires_at,
+        })).collect::<Vec<_>>(),
+        "approval_check_error": approval_check,
+        "invoices": counts.iter().map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "last_webhook_at": last_webhook.map(clock::datetime_of),
+        "oldest_unsettled": oldest.map(|o| json!({
+            "bitpay_invoice_id": o.bitpay_id,
+            "document": o.doc_kind.as_str(),
+            "document_number": o.doc_number,
+            "customer_id": o.customer_id,
+            "price": crate::money::format_amount(o.price, &o.currency),
+            "currency": o.currency,
+            "settlement": o.settlement.as_str(),
+            "created_at": clock::datetime_of(o.created_at),
+        })),
+    });
+    ctx.output.emit(&human.join("\n"), &json);
+    Ok(SUCCESS)
+}

@@ -1,0 +1,535 @@
+//! The admin's settings: TOML parsed strictly (unknown keys are errors) into `RawConfig`,
+//! then validated into typed `Config`. Every error names the file, the key and the problem.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use url::Url;
+
+use crate::money;
+use crate::secret::Secret;
+
+pub const DEFAULT_PATH: &str = "/etc/splynx-bitpay/config.toml";
+pub const ENV_VAR: &str = "SPLYNX_BITPAY_CONFIG";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source} (pass --config PATH or set {ENV_VAR})")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+
+    pub fn default_api_url(self) -> &'static str {
+        match self {
+            Environment::Test => "https://test.bitpay.com",
+            Environment::Production => "https://bitpay.com",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditOn {
+    /// `confirmed` or `complete`.
+    Confirmed,
+    Complete,
+}
+
+#[derive(Debug, Clone)]
+pub struct SplynxSettings {
+    pub url: String,
+    /// Always ends with `/`.
+    pub api_url: String,
+    pub api_key: String,
+    pub api_secret: Secret,
+    pub payment_method_id: i64,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct BitPaySettings {
+    pub environment: Environment,
+    /// No trailing slash.
+    pub api_url: String,
+    pub currency: String,
+    pub transaction_speed: String,
+    pub credit_on: CreditOn,
+    pub notification_url: String,
+    pub redirect_url: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefillSettings {
+    pub min: Decimal,
+    pub max: Decimal,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    pub concurrency: usize,
+    pub requests_per_second: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub splynx: SplynxSettings,
+    pub bitpay: BitPaySettings,
+    pub refill: RefillSettings,
+    pub reconcile: ReconcileSettings,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    splynx: RawSplynx,
+    bitpay: RawBitPay,
+    refill: Option<RawRefill>,
+    storage: RawStorage,
+    reconcile: Option<RawReconcile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSplynx {
+    url: String,
+    api_url: Option<String>,
+    api_key: String,
+    api_secret: Secret,
+    payment_method_id: i64,
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBitPay {
+    environment: String,
+    api_url: Option<String>,
+    currency: String,
+    transaction_speed: Option<String>,
+    credit_on: Option<String>,
+    notification_url: Option<String>,
+    redirect_url: Option<String>,
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRefill {
+    min: Option<toml::Value>,
+    max: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    data_dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    concurrency: Option<usize>,
+    requests_per_second: Option<u32>,
+}
+
+/// Which file to read: `--config`, else `$SPLYNX_BITPAY_CONFIG`, else the default path.
+pub fn resolve_path(flag: Option<&Path>, env_value: Option<&str>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env_value.filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: shown.clone(),
+            key: key.to_string(),
+            message,
+        };
+
+        let splynx_url = base_url(&raw.splynx.url).map_err(|m| invalid("splynx.url", m))?;
+        let api_url = match raw.splynx.api_url {
+            Some(u) => {
+                let base =
+                    base_url(u.trim_end_matches('/')).map_err(|m| invalid("splynx.api_url", m))?;
+                format!("{base}/")
+            }
+            None => format!("{splynx_url}/api/2.0/"),
+        };
+        if raw.splynx.api_key.trim().is_empty() {
+            return Err(invalid("splynx.api_key", "must not be empty".into()));
+        }
+        if raw.splynx.api_secret.expose().trim().is_empty() {
+            return Err(invalid("splynx.api_secret", "must not be empty".into()));
+        }
+        if raw.splynx.payment_method_id <= 0 {
+            return Err(invalid(
+                "splynx.payment_method_id",
+                format!(
+                    "must be a positive Splynx payment method id, got {}",
+                    raw.splynx.payment_method_id
+                ),
+            ));
+        }
+
+        let environment = match raw.bitpay.environment.as_str() {
+            "test" => Environment::Test,
+            "production" => Environment::Production,
+            other => {
+                return Err(invalid(
+                    "bitpay.environment",
+                    format!(
+                        "unknown environment \"{other}\" (expected \"test\" or \"production\")"
+                    ),
+                ))
+            }
+        };
+        let bitpay_api_url = match raw.bitpay.api_url {
+            Some(u) => base_url(&u).map_err(|m| invalid("bitpay.api_url", m))?,
+            None => environment.default_api_url().to_string(),
+        };
+        let currency = raw.bitpay.currency.clone();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(
+                "bitpay.currency",
+                format!(
+                    "\"{currency}\" is not a three-letter upper-case ISO 4217 code such as \"USD\""
+                ),
+            ));
+        }
+        let transaction_speed = raw
+            .bitpay
+            .transaction_speed
+            .unwrap_or_else(|| "medium".into());
+        if !matches!(transaction_speed.as_str(), "high" | "medium" | "low") {
+            return Err(invalid(
+                "bitpay.transaction_speed",
+                format!("unknown speed \"{transaction_speed}\" (expected \"high\", \"medium\" or \"low\")"),
+            ));
+        }
+        let credit_on = match raw.bitpay.credit_on.as_deref().unwrap_or("confirmed") {
+            "confirmed" => CreditOn::Confirmed,
+            "complete" => CreditOn::Complete,
+            other => {
+                return Err(invalid(
+                    "bitpay.credit_on",
+                    format!("unknown value \"{other}\" (expected \"confirmed\" or \"complete\")"),
+                ))
+            }
+        };
+        let notification_url = match raw.bitpay.notification_url {
+            Some(u) => absolute_url(&u).map_err(|m| invalid("bitpay.notification_url", m))?,
+            None => format!("{splynx_url}/bitpay/ipn"),
+        };
+        let redirect_url = match raw.bitpay.redirect_url {
+            Some(u) => absolute_url(&u).map_err(|m| invalid("bitpay.redirect_url", m))?,
+            None => format!("{splynx_url}/bitpay/result"),
+        };
+
+        let refill = raw.refill.unwrap_or(RawRefill {
+            min: None,
+            max: None,
+        });
+        let min =
+            refill_amount(refill.min, "1.00", &currency).map_err(|m| invalid("refill.min", m))?;
+        let max = refill_amount(refill.max, "5000.00", &currency)
+            .map_err(|m| invalid("refill.max", m))?;
+        if min > max {
+            return Err(invalid(
+                "refill.min",
+                format!("{min} is greater than refill.max ({max})"),
+            ));
+        }
+
+        let data_dir = raw.storage.data_dir;
+        if !data_dir.is_absolute() {
+            return Err(invalid(
+                "storage.data_dir",
+                format!("\"{}\" must be an absolute path", data_dir.display()),
+            ));
+        }
+
+        let reconcile = raw.reconcile.unwrap_or(RawReconcile {
+            concurrency: None,
+            requests_per_second: None,
+        });
+        let concurrency = reconcile.concurrency.unwrap_or(8);
+        if !(1..=64).contains(&concurrency) {
+            return Err(invalid(
+                "reconcile.concurrency",
+                format!("must be between 1 and 64, got {concurrency}"),
+            ));
+        }
+        let requests_per_second = reconcile.requests_per_second.unwrap_or(300);
+        if requests_per_second == 0 {
+            return Err(invalid(
+                "reconcile.requests_per_second",
+                "must be at least 1".into(),
+            ));
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            splynx: SplynxSettings {
+                url: splynx_url,
+                api_url,
+                api_key: raw.splynx.api_key,
+                api_secret: raw.splynx.api_secret,
+                payment_method_id: raw.splynx.payment_method_id,
+                timeout: timeout(
+                    raw.splynx.timeout_seconds,
+                    "splynx.timeout_seconds",
+                    &invalid,
+                )?,
+            },
+            bitpay: BitPaySettings {
+                environment,
+                api_url: bitpay_api_url,
+                currency,
+                transaction_speed,
+                credit_on,
+                notification_url,
+                redirect_url,
+                timeout: timeout(
+                    raw.bitpay.timeout_seconds,
+                    "bitpay.timeout_seconds",
+                    &invalid,
+                )?,
+            },
+            refill: RefillSettings { min, max },
+            reconcile: ReconcileSettings {
+                concurrency,
+                requests_per_second,
+            },
+            data_dir,
+        })
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.data_dir.join("bitpay.key")
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("state.db")
+    }
+}
+
+fn timeout(
+    seconds: Option<u64>,
+    key: &str,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    match seconds.unwrap_or(30) {
+        0 => Err(invalid(key, "must be at least 1 second".into())),
+        s if s > 600 => Err(invalid(
+            key,
+            format!("{s} seconds is too long (at most 600)"),
+        )),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// An http(s) URL used as a base for paths: no trailing slash, no query or fragment.
+fn base_url(text: &str) -> Result<String, String> {
+    if text.ends_with('/') {
+        return Err(format!(
+            "\"{text}\" must not end with a slash (write \"{}\")",
+            text.trim_end_matches('/')
+        ));
+    }
+    let url = absolute_url(text)?;
+    let parsed = Url::parse(&url).map_err(|e| e.to_string())?;
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!("\"{text}\" must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+fn absolute_url(text: &str) -> Result<String, String> {
+    let parsed = Url::parse(text).map_err(|e| format!("\"{text}\" is not a valid URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "\"{text}\" must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+fn refill_amount(
+    value: Option<toml::Value>,
+    default: &str,
+    currency: &str,
+) -> Result<Decimal, String> {
+    let text = match value {
+        None => default.to_string(),
+        Some(toml::Value::String(s)) => s,
+        Some(toml::Value::Integer(i)) if i >= 0 => i.to_string(),
+        Some(toml::Value::Integer(i)) => {
+            return Err(format!("{i} is negative; amounts must be positive"))
+        }
+        Some(toml::Value::Float(f)) => {
+            return Err(format!(
+                "write amounts as quoted decimals, e.g. \"{f:.2}\", so they stay exact"
+            ))
+        }
+        Some(other) => return Err(format!("expected an amount like \"1.00\", got {other}")),
+    };
+    if text.trim_start().starts_with('-') {
+        return Err(format!("\"{text}\" is negative; amounts must be positive"));
+    }
+    money::parse_amount(&text, currency).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[splynx]
+url = "https://splynx.example.com"
+api_key = "k"
+api_secret = "s"
+payment_method_id = 7
+
+[bitpay]
+environment = "test"
+currency = "USD"
+
+[storage]
+data_dir = "/var/lib/splynx-bitpay"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/x.toml"), text)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.splynx.api_url, "https://splynx.example.com/api/2.0/");
+        assert_eq!(config.bitpay.api_url, "https://test.bitpay.com");
+        assert_eq!(
+            config.bitpay.notification_url,
+            "https://splynx.example.com/bitpay/ipn"
+        );
+        assert_eq!(
+            config.bitpay.redirect_url,
+            "https://splynx.example.com/bitpay/result"
+        );
+        assert_eq!(config.bitpay.transaction_speed, "medium");
+        assert_eq!(config.bitpay.credit_on, CreditOn::Confirmed);
+        assert_eq!(config.refill.min.to_string(), "1.00");
+        assert_eq!(config.refill.max.to_string(), "5000.00");
+        assert_eq!(config.reconcile.concurrency, 8);
+        assert!(!format!("{config:?}").contains("api_secret: \"s\""));
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let unknown = error(&GOOD.replace("currency = \"USD\"", "currency = \"USD\"\ncolour = 1"));
+        assert!(
+            unknown.contains("/etc/x.toml") && unknown.contains("colour"),
+            "{unknown}"
+        );
+        let slash = error(&GOOD.replace("example.com\"", "example.com/\""));
+        assert!(
+            slash.contains("splynx.url") && slash.contains("slash"),
+            "{slash}"
+        );
+        let env = error(&GOOD.replace("\"test\"", "\"prod\""));
+        assert!(
+            env.contains("bitpay.environment") && env.contains("prod"),
+            "{env}"
+        );
+        let url = error(&GOOD.replace("https://splynx.example.com", "ftp://x"));
+        assert!(url.contains("splynx.url"), "{url}");
+        let neg = error(&format!("{GOOD}\n[refill]\nmin = \"-1\"\n"));
+        assert!(
+            neg.contains("refill.min") && neg.contains("negative"),
+            "{neg}"
+        );
+        let float = error(&format!("{GOOD}\n[refill]\nmax = 10.5\n"));
+        assert!(
+            float.contains("refill.max") && float.contains("quoted"),
+            "{float}"
+        );
+        let order = error(&format!("{GOOD}\n[refill]\nmin = \"10\"\nmax = \"5\"\n"));
+        assert!(order.contains("refill.min"), "{order}");
+        let rel = error(&GOOD.replace("/var/lib/splynx-bitpay", "data"));
+        assert!(
+            rel.contains("storage.data_dir") && rel.contains("absolute"),
+            "{rel}"
+        );
+        let method = error(&GOOD.replace("= 7", "= 0"));
+        assert!(method.contains("payment_method_id"), "{method}");
+        let missing = error(&GOOD.replace("api_key = \"k\"\n", ""));
+        assert!(missing.contains("api_key"), "{missing}");
+        let credit = error(&GOOD.replace(
+            "currency = \"USD\"",
+            "currency = \"USD\"\ncredit_on = \"paid\"",
+        ));
+        assert!(credit.contains("bitpay.credit_on"), "{credit}");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_complete() {
+        let config = parse(include_str!("../examples/config.toml")).unwrap();
+        assert_eq!(config.splynx.payment_method_id, 7);
+        assert_eq!(config.reconcile.requests_per_second, 300);
+    }
+
+    #[test]
+    fn path_resolution_order() {
+        assert_eq!(
+            resolve_path(Some(Path::new("/a")), Some("/b")),
+            PathBuf::from("/a")
+        );
+        assert_eq!(resolve_path(None, Some("/b")), PathBuf::from("/b"));
+        assert_eq!(resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
+    }
+}

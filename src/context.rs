@@ -1,0 +1,68 @@
+//! Everything a command needs, opened once: settings, state store, clients.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use crate::bitpay::{BitPayClient, Identity};
+use crate::config::{self, Config};
+use crate::output::Output;
+use crate::splynx::SplynxClient;
+use crate::store::Store;
+
+pub struct Context {
+    pub config: Config,
+    pub store: Store,
+    pub output: Output,
+}
+
+impl Context {
+    /// `config_env` is `$SPLYNX_BITPAY_CONFIG`, read by the caller (the only place the
+    /// environment is consulted).
+    pub fn open(
+        config_flag: Option<&Path>,
+        config_env: Option<&str>,
+        output: Output,
+    ) -> Result<Context> {
+        let path = config::resolve_path(config_flag, config_env);
+        let config = Config::load(&path)?;
+        log::debug!("settings: {config:?}");
+        let store = Store::open(&config.data_dir)?;
+        Ok(Context {
+            config,
+            store,
+            output,
+        })
+    }
+
+    pub fn environment(&self) -> &'static str {
+        self.config.bitpay.environment.as_str()
+    }
+
+    /// The add-on's key pair, created on first use.
+    pub fn identity(&self) -> Result<Identity> {
+        Ok(Identity::load_or_create(&self.config.key_path())?)
+    }
+
+    /// The key pair if one exists; never creates one.
+    pub fn existing_identity(&self) -> Result<Option<Identity>> {
+        Ok(Identity::load_existing(&self.config.key_path())?)
+    }
+
+    pub fn bitpay(&self, identity: Option<Identity>) -> BitPayClient {
+        BitPayClient::new(&self.config.bitpay, identity)
+    }
+
+    pub fn splynx(&self) -> Result<SplynxClient> {
+        SplynxClient::new(&self.config.splynx, &self.config.data_dir)
+            .context("opening the Splynx API client")
+    }
+
+    /// Where the merchant approves pairing codes.
+    pub fn dashboard_tokens_url(&self) -> String {
+        format!(
+            "{}/dashboard/merchant/api-tokens",
+            self.config.bitpay.api_url
+        )
+    }
+}

@@ -1,0 +1,129 @@
+//! The documented exit codes, and the one function that maps an error to its code.
+
+use std::error::Error;
+
+use crate::bitpay::identity::IdentityError;
+use crate::bitpay::BitPayError;
+use crate::config::ConfigError;
+use crate::lock::LockError;
+use crate::splynx::SplynxError;
+use crate::store::StoreError;
+
+pub const SUCCESS: u8 = 0;
+pub const FAILURE: u8 = 1;
+pub const BAD_INPUT: u8 = 65;
+pub const TEMPORARY: u8 = 75;
+pub const CONFIG: u8 = 78;
+
+/// Failures the commands decide on, with a message meant for the person who will read it.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// Malformed webhook, bad amount, foreign or paid document (65).
+    #[error("{0}")]
+    BadInput(String),
+    /// BitPay or Splynx unreachable, lock busy: retry later (75).
+    #[error("{0}")]
+    Temporary(String),
+    /// Configuration or pairing problem (78).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The exit code for an error. A command's own verdict (`Problem`, also when attached as
+/// context) wins; otherwise the first cause in the chain with a known meaning decides.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(problem) = error.downcast_ref::<Problem>() {
+        return match problem {
+            Problem::BadInput(_) => BAD_INPUT,
+            Problem::Temporary(_) => TEMPORARY,
+            Problem::Setup(_) => CONFIG,
+        };
+    }
+    error.chain().find_map(code_of).unwrap_or(FAILURE)
+}
+
+fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
+    if let Some(e) = cause.downcast_ref::<BitPayError>() {
+        return Some(if e.is_temporary() {
+            TEMPORARY
+        } else if e.is_authorization() {
+            CONFIG
+        } else {
+            FAILURE
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<SplynxError>() {
+        return match e {
+            _ if e.is_temporary() => Some(TEMPORARY),
+            SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => Some(CONFIG),
+            SplynxError::Store(store) => store_code(store),
+            _ => Some(FAILURE),
+        };
+    }
+    if cause.downcast_ref::<ConfigError>().is_some() {
+        return Some(CONFIG);
+    }
+    if let Some(e) = cause.downcast_ref::<IdentityError>() {
+        return Some(match e {
+            IdentityError::Random(_) => FAILURE,
+            IdentityError::Write { .. } => TEMPORARY,
+            _ => CONFIG,
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<StoreError>() {
+        return store_code(e);
+    }
+    if cause.downcast_ref::<LockError>().is_some() {
+        return Some(TEMPORARY);
+    }
+    None
+}
+
+fn store_code(error: &StoreError) -> Option<u8> {
+    Some(match error {
+        e if e.is_busy() || e.is_storage_unavailable() => TEMPORARY,
+        StoreError::TooNew { .. } | StoreError::Open { .. } => CONFIG,
+        _ => FAILURE,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn the_first_known_cause_decides() {
+        let err = anyhow::Error::new(Problem::BadInput("bad".into())).context("creating invoice");
+        assert_eq!(exit_code(&err), BAD_INPUT);
+        let bitpay = BitPayError::Unavailable {
+            status: 503,
+            message: "down".into(),
+        };
+        assert_eq!(exit_code(&anyhow::Error::new(bitpay)), TEMPORARY);
+        let auth = BitPayError::Api {
+            status: 401,
+            code: None,
+            message: "Unauthorized sin".into(),
+        };
+        assert_eq!(exit_code(&anyhow::Error::new(auth)), CONFIG);
+        let forbidden = SplynxError::Forbidden {
+            permission: "p".into(),
+            action: "a".into(),
+            message: "m".into(),
+        };
+        assert_eq!(exit_code(&anyhow::Error::new(forbidden)), CONFIG);
+        let verdict = anyhow::Error::new(BitPayError::Api {
+            status: 500,
+            code: None,
+            message: "x".into(),
+        })
+        .context(Problem::Setup("pair again".into()))
+        .context("pairing");
+        assert_eq!(exit_code(&verdict), CONFIG);
+        let plain: anyhow::Result<()> = Err(anyhow::anyhow!("other"));
+        assert_eq!(exit_code(&plain.context("x").unwrap_err()), FAILURE);
+        let busy = LockError::Busy { what: "x".into() };
+        assert_eq!(exit_code(&anyhow::Error::new(busy)), TEMPORARY);
+    }
+}

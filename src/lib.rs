@@ -1,0 +1,46 @@
+//! splynx-bitpay: pay Splynx invoices, proforma invoices and top-ups with BitPay.
+
+pub mod bitpay;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod exit;
+pub mod http;
+pub mod lock;
+pub mod logging;
+pub mod money;
+pub mod output;
+pub mod pairing;
+pub mod secret;
+pub mod settlement;
+pub mod splynx;
+pub mod store;
+
+use anyhow::Result;
+
+use cli::{Cli, Command};
+use context::Context;
+use output::Output;
+
+/// Runs one command; returns the exit code for a run that did not fail.
+pub fn run(cli: Cli) -> Result<u8> {
+    let config_env = std::env::var(config::ENV_VAR).ok();
+    let ctx = Context::open(
+        cli.config.as_deref(),
+        config_env.as_deref(),
+        Output { json: cli.json },
+    )?;
+    match cli.command {
+        Command::Pair(args) => commands::pair::run(args, &ctx),
+        Command::Unpair => commands::unpair::run(&ctx),
+        Command::Status => commands::status::run(&ctx),
+        Command::CreateInvoice(args) => commands::create_invoice::run(args, &ctx),
+        Command::HandleIpn(args) => {
+            commands::handle_ipn::run(args, &ctx, &mut std::io::stdin().lock())
+        }
+        Command::Reconcile(args) => commands::reconcile::run(args, &ctx),
+        Command::Show(args) => commands::show::run(args, &ctx),
+    }
+}

@@ -1,0 +1,149 @@
+//! Tokens: which one to use, pending approvals, and BitPay's pairing errors explained.
+
+use anyhow::Result;
+
+use crate::bitpay::{BitPayClient, BitPayError};
+use crate::clock;
+use crate::context::Context;
+use crate::exit::Problem;
+use crate::store::TokenRecord;
+
+/// A dashboard pairing code: exactly seven letters or digits.
+pub fn is_valid_pairing_code(code: &str) -> bool {
+    code.len() == 7 && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Checks pending tokens with BitPay (`GET /tokens`) and marks the approved ones.
+/// Returns whether BitPay could be asked.
+pub fn refresh_pending(
+    ctx: &Context,
+    client: &BitPayClient,
+    tokens: &mut [TokenRecord],
+) -> Result<()> {
+    if tokens.iter().all(|t| t.approved) {
+        return Ok(());
+    }
+    let active = match client.active_tokens() {
+        Ok(active) => active,
+        // No token of ours is active yet: BitPay does not know the SIN.
+        Err(e) if e.is_authorization() => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    for token in tokens.iter_mut().filter(|t| !t.approved) {
+        if active
+            .iter()
+            .any(|(facade, value)| facade == &token.facade && value == token.token.expose())
+        {
+            ctx.store
+                .mark_token_approved(&token.environment, &token.facade)?;
+            token.approved = true;
+        }
+    }
+    Ok(())
+}
+
+/// The token to create and fetch invoices with: merchant when approved, else pos.
+pub fn invoice_token(ctx: &Context, client: &BitPayClient) -> Result<TokenRecord> {
+    let mut tokens = ctx.store.tokens(ctx.environment())?;
+    if tokens.is_empty() {
+        return Err(Problem::Setup(format!(
+            "not paired with BitPay ({} environment): run `splynx-bitpay pair CODE` with a pairing code from the BitPay dashboard",
+            ctx.environment()
+        ))
+        .into());
+    }
+    if !tokens.iter().any(|t| t.approved) {
+        refresh_pending(ctx, client, &mut tokens)?;
+    }
+    let pick = |facade: &str| {
+        tokens
+            .iter()
+            .find(|t| t.approved && t.facade == facade)
+            .cloned()
+    };
+    if let Some(token) = pick("merchant").or_else(|| pick("pos")) {
+        return Ok(token);
+    }
+    let pending = &tokens[0];
+    Err(Problem::Setup(format!(
+        "the BitPay {} token is not approved yet: approve pairing code {} at {}, then try again",
+        pending.facade,
+        pending.pairing_code.as_deref().unwrap_or("(unknown)"),
+        ctx.dashboard_tokens_url()
+    ))
+    .into())
+}
+
+/// Turns BitPay's refusal of a stored token into what the admin must do.
+pub fn explain_token_error(
+    ctx: &Context,
+    token: &TokenRecord,
+    sin: &str,
+    error: BitPayError,
+) -> anyhow::Error {
+    if !error.is_authorization() {
+        return error.into();
+    }
+    let message = error.message().to_ascii_lowercase();
+    let advice = if message.contains("disabled") {
+        format!(
+            "the BitPay {} token is disabled (not approved yet, or revoked): approve it at {}, or pair again with `splynx-bitpay pair CODE`",
+            token.facade,
+            ctx.dashboard_tokens_url()
+        )
+    } else if message.contains("unauthorized sin") {
+        format!(
+            "BitPay does not accept this add-on's identity (SIN {sin}) for the stored {} token: the token was revoked or belongs to another key or environment. Pair again with `splynx-bitpay pair CODE`",
+            token.facade
+        )
+    } else {
+        format!("BitPay refused the {} token: {}. Check `splynx-bitpay status`, then pair again if needed", token.facade, error.message())
+    };
+    anyhow::Error::new(error).context(Problem::Setup(advice))
+}
+
+/// Turns a failed `POST /tokens` into what the admin must do.
+pub fn explain_pairing_error(
+    ctx: &Context,
+    code: Option<&str>,
+    error: BitPayError,
+) -> anyhow::Error {
+    if error.is_temporary() {
+        return error.into();
+    }
+    let message = error.message().to_string();
+    let lower = message.to_ascii_lowercase();
+    let env = ctx.environment();
+    let advice = if lower.contains("production pairing code") || lower.contains("pairing failed") {
+        let other = if env == "test" { "production" } else { "test" };
+        format!(
+            "pairing code {} belongs to the other BitPay environment: this add-on is set to environment = \"{env}\" ({}). Create the code in that environment's dashboard, or set bitpay.environment = \"{other}\" in {}",
+            code.unwrap_or("?"),
+            ctx.config.bitpay.api_url,
+            ctx.config.path.display()
+        )
+    } else if lower.contains("unable to create token")
+        || lower.contains("not found")
+        || lower.contains("expired")
+    {
+        format!(
+            "BitPay does not accept pairing code {}: it is unknown, expired (codes last 24 hours) or already used. Create a new code in the BitPay dashboard (Payment Tools → Manage API Tokens → Add New Token) and run `splynx-bitpay pair NEWCODE`",
+            code.unwrap_or("?")
+        )
+    } else {
+        format!("BitPay refused pairing: {message}")
+    };
+    anyhow::Error::new(error).context(Problem::Setup(advice))
+}
+
+/// `abcd… (44 chars)`-style masked token plus approval state, for status output.
+pub fn describe(token: &TokenRecord) -> serde_json::Value {
+    serde_json::json!({
+        "facade": token.facade,
+        "approved": token.approved,
+        "token": token.token.masked(),
+        "pairing_code": if token.approved { None } else { token.pairing_code.clone() },
+        "pairing_expires_at": token.pairing_expires_at.map(clock::datetime_of),
+        "paired_at": clock::datetime_of(token.created_at),
+    })
+}

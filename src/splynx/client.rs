@@ -1,0 +1,406 @@
+//! Splynx API v2 client with `Splynx-EA` signature authentication.
+//!
+//! Splynx keys may check that every nonce is greater than the last one seen. Many processes
+//! (webhooks, portal clicks, cron) share one key, so each request takes the next nonce from
+//! the state store and holds a cross-process lock until its reply arrives: requests reach
+//! Splynx in nonce order.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::blocking::Client;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use sha2::Sha256;
+use url::form_urlencoded;
+
+use super::model::{Customer, Invoice, Payment, PaymentMethod, Proforma};
+use crate::config::SplynxSettings;
+use crate::lock;
+use crate::secret::Secret;
+use crate::store::{Store, StoreError};
+use crate::{clock, http};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SplynxError {
+    #[error("Splynx API at {url} is unreachable: {message}")]
+    Transport { url: String, message: String },
+    #[error("Splynx API answered HTTP {status} (temporary; try again later): {message}")]
+    Unavailable { status: u16, message: String },
+    #[error("Splynx refused the API key (HTTP 401: {message}); check splynx.api_key and splynx.api_secret, and that the key is enabled in Administration → API keys")]
+    Unauthorized { message: String },
+    #[error("the Splynx API key may not {action} ({message}); grant it in Administration → API keys → Permissions → {permission}")]
+    Forbidden {
+        permission: String,
+        action: String,
+        message: String,
+    },
+    #[error("Splynx has no {what}")]
+    NotFound { what: String },
+    #[error("Splynx rejected the data (HTTP 422): {message}")]
+    Validation { message: String, body: String },
+    #[error("Splynx API error (HTTP {status}): {message}")]
+    Api { status: u16, message: String },
+    #[error("Splynx API reply to {path} could not be read: {message}")]
+    Decode { path: String, message: String },
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SplynxError {
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            SplynxError::Transport { .. } | SplynxError::Unavailable { .. } => true,
+            SplynxError::Lock(lock::LockError::Busy { .. }) => true,
+            SplynxError::Store(e) => e.is_busy() || e.is_storage_unavailable(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, SplynxError>;
+
+pub struct SplynxClient {
+    http: Client,
+    api_url: String,
+    api_key: String,
+    api_secret: Secret,
+    data_dir: std::path::PathBuf,
+    lock_wait: Duration,
+    nonces: Mutex<Store>,
+}
+
+/// A payment to create (`POST admin/finance/payments`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewPayment {
+    pub customer_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<i64>,
+    pub payment_type: i64,
+    pub receipt_number: String,
+    pub date: String,
+    pub amount: String,
+    pub comment: String,
+    pub field_1: String,
+    pub field_2: String,
+    pub field_3: String,
+}
+
+/// `UPPER(hex(HMAC-SHA256(secret, nonce ‖ key)))`.
+pub fn signature(nonce: i64, api_key: &str, api_secret: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(api_secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(nonce.to_string().as_bytes());
+    mac.update(api_key.as_bytes());
+    hex::encode_upper(mac.finalize().into_bytes())
+}
+
+impl SplynxClient {
+    pub fn new(settings: &SplynxSettings, data_dir: &std::path::Path) -> Result<SplynxClient> {
+        Ok(SplynxClient {
+            http: http::client(settings.timeout),
+            api_url: settings.api_url.clone(),
+            api_key: settings.api_key.clone(),
+            api_secret: settings.api_secret.clone(),
+            data_dir: data_dir.to_path_buf(),
+            lock_wait: settings.timeout * 2 + Duration::from_secs(5),
+            nonces: Mutex::new(Store::open(data_dir)?),
+        })
+    }
+
+    pub fn check(&self) -> Result<serde_json::Value> {
+        self.get_json("admin/api/check", &[], "API check")
+    }
+
+    pub fn customer(&self, id: i64) -> Result<Customer> {
+        self.get_json(
+            &format!("admin/customers/customer/{id}"),
+            &[],
+            &format!("customer {id}"),
+        )
+    }
+
+    pub fn invoice(&self, id: i64) -> Result<Invoice> {
+        self.get_json(
+            &format!("admin/finance/invoices/{id}"),
+            &[],
+            &format!("invoice with id {id}"),
+        )
+    }
+
+    pub fn invoices_by_number(&self, number: &str) -> Result<Vec<Invoice>> {
+        self.get_json(
+            "admin/finance/invoices",
+            &[("main_attributes[number]", number)],
+            "invoice list",
+        )
+    }
+
+    pub fn proforma(&self, id: i64) -> Result<Proforma> {
+        self.get_json(
+            &format!("admin/finance/proforma-invoices/{id}"),
+            &[],
+            &format!("proforma invoice with id {id}"),
+        )
+    }
+
+    pub fn payment_methods(&self) -> Result<Vec<PaymentMethod>> {
+        self.get_json("admin/finance/payment-methods", &[], "payment method list")
+    }
+
+    /// Payments whose receipt number is `receipt` (for one customer).
+    pub fn payments_by_receipt(&self, receipt: &str, customer_id: i64) -> Result<Vec<Payment>> {
+        let customer = customer_id.to_string();
+        self.get_json(
+            "admin/finance/payments",
+            &[
+                ("main_attributes[receipt_number]", receipt),
+                ("main_attributes[customer_id]", &customer),
+            ],
+            "payment list",
+        )
+    }
+
+    /// Creates a payment; returns its id.
+    pub fn create_payment(&self, payment: &NewPayment) -> Result<i64> {
+        let body = serde_json::to_value(payment).expect("payments serialize");
+        let reply = self.request(
+            Method::POST,
+            "admin/finance/payments",
+            &[],
+            Some(&body),
+            "payment",
+        )?;
+        let value: serde_json::Value = decode("admin/finance/payments", &reply)?;
+        value
+            .get("id")
+            .and_then(|id| {
+                id.as_i64()
+                    .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
+            })
+            .ok_or_else(|| SplynxError::Decode {
+                path: "admin/finance/payments".into(),
+                message: format!("no payment id in {reply}"),
+            })
+    }
+
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<T> {
+        let reply = self.request(Method::GET, path, query, None, what)?;
+        decode(path, &reply)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        what: &str,
+    ) -> Result<String> {
+        let mut url = format!("{}{path}", self.api_url);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(query)
+                    .finish(),
+            );
+        }
+        // Held until the reply is in: the next nonce is only used after this one arrived.
+        let _turn = lock::acquire(
+            &self.data_dir,
+            "splynx-api",
+            "the Splynx API request lock",
+            self.lock_wait,
+        )?;
+        let nonce = self
+            .nonces
+            .lock()
+            .expect("nonce store lock")
+            .next_nonce(&self.api_key, clock::now_ms() / 10)?;
+        let signature = signature(nonce, &self.api_key, self.api_secret.expose());
+        let auth = format!(
+            "Splynx-EA (key={}&nonce={nonce}&signature={signature})",
+            self.api_key
+        );
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header("Authorization", auth)
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(body).expect("JSON values serialize"));
+        }
+        log::debug!("Splynx {method} {url}");
+        let transport = |e: reqwest::Error| SplynxError::Transport {
+            url: url.clone(),
+            message: http::describe_transport_error(&e),
+        };
+        let response = request.send().map_err(transport)?;
+        let status = response.status().as_u16();
+        let text = response.text().map_err(transport)?;
+        log::debug!("Splynx HTTP {status}, {} bytes", text.len());
+        classify(status, text, &method, path, what)
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| SplynxError::Decode {
+        path: path.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn classify(status: u16, text: String, method: &Method, path: &str, what: &str) -> Result<String> {
+    if (200..300).contains(&status) {
+        return Ok(text);
+    }
+    let message = error_message(&text);
+    Err(match status {
+        401 => SplynxError::Unauthorized { message },
+        403 => {
+            let (permission, action) = permission_for(method, path);
+            SplynxError::Forbidden {
+                permission,
+                action,
+                message,
+            }
+        }
+        404 => SplynxError::NotFound {
+            what: what.to_string(),
+        },
+        422 => {
+            log::warn!("Splynx rejected {method} {path} with 422: {text}");
+            SplynxError::Validation {
+                message,
+                body: text,
+            }
+        }
+        429 | 500.. => SplynxError::Unavailable { status, message },
+        _ => SplynxError::Api { status, message },
+    })
+}
+
+/// `{"error":{"message",...}}`, a 422 list `[{"field","message"}]`, or the raw text.
+fn error_message(text: &str) -> String {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
+        return text.trim().chars().take(200).collect();
+    };
+    if let Some(message) = json.pointer("/error/message").and_then(|m| m.as_str()) {
+        return message.to_string();
+    }
+    if let Some(items) = json.as_array() {
+        let parts: Vec<String> = items
+            .iter()
+            .filter_map(|i| {
+                let message = i.get("message")?.as_str()?;
+                Some(match i.get("field").and_then(|f| f.as_str()) {
+                    Some(field) => format!("{field}: {message}"),
+                    None => message.to_string(),
+                })
+            })
+            .collect();
+        if !parts.is_empty() {
+            return parts.join("; ");
+        }
+    }
+    json.to_string().chars().take(200).collect()
+}
+
+/// The permission screen entry and action an API path needs, for 403 messages.
+fn permission_for(method: &Method, path: &str) -> (String, String) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let resource = segments.get(2).copied().unwrap_or(path);
+    let permission = match (segments.get(1).copied(), resource) {
+        (Some("customers"), _) => "Customers → Customer".to_string(),
+        (Some("finance"), "invoices") => "Finance → Invoices".to_string(),
+        (Some("finance"), "proforma-invoices") => "Finance → Proforma invoices".to_string(),
+        (Some("finance"), "payments") => "Finance → Payments".to_string(),
+        (Some("finance"), "payment-methods") => "Finance → Payment methods".to_string(),
+        (Some(module), resource) => format!("{module} → {resource}"),
+        (None, resource) => resource.to_string(),
+    };
+    let has_id = segments.len() > 3;
+    let verb = match *method {
+        Method::POST => "add",
+        Method::PUT => "update",
+        Method::DELETE => "delete",
+        _ if has_id => "view",
+        _ => "index",
+    };
+    let action = format!("{verb} {}", resource.replace('-', " "));
+    (format!("{permission} ({verb})"), action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_upper_hex_hmac_of_nonce_then_key() {
+        // Same as: printf '%s%s' 100 key | openssl dgst -sha256 -hmac secret
+        let sig = signature(100, "key", "secret");
+        assert_eq!(sig.len(), 64);
+        assert_eq!(sig, sig.to_uppercase());
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(b"100key");
+        assert_eq!(sig, hex::encode_upper(mac.finalize().into_bytes()));
+    }
+
+    #[test]
+    fn errors_name_the_missing_permission() {
+        let err = classify(
+            403,
+            r#"{"error":{"message":"Permission denied","code":403,"internal_code":"FORBIDDEN"}}"#
+                .into(),
+            &Method::POST,
+            "admin/finance/payments",
+            "payment",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("Finance → Payments (add)"), "{text}");
+        let view = classify(
+            403,
+            "{}".into(),
+            &Method::GET,
+            "admin/customers/customer/4",
+            "customer 4",
+        )
+        .unwrap_err();
+        assert!(
+            view.to_string().contains("Customers → Customer (view)"),
+            "{view}"
+        );
+        let unprocessable = classify(
+            422,
+            r#"[{"field":"amount","message":"Amount must be greater than 0"}]"#.into(),
+            &Method::POST,
+            "admin/finance/payments",
+            "payment",
+        )
+        .unwrap_err();
+        assert!(unprocessable
+            .to_string()
+            .contains("amount: Amount must be greater than 0"));
+        assert!(classify(503, "busy".into(), &Method::GET, "x", "x")
+            .unwrap_err()
+            .is_temporary());
+        assert!(matches!(
+            classify(404, "{}".into(), &Method::GET, "x", "customer 9").unwrap_err(),
+            SplynxError::NotFound { .. }
+        ));
+    }
+}

@@ -1,0 +1,5 @@
+//! Splynx API v2: signed client and lenient models.
+pub mod client;
+pub mod model;
+
+pub use client::{NewPayment, SplynxClient, SplynxError};

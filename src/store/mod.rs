@@ -1,0 +1,774 @@
+//! The state store: one SQLite file in `data_dir` (WAL, busy timeout, foreign keys).
+
+mod migrations;
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rust_decimal::Decimal;
+
+use crate::bitpay::model::Invoice as BitPayInvoice;
+use crate::secret::Secret;
+
+pub use migrations::MIGRATIONS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state database {path} has schema version {found}, newer than this program knows ({known}); upgrade splynx-bitpay")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    /// True for "database is locked/busy" (another process held the write lock too long).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self.sqlite_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+
+    fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => e.sqlite_error_code(),
+            _ => None,
+        }
+    }
+
+    /// True when the disk is full or the data directory is read-only: temporary, the admin
+    /// fixes it and the next run finishes the job.
+    pub fn is_storage_unavailable(&self) -> bool {
+        if let StoreError::DataDir { .. } = self {
+            return true;
+        }
+        matches!(
+            self.sqlite_code(),
+            Some(
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+            )
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Connection,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub environment: String,
+    pub facade: String,
+    pub token: Secret,
+    pub approved: bool,
+    pub pairing_code: Option<String>,
+    pub pairing_expires_at: Option<i64>,
+    pub label: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Invoice,
+    Proforma,
+    Refill,
+}
+
+impl DocKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Invoice => "invoice",
+            DocKind::Proforma => "proforma",
+            DocKind::Refill => "refill",
+        }
+    }
+}
+
+impl FromStr for DocKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<DocKind, String> {
+        match s {
+            "invoice" => Ok(DocKind::Invoice),
+            "proforma" => Ok(DocKind::Proforma),
+            "refill" => Ok(DocKind::Refill),
+            other => Err(format!("unknown document kind {other}")),
+        }
+    }
+}
+
+/// Where a stored invoice stands on our side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Saved before `POST /invoices`; BitPay may or may not have it (recover by guid).
+    Creating,
+    /// Known to BitPay, not yet paid and confirmed.
+    Open,
+    /// A Splynx payment is being made; finish by looking it up first.
+    Crediting,
+    Credited,
+    /// Expired, declined or underpaid at BitPay: nothing to credit.
+    Expired,
+    /// Needs the admin: mismatch, Splynx refused the payment, ...
+    Review,
+}
+
+impl Settlement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settlement::Creating => "creating",
+            Settlement::Open => "open",
+            Settlement::Crediting => "crediting",
+            Settlement::Credited => "credited",
+            Settlement::Expired => "expired",
+            Settlement::Review => "review",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Settlement::Credited | Settlement::Expired | Settlement::Review
+        )
+    }
+}
+
+impl FromStr for Settlement {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Settlement, String> {
+        Ok(match s {
+            "creating" => Settlement::Creating,
+            "open" => Settlement::Open,
+            "crediting" => Settlement::Crediting,
+            "credited" => Settlement::Credited,
+            "expired" => Settlement::Expired,
+            "review" => Settlement::Review,
+            other => return Err(format!("unknown settlement state {other}")),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InvoiceRecord {
+    pub id: i64,
+    pub guid: String,
+    pub bitpay_id: Option<String>,
+    pub environment: String,
+    pub facade: String,
+    pub token: Secret,
+    pub doc_kind: DocKind,
+    pub doc_id: Option<i64>,
+    pub doc_number: Option<String>,
+    pub customer_id: i64,
+    pub price: Decimal,
+    pub currency: String,
+    pub order_id: String,
+    pub url: Option<String>,
+    pub bitpay_status: String,
+    pub exception_status: Option<String>,
+    pub settlement: Settlement,
+    pub note: Option<String>,
+    pub expires_at: Option<i64>,
+    pub splynx_payment_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A new invoice row, saved before BitPay is asked to create it.
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    pub guid: String,
+    pub environment: String,
+    pub facade: String,
+    pub token: Secret,
+    pub doc_kind: DocKind,
+    pub doc_id: Option<i64>,
+    pub doc_number: Option<String>,
+    pub customer_id: i64,
+    pub price: Decimal,
+    pub currency: String,
+    pub order_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub id: i64,
+    pub at: i64,
+    pub bitpay_id: Option<String>,
+    pub kind: String,
+    pub summary: String,
+    pub detail: Option<String>,
+}
+
+const INVOICE_COLUMNS: &str = "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
+    doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
+    settlement, note, expires_at, splynx_payment_id, created_at, updated_at";
+
+fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {
+    let text_error = |i: usize, message: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, message.into())
+    };
+    let kind: String = row.get(6)?;
+    let price: String = row.get(10)?;
+    let settlement: String = row.get(16)?;
+    Ok(InvoiceRecord {
+        id: row.get(0)?,
+        guid: row.get(1)?,
+        bitpay_id: row.get(2)?,
+        environment: row.get(3)?,
+        facade: row.get(4)?,
+        token: Secret::new(row.get::<_, String>(5)?),
+        doc_kind: kind.parse().map_err(|m| text_error(6, m))?,
+        doc_id: row.get(7)?,
+        doc_number: row.get(8)?,
+        customer_id: row.get(9)?,
+        price: Decimal::from_str(&price).map_err(|e| text_error(10, e.to_string()))?,
+        currency: row.get(11)?,
+        order_id: row.get(12)?,
+        url: row.get(13)?,
+        bitpay_status: row.get(14)?,
+        exception_status: row.get(15)?,
+        settlement: settlement.parse().map_err(|m| text_error(16, m))?,
+        note: row.get(17)?,
+        expires_at: row.get(18)?,
+        splynx_payment_id: row.get(19)?,
+        created_at: row.get(20)?,
+        updated_at: row.get(21)?,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) `state.db` in `data_dir` and applies pending migrations.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        if !data_dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(|source| StoreError::DataDir {
+                    path: data_dir.display().to_string(),
+                    source,
+                })?;
+        }
+        let path = data_dir.join("state.db");
+        let shown = path.display().to_string();
+        let open_error = |source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_error)?;
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+        Store::configure(conn, &shown)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        Store::configure(Connection::open_in_memory()?, ":memory:")
+    }
+
+    fn configure(mut conn: Connection, shown: &str) -> Result<Store> {
+        let open_error = |source| StoreError::Open {
+            path: shown.to_string(),
+            source,
+        };
+        conn.busy_timeout(Duration::from_secs(15))
+            .map_err(open_error)?;
+        // A file that is not SQLite fails here, with SQLite's "file is not a database".
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_error)?;
+        migrate(&mut conn, shown)?;
+        Ok(Store { conn })
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    // ---- tokens ----
+
+    pub fn save_token(&self, token: &TokenRecord) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO tokens (environment, facade, token, approved, pairing_code,
+                 pairing_expires_at, label, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (environment, facade) DO UPDATE SET token = excluded.token,
+                 approved = excluded.approved, pairing_code = excluded.pairing_code,
+                 pairing_expires_at = excluded.pairing_expires_at, label = excluded.label,
+                 created_at = excluded.created_at",
+            params![
+                token.environment,
+                token.facade,
+                token.token.expose(),
+                token.approved,
+                token.pairing_code,
+                token.pairing_expires_at,
+                token.label,
+                token.created_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn tokens(&self, environment: &str) -> Result<Vec<TokenRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT environment, facade, token, approved, pairing_code, pairing_expires_at,
+                    label, created_at
+             FROM tokens WHERE environment = ?1 ORDER BY facade",
+        )?;
+        let rows = stmt.query_map([environment], |r| {
+            Ok(TokenRecord {
+                environment: r.get(0)?,
+                facade: r.get(1)?,
+                token: Secret::new(r.get::<_, String>(2)?),
+                approved: r.get(3)?,
+                pairing_code: r.get(4)?,
+                pairing_expires_at: r.get(5)?,
+                label: r.get(6)?,
+                created_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn mark_token_approved(&self, environment: &str, facade: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE tokens SET approved = 1 WHERE environment = ?1 AND facade = ?2",
+            params![environment, facade],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_tokens(&self, environment: &str) -> Result<usize> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM tokens WHERE environment = ?1", [environment])?)
+    }
+
+    // ---- Splynx nonce ----
+
+    /// The next Splynx nonce for `api_key`: greater than every nonce handed out before,
+    /// and at least `floor` (the clock in centiseconds). One statement, so concurrent
+    /// processes never get the same value.
+    pub fn next_nonce(&self, api_key: &str, floor: i64) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "INSERT INTO splynx_nonce (api_key, last) VALUES (?1, ?2)
+             ON CONFLICT (api_key) DO UPDATE SET last = max(last + 1, excluded.last)
+             RETURNING last",
+            params![api_key, floor],
+            |r| r.get(0),
+        )?)
+    }
+
+    // ---- invoices ----
+
+    pub fn insert_invoice(&self, new: &NewInvoice, now: i64) -> Result<InvoiceRecord> {
+        self.conn.execute(
+            "INSERT INTO invoices (guid, environment, facade, token, doc_kind, doc_id, doc_number,
+                 customer_id, price, currency, order_id, bitpay_status, settlement, created_at,
+                 updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'unknown', 'creating', ?12, ?12)",
+            params![
+                new.guid,
+                new.environment,
+                new.facade,
+                new.token.expose(),
+                new.doc_kind.as_str(),
+                new.doc_id,
+                new.doc_number,
+                new.customer_id,
+                new.price.to_string(),
+                new.currency,
+                new.order_id,
+                now
+            ],
+        )?;
+        self.invoice_by_guid(&new.guid)?
+            .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// Records what BitPay answered for a `creating` row, and journals `how` it was learned.
+    pub fn mark_created(
+        &self,
+        guid: &str,
+        invoice: &BitPayInvoice,
+        how: &str,
+        now: i64,
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        self.update_created(guid, invoice, how, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn update_created(
+        &self,
+        guid: &str,
+        invoice: &BitPayInvoice,
+        how: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE invoices SET bitpay_id = ?2, url = ?3, bitpay_status = ?4, expires_at = ?5,
+                 settlement = CASE settlement WHEN 'creating' THEN 'open' ELSE settlement END,
+                 updated_at = ?6
+             WHERE guid = ?1",
+            params![
+                guid,
+                invoice.id,
+                invoice.url,
+                invoice.status,
+                invoice.expiration_time,
+                now
+            ],
+        )?;
+        self.journal(Some(&invoice.id), "create", how, None, now)
+    }
+
+    pub fn delete_creating(&self, guid: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM invoices WHERE guid = ?1 AND settlement = 'creating'",
+            [guid],
+        )?;
+        Ok(())
+    }
+
+    fn invoice_where(
+        &self,
+        condition: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> Result<Option<InvoiceRecord>> {
+        let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE {condition}");
+        Ok(self
+            .conn
+            .query_row(&sql, [value], invoice_from_row)
+            .optional()?)
+    }
+
+    pub fn invoice_by_guid(&self, guid: &str) -> Result<Option<InvoiceRecord>> {
+        self.invoice_where("guid = ?1", &guid)
+    }
+
+    pub fn invoice_by_bitpay_id(&self, bitpay_id: &str) -> Result<Option<InvoiceRecord>> {
+        self.invoice_where("bitpay_id = ?1", &bitpay_id)
+    }
+
+    pub fn invoice_by_order_id(&self, order_id: &str) -> Result<Option<InvoiceRecord>> {
+        self.invoice_where("order_id = ?1", &order_id)
+    }
+
+    fn invoices_where(
+        &self,
+        condition: &str,
+        values: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<InvoiceRecord>> {
+        let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE {condition}");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(values, invoice_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every stored invoice for one Splynx document (or one customer's refills), newest first.
+    pub fn invoices_for_document(
+        &self,
+        kind: DocKind,
+        doc_id: Option<i64>,
+        customer_id: i64,
+    ) -> Result<Vec<InvoiceRecord>> {
+        self.invoices_where(
+            "doc_kind = ?1 AND doc_id IS ?2 AND customer_id = ?3 ORDER BY id DESC",
+            &[&kind.as_str(), &doc_id, &customer_id],
+        )
+    }
+
+    /// Invoices that are not final (creating, open, crediting), oldest first.
+    pub fn unsettled_invoices(&self) -> Result<Vec<InvoiceRecord>> {
+        self.invoices_where(
+            "settlement IN ('creating', 'open', 'crediting') ORDER BY id",
+            &[],
+        )
+    }
+
+    pub fn invoices_by_document_number(&self, number: &str) -> Result<Vec<InvoiceRecord>> {
+        self.invoices_where("doc_number = ?1 ORDER BY id", &[&number])
+    }
+
+    /// Inserts an invoice BitPay confirmed as ours but we had no record of (lost state).
+    pub fn adopt_invoice(
+        &self,
+        new: &NewInvoice,
+        invoice: &BitPayInvoice,
+        now: i64,
+    ) -> Result<InvoiceRecord> {
+        let tx = self.conn.unchecked_transaction()?;
+        self.insert_invoice(new, now)?;
+        self.update_created(
+            &new.guid,
+            invoice,
+            "adopted: BitPay confirmed it is ours; local record rebuilt",
+            now,
+        )?;
+        tx.commit()?;
+        self.invoice_by_bitpay_id(&invoice.id)?
+            .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// Records the last status BitPay reported.
+    pub fn update_bitpay_status(
+        &self,
+        id: i64,
+        status: &str,
+        exception: Option<&str>,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE invoices SET bitpay_status = ?2, exception_status = ?3,
+                 expires_at = coalesce(?4, expires_at), updated_at = ?5 WHERE id = ?1",
+            params![id, status, exception, expires_at, now],
+        )?;
+        Ok(())
+    }
+
+    /// Moves the settlement state, never away from `credited` (a credit is never undone).
+    pub fn set_settlement(
+        &self,
+        id: i64,
+        settlement: Settlement,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let changed = self.conn.execute(
+            "UPDATE invoices SET settlement = ?2, note = coalesce(?3, note), updated_at = ?4
+             WHERE id = ?1 AND settlement != 'credited'",
+            params![id, settlement.as_str(), note, now],
+        )?;
+        Ok(changed == 1)
+    }
+
+    pub fn mark_credited(
+        &self,
+        id: i64,
+        splynx_payment_id: i64,
+        note: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE invoices SET settlement = 'credited', splynx_payment_id = ?2, note = ?3,
+                 updated_at = ?4 WHERE id = ?1",
+            params![id, splynx_payment_id, note, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn invoice(&self, id: i64) -> Result<Option<InvoiceRecord>> {
+        self.invoice_where("id = ?1", &id)
+    }
+
+    pub fn settlement_counts(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT settlement, count(*) FROM invoices GROUP BY settlement ORDER BY settlement",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn oldest_unsettled(&self) -> Result<Option<InvoiceRecord>> {
+        Ok(self.unsettled_invoices()?.into_iter().next())
+    }
+
+    // ---- journal ----
+
+    pub fn journal(
+        &self,
+        bitpay_id: Option<&str>,
+        kind: &str,
+        summary: &str,
+        detail: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO journal (at, bitpay_id, kind, summary, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now, bitpay_id, kind, summary, detail],
+        )?;
+        Ok(())
+    }
+
+    pub fn journal_for(&self, bitpay_id: &str) -> Result<Vec<JournalEntry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, at, bitpay_id, kind, summary, detail FROM journal
+             WHERE bitpay_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([bitpay_id], |r| {
+            Ok(JournalEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                bitpay_id: r.get(2)?,
+                kind: r.get(3)?,
+                summary: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn last_journal_time(&self, kind: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT max(at) FROM journal WHERE kind = ?1", [kind], |r| {
+                r.get(0)
+            })?)
+    }
+
+    pub fn journal_count(&self, kind: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM journal WHERE kind = ?1",
+            [kind],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > known {
+        return Err(StoreError::TooNew {
+            path: shown.to_string(),
+            found: version,
+            known,
+        });
+    }
+    for sql in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    if version < known {
+        tx.pragma_update(None, "user_version", known)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_twice_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(again.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_and_a_foreign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(store);
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("newer than this program knows"), "{err}");
+
+        let other = tempfile::tempdir().unwrap();
+        fs::write(
+            other.path().join("state.db"),
+            b"this is not sqlite at all, just text....",
+        )
+        .unwrap();
+        let err = Store::open(other.path()).err().unwrap().to_string();
+        assert!(err.contains("state.db"), "{err}");
+    }
+
+    #[test]
+    fn nonces_only_increase() {
+        let store = Store::open_in_memory().unwrap();
+        assert_eq!(store.next_nonce("k", 100).unwrap(), 100);
+        assert_eq!(store.next_nonce("k", 100).unwrap(), 101);
+        assert_eq!(
+            store.next_nonce("k", 50).unwrap(),
+            102,
+            "clock went backwards"
+        );
+        assert_eq!(store.next_nonce("k", 500).unwrap(), 500);
+        assert_eq!(store.next_nonce("other", 7).unwrap(), 7);
+    }
+
+    #[test]
+    fn credited_is_never_undone() {
+        let store = Store::open_in_memory().unwrap();
+        let new = NewInvoice {
+            guid: "g1".into(),
+            environment: "test".into(),
+            facade: "pos".into(),
+            token: Secret::new("t"),
+            doc_kind: DocKind::Invoice,
+            doc_id: Some(1),
+            doc_number: Some("N1".into()),
+            customer_id: 5,
+            price: Decimal::from_str("51.61").unwrap(),
+            currency: "USD".into(),
+            order_id: "o1".into(),
+        };
+        let record = store.insert_invoice(&new, 1).unwrap();
+        assert_eq!(record.settlement, Settlement::Creating);
+        store
+            .mark_created(
+                "g1",
+                &BitPayInvoice {
+                    id: "B1".into(),
+                    url: "u".into(),
+                    status: "new".into(),
+                    expiration_time: Some(10),
+                    ..Default::default()
+                },
+                "created",
+                2,
+            )
+            .unwrap();
+        store.mark_credited(record.id, 9, "paid", 3).unwrap();
+        assert!(!store
+            .set_settlement(record.id, Settlement::Expired, None, 4)
+            .unwrap());
+        let stored = store.invoice_by_bitpay_id("B1").unwrap().unwrap();
+        assert_eq!(stored.settlement, Settlement::Credited);
+        assert_eq!(stored.price.to_string(), "51.61");
+        assert_eq!(stored.splynx_payment_id, Some(9));
+    }
+}

@@ -78,7 +78,7 @@ pub struct PairArgs {
     clap::ArgGroup::new("document")
         .required(true)
         .multiple(false)
-        .args(["invoice", "invoice_number", "proforma", "refill"])
+        .args(["invoice", "invoice_number", "proforma", "proforma_number", "refill"])
 ))]
 pub struct CreateInvoiceArgs {
     /// The logged-in Splynx customer's id
@@ -93,6 +93,12 @@ pub struct CreateInvoiceArgs {
     /// Splynx proforma invoice id
     #[arg(long, value_name = "ID")]
     pub proforma: Option<String>,
+    /// Splynx proforma invoice number
+    #[arg(long, value_name = "NUMBER")]
+    pub proforma_number: Option<String>,
+    /// Only check that the document can be paid and print what would be charged
+    #[arg(long)]
+    pub check: bool,
     /// Top up the balance by AMOUNT (in the configured currency)
     #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
     pub refill: Option<String>,

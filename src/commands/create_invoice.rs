@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
 use crate::money::{self, format_amount, json_number};
 use crate::pairing;
-use crate::splynx::model::Customer;
+use crate::splynx::model::{Customer, Invoice, Proforma};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement, TokenRecord};
 use crate::{clock, lock};
@@ -28,6 +28,7 @@ enum Request {
     Invoice(i64),
     InvoiceNumber(String),
     Proforma(i64),
+    ProformaNumber(String),
     Refill(Decimal),
 }
 
@@ -96,21 +97,31 @@ fn parse_id(text: &str, what: &str) -> Result<i64> {
     }
 }
 
+fn parse_number(text: &str, what: &str) -> Result<String> {
+    let number = text.trim();
+    if number.is_empty() || number.len() > 64 || !number.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad_input(format!(
+            "\"{number}\" is not a valid {what} number"
+        )));
+    }
+    Ok(number.to_string())
+}
+
 fn parse_request(args: &CreateInvoiceArgs, ctx: &Context) -> Result<Request> {
     if let Some(id) = &args.invoice {
         return Ok(Request::Invoice(parse_id(id, "invoice")?));
     }
     if let Some(number) = &args.invoice_number {
-        let number = number.trim();
-        if number.is_empty() || number.len() > 64 || !number.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(bad_input(format!(
-                "\"{number}\" is not a valid invoice number"
-            )));
-        }
-        return Ok(Request::InvoiceNumber(number.to_string()));
+        return Ok(Request::InvoiceNumber(parse_number(number, "invoice")?));
     }
     if let Some(id) = &args.proforma {
         return Ok(Request::Proforma(parse_id(id, "proforma invoice")?));
+    }
+    if let Some(number) = &args.proforma_number {
+        return Ok(Request::ProformaNumber(parse_number(
+            number,
+            "proforma invoice",
+        )?));
     }
     let text = args.refill.as_deref().unwrap_or_default();
     let currency = &ctx.config.bitpay.currency;
@@ -135,122 +146,126 @@ fn not_found_as(error: SplynxError, message: &str) -> anyhow::Error {
     }
 }
 
+/// An invoice or proforma invoice, as far as paying it goes.
+struct Payable {
+    id: i64,
+    number: String,
+    customer_id: i64,
+    status: String,
+    /// What is left to pay: an invoice's `due`, a proforma's total.
+    amount: Decimal,
+}
+
+impl From<Invoice> for Payable {
+    fn from(i: Invoice) -> Payable {
+        Payable {
+            amount: i.amount_due(),
+            id: i.id,
+            number: i.number,
+            customer_id: i.customer_id,
+            status: i.status,
+        }
+    }
+}
+
+impl From<Proforma> for Payable {
+    fn from(p: Proforma) -> Payable {
+        Payable {
+            amount: p.total,
+            id: p.id,
+            number: p.number,
+            customer_id: p.customer_id,
+            status: p.status,
+        }
+    }
+}
+
+/// Splynx "not found" is just "no such document".
+fn found<T: Into<Payable>>(result: Result<T, SplynxError>) -> Result<Option<Payable>> {
+    match result {
+        Ok(document) => Ok(Some(document.into())),
+        Err(SplynxError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn by_number<T: Into<Payable>>(list: Vec<T>, number: &str, customer_id: i64) -> Option<Payable> {
+    list.into_iter()
+        .map(Into::into)
+        .find(|p: &Payable| p.number == number && p.customer_id == customer_id)
+}
+
 fn resolve_document(
     splynx: &SplynxClient,
     request: &Request,
     customer: &Customer,
     currency: &str,
 ) -> Result<Document> {
-    let unavailable = |what: &str| bad_input(format!("{what} was not found for your account"));
-    match request {
-        Request::Invoice(_) | Request::InvoiceNumber(_) => {
-            let invoice = match request {
-                Request::Invoice(id) => splynx.invoice(*id).map_err(|e| {
-                    not_found_as(e, &format!("Invoice {id} was not found for your account"))
-                })?,
-                Request::InvoiceNumber(number) => splynx
-                    .invoices_by_number(number)?
-                    .into_iter()
-                    .find(|i| i.number == *number && i.customer_id == customer.id)
-                    .ok_or_else(|| unavailable(&format!("Invoice #{number}")))?,
-                _ => unreachable!("matched above"),
-            };
-            if invoice.customer_id != customer.id {
-                // Same words as a missing one: do not reveal other customers' documents.
-                return Err(unavailable(&format!(
-                    "Invoice {}",
-                    describe_request(request)
-                )));
-            }
-            match invoice.status.as_str() {
-                "paid" => {
-                    return Err(bad_input(format!(
-                        "Invoice #{} is already paid",
-                        invoice.number
-                    )))
-                }
-                "deleted" => {
-                    return Err(bad_input(format!(
-                        "Invoice #{} was cancelled and cannot be paid",
-                        invoice.number
-                    )))
-                }
-                "pending" => {
-                    return Err(bad_input(format!(
-                        "A payment for invoice #{} is already being processed",
-                        invoice.number
-                    )))
-                }
-                _ => {}
-            }
-            let due = invoice.amount_due();
-            if due <= Decimal::ZERO {
-                return Err(bad_input(format!(
-                    "Invoice #{} has nothing left to pay",
-                    invoice.number
-                )));
-            }
-            Ok(Document {
-                kind: DocKind::Invoice,
-                id: Some(invoice.id),
-                description: format!("Invoice #{}", invoice.number),
-                number: Some(invoice.number),
-                price: round_for(due, currency)?,
+    let (kind, label, candidate) = match request {
+        Request::Refill(amount) => {
+            return Ok(Document {
+                kind: DocKind::Refill,
+                id: None,
+                number: None,
+                price: *amount,
+                description: format!("Balance top-up, customer #{}", customer.id),
             })
         }
-        Request::Proforma(id) => {
-            let proforma = splynx.proforma(*id).map_err(|e| {
-                not_found_as(
-                    e,
-                    &format!("Proforma invoice {id} was not found for your account"),
-                )
-            })?;
-            if proforma.customer_id != customer.id {
-                return Err(unavailable(&format!("Proforma invoice {id}")));
-            }
-            match proforma.status.as_str() {
-                "paid" => {
-                    return Err(bad_input(format!(
-                        "Proforma invoice #{} is already paid",
-                        proforma.number
-                    )))
-                }
-                "deleted" => {
-                    return Err(bad_input(format!(
-                        "Proforma invoice #{} was cancelled",
-                        proforma.number
-                    )))
-                }
-                "pending" => {
-                    return Err(bad_input(format!(
-                        "A payment for proforma invoice #{} is already being processed",
-                        proforma.number
-                    )))
-                }
-                _ => {}
-            }
-            if proforma.total <= Decimal::ZERO {
-                return Err(bad_input(format!(
-                    "Proforma invoice #{} has nothing to pay",
-                    proforma.number
-                )));
-            }
-            Ok(Document {
-                kind: DocKind::Proforma,
-                id: Some(proforma.id),
-                description: format!("Proforma invoice #{}", proforma.number),
-                number: Some(proforma.number),
-                price: round_for(proforma.total, currency)?,
-            })
+        Request::Invoice(id) => (DocKind::Invoice, "Invoice", found(splynx.invoice(*id))?),
+        Request::InvoiceNumber(n) => (
+            DocKind::Invoice,
+            "Invoice",
+            by_number(splynx.invoices_by_number(n)?, n, customer.id),
+        ),
+        Request::Proforma(id) => (
+            DocKind::Proforma,
+            "Proforma invoice",
+            found(splynx.proforma(*id))?,
+        ),
+        Request::ProformaNumber(n) => (
+            DocKind::Proforma,
+            "Proforma invoice",
+            by_number(splynx.proformas_by_number(n)?, n, customer.id),
+        ),
+    };
+    // A foreign document gets the same words as a missing one: nothing about other
+    // customers' documents is revealed.
+    let document = candidate
+        .filter(|d| d.customer_id == customer.id)
+        .ok_or_else(|| {
+            bad_input(format!(
+                "{label} {} was not found for your account",
+                describe_request(request)
+            ))
+        })?;
+    let number = &document.number;
+    match document.status.as_str() {
+        "paid" => return Err(bad_input(format!("{label} #{number} is already paid"))),
+        "deleted" => {
+            return Err(bad_input(format!(
+                "{label} #{number} was cancelled and cannot be paid"
+            )))
         }
-        Request::Refill(amount) => Ok(Document {
-            kind: DocKind::Refill,
-            id: None,
-            number: None,
-            price: *amount,
-            description: format!("Balance top-up, customer #{}", customer.id),
-        }),
+        "pending" => {
+            return Err(bad_input(format!(
+                "A payment for {} #{number} is already being processed",
+                label.to_lowercase()
+            )))
+        }
+        _ => {}
     }
+    if document.amount <= Decimal::ZERO {
+        return Err(bad_input(format!(
+            "{label} #{number} has nothing left to pay"
+        )));
+    }
+    Ok(Document {
+        kind,
+        id: Some(document.id),
+        description: format!("{label} #{number}"),
+        price: round_for(document.amount, currency)?,
+        number: Some(document.number),
+    })
 }
 
 /// Splynx keeps 4 decimals; BitPay takes the currency's. A due amount with more precision
@@ -269,7 +284,7 @@ fn round_for(amount: Decimal, currency: &str) -> Result<Decimal> {
 fn describe_request(request: &Request) -> String {
     match request {
         Request::Invoice(id) | Request::Proforma(id) => id.to_string(),
-        Request::InvoiceNumber(n) => format!("#{n}"),
+        Request::InvoiceNumber(n) | Request::ProformaNumber(n) => format!("#{n}"),
         Request::Refill(a) => a.to_string(),
     }
 }
@@ -292,15 +307,31 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     let request = parse_request(&args, ctx)?;
     let currency = ctx.config.bitpay.currency.clone();
 
-    let identity = ctx.identity()?;
-    let sin = identity.sin();
-    let bitpay = ctx.bitpay(Some(identity));
-    let token = pairing::invoice_token(ctx, &bitpay)?;
     let splynx = ctx.splynx()?;
     let customer = splynx
         .customer(customer_id)
         .map_err(|e| not_found_as(e, &format!("Customer {customer_id} does not exist")))?;
     let document = resolve_document(&splynx, &request, &customer, &currency)?;
+    if args.check {
+        let price = format_amount(document.price, &currency);
+        ctx.output.emit(
+            &format!("{}: {price} {currency}", document.description),
+            &json!({
+                "document": document.kind.as_str(),
+                "document_id": document.id,
+                "number": document.number,
+                "description": document.description,
+                "price": price,
+                "currency": currency,
+            }),
+        );
+        return Ok(SUCCESS);
+    }
+
+    let identity = ctx.identity()?;
+    let sin = identity.sin();
+    let bitpay = ctx.bitpay(Some(identity));
+    let token = pairing::invoice_token(ctx, &bitpay)?;
 
     let doc_key = format!(
         "{}:{}:{}",

@@ -149,6 +149,14 @@ impl SplynxClient {
         )
     }
 
+    pub fn proformas_by_number(&self, number: &str) -> Result<Vec<Proforma>> {
+        self.get_json(
+            "admin/finance/proforma-invoices",
+            &[("main_attributes[number]", number)],
+            "proforma invoice list",
+        )
+    }
+
     pub fn payment_methods(&self) -> Result<Vec<PaymentMethod>> {
         self.get_json("admin/finance/payment-methods", &[], "payment method list")
     }

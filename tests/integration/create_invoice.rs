@@ -102,6 +102,11 @@ fn each_document_kind() {
         .starts_with("splynx-proforma-201-"));
     assert_eq!(proforma.json()["price"], "20.00");
 
+    let by_proforma_number =
+        env.create_invoice(&["--customer", "42", "--proforma-number", "2024000001"]);
+    by_proforma_number.assert_code(0);
+    assert_eq!(by_proforma_number.json()["reused"], true);
+
     let refill = env.create_invoice(&["--customer", "42", "--refill", "25.5"]);
     refill.assert_code(0);
     assert_eq!(refill.json()["price"], "25.50");
@@ -117,6 +122,48 @@ fn each_document_kind() {
         env.create_invoice(&["--customer", "42", "--refill", bound])
             .assert_code(0);
     }
+}
+
+#[test]
+fn check_describes_the_charge_without_creating_anything() {
+    // No pairing needed: the portal shows the amount before the customer clicks Checkout.
+    let env = Env::new();
+    let run = env.create_invoice(&[
+        "--check",
+        "--customer",
+        "42",
+        "--invoice-number",
+        "202401000001",
+    ]);
+    run.assert_code(0);
+    let out = run.json();
+    assert_eq!(out["description"], "Invoice #202401000001");
+    assert_eq!(out["document_id"], 101);
+    assert_eq!(out["price"], "51.61");
+    assert_eq!(out["currency"], "USD");
+    let proforma = env.create_invoice(&[
+        "--check",
+        "--customer",
+        "42",
+        "--proforma-number",
+        "2024000001",
+    ]);
+    proforma.assert_code(0);
+    assert_eq!(proforma.json()["document_id"], 201);
+    env.create_invoice(&["--check", "--customer", "42", "--invoice", "102"])
+        .assert_code(65)
+        .assert_stderr_contains("already paid");
+    env.create_invoice(&[
+        "--check",
+        "--customer",
+        "42",
+        "--proforma-number",
+        "2024000002",
+    ])
+    .assert_code(65)
+    .assert_stderr_contains("not found for your account");
+    assert!(env.bitpay.requests().is_empty());
+    assert_eq!(env.bitpay.invoice_count(), 0);
 }
 
 #[test]

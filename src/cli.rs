@@ -36,8 +36,12 @@ pub enum Command {
     )]
     Pair(PairArgs),
     /// Forget the BitPay tokens of the configured environment
+    #[command(
+        after_help = "Example (then revoke the token in the BitPay dashboard too):\n  splynx-bitpay unpair"
+    )]
     Unpair,
     /// Pairing state, invoice counts, last webhook, oldest unsettled invoice
+    #[command(after_help = "Examples:\n  splynx-bitpay status\n  splynx-bitpay status --json")]
     Status,
     /// Create (or reuse) a BitPay invoice for a Splynx document or a balance top-up
     #[command(
@@ -57,6 +61,12 @@ pub enum Command {
     /// One BitPay invoice (or Splynx document number) with its whole journal
     #[command(after_help = "Example:\n  splynx-bitpay show UZjwcYkWAKfTMn9J1yyfs4")]
     Show(ShowArgs),
+    /// Check the installation: config, files, database, BitPay, Splynx API, webhook URL
+    #[command(
+        long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token, Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user).",
+        after_help = "Exit status: 0 when every check passes (warnings allowed), 78 when a check fails, 75 when the only failures are BitPay or Splynx being unreachable.\n\nExamples:\n  splynx-bitpay doctor\n  sudo -u www-data splynx-bitpay doctor --json"
+    )]
+    Doctor,
 }
 
 #[derive(Debug, Args)]

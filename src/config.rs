@@ -532,4 +532,34 @@ data_dir = "/var/lib/splynx-bitpay"
         assert_eq!(resolve_path(None, Some("/b")), PathBuf::from("/b"));
         assert_eq!(resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,600}") {
+                let _ = parse(&text);
+            }
+
+            /// Damage the valid config one line at a time: it either still loads or the
+            /// error names the file.
+            #[test]
+            fn damaged_configs_fail_with_the_file_named(
+                line in 0usize..20,
+                replacement in "[a-z_\\[\\]=\" ./:0-9-]{0,40}",
+            ) {
+                let mut lines: Vec<String> = GOOD.lines().map(str::to_string).collect();
+                let at = line % lines.len();
+                lines[at] = replacement;
+                match parse(&lines.join("\n")) {
+                    Ok(config) => prop_assert!(config.data_dir.is_absolute()),
+                    Err(e) => prop_assert!(e.to_string().starts_with("config file /etc/x.toml"), "{}", e),
+                }
+            }
+        }
+    }
 }

@@ -1,10 +1,31 @@
 //! The one place HTTP clients are built: rustls, timeouts, a fixed User-Agent.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Time this process spent waiting for HTTP replies, for the benchmark's overhead figure.
+static WAITING_NANOS: AtomicU64 = AtomicU64::new(0);
 
 pub const USER_AGENT: &str = concat!("splynx-bitpay/", env!("CARGO_PKG_VERSION"));
 
+/// A client with this timeout, built once per process (building one loads the TLS roots
+/// and starts a runtime thread; clones share it).
 pub fn client(timeout: Duration) -> reqwest::blocking::Client {
+    static CLIENTS: OnceLock<Mutex<Vec<(Duration, reqwest::blocking::Client)>>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("client cache lock");
+    if let Some((_, client)) = clients.iter().find(|(t, _)| *t == timeout) {
+        return client.clone();
+    }
+    let client = build(timeout);
+    clients.push((timeout, client.clone()));
+    client
+}
+
+fn build(timeout: Duration) -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)
@@ -15,8 +36,24 @@ pub fn client(timeout: Duration) -> reqwest::blocking::Client {
         .expect("the TLS backend is compiled in")
 }
 
-/// A transport failure in words an admin can act on.
-pub fn describe_transport_error(error: &reqwest::Error) -> String {
+/// Sends a request and reads the whole reply: `(status, body)`, or the transport failure
+/// in words an admin can act on.
+pub fn exchange(request: reqwest::blocking::RequestBuilder) -> Result<(u16, String), String> {
+    let started = Instant::now();
+    let result = request.send().and_then(|response| {
+        let status = response.status().as_u16();
+        response.text().map(|text| (status, text))
+    });
+    WAITING_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    result.map_err(|e| describe_transport_error(&e))
+}
+
+/// Total time spent in [`exchange`] so far.
+pub fn time_waiting() -> Duration {
+    Duration::from_nanos(WAITING_NANOS.load(Ordering::Relaxed))
+}
+
+fn describe_transport_error(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "no reply before the timeout".to_string()
     } else if error.is_connect() {

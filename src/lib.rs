@@ -27,6 +27,11 @@ use output::Output;
 /// Runs one command; returns the exit code for a run that did not fail.
 pub fn run(cli: Cli) -> Result<u8> {
     let config_env = std::env::var(config::ENV_VAR).ok();
+    if let Command::Doctor = cli.command {
+        // Checks the config and the data directory itself, before anything opens them.
+        let path = config::resolve_path(cli.config.as_deref(), config_env.as_deref());
+        return commands::doctor::run(&path, Output { json: cli.json });
+    }
     let ctx = Context::open(
         cli.config.as_deref(),
         config_env.as_deref(),
@@ -42,5 +47,6 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Reconcile(args) => commands::reconcile::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
+        Command::Doctor => unreachable!("doctor runs before the context is opened"),
     }
 }

@@ -36,13 +36,15 @@ pub fn bucket_name(kind: &str, item: &str) -> String {
 pub fn acquire(data_dir: &Path, name: &str, what: &str, wait: Duration) -> Result<Lock, LockError> {
     let file = open(data_dir, name)?;
     let deadline = Instant::now() + wait;
-    let mut pause = Duration::from_millis(2);
+    // Short pauses: under a webhook storm many processes queue here, and a long sleep
+    // would make an unlucky one wait far longer than the holder needs.
+    let mut pause = Duration::from_micros(200);
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(Lock { _file: file }),
             Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                 thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
+                pause = (pause * 2).min(Duration::from_millis(4));
             }
             Err(TryLockError::WouldBlock) => {
                 return Err(LockError::Busy {

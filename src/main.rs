@@ -1,10 +1,12 @@
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
 use splynx_bitpay::cli::Cli;
 use splynx_bitpay::exit;
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -18,11 +20,17 @@ fn main() -> ExitCode {
         }
     };
     splynx_bitpay::logging::init(cli.verbose, cli.quiet);
-    match splynx_bitpay::run(cli) {
-        Ok(code) => ExitCode::from(code),
+    let code = match splynx_bitpay::run(cli) {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("splynx-bitpay: error: {err:#}");
-            ExitCode::from(exit::exit_code(&err))
+            exit::exit_code(&err)
         }
-    }
+    };
+    let waiting = splynx_bitpay::http::time_waiting();
+    log::debug!(
+        "timing: wall {:?}, waiting on HTTP {waiting:?}",
+        started.elapsed()
+    );
+    ExitCode::from(code)
 }

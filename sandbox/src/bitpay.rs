@@ -18,11 +18,13 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use splynx_bitpay::bitpay::identity;
 
+use crate::checkout;
 use crate::server::{control_error, HttpServer, Incoming, Reply, Service};
 use crate::util::{
-    html_escape, json_number, now_ms, parse_decimal, random_string, significant_scale, status_text,
-    ALNUM, BASE58,
+    json_number, now_ms, parse_decimal, random_string, significant_scale, status_text, ALNUM,
+    BASE58,
 };
+use crate::webhook::{self, Delivery};
 
 const PAIRING_LIFETIME_MS: i64 = 86_400_000;
 const INVOICE_LIFETIME_MS: i64 = 900_000;
@@ -60,7 +62,7 @@ const CURRENCIES: &[(&str, u32, &str)] = &[
 ];
 
 /// Payment coins: code, smallest-unit decimals, US dollars per coin.
-const COINS: &[(&str, u32, &str)] = &[
+pub(crate) const COINS: &[(&str, u32, &str)] = &[
     ("BTC", 8, "57204.993195"),
     ("BCH", 8, "330.12"),
     ("ETH", 18, "3058.45"),
@@ -112,6 +114,8 @@ struct State {
     tokens: Vec<ApiToken>,
     server_codes: HashMap<String, ServerCode>,
     invoices: Vec<StoredInvoice>,
+    /// Every webhook sent to a merchant, oldest first.
+    deliveries: Vec<Delivery>,
 }
 
 impl State {
@@ -263,6 +267,26 @@ impl BitPaySandbox {
             .webhook_signature(body, id)
             .unwrap_or_else(|e| panic!("{e}"))
     }
+
+    /// Sends the webhook for the invoice's current state to its `notificationURL`, for
+    /// real, and records the answer. Panics on an unknown invoice or one without a
+    /// `notificationURL`.
+    pub fn deliver_webhook(&self, id: &str) -> Delivery {
+        self.core.deliver(id).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What the checkout page's "Confirm payment" does: the buyer pays in full in
+    /// `coin` (BTC, BCH, ETH, ...); the invoice goes `paid` then `confirmed`, and each
+    /// step's webhook is delivered. `Err` when the invoice cannot be paid (unknown,
+    /// not `new`, expired, unsupported coin).
+    pub fn pay(&self, id: &str, coin: &str) -> Result<Vec<Delivery>, String> {
+        self.core.pay(id, coin)
+    }
+
+    /// Every webhook delivered so far, oldest first.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.core.lock().deliveries.clone()
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -293,6 +317,7 @@ impl Service for Core {
         let path = req.path.as_str();
         match (req.method.as_str(), path) {
             ("GET", "/invoice") => self.checkout_page(req),
+            ("POST", "/invoice") => self.checkout_confirm(req),
             ("POST", "/tokens") => self.pair(req),
             ("GET", "/tokens") => self.list_tokens(req),
             ("POST", "/invoices") => self.create_invoice(req),
@@ -734,44 +759,52 @@ impl Core {
         Reply::json(200, &json!({ "data": data }))
     }
 
-    /// `GET /invoice?id=` (unsigned): a minimal checkout page.
+    /// `GET /invoice?id=ID[&currency=COIN]` (public): the hosted checkout. A new
+    /// invoice asks for a currency, then for confirmation; a paid one shows the receipt.
     fn checkout_page(&self, req: &Incoming) -> Reply {
         let id = req.query_param("id").unwrap_or_default();
-        let state = self.lock();
-        let Some(invoice) = state.invoice(&id) else {
-            return Reply::html(
-                404,
-                "<!DOCTYPE html><html><head><title>BitPay checkout</title></head><body><h1>Invoice not found</h1></body></html>".into(),
-            );
+        let Some(invoice) = self.lock().invoice(&id).map(render_invoice) else {
+            return Reply::html(404, checkout::not_found());
         };
-        let field = |k: &str| match invoice.data.get(k) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(v) => v.to_string(),
+        let status = invoice["status"].as_str().unwrap_or("new");
+        let expired = invoice["expirationTime"]
+            .as_i64()
+            .is_some_and(|t| t < now_ms());
+        let html = match status {
+            "new" if expired => checkout::expired(&invoice),
+            "new" => match req.query_param("currency") {
+                Some(coin) if coin_decimals(&coin).is_some() => {
+                    checkout::confirm(&invoice, &coin, None)
+                }
+                _ => checkout::choose_currency(&invoice, CHECKOUT_COINS),
+            },
+            "paid" | "confirmed" | "complete" => checkout::receipt(&invoice),
+            "expired" => checkout::expired(&invoice),
+            _ => checkout::closed(&invoice),
         };
-        let mut html = String::from("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>BitPay checkout</title></head><body>\n");
-        html.push_str("<h1>BitPay checkout</h1>\n");
-        for (label, key, class) in [
-            ("Invoice", "id", "invoice-id"),
-            ("Item", "itemDesc", "item"),
-            ("Price", "price", "price"),
-            ("Currency", "currency", "currency"),
-            ("Status", "status", "status"),
-        ] {
-            html.push_str(&format!(
-                "<p>{label}: <span class=\"{class}\">{}</span></p>\n",
-                html_escape(&field(key))
-            ));
-        }
-        let redirect = field("redirectURL");
-        if !redirect.is_empty() {
-            html.push_str(&format!(
-                "<p><a class=\"return\" href=\"{}\">Return to merchant</a></p>\n",
-                html_escape(&redirect)
-            ));
-        }
-        html.push_str("</body></html>\n");
         Reply::html(200, html)
+    }
+
+    /// `POST /invoice` (form `id`, `currency`): "Confirm payment". Pays, delivers the
+    /// webhooks, then sends the browser to the receipt (post/redirect/get).
+    fn checkout_confirm(&self, req: &Incoming) -> Reply {
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
+        let id = form.get("id").cloned().unwrap_or_default();
+        let coin = form.get("currency").cloned().unwrap_or_default();
+        let Some(invoice) = self.lock().invoice(&id).map(render_invoice) else {
+            return Reply::html(404, checkout::not_found());
+        };
+        match self.pay(&id, &coin) {
+            Ok(_) => {
+                Reply::empty(303).header("Location", format!("/invoice?id={}", url_encode(&id)))
+            }
+            Err(message) if coin_decimals(&coin).is_some() => {
+                Reply::html(409, checkout::confirm(&invoice, &coin, Some(&message)))
+            }
+            Err(_) => Reply::html(400, checkout::choose_currency(&invoice, CHECKOUT_COINS)),
+        }
     }
 
     // ---- test control -------------------------------------------------------------
@@ -819,6 +852,91 @@ impl Core {
         let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
         mac.update(body.as_bytes());
         Ok(base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+    }
+
+    fn pay(&self, id: &str, coin: &str) -> Result<Vec<Delivery>, String> {
+        if coin_decimals(coin).is_none() {
+            return Err(format!("{coin:?} is not a currency this checkout accepts"));
+        }
+        {
+            let mut state = self.lock();
+            let invoice = state.invoice_mut(id)?;
+            let status = invoice.data.get("status").and_then(Value::as_str);
+            if status != Some("new") {
+                return Err(format!(
+                    "invoice {id} is {} and cannot be paid",
+                    status.unwrap_or("?")
+                ));
+            }
+            let expires = invoice.data.get("expirationTime").and_then(Value::as_i64);
+            if expires.is_some_and(|t| t < now_ms()) {
+                return Err(format!("invoice {id} has expired"));
+            }
+            apply_payment(invoice, "paid", None, coin);
+        }
+        let mut deliveries = Vec::new();
+        if self.has_notification_url(id) {
+            deliveries.push(self.deliver(id)?);
+        }
+        self.with_invoice(id, |inv| apply_payment(inv, "confirmed", None, coin))?;
+        if self.has_notification_url(id) {
+            deliveries.push(self.deliver(id)?);
+        }
+        Ok(deliveries)
+    }
+
+    fn has_notification_url(&self, id: &str) -> bool {
+        self.lock()
+            .invoice(id)
+            .and_then(|i| i.data.get("notificationURL"))
+            .and_then(Value::as_str)
+            .is_some_and(|u| !u.is_empty())
+    }
+
+    /// Builds the webhook under the lock, sends it without holding the lock (the
+    /// merchant re-fetches the invoice from this fake while answering), records it.
+    fn deliver(&self, id: &str) -> Result<Delivery, String> {
+        let (url, extended, status) = {
+            let state = self.lock();
+            let invoice = state
+                .invoice(id)
+                .ok_or_else(|| format!("no invoice {id}"))?;
+            let url = invoice
+                .data
+                .get("notificationURL")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| format!("invoice {id} has no notificationURL"))?
+                .to_string();
+            let extended = invoice.data.get("extendedNotifications") == Some(&Value::Bool(true));
+            let status = invoice
+                .data
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("new")
+                .to_string();
+            (url, extended, status)
+        };
+        let body = self.webhook_body(id, extended)?;
+        let signature = self.webhook_signature(&body, id)?;
+        let at = now_ms();
+        let (status_code, error) = match webhook::post(&url, &body, &signature) {
+            Ok(code) => (code, None),
+            Err(e) => (0, Some(e)),
+        };
+        let delivery = Delivery {
+            invoice_id: id.to_string(),
+            invoice_status: status.clone(),
+            event: extended.then(|| event_for(&status).1.to_string()),
+            url,
+            body,
+            signature,
+            status: status_code,
+            error,
+            at,
+        };
+        self.lock().deliveries.push(delivery.clone());
+        Ok(delivery)
     }
 
     fn control_route(&self, req: &Incoming, route: &str) -> Result<Reply, (u16, String)> {
@@ -941,6 +1059,30 @@ impl Core {
                 }
                 self.set_status(id, "expired", None).map_err(|e| (400, e))?;
                 ok()
+            }
+            ("GET", ["deliveries"]) => Reply::json(200, &json!(self.lock().deliveries)),
+            ("DELETE", ["deliveries"]) => {
+                self.lock().deliveries.clear();
+                ok()
+            }
+            ("POST", ["invoices", id, "deliver"]) => {
+                if self.lock().invoice(id).is_none() {
+                    return Err((404, format!("no invoice {id}")));
+                }
+                let delivery = self.deliver(id).map_err(|e| (400, e))?;
+                Reply::json(200, &json!(delivery))
+            }
+            ("POST", ["invoices", id, "pay"]) => {
+                let coin = body()?
+                    .get("currency")
+                    .and_then(Value::as_str)
+                    .unwrap_or("BTC")
+                    .to_string();
+                if self.lock().invoice(id).is_none() {
+                    return Err((404, format!("no invoice {id}")));
+                }
+                let deliveries = self.pay(id, &coin).map_err(|e| (409, e))?;
+                Reply::json(200, &json!({ "deliveries": deliveries }))
             }
             ("GET", ["invoices", id, "webhook"]) => {
                 let extended = match req.query_param("format").as_deref() {
@@ -1224,17 +1366,33 @@ fn set_invoice_time(inv: &mut StoredInvoice, ms: i64) {
         .insert("expirationTime".into(), json!(ms + INVOICE_LIFETIME_MS));
 }
 
-fn btc_total(inv: &StoredInvoice) -> Decimal {
+/// Coins the hosted checkout offers (PAX keeps BitPay's odd fixture total, so not it).
+const CHECKOUT_COINS: &[&str] = &["BTC", "BCH", "ETH", "USDC", "GUSD", "LTC", "DOGE"];
+
+/// Smallest-unit decimals of a payment coin; `None` for an unknown one.
+pub(crate) fn coin_decimals(coin: &str) -> Option<u32> {
+    COINS
+        .iter()
+        .find(|(code, _, _)| *code == coin)
+        .map(|(_, decimals, _)| *decimals)
+}
+
+fn coin_total(inv: &StoredInvoice, coin: &str) -> Decimal {
     inv.data
         .get("paymentTotals")
-        .and_then(|t| t.get("BTC"))
+        .and_then(|t| t.get(coin))
         .and_then(crate::util::decimal_from_json)
         .unwrap_or_default()
 }
 
 fn apply_status(inv: &mut StoredInvoice, status: &str, exception: Option<&str>) {
-    let total = btc_total(inv);
-    let sats = Decimal::from(100_000_000u64);
+    apply_payment(inv, status, exception, "BTC")
+}
+
+/// Sets the status and the payment fields that go with it, as paid in `coin`.
+fn apply_payment(inv: &mut StoredInvoice, status: &str, exception: Option<&str>, coin: &str) {
+    let total = coin_total(inv, coin);
+    let unit = Decimal::from(10u64.pow(coin_decimals(coin).unwrap_or(8).min(18)));
     let data = &mut inv.data;
     data.insert("status".into(), json!(status));
     data.insert(
@@ -1250,7 +1408,7 @@ fn apply_status(inv: &mut StoredInvoice, status: &str, exception: Option<&str>) 
             let paid = (total / Decimal::TWO).floor();
             data.insert(
                 "underpaidAmount".into(),
-                json_number(&((total - paid) / sats).normalize().to_string()),
+                json_number(&((total - paid) / unit).normalize().to_string()),
             );
             paid
         }
@@ -1258,7 +1416,7 @@ fn apply_status(inv: &mut StoredInvoice, status: &str, exception: Option<&str>) 
             let paid = (total * Decimal::new(11, 1)).floor();
             data.insert(
                 "overpaidAmount".into(),
-                json_number(&((paid - total) / sats).normalize().to_string()),
+                json_number(&((paid - total) / unit).normalize().to_string()),
             );
             paid
         }
@@ -1286,13 +1444,21 @@ fn apply_status(inv: &mut StoredInvoice, status: &str, exception: Option<&str>) 
         .and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms + 60_000))
         .unwrap_or_else(Utc::now)
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let usd_rate = COINS
+        .iter()
+        .find(|(code, _, _)| *code == coin)
+        .and_then(|(_, _, rate)| parse_decimal(rate))
+        .unwrap_or(Decimal::ONE);
     let paid_text = paid.normalize().to_string();
     data.insert("amountPaid".into(), json_number(&paid_text));
     data.insert(
         "displayAmountPaid".into(),
-        json!((paid / sats).normalize().to_string()),
+        json!((paid / unit).normalize().to_string()),
     );
-    data.insert("transactionCurrency".into(), json!("BTC"));
+    data.insert("transactionCurrency".into(), json!(coin));
+    let mut ex_rates = Map::new();
+    ex_rates.insert(coin.to_string(), json!(1));
+    ex_rates.insert("USD".into(), json!(usd_rate.to_f64().unwrap_or(0.0)));
     data.insert(
         "transactions".into(),
         json!([{
@@ -1300,7 +1466,7 @@ fn apply_status(inv: &mut StoredInvoice, status: &str, exception: Option<&str>) 
             "confirmations": confirmations,
             "receivedTime": received,
             "txid": txid,
-            "exRates": {"BTC": 1, "USD": 57204.993195},
+            "exRates": ex_rates,
             "outputIndex": 0
         }]),
     );
@@ -1400,6 +1566,10 @@ fn valid_label(label: &str) -> bool {
         && label
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '_' || c == '-')
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 fn decode_segment(segment: &str) -> String {

@@ -22,7 +22,20 @@
 //! `POST /_sandbox/invoices/{id}/fields` (`{"key":value,..}`);
 //! `POST /_sandbox/invoices/{id}/invoice-time` (`{"invoiceTime":ms}`);
 //! `POST /_sandbox/invoices/{id}/expire`;
-//! `GET /_sandbox/invoices/{id}/webhook?format=extended|legacy` → `{"body":..,"signature":..}`.
+//! `GET /_sandbox/invoices/{id}/webhook?format=extended|legacy` → `{"body":..,"signature":..}`;
+//! `POST /_sandbox/invoices/{id}/deliver` sends that webhook (the invoice's
+//! `extendedNotifications` picks the format) to its `notificationURL` for real, with
+//! `x-signature`, and answers the recorded delivery; `POST /_sandbox/invoices/{id}/pay`
+//! (`{"currency":"BTC"}` optional) does what the checkout's "Confirm payment" does;
+//! `GET /_sandbox/deliveries` lists every delivery (`invoice_id`, `invoice_status`,
+//! `event`, `url`, `body`, `signature`, `status` = the merchant's HTTP answer or 0,
+//! `error`, `at`), `DELETE /_sandbox/deliveries` forgets them.
+//!
+//! BitPay's hosted checkout (public, like BitPay's): `GET /invoice?id=ID` lists the coins
+//! to pay with, `GET /invoice?id=ID&currency=COIN` asks to "Confirm payment", and
+//! `POST /invoice` (form `id`, `currency`) pays in full: the invoice goes `paid` then
+//! `confirmed`, each step's webhook is delivered, and the browser lands on the receipt
+//! ("Payment from bitpay", "Return to splynx" → the invoice's `redirectURL`).
 //!
 //! Splynx-only control routes: `GET /_sandbox/payments`; `POST /_sandbox/check-nonce` and
 //! `POST /_sandbox/loose-json` (`{"enabled":bool}`); `POST /_sandbox/seed`
@@ -95,12 +108,15 @@ macro_rules! sandbox_common_api {
 pub(crate) use sandbox_common_api;
 
 mod bitpay;
+mod checkout;
 mod faults;
 mod server;
 mod splynx;
 mod util;
+mod webhook;
 
 pub use bitpay::BitPaySandbox;
 pub use faults::{FaultSpec, Faults, DEFAULT_FAIL_STATUS};
 pub use server::RecordedRequest;
 pub use splynx::SplynxSandbox;
+pub use webhook::Delivery;

@@ -1,9 +1,11 @@
-//! HTTP plumbing shared by both fakes: a tiny_http server on loopback with a pool of
-//! worker threads, request recording, fault injection and the common `/_sandbox/`
-//! routes (`faults`, `requests`).
+//! HTTP plumbing shared by both fakes: a std `TcpListener` on loopback serving each
+//! connection on its own thread (one request per connection, then `Connection: close`),
+//! request recording, fault injection and the common `/_sandbox/` routes (`faults`,
+//! `requests`).
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -14,8 +16,9 @@ use serde_json::{json, Value};
 
 use crate::faults::{Action, FaultSpec, Faults};
 
-/// Worker threads per fake, each blocked in `server.recv()`.
-const WORKERS: usize = 16;
+/// Limits on what a request may carry.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Prefix of the test-control routes; they are never faulted nor recorded.
 pub(crate) const CONTROL_PREFIX: &str = "/_sandbox/";
@@ -153,13 +156,11 @@ struct RequestLog {
 }
 
 struct Shared {
-    server: tiny_http::Server,
     service: Arc<dyn Service>,
     faults: Faults,
     log: Mutex<RequestLog>,
-    /// Writers of requests that are never answered; dropping them at shutdown
-    /// closes those exchanges.
-    held: Mutex<Vec<Box<dyn Write + Send>>>,
+    /// Connections of requests that are never answered; closed at shutdown.
+    held: Mutex<Vec<TcpStream>>,
     stopping: AtomicBool,
 }
 
@@ -170,7 +171,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A running loopback server; stops (and closes held connections) on drop.
 pub(crate) struct HttpServer {
     shared: Arc<Shared>,
-    workers: Vec<JoinHandle<()>>,
+    acceptor: Option<JoinHandle<()>>,
+    address: std::net::SocketAddr,
     url: String,
 }
 
@@ -181,35 +183,28 @@ impl HttpServer {
         port: u16,
         make_service: impl FnOnce(String) -> S,
     ) -> io::Result<(HttpServer, Arc<S>)> {
-        let server = tiny_http::Server::http(("127.0.0.1", port))
-            .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| io::Error::other("not an IP listener"))?;
-        let url = format!("http://127.0.0.1:{}", bound.port());
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let address = listener.local_addr()?;
+        let url = format!("http://127.0.0.1:{}", address.port());
         let service = Arc::new(make_service(url.clone()));
         let shared = Arc::new(Shared {
-            server,
             service: service.clone(),
             faults: Faults::new(),
             log: Mutex::new(RequestLog::default()),
             held: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
         });
-        let workers = (0..WORKERS)
-            .map(|i| {
-                let shared = shared.clone();
-                thread::Builder::new()
-                    .name(format!("sandbox-http-{}-{i}", bound.port()))
-                    .spawn(move || shared.work())
-                    .expect("spawn sandbox worker")
-            })
-            .collect();
+        let acceptor = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name(format!("sandbox-http-{}", address.port()))
+                .spawn(move || shared.accept(listener))?
+        };
         Ok((
             HttpServer {
                 shared,
-                workers,
+                acceptor: Some(acceptor),
+                address,
                 url,
             },
             service,
@@ -236,51 +231,49 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        for _ in 0..self.workers.len() {
-            self.shared.server.unblock();
+        // Wake the acceptor blocked in accept().
+        let _ = TcpStream::connect(self.address);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
         }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
-        // tiny_http cannot shut a connection's socket from here, so the held exchanges
-        // are ended with bytes no HTTP client accepts as a response: the client sees a
-        // broken connection, never an answer. Dropping the writers releases them.
+        // Held exchanges end with bytes no HTTP client accepts as a response: the client
+        // sees a broken connection, never an answer.
         let held = std::mem::take(&mut *lock(&self.shared.held));
-        for mut writer in held {
-            let _ = writer.write_all(b"SANDBOX-SHUTDOWN connection closed\r\n\r\n");
-            let _ = writer.flush();
+        for mut stream in held {
+            let _ = stream.write_all(b"SANDBOX-SHUTDOWN connection closed\r\n\r\n");
+            let _ = stream.shutdown(Shutdown::Both);
         }
     }
 }
 
 impl Shared {
-    fn work(&self) {
-        loop {
-            match self.server.recv() {
-                Ok(request) => {
-                    if self.stopping.load(Ordering::SeqCst) {
-                        let _ = request.respond(tiny_http::Response::empty(503));
-                        break;
-                    }
-                    self.dispatch(request);
-                }
-                Err(_) => {
-                    if self.stopping.load(Ordering::SeqCst) {
-                        break;
-                    }
-                }
+    fn accept(self: Arc<Self>, listener: TcpListener) {
+        for stream in listener.incoming() {
+            if self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            let shared = self.clone();
+            // A thread per connection: a slow or hung exchange never delays another.
+            let _ = thread::Builder::new()
+                .name("sandbox-conn".into())
+                .spawn(move || shared.serve(stream));
+        }
+    }
+
+    fn serve(&self, mut stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        match read_request(&mut stream) {
+            Ok(Some(incoming)) => self.dispatch(stream, incoming),
+            Ok(None) => {}
+            Err(e) => {
+                let reply = control_error(400, &format!("bad request: {e}"));
+                send(stream, reply);
             }
         }
     }
 
-    fn dispatch(&self, mut request: tiny_http::Request) {
-        let mut body = Vec::new();
-        if request.as_reader().read_to_end(&mut body).is_err() {
-            let _ = request.respond(tiny_http::Response::empty(400));
-            return;
-        }
-        let incoming = incoming_from(&request, body);
-
+    fn dispatch(&self, request: TcpStream, incoming: Incoming) {
         if incoming.path.starts_with(CONTROL_PREFIX) {
             let route = &incoming.path[CONTROL_PREFIX.len()..];
             let reply = self
@@ -375,13 +368,12 @@ impl Shared {
         }
     }
 
-    /// Keeps the exchange open without answering and without occupying a worker.
-    fn hold(&self, request: tiny_http::Request) {
-        let writer = request.into_writer();
+    /// Keeps the exchange open without answering.
+    fn hold(&self, request: TcpStream) {
         if self.stopping.load(Ordering::SeqCst) {
             return;
         }
-        lock(&self.held).push(writer);
+        lock(&self.held).push(request);
     }
 
     /// Sleeps, waking early when the server stops.
@@ -397,16 +389,41 @@ impl Shared {
     }
 }
 
-fn incoming_from(request: &tiny_http::Request, body: Vec<u8>) -> Incoming {
-    let url = request.url().to_string();
-    let (path, query) = match url.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (url.clone(), String::new()),
+/// Reads one HTTP/1.x request: request line, headers, and a body framed by
+/// `Content-Length` or chunked encoding. `None` when the peer closed without a request.
+fn read_request(stream: &mut TcpStream) -> io::Result<Option<Incoming>> {
+    let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(url), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid("malformed request line"));
     };
+    if !version.starts_with("HTTP/1.") {
+        return Err(invalid("only HTTP/1.x is served"));
+    }
+    let (method, url) = (method.to_ascii_uppercase(), url.to_string());
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for h in request.headers() {
-        let name = h.field.as_str().as_str().to_ascii_lowercase();
-        let value = h.value.as_str().to_string();
+    let mut head_bytes = line.len();
+    loop {
+        let mut header = String::new();
+        let read = reader.read_line(&mut header)?;
+        head_bytes += read;
+        if read == 0 || head_bytes > MAX_HEAD_BYTES {
+            return Err(invalid("headers too long or cut off"));
+        }
+        let header = header.trim_end_matches(['\r', '\n']);
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| invalid("malformed header"))?;
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
         headers
             .entry(name)
             .and_modify(|v| {
@@ -415,24 +432,115 @@ fn incoming_from(request: &tiny_http::Request, body: Vec<u8>) -> Incoming {
             })
             .or_insert(value);
     }
-    Incoming {
-        method: request.method().as_str().to_ascii_uppercase(),
+    if headers
+        .get("expect")
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+    {
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"))
+    {
+        read_chunked(&mut reader)?
+    } else {
+        let length: usize = match headers.get("content-length") {
+            Some(l) => l.parse().map_err(|_| invalid("bad Content-Length"))?,
+            None => 0,
+        };
+        if length > MAX_BODY_BYTES {
+            return Err(invalid("body too large"));
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        body
+    };
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (url.clone(), String::new()),
+    };
+    Ok(Some(Incoming {
+        method,
         url,
         path,
         query,
         headers,
         body,
+    }))
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size_text = size_line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
+        if body.len() + size > MAX_BODY_BYTES {
+            return Err(invalid("body too large"));
+        }
+        if size == 0 {
+            // Trailers end with an empty line.
+            loop {
+                let mut trailer = String::new();
+                if reader.read_line(&mut trailer)? == 0 || trailer.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
     }
 }
 
-fn send(request: tiny_http::Request, reply: Reply) {
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    for (name, value) in reply.headers {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
+/// Writes the reply and closes the connection.
+fn send(mut stream: TcpStream, reply: Reply) {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reason(reply.status),
+        reply.body.len()
+    );
+    for (name, value) in &reply.headers {
+        if !name.contains(['\r', '\n', ':']) && !value.contains(['\r', '\n']) {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
     }
-    let _ = request.respond(response);
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&reply.body);
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+    // Drain what the client may still send so the close is orderly, not a reset.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = io::copy(&mut stream, &mut io::sink());
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        302 => "Found",
+        303 => "See Other",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
 }
 
 /// Error body of the control routes (both fakes).

@@ -238,17 +238,24 @@ impl BitPayClient {
             request = request.body(bytes);
         }
         log::debug!("BitPay {method} {}", redact_token(&url));
-        let response = request.send().map_err(|e| BitPayError::Transport {
+        let (status, text) = http::exchange(request).map_err(|message| BitPayError::Transport {
             url: redact_token(&url),
-            message: http::describe_transport_error(&e),
-        })?;
-        let status = response.status().as_u16();
-        let text = response.text().map_err(|e| BitPayError::Transport {
-            url: redact_token(&url),
-            message: http::describe_transport_error(&e),
+            message,
         })?;
         log::debug!("BitPay HTTP {status}, {} bytes", text.len());
         classify(status, &text, &redact_token(&url))
+    }
+}
+
+/// A side-effect-free probe for `doctor`.
+impl BitPayClient {
+    /// An unsigned `GET /tokens`: any definitive answer (even a refusal) means BitPay is
+    /// reachable; only transport failures, 429 and 5xx are errors.
+    pub fn probe(&self) -> Result<()> {
+        match self.send(Method::GET, "/tokens", None, None, false) {
+            Ok(_) | Err(BitPayError::Api { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

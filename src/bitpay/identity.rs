@@ -9,7 +9,8 @@ use std::path::Path;
 
 use ripemd::Ripemd160;
 use secp256k1::ecdsa::Signature;
-use secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
+// One process-wide context: building one costs more than signing.
+use secp256k1::{Message, PublicKey, SecretKey, SECP256K1};
 use sha2::{Digest, Sha256};
 
 /// SIN version byte and "ephemeral" type byte.
@@ -53,7 +54,7 @@ impl fmt::Debug for Identity {
 impl Identity {
     pub fn from_secret_bytes(bytes: &[u8]) -> Option<Identity> {
         let secret = SecretKey::from_slice(bytes).ok()?;
-        let public = PublicKey::from_secret_key(&Secp256k1::signing_only(), &secret);
+        let public = PublicKey::from_secret_key(SECP256K1, &secret);
         Some(Identity { secret, public })
     }
 
@@ -140,8 +141,7 @@ impl Identity {
     /// Hex DER ECDSA signature (RFC 6979, low-S) of SHA-256(message): the `X-Signature` header.
     pub fn sign(&self, message: &[u8]) -> String {
         let digest: [u8; 32] = Sha256::digest(message).into();
-        let signature =
-            Secp256k1::signing_only().sign_ecdsa(&Message::from_digest(digest), &self.secret);
+        let signature = SECP256K1.sign_ecdsa(&Message::from_digest(digest), &self.secret);
         hex::encode(signature.serialize_der())
     }
 }
@@ -180,7 +180,7 @@ pub fn verify(public_key_hex: &str, message: &[u8], signature_hex: &str) -> bool
     };
     signature.normalize_s();
     let digest: [u8; 32] = Sha256::digest(message).into();
-    Secp256k1::verification_only()
+    SECP256K1
         .verify_ecdsa(&Message::from_digest(digest), &signature, &public)
         .is_ok()
 }

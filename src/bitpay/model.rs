@@ -198,4 +198,43 @@ mod tests {
         let over: Invoice = serde_json::from_str(r#"{"exceptionStatus":"paidOver"}"#).unwrap();
         assert_eq!(over.exception_status.as_deref(), Some("paidOver"));
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            #[test]
+            fn any_bytes_parse_or_fail_cleanly(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let _ = parse_webhook(&body);
+            }
+
+            #[test]
+            fn any_json_parses_or_fails_cleanly(text in "[\\[\\]{}:,\"a-z0-9 .eE+-]{0,400}") {
+                let _ = parse_webhook(text.as_bytes());
+            }
+
+            #[test]
+            fn both_formats_yield_exactly_the_id(
+                id in "[A-Za-z0-9]{1,64}",
+                status in "[a-z]{0,12}",
+                price in prop_oneof![Just(json_number("10.5")), Just(serde_json::json!("19537.1")), Just(serde_json::json!(null))],
+                exception in prop_oneof![Just(serde_json::json!(false)), Just(serde_json::json!("paidOver"))],
+            ) {
+                let data = serde_json::json!({"id": id, "status": status, "price": price, "exceptionStatus": exception,
+                                              "paymentTotals": {"PAX": json_number("76700000000000000000")}});
+                let extended = serde_json::json!({"event": {"code": 1005, "name": "invoice_confirmed"}, "data": data});
+                for body in [data.to_string(), extended.to_string()] {
+                    let parsed = parse_webhook(body.as_bytes()).unwrap();
+                    prop_assert_eq!(&parsed.invoice_id, &id);
+                }
+            }
+        }
+
+        fn json_number(text: &str) -> serde_json::Value {
+            serde_json::from_str(text).unwrap()
+        }
+    }
 }

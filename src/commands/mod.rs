@@ -1,5 +1,6 @@
 //! One file per subcommand: argument checks and glue; decisions live in the library.
 pub mod create_invoice;
+pub mod doctor;
 pub mod handle_ipn;
 pub mod pair;
 pub mod reconcile;

@@ -5,7 +5,7 @@
 //! the state store and holds a cross-process lock until its reply arrives: requests reach
 //! Splynx in nonce order.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -70,7 +70,8 @@ pub struct SplynxClient {
     api_secret: Secret,
     data_dir: std::path::PathBuf,
     lock_wait: Duration,
-    nonces: Mutex<Store>,
+    /// Opened on the first request: many runs never call Splynx.
+    nonces: OnceLock<Mutex<Store>>,
 }
 
 /// A payment to create (`POST admin/finance/payments`).
@@ -109,7 +110,7 @@ impl SplynxClient {
             api_secret: settings.api_secret.clone(),
             data_dir: data_dir.to_path_buf(),
             lock_wait: settings.timeout * 2 + Duration::from_secs(5),
-            nonces: Mutex::new(Store::open(data_dir)?),
+            nonces: OnceLock::new(),
         })
     }
 
@@ -231,8 +232,14 @@ impl SplynxClient {
             "the Splynx API request lock",
             self.lock_wait,
         )?;
-        let nonce = self
-            .nonces
+        let nonces = match self.nonces.get() {
+            Some(store) => store,
+            None => {
+                let store = Mutex::new(Store::open(&self.data_dir)?);
+                self.nonces.get_or_init(|| store)
+            }
+        };
+        let nonce = nonces
             .lock()
             .expect("nonce store lock")
             .next_nonce(&self.api_key, clock::now_ms() / 10)?;
@@ -252,13 +259,10 @@ impl SplynxClient {
                 .body(serde_json::to_vec(body).expect("JSON values serialize"));
         }
         log::debug!("Splynx {method} {url}");
-        let transport = |e: reqwest::Error| SplynxError::Transport {
+        let (status, text) = http::exchange(request).map_err(|message| SplynxError::Transport {
             url: url.clone(),
-            message: http::describe_transport_error(&e),
-        };
-        let response = request.send().map_err(transport)?;
-        let status = response.status().as_u16();
-        let text = response.text().map_err(transport)?;
+            message,
+        })?;
         log::debug!("Splynx HTTP {status}, {} bytes", text.len());
         classify(status, text, &method, path, what)
     }
@@ -350,6 +354,46 @@ fn permission_for(method: &Method, path: &str) -> (String, String) {
     };
     let action = format!("{verb} {}", resource.replace('-', " "));
     (format!("{permission} ({verb})"), action)
+}
+
+/// Side-effect-free probes for `doctor`: do the key and its permissions work?
+impl SplynxClient {
+    /// `GET {path}?limit=1`: the first row of a list, if any (needs the `index` permission).
+    pub fn probe_list(&self, path: &str, what: &str) -> Result<Option<serde_json::Value>> {
+        let rows: Vec<serde_json::Value> = self.get_json(path, &[("limit", "1")], what)?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// `GET {path}/{id}` (needs the `view` permission).
+    pub fn probe_view(&self, path: &str, id: i64, what: &str) -> Result<()> {
+        self.get_json::<serde_json::Value>(&format!("{path}/{id}"), &[], what)
+            .map(|_| ())
+    }
+
+    /// `POST admin/finance/payments` with an empty object: Splynx checks the permission
+    /// before validating, so 422 means "may add payments" and nothing is created.
+    /// Returns the HTTP status of a reply that was not an error (never expected).
+    pub fn probe_payment_add(&self) -> Result<u16> {
+        // The expected 422 is not worth the warning `classify` logs for real payments
+        // (at the default verbosity; `-v` still shows it).
+        let level = log::max_level();
+        if level == log::LevelFilter::Warn {
+            log::set_max_level(log::LevelFilter::Error);
+        }
+        let reply = self.request(
+            Method::POST,
+            "admin/finance/payments",
+            &[],
+            Some(&serde_json::json!({})),
+            "payment",
+        );
+        log::set_max_level(level);
+        match reply {
+            Err(SplynxError::Validation { .. }) => Ok(422),
+            Err(e) => Err(e),
+            Ok(_) => Ok(200),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub use migrations::MIGRATIONS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state database {path}: {source}")]
+    #[error("state database {path}: {source}{}", storage_hint(source))]
     Open {
         path: String,
         source: rusqlite::Error,
@@ -69,6 +69,22 @@ impl StoreError {
                     | rusqlite::ErrorCode::CannotOpen
             )
         )
+    }
+}
+
+/// Points the admin at the disk when SQLite cannot write.
+fn storage_hint(error: &rusqlite::Error) -> &'static str {
+    match error.sqlite_error_code() {
+        Some(
+            rusqlite::ErrorCode::DiskFull
+            | rusqlite::ErrorCode::ReadOnly
+            | rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::SystemIoFailure,
+        ) => " (is the data directory full or read-only? check `df` and its mount; the next run finishes the job)",
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            " (this file is not a splynx-bitpay database: restore it from a backup, or move it away to start empty)"
+        }
+        _ => "",
     }
 }
 
@@ -295,8 +311,14 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(15))
             .map_err(open_error)?;
         // A file that is not SQLite fails here, with SQLite's "file is not a database".
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // WAL is persistent: switching needs a write lock, so only the first open does it.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(open_error)?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_error)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -663,14 +685,24 @@ impl Store {
 
 fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
+    let too_new = |found| StoreError::TooNew {
+        path: shown.to_string(),
+        found,
+        known,
+    };
+    // The common case, an up-to-date schema, needs no write lock: many processes open the
+    // store at once and must not queue behind each other here.
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == known {
+        return Ok(());
+    }
+    if current > known {
+        return Err(too_new(current));
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > known {
-        return Err(StoreError::TooNew {
-            path: shown.to_string(),
-            found: version,
-            known,
-        });
+        return Err(too_new(version));
     }
     for sql in &MIGRATIONS[version as usize..] {
         tx.execute_batch(sql)?;

@@ -2,7 +2,11 @@
 
 mod util;
 
+mod bad_input;
 mod config_errors;
 mod create_invoice;
+mod doctor;
+mod faults;
 mod pairing;
+mod secrets;
 mod settlement;

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Benchmarks (release build) against the loopback sandboxes; see BENCHMARKS.md.
+#   ./bench.sh          full run (about two minutes)
+#   ./bench.sh --quick  small sizes
+set -euo pipefail
+cd "$(dirname "$0")"
+cargo build --quiet --release --bin splynx-bitpay --example bench
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+exec "$target_dir/release/examples/bench" "$@"

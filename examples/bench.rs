@@ -1,0 +1,443 @@
+//! Benchmarks of the real binary against the loopback sandboxes. Prints tables; asserts
+//! nothing about time (figures go to BENCHMARKS.md). Run with `./bench.sh` (release build);
+//! `./bench.sh --quick` runs small sizes.
+//!
+//! Per-process figures: wall time measured here around each process, peak RSS from
+//! `wait4`, and the process's own time waiting on HTTP (it logs it at `-vv`), so
+//! "overhead" = wall − waiting on HTTP.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use splynx_bitpay::bitpay::{BitPayClient, Identity};
+use splynx_bitpay::config::Config;
+use splynx_bitpay::store::{DocKind, NewInvoice, Store};
+use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox};
+
+const KEY: &str = "bench-key";
+const SECRET: &str = "bench-secret";
+
+struct Sample {
+    wall: Duration,
+    /// Wall time as the process itself measured it (main start to exit code).
+    inner: Duration,
+    http: Duration,
+    max_rss_kib: i64,
+    code: i32,
+}
+
+struct Bench {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    bitpay: BitPaySandbox,
+    splynx: SplynxSandbox,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let here = std::env::current_exe().unwrap();
+        let binary = here
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("splynx-bitpay");
+        assert!(
+            binary.exists(),
+            "{} missing: run ./bench.sh",
+            binary.display()
+        );
+        let bench = Bench {
+            binary,
+            dir: tempfile::tempdir().unwrap(),
+            bitpay: BitPaySandbox::start(),
+            splynx: SplynxSandbox::start(KEY, SECRET),
+        };
+        bench.splynx.add_customer(json!({"id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "status": "active"}));
+        bench
+            .splynx
+            .add_payment_method(json!({"id": 7, "name": "BitPay", "is_active": "1"}));
+        std::fs::write(
+            bench.config(),
+            format!(
+                "[splynx]\nurl = \"https://splynx.example.com\"\napi_url = \"{}/api/2.0/\"\napi_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{}\"\ncurrency = \"USD\"\n\n[refill]\nmin = \"1.00\"\nmax = \"100000.00\"\n\n[storage]\ndata_dir = \"{}\"\n",
+                bench.splynx.url(),
+                bench.bitpay.url(),
+                bench.dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let code = bench.bitpay.create_pairing_code();
+        assert_eq!(bench.run(&["pair", &code], b"").code, 0);
+        bench
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// Runs one process; measures wall time, peak RSS and its own HTTP wait.
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Sample {
+        self.run_capture(args, stdin).0
+    }
+
+    // The child is reaped by wait4 (for its rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
+    fn run_capture(&self, args: &[&str], stdin: &[u8]) -> (Sample, String) {
+        let started = Instant::now();
+        let mut child = Command::new(&self.binary)
+            .arg("--config")
+            .arg(self.config())
+            .arg("-vv")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            let _ = input.write_all(stdin);
+        }
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child; `status` and `usage` are valid out-pointers.
+        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        assert_eq!(pid, child.id() as i32);
+        let wall = started.elapsed();
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        };
+        let stdout = out.join().unwrap();
+        if code != 0 {
+            eprintln!("{args:?} exited {code}: {err}");
+        }
+        let (inner, http) = parse_timing(&err).unwrap_or_default();
+        (
+            Sample {
+                wall,
+                inner,
+                http,
+                max_rss_kib: usage.ru_maxrss,
+                code,
+            },
+            stdout,
+        )
+    }
+}
+
+/// `timing: wall 12.3ms, waiting on HTTP 4.5ms` (Debug-formatted durations).
+fn parse_timing(stderr: &str) -> Option<(Duration, Duration)> {
+    let line = stderr.lines().rev().find(|l| l.contains("timing: wall"))?;
+    let rest = line.split("timing: wall ").nth(1)?;
+    let (inner, http) = rest.split_once(", waiting on HTTP ")?;
+    Some((
+        parse_debug_duration(inner.trim())?,
+        parse_debug_duration(http.trim())?,
+    ))
+}
+
+fn parse_debug_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic() || c == 'µ')?);
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => value,
+        "ms" => value / 1e3,
+        "µs" | "us" => value / 1e6,
+        "ns" => value / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(kib: i64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn summarize(name: &str, samples: &[Sample]) {
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    let mut overheads: Vec<Duration> = samples
+        .iter()
+        .map(|s| s.wall.saturating_sub(s.http))
+        .collect();
+    let mut inner: Vec<Duration> = samples
+        .iter()
+        .map(|s| s.inner.saturating_sub(s.http))
+        .collect();
+    walls.sort();
+    overheads.sort();
+    inner.sort();
+    let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0);
+    let failed = samples.iter().filter(|s| s.code != 0).count();
+    println!(
+        "| {name} | {} | {} | {} | {} | {} | {} | {} | {failed} |",
+        samples.len(),
+        ms(percentile(&walls, 50.0)),
+        ms(percentile(&walls, 99.0)),
+        ms(percentile(&overheads, 50.0)),
+        ms(percentile(&overheads, 99.0)),
+        ms(percentile(&inner, 50.0)),
+        mib(rss)
+    );
+}
+
+/// Creates `n` refill invoices at BitPay and in the store directly through the library
+/// (what create-invoice does), so large reconcile runs start quickly.
+fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String> {
+    let config = Config::load(&bench.config()).unwrap();
+    let token = {
+        let store = Store::open(&config.data_dir).unwrap();
+        store
+            .tokens("test")
+            .unwrap()
+            .into_iter()
+            .find(|t| t.approved)
+            .unwrap()
+            .token
+    };
+    let ids = Mutex::new(Vec::with_capacity(n));
+    let next = Mutex::new(0..n);
+    let threads: usize = std::env::var("SEED_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(8);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let identity = Identity::load_or_create(&config.key_path()).unwrap();
+                let client = BitPayClient::new(&config.bitpay, Some(identity));
+                let store = Store::open(&config.data_dir).unwrap();
+                loop {
+                    let Some(i) = next.lock().unwrap().next() else { break };
+                    let cents = first_cents + i;
+                    let price = rust_decimal::Decimal::new(100 + cents as i64, 2);
+                    let guid = uuid::Uuid::new_v4().to_string();
+                    let order_id = format!("splynx-refill-c42-{}", &guid.replace('-', "")[..8]);
+                    let new = NewInvoice {
+                        guid: guid.clone(),
+                        environment: "test".into(),
+                        facade: "pos".into(),
+                        token: token.clone(),
+                        doc_kind: DocKind::Refill,
+                        doc_id: None,
+                        doc_number: None,
+                        customer_id: 42,
+                        price,
+                        currency: "USD".into(),
+                        order_id: order_id.clone(),
+                    };
+                    store.insert_invoice(&new, 0).unwrap();
+                    let body = json!({"token": token.expose(), "price": splynx_bitpay::money::json_number(price),
+                        "currency": "USD", "orderId": order_id, "guid": guid, "posData": "{}",
+                        "notificationURL": "https://splynx.example.com/bitpay/ipn"});
+                    let invoice = client.create_invoice(&body).unwrap();
+                    store.mark_created(&guid, &invoice, "created (benchmark seed)", 0).unwrap();
+                    ids.lock().unwrap().push(invoice.id);
+                }
+            });
+        }
+    });
+    ids.into_inner().unwrap()
+}
+
+fn per_process(bench: &Bench, runs: usize) {
+    println!("\n## Per process (sandboxes on loopback, no injected latency)\n");
+    println!("| command | runs | wall median | wall p99 | own overhead median | own overhead p99 | in-process overhead median | peak RSS | failed |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut creates = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..runs {
+        let amount = format!("{}.{:02}", 10 + i / 100, i % 100);
+        let (sample, stdout) = bench.run_capture(
+            &[
+                "--json",
+                "create-invoice",
+                "--customer",
+                "42",
+                "--refill",
+                &amount,
+            ],
+            b"",
+        );
+        let out: Value = serde_json::from_str(&stdout).unwrap_or_default();
+        if let Some(id) = out["bitpay_invoice_id"].as_str() {
+            ids.push(id.to_string());
+        }
+        creates.push(sample);
+    }
+    summarize("create-invoice (new BitPay invoice)", &creates);
+    let mut settles = Vec::new();
+    for id in &ids {
+        bench.bitpay.set_status(id, "confirmed", None);
+        let body = bench.bitpay.webhook_body(id, true);
+        settles.push(bench.run(&["handle-ipn"], body.as_bytes()));
+    }
+    summarize("handle-ipn (fetch, look up, create payment)", &settles);
+    assert_eq!(
+        bench.splynx.payment_count(),
+        ids.len(),
+        "every settle credited once"
+    );
+}
+
+fn reconcile_scaling(sizes: &[usize], latency: Duration) {
+    println!(
+        "\n## reconcile over open invoices ({} ms latency per sandbox request, default settings)\n",
+        latency.as_millis()
+    );
+    println!(
+        "| open invoices | of which paid without webhook | wall | peak RSS | credited | exit |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for &n in sizes {
+        let bench = Bench::new();
+        let ids = seed_open_invoices(&bench, n, 0);
+        let paid = n / 20;
+        for id in ids.iter().take(paid) {
+            bench.bitpay.set_status(id, "confirmed", None);
+        }
+        bench.bitpay.latency(latency);
+        bench.splynx.latency(latency);
+        let (sample, stdout) = bench.run_capture(&["--json", "reconcile"], b"");
+        let summary: Value = serde_json::from_str(&stdout).unwrap_or_default();
+        println!(
+            "| {n} | {paid} | {:.1} s | {} | {} | {} |",
+            sample.wall.as_secs_f64(),
+            mib(sample.max_rss_kib),
+            summary["credited"],
+            sample.code
+        );
+        assert_eq!(bench.splynx.payment_count(), paid);
+    }
+}
+
+fn webhook_storm(invoices: usize, deliveries_each: usize, parallel: usize) {
+    println!("\n## Webhook storm: {invoices} invoices × {deliveries_each} deliveries, {parallel} processes at a time\n");
+    let bench = Bench::new();
+    let ids = seed_open_invoices(&bench, invoices, 0);
+    let mut bodies = Vec::new();
+    for id in &ids {
+        bench.bitpay.set_status(id, "confirmed", None);
+        let body = bench.bitpay.webhook_body(id, true);
+        bodies.extend(std::iter::repeat_n(body, deliveries_each));
+    }
+    // Interleave so duplicates of one invoice race each other.
+    bodies.sort_by_key(|b| (b.len() * 7919) % 1009);
+    let queue = Mutex::new(bodies.into_iter());
+    let samples = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| loop {
+                let Some(body) = queue.lock().unwrap().next() else {
+                    break;
+                };
+                let sample = bench.run(&["handle-ipn"], body.as_bytes());
+                samples.lock().unwrap().push(sample);
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let samples = samples.into_inner().unwrap();
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    walls.sort();
+    let non_zero = samples.iter().filter(|s| s.code != 0).count();
+    println!("| deliveries | payments in Splynx | non-zero exits | latency median | latency p99 | max | peak RSS | total |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {non_zero} | {} | {} | {} | {} | {:.1} s |",
+        samples.len(),
+        bench.splynx.payment_count(),
+        ms(percentile(&walls, 50.0)),
+        ms(percentile(&walls, 99.0)),
+        ms(*walls.last().unwrap()),
+        mib(samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0)),
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(
+        bench.splynx.payment_count(),
+        invoices,
+        "exactly one payment per invoice"
+    );
+    assert_eq!(non_zero, 0, "every delivery exits 0");
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--storm-only") {
+        webhook_storm(50, 4, 32);
+        return;
+    }
+    println!(
+        "# splynx-bitpay benchmarks{}",
+        if quick { " (quick)" } else { "" }
+    );
+    println!(
+        "\nmachine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        machine()
+    );
+    let bench = Bench::new();
+    per_process(&bench, if quick { 40 } else { 300 });
+    let latency = Duration::from_millis(25);
+    if quick {
+        reconcile_scaling(&[200, 500], latency);
+        webhook_storm(50, 4, 32);
+    } else {
+        reconcile_scaling(&[1000, 2500, 5000, 10000], latency);
+        webhook_storm(250, 4, 32);
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .map(|kib| format!("{:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cpu}, {memory}")
+}

@@ -1,0 +1,43 @@
+<?php
+/**
+ * /bitpay/ipn: BitPay's webhook. POST only; the raw body (at most 64 KiB) goes to
+ * `splynx-bitpay handle-ipn` on stdin with the x-signature header as --signature, and
+ * the exit code becomes the HTTP status BitPay sees (200 done, 400 bad body, 503 retry
+ * later, 500 configuration or other failure). No session, no CSRF: the binary verifies
+ * the signature and re-fetches the invoice from BitPay before anything is credited.
+ */
+
+namespace SplynxBitpay;
+
+return static function (string $route): void {
+    header('Cache-Control: no-store');
+    header('X-Content-Type-Options: nosniff');
+    if (Http::method() !== 'POST') {
+        header('Allow: POST');
+        http_response_code(405);
+        return;
+    }
+    $length = isset($_SERVER['CONTENT_LENGTH']) ? (int) $_SERVER['CONTENT_LENGTH'] : 0;
+    if ($length > IPN_MAX_BYTES) {
+        Log::error("webhook refused: body of $length bytes is over the " . IPN_MAX_BYTES . ' byte limit');
+        http_response_code(413);
+        return;
+    }
+    $input = fopen('php://input', 'rb');
+    $body = $input === false ? '' : (string) stream_get_contents($input, IPN_MAX_BYTES + 1);
+    if (strlen($body) > IPN_MAX_BYTES) {
+        Log::error('webhook refused: body over the ' . IPN_MAX_BYTES . ' byte limit');
+        http_response_code(413);
+        return;
+    }
+    $args = ['handle-ipn'];
+    $signature = isset($_SERVER['HTTP_X_SIGNATURE']) ? trim((string) $_SERVER['HTTP_X_SIGNATURE']) : '';
+    if ($signature !== '') {
+        $args[] = '--signature';
+        $args[] = $signature;
+    }
+    // An empty body goes to the binary too: it journals and refuses it (65 -> 400).
+    $result = Binary::run($args, $body, 90);
+    $statuses = [EXIT_OK => 200, EXIT_BAD_INPUT => 400, EXIT_TEMPORARY => 503, EXIT_CONFIG => 500];
+    http_response_code(isset($statuses[$result->code]) ? $statuses[$result->code] : 500);
+};

@@ -1,0 +1,59 @@
+<?php
+/**
+ * /bitpay/: balance top-up. GET shows the amount form (an `amount` in the query, e.g.
+ * from the dashboard widget, only pre-fills it); POST (with the CSRF token) creates the
+ * BitPay invoice and sends the customer to BitPay's checkout.
+ */
+
+namespace SplynxBitpay;
+
+return static function (string $route): void {
+    $customer = Caller::customerId();
+    if ($customer === null) {
+        Http::toLogin('portal');
+        return;
+    }
+    $currency = Settings::currency();
+    list($min, $max) = Settings::refillBounds();
+    $post = Http::method() === 'POST';
+    $amount = $post ? Http::post('amount') : Http::query('amount');
+    $amount = str_replace(',', '.', $amount);
+    if (!preg_match('/^\d{1,9}(\.\d{1,8})?$/', $amount)) {
+        $amount = $post ? $amount : '';
+    }
+    $error = null;
+    $status = 200;
+
+    if ($post) {
+        if (!Csrf::valid()) {
+            $error = 'This form has expired or did not come from your portal session. Please enter the amount again.';
+            $status = 403;
+        } elseif (!preg_match('/^\d{1,9}(\.\d{1,8})?$/', $amount)) {
+            $error = 'Please enter an amount, e.g. 25.00.';
+            $status = 422;
+        } else {
+            session_write_close();
+            $created = Binary::run(['create-invoice', '--customer', (string) $customer, '--refill', $amount]);
+            $url = $created->ok() && isset($created->json['url']) ? (string) $created->json['url'] : '';
+            if ($url !== '' && preg_match('#^https?://#i', $url)) {
+                Http::redirect($url, 303);
+                return;
+            }
+            $error = $created->ok() ? UNAVAILABLE : $created->customerMessage();
+            $status = $created->code === EXIT_BAD_INPUT ? 422 : 503;
+        }
+    }
+    $token = Csrf::token();
+    session_write_close();
+    View::page('refill', [
+        'title' => 'Refill your balance',
+        'amount' => $amount,
+        'min' => $min,
+        'max' => $max,
+        'currency' => $currency,
+        'step' => Settings::currencyDecimals($currency) === 0 ? '1' : '0.01',
+        'error' => $error,
+        'csrf' => $token,
+        'action' => URL_PREFIX . '/',
+    ], $status);
+};

@@ -1,0 +1,152 @@
+<?php
+/**
+ * @var array|null $flash @var array|null $status @var string|null $status_error @var array|null $oldest
+ * @var string $lookup @var array|null $found @var string|null $lookup_error @var string $csrf @var string $action
+ * @var string $config_path @var string $splynx_url @var string $currency @var array $refill
+ */
+use SplynxBitpay\View;
+
+$environment = $status !== null ? (string) $status['environment'] : '';
+$paired = $status !== null && !empty($status['paired']);
+$journal = static function (array $entries): string {
+    if (!$entries) {
+        return '<p class="muted">No journal entries.</p>';
+    }
+    $rows = '';
+    foreach ($entries as $entry) {
+        $rows .= '<tr><td class="mono">' . View::e($entry['at']) . '</td><td>' . View::e($entry['kind']) . '</td><td>' . View::e($entry['summary']) . '</td></tr>';
+    }
+    return '<table class="table journal"><tr><th>When</th><th>What</th><th>Summary</th></tr>' . $rows . '</table>';
+};
+$invoiceBlock = static function (array $invoice) use ($journal): string {
+    $doc = $invoice['document'] === 'refill' ? 'Balance top-up' : ucfirst((string) $invoice['document']) . ' #' . (string) $invoice['document_number'];
+    return '<dl class="dl-horizontal">'
+        . '<dt>BitPay invoice</dt><dd><span class="mono">' . View::e($invoice['bitpay_invoice_id']) . '</span></dd>'
+        . '<dt>Document</dt><dd>' . View::e($doc) . ' of customer ' . View::e($invoice['customer_id']) . '</dd>'
+        . '<dt>Amount</dt><dd>' . View::e($invoice['price']) . ' ' . View::e($invoice['currency']) . '</dd>'
+        . '<dt>BitPay status</dt><dd>' . View::e($invoice['bitpay_status']) . ($invoice['exception_status'] ? ' (' . View::e($invoice['exception_status']) . ')' : '') . '</dd>'
+        . '<dt>Settlement</dt><dd>' . View::e($invoice['settlement']) . ($invoice['note'] ? ' — ' . View::e($invoice['note']) : '') . '</dd>'
+        . '<dt>Splynx payment</dt><dd>' . View::e($invoice['splynx_payment_id'] !== null ? $invoice['splynx_payment_id'] : 'none') . '</dd>'
+        . '<dt>Created</dt><dd>' . View::e($invoice['created_at']) . '</dd>'
+        . '</dl><h4 style="margin-top:14px;font-size:14px">Journal</h4>' . $journal(isset($invoice['journal']) ? $invoice['journal'] : []);
+};
+?>
+<div class="container">
+<h3>Config &rarr; Integrations &rarr; Bitpay</h3>
+<?php if ($flash !== null) : ?>
+<div class="alert alert-<?= View::e($flash[0]) ?> flash" role="alert"><?= View::e($flash[1]) ?></div>
+<?php endif; ?>
+<?php if ($status === null) : ?>
+<div class="alert alert-danger status-error" role="alert">splynx-bitpay status failed: <?= View::e($status_error) ?><br>Check <code><?= View::e($config_path) ?></code> and run <code>splynx-bitpay doctor</code> on the server.</div>
+<?php else : ?>
+
+<div class="panel">
+<div class="panel-heading">Pairing</div>
+<div class="panel-body">
+<?php if ($paired) : ?>
+<div class="alert alert-success pairing-state">Access token has been successfully generated: paired (<?= View::e(implode(', ', $status['paired'])) ?>) with the BitPay <?= View::e($environment) ?> environment.</div>
+<?php else : ?>
+<div class="alert alert-warning pairing-state">Access token is not set for <?= View::e($environment) ?> environment.</div>
+<p>Log in to your BitPay dashboard &rarr; <b>Payment Tools</b> &rarr; <b>Manage API Tokens</b> &rarr; <b>Add New Token</b> (with "Require Authentication" enabled), copy the <b>pairing code</b> (it looks like <code>u7m0VSR</code>), paste it below and click <b>Pair</b>.</p>
+<?php endif; ?>
+<dl class="dl-horizontal" style="margin-bottom:14px">
+<dt>Mode</dt><dd><?= View::e($environment === 'production' ? 'Production' : 'Test') ?></dd>
+<dt>BitPay API</dt><dd><?= View::e($status['api_url']) ?></dd>
+<dt>Client id (SIN)</dt><dd><?php if (!empty($status['sin'])) : ?><span class="mono"><?= View::e($status['sin']) ?></span><?php else : ?><span class="muted">created at the first pairing</span><?php endif; ?></dd>
+</dl>
+<?php if (!empty($status['tokens'])) : ?>
+<table class="table tokens"><tr><th>Facade</th><th>State</th><th>Paired</th></tr>
+<?php foreach ($status['tokens'] as $t) : ?>
+<tr><td><?= View::e($t['facade']) ?></td><td><?= !empty($t['approved']) ? '<span class="label label-success">active</span>' : '<span class="label label-warning">waiting for approval</span>' ?></td><td><?= View::e($t['paired_at'] !== null ? $t['paired_at'] : '-') ?></td></tr>
+<?php endforeach; ?>
+</table>
+<?php endif; ?>
+<?php if (!empty($status['pending_approvals'])) : ?>
+<div class="alert alert-info pending">
+<?php foreach ($status['pending_approvals'] as $p) : ?>
+Pairing code <code class="pending-code"><?= View::e($p['pairing_code']) ?></code> (<?= View::e($p['facade']) ?>) waits for approval until <?= View::e($p['pairing_expires_at']) ?>: <a href="<?= View::e($p['approve_url']) ?>" target="_blank" rel="noopener noreferrer">approve it in the BitPay dashboard</a>.<br>
+<?php endforeach; ?>
+</div>
+<?php endif; ?>
+<form method="post" action="<?= View::e($action) ?>" class="inline-form pair-form">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<input type="hidden" name="action" value="pair">
+<div class="form-group"><label for="pairing_code">Pairing code</label>
+<input class="form-control" id="pairing_code" name="pairing_code" required maxlength="7" pattern="[A-Za-z0-9]{7}" placeholder="u7m0VSR" style="width:180px" autocomplete="off"></div>
+<button type="submit" class="btn btn-primary pair">Pair</button>
+</form>
+<p class="muted" style="margin-top:12px">No dashboard code? Request one here and approve it in BitPay:</p>
+<form method="post" action="<?= View::e($action) ?>" class="inline-form request-form">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<input type="hidden" name="action" value="request">
+<div class="form-group"><label for="facade">Facade</label>
+<select class="form-control" id="facade" name="facade" style="width:180px"><option value="merchant">merchant</option><option value="pos">pos</option></select></div>
+<button type="submit" class="btn request">Request a pairing code</button>
+</form>
+<?php if (!empty($status['tokens'])) : ?>
+<form method="post" action="<?= View::e($action) ?>" class="inline-form" style="margin-top:14px">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<input type="hidden" name="action" value="unpair">
+<button type="submit" class="btn btn-danger unpair">Unpair</button>
+</form>
+<?php endif; ?>
+</div>
+</div>
+
+<div class="panel">
+<div class="panel-heading">Payments</div>
+<div class="panel-body">
+<dl class="dl-horizontal">
+<dt>Invoices</dt><dd class="counts"><?php
+if (empty($status['invoices'])) {
+    echo 'none yet';
+} else {
+    $parts = [];
+    foreach ($status['invoices'] as $state => $count) {
+        $parts[] = View::e($state) . ': ' . View::e($count);
+    }
+    echo implode(', ', $parts);
+}
+?></dd>
+<dt>Last webhook</dt><dd class="last-webhook"><?= View::e($status['last_webhook_at'] !== null ? $status['last_webhook_at'] : 'none received yet') ?></dd>
+<dt>Oldest unsettled</dt><dd><?= $oldest === null ? 'none' : 'since ' . View::e($oldest['created_at']) . ' (below)' ?></dd>
+</dl>
+<?php if ($oldest !== null) : ?>
+<h4 style="margin-top:16px;font-size:15px">Oldest unsettled invoice</h4>
+<div class="oldest"><?= $invoiceBlock($oldest) ?></div>
+<?php endif; ?>
+</div>
+</div>
+<?php endif; ?>
+
+<div class="panel">
+<div class="panel-heading">Look up a payment</div>
+<div class="panel-body">
+<form method="get" action="<?= View::e($action) ?>" class="inline-form">
+<div class="form-group"><label for="show">BitPay invoice id, order id or document number</label>
+<input class="form-control" id="show" name="show" value="<?= View::e($lookup) ?>" style="width:340px"></div>
+<button type="submit" class="btn">Show</button>
+</form>
+<?php if ($lookup_error !== null) : ?><div class="alert alert-warning" style="margin-top:12px"><?= View::e($lookup_error) ?></div><?php endif; ?>
+<?php if ($found !== null) : ?>
+<div class="lookup" style="margin-top:14px">
+<?php foreach ($found['invoices'] as $invoice) : ?><?= $invoiceBlock($invoice) ?><?php endforeach; ?>
+<?php if (empty($found['invoices'])) : ?><?= $journal($found['journal']) ?><?php endif; ?>
+</div>
+<?php endif; ?>
+</div>
+</div>
+
+<div class="panel">
+<div class="panel-heading">Settings</div>
+<div class="panel-body">
+<dl class="dl-horizontal">
+<dt>Configuration file</dt><dd><code><?= View::e($config_path) ?></code></dd>
+<dt>Splynx URL</dt><dd><?= View::e($splynx_url) ?></dd>
+<dt>Currency</dt><dd><?= View::e($currency) ?></dd>
+<dt>Refill bounds</dt><dd><?= View::e($refill[0]) ?> – <?= View::e($refill[1]) ?> <?= View::e($currency) ?></dd>
+</dl>
+<p class="muted" style="margin-top:10px">Edit the file on the server (secrets are never shown here) and check it with <code>splynx-bitpay doctor</code>.</p>
+</div>
+</div>
+</div>

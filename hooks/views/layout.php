@@ -1,0 +1,23 @@
+<?php
+/** @var string $title @var string $content @var bool $modal */
+use SplynxBitpay\View;
+?><!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<?php if (!empty($refresh)) : ?><meta http-equiv="refresh" content="10"><?php endif; ?>
+<title><?= View::e($title) ?> · Splynx BitPay add-on</title>
+<style><?= file_get_contents(__DIR__ . '/style.css') ?></style>
+</head>
+<body class="<?= $modal ? 'modal-page' : 'full-page' ?>">
+<?php if ($modal) : ?>
+<div class="modal-body">
+<?= $content ?>
+</div>
+<?php else : ?>
+<div class="topbar"><?= View::partial('icon', []) ?><span class="brand">Splynx BitPay add-on</span></div>
+<?= $content ?>
+<?php endif; ?>
+</body>
+</html>

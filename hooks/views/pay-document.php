@@ -1,0 +1,15 @@
+<?php
+/** @var array $kind @var array $document @var string $item_id @var string $action @var string $csrf */
+use SplynxBitpay\View;
+?>
+<h4 class="pay-heading"><?= View::e($kind['heading']) ?> #<?= View::e($document['number']) ?></h4>
+<ul class="list-unstyled">
+<li class="total"><?= View::e($kind['total']) ?>: <strong class="amount"><?= View::e(View::money((string) $document['price'], (string) $document['currency'])) ?> <?= View::e($document['currency']) ?></strong></li>
+</ul>
+<form method="post" action="<?= View::e($action) ?>" target="_parent" class="checkout-form">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<input type="hidden" name="item_id" value="<?= View::e($item_id) ?>">
+<input type="hidden" name="document_id" value="<?= View::e((string) $document['document_id']) ?>">
+<button type="submit" class="btn btn-success btn-lg checkout"><?= View::partial('icon', []) ?> Checkout Now</button>
+</form>
+<p class="help-block" style="margin-top:12px">You will pay on BitPay's secure page with Bitcoin or another supported cryptocurrency. The invoice is marked paid once the payment is confirmed.</p>

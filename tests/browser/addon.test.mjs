@@ -1,0 +1,305 @@
+// The add-on as its users meet it: the admin pairs, customers pay an invoice, a proforma
+// invoice and a top-up through the sandbox's BitPay checkout, BitPay's webhooks reach
+// /bitpay/ipn for real, and Splynx ends up with the payments. Plus the refusals.
+// Run through tests/browser/run.sh (it starts the sandboxes and the PHP server).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  BASE, BITPAY, addon, binary, bitpay, deliveriesFor, launch, login, newPage,
+  payOnBitPay, shot, splynx,
+} from './helpers.mjs';
+
+const modal = (page) => page.frameLocator('#addon-frame');
+
+async function openInvoiceModal(page, number) {
+  await page.goto(`${BASE}/portal/finance/invoices`);
+  await page.click(`tr[data-number="${number}"] .bitpay-action`);
+}
+
+describe('splynx-bitpay add-on in the browser', () => {
+  let browser;
+  let ada;
+
+  before(async () => {
+    browser = await launch();
+    ada = await newPage(browser);
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  test('admin pairs with BitPay on Config → Integrations → Bitpay', async () => {
+    const page = await newPage(browser);
+    await page.goto(`${BASE}/bitpay/admin`);
+    assert.equal(new URL(page.url()).pathname, '/admin/login/', 'no admin session: Splynx admin login');
+    assert.equal(new URL(page.url()).searchParams.get('return'), '/bitpay/admin');
+    await login(page, 'admin', { admin: true });
+    assert.equal(new URL(page.url()).pathname, '/bitpay/admin');
+    await page.getByText('Access token is not set for test environment').waitFor();
+    await shot(page, 'admin-unpaired');
+
+    await page.fill('#pairing_code', 'ZZZZZZZ');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.pair')]);
+    assert.match(await page.locator('.flash').innerText(), /^Pairing failed: /);
+
+    const { json: { pairingCode } } = await bitpay('POST', '/_sandbox/pairing-codes');
+    await page.fill('#pairing_code', pairingCode);
+    await Promise.all([page.waitForLoadState('load'), page.click('button.pair')]);
+    assert.match(await page.locator('.flash').innerText(), /Paired with BitPay: the pos token is active/);
+    await page.getByText('Access token has been successfully generated').waitFor();
+
+    // Client-initiated pairing: request a merchant code, approve it "in the dashboard".
+    await page.selectOption('#facade', 'merchant');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.request')]);
+    const code = (await page.locator('.pending-code').innerText()).trim();
+    assert.match(code, /^[A-Za-z0-9]{7}$/);
+    assert.equal((await bitpay('POST', `/_sandbox/pairing-codes/${code}/approve`)).status, 200);
+    await page.reload();
+    const tokens = await page.locator('table.tokens').innerText();
+    assert.match(tokens, /merchant\s+active/);
+    assert.match(tokens, /pos\s+active/);
+    const html = await page.content();
+    for (const t of (await bitpay('GET', '/_sandbox/tokens')).json) {
+      assert.ok(!html.includes(t.token), 'no token is ever shown');
+    }
+    await shot(page, 'admin-paired');
+    await page.context().close();
+  });
+
+  test('no portal session: redirected to the Splynx portal login, then back', async () => {
+    const page = await newPage(browser);
+    for (const path of ['/bitpay/', '/bitpay/result?order=splynx-invoice-101-x', '/bitpay/pay-request?item_id=2024000001']) {
+      const response = await addon('GET', path);
+      assert.equal(response.status, 302, path);
+      assert.equal(response.headers.get('location'), `/portal/login/?return=${encodeURIComponent(path)}`);
+    }
+    const target = '/bitpay/pay-invoice?module=splynx_bitpay_addon&model=Invoices&item_id=202401000001';
+    await page.goto(`${BASE}${target}`);
+    const url = new URL(page.url());
+    assert.equal(url.pathname, '/portal/login/');
+    assert.equal(url.searchParams.get('return'), target);
+    await shot(page, 'login-redirect');
+    // A customer id in the request is not a session.
+    const spoofed = await addon('GET', '/bitpay/?customer_id=42&splynx_customer_id=42');
+    assert.equal(spoofed.status, 302);
+    await login(page, 'ada');
+    assert.equal(`${new URL(page.url()).pathname}${new URL(page.url()).search}`, target);
+    await page.getByText('Pay invoice #202401000001').waitFor();
+    await page.context().close();
+  });
+
+  test("another customer's invoice is refused", async () => {
+    await ada.goto(`${BASE}/portal/`);
+    await login(ada, 'ada');
+    await ada.locator('button.bitpay-pay-invoice').first().waitFor();
+    await shot(ada, 'dashboard-widget');
+    for (const itemId of ['202401000003', '103']) {
+      await ada.goto(`${BASE}/bitpay/pay-invoice?item_id=${itemId}`);
+      const text = await ada.locator('.alert').innerText();
+      assert.match(text, /was not found for your account/, itemId);
+      assert.equal(await ada.locator('button.checkout').count(), 0);
+    }
+    await shot(ada, 'foreign-invoice-refused');
+    const before = (await bitpay('GET', '/_sandbox/invoices')).json.length;
+    // Even a hand-made Checkout with a valid token for Ada's session and Grace's document id.
+    await ada.goto(`${BASE}/bitpay/pay-invoice?item_id=202401000001`);
+    await ada.evaluate(() => {
+      document.querySelector('input[name=document_id]').value = '103';
+    });
+    await Promise.all([ada.waitForLoadState('load'), ada.click('button.checkout')]);
+    assert.match(await ada.locator('.alert').innerText(), /Invoice 103 was not found for your account/);
+    assert.equal((await bitpay('GET', '/_sandbox/invoices')).json.length, before, 'no BitPay invoice was created');
+  });
+
+  test('a forged CSRF token is refused', async () => {
+    const before = (await bitpay('GET', '/_sandbox/invoices')).json.length;
+    await ada.goto(`${BASE}/bitpay/`);
+    await ada.evaluate(() => {
+      document.querySelector('input[name=_csrf]').value = 'forged';
+    });
+    await ada.fill('#amount', '10');
+    const [response] = await Promise.all([ada.waitForResponse((r) => r.request().method() === 'POST'), ada.click('button.pay')]);
+    assert.equal(response.status(), 403);
+    assert.match(await ada.locator('.refill-error').innerText(), /form has expired/);
+    await shot(ada, 'refill-csrf-refused');
+
+    await ada.goto(`${BASE}/bitpay/pay-request?item_id=2024000001`);
+    await ada.evaluate(() => {
+      document.querySelector('input[name=_csrf]').value = 'forged';
+    });
+    const [modalPost] = await Promise.all([ada.waitForResponse((r) => r.request().method() === 'POST'), ada.click('button.checkout')]);
+    assert.equal(modalPost.status(), 403);
+    await ada.getByText('Please try again').waitFor();
+
+    // No token at all, straight from another site.
+    const bare = await addon('POST', '/bitpay/', { body: new URLSearchParams({ amount: '10' }) });
+    assert.equal(bare.status, 302, 'no session: login first');
+    assert.equal((await bitpay('GET', '/_sandbox/invoices')).json.length, before, 'no BitPay invoice was created');
+  });
+
+  test('invoice: icon → modal → Checkout Now → BitPay → webhook → Paid', async () => {
+    await openInvoiceModal(ada, '202401000001');
+    const frame = modal(ada);
+    await frame.getByText('Pay invoice #202401000001').waitFor();
+    assert.equal((await frame.locator('li.total').innerText()).trim(), 'Invoice total: 51.61 USD');
+    assert.equal(await frame.locator('form.checkout-form').getAttribute('target'), '_parent');
+    await shot(ada, 'invoice-modal');
+
+    await frame.locator('button.checkout').click();
+    const invoiceId = await payOnBitPay(ada, 'BTC', 'invoice');
+    assert.equal(ada.url(), `${BITPAY}/invoice?id=${invoiceId}`, 'the whole window went to BitPay');
+
+    const deliveries = await deliveriesFor(invoiceId);
+    assert.deepEqual(deliveries.map((d) => [d.invoice_status, d.status]), [['paid', 200], ['confirmed', 200]]);
+    assert.ok(deliveries.every((d) => d.url === `${BASE}/bitpay/ipn`));
+    assert.equal((await splynx('GET', '/_sandbox/invoices/101')).json.status, 'paid');
+    const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === invoiceId);
+    assert.equal(payments.length, 1);
+    assert.equal(Number(payments[0].amount), 51.61);
+    const journal = binary('show', invoiceId).invoices[0].journal.map((e) => e.summary).join('\n');
+    assert.match(journal, /signature valid/);
+
+    await Promise.all([ada.waitForURL(/\/bitpay\/result\?order=/), ada.click('a.return')]);
+    assert.equal((await ada.locator('.result-state').innerText()).trim(), 'Paid');
+    assert.equal((await ada.locator('.result-document').innerText()).trim(), 'Invoice #202401000001');
+    await shot(ada, 'invoice-result-paid');
+    await Promise.all([ada.waitForURL(/\/portal\/finance\/invoices$/), ada.click('a.back')]);
+    assert.equal((await ada.locator('tr[data-number="202401000001"] .status').innerText()).trim(), 'Paid');
+    await shot(ada, 'invoice-list-paid');
+
+    await ada.goto(`${BASE}/bitpay/pay-invoice?item_id=101`);
+    assert.match(await ada.locator('.alert').innerText(), /Invoice #202401000001 is already paid/);
+    await shot(ada, 'invoice-already-paid');
+  });
+
+  test('proforma: dashboard widget → modal → BitPay → Paid', async () => {
+    await ada.goto(`${BASE}/portal/`);
+    await ada.click('button.bitpay-pay-request');
+    const frame = modal(ada);
+    await frame.getByText('Pay proforma invoice #2024000001').waitFor();
+    assert.equal((await frame.locator('li.total').innerText()).trim(), 'Proforma invoice total: 20.00 USD');
+    await shot(ada, 'proforma-modal');
+    await frame.locator('button.checkout').click();
+    const invoiceId = await payOnBitPay(ada, 'ETH');
+    assert.equal((await deliveriesFor(invoiceId)).at(-1).status, 200);
+    const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === invoiceId);
+    assert.equal(payments.length, 1);
+    assert.equal(Number(payments[0].request_id), 201);
+    await Promise.all([ada.waitForURL(/\/bitpay\/result/), ada.click('a.return')]);
+    assert.equal((await ada.locator('.result-state').innerText()).trim(), 'Paid');
+    assert.equal((await ada.locator('.result-document').innerText()).trim(), 'Proforma invoice #2024000001');
+  });
+
+  test('refill: amount → Pay → BitPay → webhook → Paid', async () => {
+    await ada.goto(`${BASE}/bitpay/?amount=50`);
+    assert.equal(await ada.inputValue('#amount'), '50', 'the dashboard widget pre-fills the amount');
+    assert.match(await ada.locator('.bounds').innerText(), /Between 1\.00 and 5,000\.00 USD/);
+    await shot(ada, 'refill');
+
+    // The server checks the bounds too (the browser's own check switched off).
+    await ada.evaluate(() => {
+      document.querySelector('form.refill-form').noValidate = true;
+    });
+    await ada.fill('#amount', '5000.01');
+    await Promise.all([ada.waitForLoadState('load'), ada.click('button.pay')]);
+    assert.equal((await ada.locator('.refill-error').innerText()).trim(), 'Top-up amount must be between 1.00 and 5000.00 USD');
+    await shot(ada, 'refill-out-of-bounds');
+
+    await ada.fill('#amount', '25.00');
+    await ada.click('button.pay');
+    const invoiceId = await payOnBitPay(ada, 'USDC', 'refill');
+    assert.deepEqual((await deliveriesFor(invoiceId)).map((d) => d.status), [200, 200]);
+    const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === invoiceId);
+    assert.equal(payments.length, 1);
+    assert.equal(Number(payments[0].customer_id), 42);
+    assert.equal(Number(payments[0].amount), 25);
+    await Promise.all([ada.waitForURL(/\/bitpay\/result/), ada.click('a.return')]);
+    assert.equal((await ada.locator('.result-state').innerText()).trim(), 'Paid');
+    assert.equal((await ada.locator('.result-document').innerText()).trim(), 'Balance top-up');
+    await shot(ada, 'refill-result-paid');
+  });
+
+  test('result page: waiting for confirmations, expired, and only for its owner', async () => {
+    const waiting = binary('create-invoice', '--customer', '42', '--refill', '3.00');
+    const waitingId = waiting.bitpay_invoice_id;
+    await bitpay('POST', `/_sandbox/invoices/${waitingId}/status`, { status: 'paid' });
+    assert.equal((await bitpay('POST', `/_sandbox/invoices/${waitingId}/deliver`)).json.status, 200);
+    const order = binary('show', waitingId).invoices[0].order_id;
+    await ada.goto(`${BASE}/bitpay/result?order=${order}`);
+    assert.equal((await ada.locator('.result-state').innerText()).trim(), 'Waiting for confirmations');
+    await shot(ada, 'result-waiting');
+
+    const expired = binary('create-invoice', '--customer', '42', '--refill', '4.00');
+    await bitpay('POST', `/_sandbox/invoices/${expired.bitpay_invoice_id}/expire`);
+    assert.equal((await bitpay('POST', `/_sandbox/invoices/${expired.bitpay_invoice_id}/deliver`)).json.status, 200);
+    const expiredOrder = binary('show', expired.bitpay_invoice_id).invoices[0].order_id;
+    await ada.goto(`${BASE}/bitpay/result?order=${expiredOrder}`);
+    assert.equal((await ada.locator('.result-state').innerText()).trim(), 'Not paid / expired');
+    await shot(ada, 'result-expired');
+
+    const grace = await newPage(browser);
+    await grace.goto(`${BASE}/bitpay/result?order=${order}`);
+    await login(grace, 'grace');
+    await grace.getByText('Payment not found').waitFor();
+    assert.equal(await grace.locator('.result-state').count(), 0);
+    await shot(grace, 'result-foreign-refused');
+    await grace.context().close();
+  });
+
+  test('IPN endpoint: 405, 400 for a bad body, 413 when too big, 503 while Splynx is down', async () => {
+    assert.equal((await addon('GET', '/bitpay/ipn')).status, 405);
+    const bad = await addon('POST', '/bitpay/ipn', { body: 'this is not json', headers: { 'content-type': 'application/json' } });
+    assert.equal(bad.status, 400);
+    assert.equal(await bad.text(), '');
+    const huge = await addon('POST', '/bitpay/ipn', { body: `{"data":"${'x'.repeat(70000)}"}` });
+    assert.equal(huge.status, 413);
+
+    const created = binary('create-invoice', '--customer', '42', '--refill', '7.00');
+    const id = created.bitpay_invoice_id;
+    await splynx('POST', '/_sandbox/faults', { fail_next: 100, status: 503 });
+    try {
+      const paid = await bitpay('POST', `/_sandbox/invoices/${id}/pay`, { currency: 'BTC' });
+      assert.equal(paid.status, 200, paid.text);
+      assert.equal(paid.json.deliveries.at(-1).invoice_status, 'confirmed');
+      assert.equal(paid.json.deliveries.at(-1).status, 503, 'Splynx down: BitPay must retry');
+    } finally {
+      await splynx('POST', '/_sandbox/faults', {});
+    }
+    const retried = await bitpay('POST', `/_sandbox/invoices/${id}/deliver`);
+    assert.equal(retried.json.status, 200);
+    assert.equal(retried.text.includes('"error":null'), true);
+    const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === id);
+    assert.equal(payments.length, 1, 'the retry credited it exactly once');
+  });
+
+  test('admin unpairs; customers then get a friendly error', async () => {
+    const page = await newPage(browser);
+    await page.goto(`${BASE}/bitpay/admin`);
+    await login(page, 'admin', { admin: true });
+    assert.match(await page.locator('.counts').innerText(), /credited: 4/);
+    assert.match(await page.locator('.last-webhook').innerText(), /UTC$/);
+    assert.match(await page.locator('.oldest').innerText(), /Balance top-up of customer 42/);
+    await page.fill('#show', '202401000001');
+    await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Show")')]);
+    const found = await page.locator('.lookup').innerText();
+    assert.match(found, /credited/);
+    assert.match(found, /signature valid/);
+    await shot(page, 'admin-status');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.unpair')]);
+    await page.getByText('Unpair from BitPay').first().waitFor();
+    await shot(page, 'admin-unpair-confirm');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-unpair')]);
+    assert.match(await page.locator('.flash').innerText(), /BitPay data has been successfully reset/);
+    await page.getByText('Access token is not set for test environment').waitFor();
+    await page.context().close();
+
+    await ada.goto(`${BASE}/bitpay/`);
+    await ada.fill('#amount', '12');
+    await Promise.all([ada.waitForLoadState('load'), ada.click('button.pay')]);
+    assert.equal((await ada.locator('.refill-error').innerText()).trim(), 'Payments by BitPay are temporarily unavailable. Please try again later.');
+    await shot(ada, 'refill-unavailable');
+  });
+});
+

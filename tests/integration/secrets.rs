@@ -1,0 +1,123 @@
+//! No secret (Splynx API secret, BitPay token, private key) ever reaches stdout, stderr or
+//! the journal, at any verbosity, with or without `--json`.
+
+use crate::util::{Env, Run, API_SECRET};
+
+fn secrets(env: &Env) -> Vec<String> {
+    let db = env.db();
+    let mut found = vec![API_SECRET.to_string()];
+    let mut tokens = db
+        .prepare("SELECT token FROM tokens UNION SELECT token FROM invoices")
+        .unwrap();
+    found.extend(
+        tokens
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap),
+    );
+    // Per-invoice resource tokens BitPay returns are secrets too.
+    for invoice in env.bitpay.invoices() {
+        if let Some(token) = invoice["token"].as_str() {
+            found.push(token.to_string());
+        }
+    }
+    let key = std::fs::read_to_string(env.data_dir().join("bitpay.key")).unwrap();
+    found.push(key.trim().to_string());
+    found
+}
+
+#[test]
+fn no_secret_in_any_output_or_the_journal() {
+    let env = Env::new();
+    let mut runs: Vec<Run> = Vec::new();
+    let code = env.bitpay.create_pairing_code();
+    for verbosity in ["-vvv", "-v", "-q"] {
+        for json in [false, true] {
+            let mut base = vec![verbosity];
+            if json {
+                base.push("--json");
+            }
+            let with = |args: &[&str]| -> Vec<String> {
+                base.iter()
+                    .chain(args.iter())
+                    .map(|s| s.to_string())
+                    .collect()
+            };
+            let run = |args: Vec<String>, stdin: &[u8]| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                env.run_with_stdin(&args, stdin)
+            };
+            if runs.is_empty() {
+                runs.push(run(with(&["pair", &code]), b""));
+                runs.push(run(
+                    with(&["pair", "--request", "--facade", "merchant"]),
+                    b"",
+                ));
+            }
+            runs.push(run(with(&["status"]), b""));
+            let created = run(
+                with(&["create-invoice", "--customer", "42", "--invoice", "101"]),
+                b"",
+            );
+            runs.push(created);
+            let id = env.bitpay.invoices()[0]["id"].as_str().unwrap().to_string();
+            env.bitpay.set_status(&id, "confirmed", None);
+            let body = env.bitpay.webhook_body(&id, true);
+            let signature = env.bitpay.webhook_signature(&body, &id);
+            runs.push(run(
+                with(&["handle-ipn", "--signature", &signature]),
+                body.as_bytes(),
+            ));
+            runs.push(run(with(&["handle-ipn"]), b"{not json"));
+            runs.push(run(
+                with(&["create-invoice", "--customer", "42", "--refill", "7.00"]),
+                b"",
+            ));
+            runs.push(run(with(&["reconcile", "--dry-run"]), b""));
+            runs.push(run(with(&["reconcile"]), b""));
+            runs.push(run(with(&["show", &id]), b""));
+            runs.push(run(
+                with(&["create-invoice", "--customer", "43", "--invoice", "101"]),
+                b"",
+            ));
+        }
+    }
+    // Failure paths print too: a wrong Splynx secret and an unreachable BitPay.
+    env.bitpay.faults().fail_next(5, 503);
+    runs.push(env.run(&["-vvv", "reconcile"]));
+    runs.push(env.run(&["-vvv", "unpair"]));
+
+    let secrets = secrets(&env);
+    assert!(secrets.len() >= 4, "{secrets:?}");
+    let journal: Vec<String> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT coalesce(bitpay_id,'') || kind || summary || coalesce(detail,'') FROM journal")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert!(journal.len() > 10);
+    assert!(
+        runs.iter().any(|r| r.stderr.contains("BitPay GET")),
+        "-vvv shows requests"
+    );
+    for secret in &secrets {
+        for run in &runs {
+            assert!(
+                !run.stdout.contains(secret.as_str()),
+                "secret in stdout: {run:?}"
+            );
+            assert!(
+                !run.stderr.contains(secret.as_str()),
+                "secret in stderr: {run:?}"
+            );
+        }
+        for entry in &journal {
+            assert!(
+                !entry.contains(secret.as_str()),
+                "secret in the journal: {entry}"
+            );
+        }
+    }
+}

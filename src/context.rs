@@ -27,6 +27,7 @@ impl Context {
         let path = config::resolve_path(config_flag, config_env);
         let config = Config::load(&path)?;
         log::debug!("settings: {config:?}");
+        refuse_foreign_data_dir(&config.data_dir)?;
         let store = Store::open(&config.data_dir)?;
         Ok(Context {
             config,
@@ -65,4 +66,22 @@ impl Context {
             self.config.bitpay.api_url
         )
     }
+}
+
+/// Root running a command on an installed system would leave root-owned files in the web
+/// server's data directory, which the webhook and portal then cannot open.
+fn refuse_foreign_data_dir(data_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(dir), Ok(me)) = (std::fs::metadata(data_dir), std::fs::metadata("/proc/self")) else {
+        return Ok(());
+    };
+    if me.uid() == 0 && dir.uid() != 0 {
+        return Err(crate::exit::Problem::Setup(format!(
+            "{} belongs to user id {}, not root: run this as that user (e.g. `sudo -u www-data splynx-bitpay ...`) so every file stays usable by the web server",
+            data_dir.display(),
+            dir.uid()
+        ))
+        .into());
+    }
+    Ok(())
 }

@@ -968,7 +968,7 @@ fn splynx_failure(
 }
 
 fn check_last_webhook(report: &mut Report, store: &Store) {
-    match store.last_journal_time("webhook") {
+    match store.last_webhook_time() {
         Ok(Some(at)) => {
             let ago = Duration::from_millis((clock::now_ms() - at).max(0) as u64);
             report.ok(

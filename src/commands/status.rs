@@ -29,7 +29,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
         .collect();
     let pending: Vec<_> = tokens.iter().filter(|t| !t.approved).collect();
     let counts = ctx.store.settlement_counts()?;
-    let last_webhook = ctx.store.last_journal_time("webhook")?;
+    let last_webhook = ctx.store.last_webhook_time()?;
     let oldest = ctx.store.oldest_unsettled()?;
 
     let mut human = vec![

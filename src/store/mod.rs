@@ -666,18 +666,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn last_journal_time(&self, kind: &str) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .query_row("SELECT max(at) FROM journal WHERE kind = ?1", [kind], |r| {
-                r.get(0)
-            })?)
-    }
-
-    pub fn journal_count(&self, kind: &str) -> Result<i64> {
+    /// When the last webhook for a BitPay invoice arrived (probes and unparseable bodies,
+    /// which name no invoice, do not count).
+    pub fn last_webhook_time(&self) -> Result<Option<i64>> {
         Ok(self.conn.query_row(
-            "SELECT count(*) FROM journal WHERE kind = ?1",
-            [kind],
+            "SELECT max(at) FROM journal WHERE kind = 'webhook' AND bitpay_id IS NOT NULL",
+            [],
             |r| r.get(0),
         )?)
     }

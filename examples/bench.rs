@@ -129,12 +129,15 @@ impl Bench {
             eprintln!("{args:?} exited {code}: {err}");
         }
         let (inner, http) = parse_timing(&err).unwrap_or_default();
+        // wait4's maxrss includes the pages shared with this (large) parent between fork
+        // and exec, so the child's own VmHWM is the figure that counts.
+        let own_rss = parse_peak_rss(&err);
         (
             Sample {
                 wall,
                 inner,
                 http,
-                max_rss_kib: usage.ru_maxrss,
+                max_rss_kib: own_rss.unwrap_or(usage.ru_maxrss),
                 code,
             },
             stdout,
@@ -142,7 +145,7 @@ impl Bench {
     }
 }
 
-/// `timing: wall 12.3ms, waiting on HTTP 4.5ms` (Debug-formatted durations).
+/// `timing: wall 12.3ms, waiting on HTTP 4.5ms, peak RSS 9000 kB` (Debug-formatted durations).
 fn parse_timing(stderr: &str) -> Option<(Duration, Duration)> {
     let line = stderr.lines().rev().find(|l| l.contains("timing: wall"))?;
     let rest = line.split("timing: wall ").nth(1)?;
@@ -151,6 +154,17 @@ fn parse_timing(stderr: &str) -> Option<(Duration, Duration)> {
         parse_debug_duration(inner.trim())?,
         parse_debug_duration(http.trim())?,
     ))
+}
+
+fn parse_peak_rss(stderr: &str) -> Option<i64> {
+    let line = stderr.lines().rev().find(|l| l.contains("timing: wall"))?;
+    line.split("peak RSS ")
+        .nth(1)?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn parse_debug_duration(text: &str) -> Option<Duration> {

@@ -60,6 +60,17 @@ pub enum CreditOn {
     Complete,
 }
 
+/// How requests to the Splynx API authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplynxAuth {
+    /// One signed `admin/auth/tokens` call, then a shared 30-minute access token: requests
+    /// from many processes run in parallel.
+    AccessToken,
+    /// Every request signed with the next nonce; requests are serialized across processes
+    /// so the nonces reach Splynx in order.
+    Signature,
+}
+
 #[derive(Debug, Clone)]
 pub struct SplynxSettings {
     pub url: String,
@@ -68,6 +79,7 @@ pub struct SplynxSettings {
     pub api_key: String,
     pub api_secret: Secret,
     pub payment_method_id: i64,
+    pub auth: SplynxAuth,
     pub timeout: Duration,
 }
 
@@ -124,6 +136,7 @@ struct RawSplynx {
     api_key: String,
     api_secret: Secret,
     payment_method_id: i64,
+    auth: Option<String>,
     timeout_seconds: Option<u64>,
 }
 
@@ -213,6 +226,18 @@ impl Config {
             ));
         }
 
+        let auth = match raw.splynx.auth.as_deref().unwrap_or("access_token") {
+            "access_token" => SplynxAuth::AccessToken,
+            "signature" => SplynxAuth::Signature,
+            other => {
+                return Err(invalid(
+                    "splynx.auth",
+                    format!(
+                        "unknown method \"{other}\" (expected \"access_token\" or \"signature\")"
+                    ),
+                ))
+            }
+        };
         let environment = match raw.bitpay.environment.as_str() {
             "test" => Environment::Test,
             "production" => Environment::Production,
@@ -317,6 +342,7 @@ impl Config {
                 api_key: raw.splynx.api_key,
                 api_secret: raw.splynx.api_secret,
                 payment_method_id: raw.splynx.payment_method_id,
+                auth,
                 timeout: timeout(
                     raw.splynx.timeout_seconds,
                     "splynx.timeout_seconds",

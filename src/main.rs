@@ -29,8 +29,21 @@ fn main() -> ExitCode {
     };
     let waiting = splynx_bitpay::http::time_waiting();
     log::debug!(
-        "timing: wall {:?}, waiting on HTTP {waiting:?}",
-        started.elapsed()
+        "timing: wall {:?}, waiting on HTTP {waiting:?}, peak RSS {}",
+        started.elapsed(),
+        peak_rss()
     );
     ExitCode::from(code)
+}
+
+/// This program's peak resident set (`VmHWM`), for the benchmark.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l[6..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }

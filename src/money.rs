@@ -114,7 +114,7 @@ pub fn de_opt_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i6
         .ok_or_else(|| de::Error::custom(format!("not an id: {value}")))
 }
 
-fn id_from_json(value: &serde_json::Value) -> Option<i64> {
+pub fn id_from_json(value: &serde_json::Value) -> Option<i64> {
     match value {
         serde_json::Value::Number(n) => n.as_i64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),

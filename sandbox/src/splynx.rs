@@ -168,6 +168,9 @@ struct State {
     loose_json: bool,
     check_nonce: bool,
     last_nonce: Option<u64>,
+    /// Access tokens issued by `POST admin/auth/tokens`, with their expiry (unix seconds).
+    access_tokens: BTreeMap<String, i64>,
+    access_tokens_issued: u64,
     /// (path prefix relative to /api/2.0/, method or "*").
     denied: Vec<(String, String)>,
     next_transaction_id: i64,
@@ -263,6 +266,16 @@ impl SplynxSandbox {
     }
 
     /// Requests refused with 401 so far.
+    /// How many access tokens `POST admin/auth/tokens` has issued.
+    pub fn access_tokens_issued(&self) -> u64 {
+        self.core.lock().access_tokens_issued
+    }
+
+    /// Expires every issued access token (Splynx's last for 30 minutes).
+    pub fn expire_access_tokens(&self) {
+        self.core.lock().access_tokens.clear();
+    }
+
     pub fn auth_failures(&self) -> u64 {
         self.core.auth_failures.load(Ordering::SeqCst)
     }
@@ -652,11 +665,14 @@ impl Service for Core {
         let Some(relative) = req.path.strip_prefix(API_PREFIX) else {
             return not_found();
         };
+        let relative = relative.trim_end_matches('/');
+        if relative == "admin/auth/tokens" && req.method == "POST" {
+            return self.issue_access_token(req);
+        }
         if let Err(reply) = self.authenticate(req) {
             self.auth_failures.fetch_add(1, Ordering::SeqCst);
             return reply;
         }
-        let relative = relative.trim_end_matches('/');
         let loose = self.lock().loose_json;
 
         // Route: "admin/api/check" or a resource with an optional numeric id.
@@ -748,7 +764,43 @@ impl Core {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Authorization: Splynx-EA (key=K&nonce=N&signature=S)`.
+    /// `POST admin/auth/tokens` with `{"auth_type":"api_key","key","nonce","signature"}`:
+    /// a 30-minute access token, as Splynx issues them.
+    fn issue_access_token(&self, req: &Incoming) -> Reply {
+        let body = req.json().unwrap_or_default();
+        let text = |name: &str| match &body[name] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        if text("auth_type").as_deref() != Some("api_key") {
+            return api_error(400, "Invalid auth type", "INVALID_AUTH_TYPE");
+        }
+        if let Err(reply) = self.check_signature(
+            text("key").as_ref(),
+            text("nonce").as_ref(),
+            text("signature").as_ref(),
+        ) {
+            self.auth_failures.fetch_add(1, Ordering::SeqCst);
+            return reply;
+        }
+        let mut bytes = [0u8; 24];
+        getrandom::getrandom(&mut bytes).expect("OS randomness");
+        let token = hex::encode(bytes);
+        let expires = chrono::Utc::now().timestamp() + 1800;
+        let mut state = self.lock();
+        state.access_tokens.insert(token.clone(), expires);
+        state.access_tokens_issued += 1;
+        Reply::json(
+            201,
+            &json!({"access_token": token, "access_token_expiration": expires,
+                    "refresh_token": hex::encode(&bytes[..12]), "refresh_token_expiration": expires + 86400,
+                    "permissions": {}}),
+        )
+    }
+
+    /// `Authorization: Splynx-EA (key=K&nonce=N&signature=S)` or
+    /// `Splynx-EA (access_token=T)`.
     fn authenticate(&self, req: &Incoming) -> Result<(), Reply> {
         let unauthorized = |message: &str| api_error(401, message, "UNAUTHORIZED");
         let Some(header) = req.header("authorization") else {
@@ -768,11 +820,33 @@ impl Core {
         let params: BTreeMap<String, String> = url::form_urlencoded::parse(inner.as_bytes())
             .into_owned()
             .collect();
-        let (Some(key), Some(nonce_text), Some(signature)) = (
+        if let Some(token) = params.get("access_token") {
+            let now = chrono::Utc::now().timestamp();
+            return match self.lock().access_tokens.get(token) {
+                Some(expires) if *expires > now => Ok(()),
+                _ => Err(api_error(
+                    401,
+                    "Access token is expired or invalid",
+                    "EXPIRED_ACCESS_TOKEN",
+                )),
+            };
+        }
+        self.check_signature(
             params.get("key"),
             params.get("nonce"),
             params.get("signature"),
-        ) else {
+        )
+    }
+
+    /// HMAC signature and (when checked) strictly increasing nonce.
+    fn check_signature(
+        &self,
+        key: Option<&String>,
+        nonce_text: Option<&String>,
+        signature: Option<&String>,
+    ) -> Result<(), Reply> {
+        let unauthorized = |message: &str| api_error(401, message, "UNAUTHORIZED");
+        let (Some(key), Some(nonce_text), Some(signature)) = (key, nonce_text, signature) else {
             return Err(unauthorized("Invalid signature"));
         };
         if key != &self.api_key {

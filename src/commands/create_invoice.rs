@@ -385,7 +385,7 @@ impl Creator<'_> {
         customer: &Customer,
     ) -> Result<(InvoiceRecord, BitPayInvoice, bool)> {
         let store = &self.ctx.store;
-        let records = store.invoices_for_document(document.kind, document.id, customer.id)?;
+        let records = store.unsettled_for_document(document.kind, document.id, customer.id)?;
         match classify_existing(&records, document.kind, document.price, clock::now_ms()) {
             Existing::Recover(id) => {
                 let record = store.invoice(id)?.context("stored invoice vanished")?;

@@ -12,11 +12,11 @@ use hmac::{Hmac, Mac};
 use reqwest::blocking::Client;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use url::form_urlencoded;
 
 use super::model::{Customer, Invoice, Payment, PaymentMethod, Proforma};
-use crate::config::SplynxSettings;
+use crate::config::{SplynxAuth, SplynxSettings};
 use crate::lock;
 use crate::secret::Secret;
 use crate::store::{Store, StoreError};
@@ -70,8 +70,11 @@ pub struct SplynxClient {
     api_secret: Secret,
     data_dir: std::path::PathBuf,
     lock_wait: Duration,
+    auth: SplynxAuth,
     /// Opened on the first request: many runs never call Splynx.
-    nonces: OnceLock<Mutex<Store>>,
+    state: OnceLock<Mutex<Store>>,
+    /// The access token this process uses, and its expiry (unix seconds).
+    token: Mutex<Option<(Secret, i64)>>,
 }
 
 /// A payment to create (`POST admin/finance/payments`).
@@ -110,7 +113,9 @@ impl SplynxClient {
             api_secret: settings.api_secret.clone(),
             data_dir: data_dir.to_path_buf(),
             lock_wait: settings.timeout * 2 + Duration::from_secs(5),
-            nonces: OnceLock::new(),
+            auth: settings.auth,
+            state: OnceLock::new(),
+            token: Mutex::new(None),
         })
     }
 
@@ -225,47 +230,182 @@ impl SplynxClient {
                     .finish(),
             );
         }
-        // Held until the reply is in: the next nonce is only used after this one arrived.
-        let _turn = lock::acquire(
-            &self.data_dir,
-            "splynx-api",
-            "the Splynx API request lock",
-            self.lock_wait,
-        )?;
-        let nonces = match self.nonces.get() {
-            Some(store) => store,
-            None => {
-                let store = Mutex::new(Store::open(&self.data_dir)?);
-                self.nonces.get_or_init(|| store)
+        let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
+        let send =
+            |authorization: &str| self.exchange(&method, &url, authorization, body.as_deref());
+        let (status, text) = match self.auth {
+            SplynxAuth::Signature => {
+                // Held until the reply is in: the next nonce is only used after this one
+                // arrived, so Splynx sees nonces in order even from many processes.
+                let _turn = lock::acquire(
+                    &self.data_dir,
+                    "splynx-api",
+                    "the Splynx API request lock",
+                    self.lock_wait,
+                )?;
+                send(&self.signature_header()?)?
+            }
+            SplynxAuth::AccessToken => {
+                let token = self.access_token(None)?;
+                let (status, text) = send(&token_header(&token))?;
+                if status == 401 {
+                    // Expired, revoked or banned: one fresh token, one more try.
+                    send(&token_header(&self.access_token(Some(&token))?))?
+                } else {
+                    (status, text)
+                }
             }
         };
-        let nonce = nonces
-            .lock()
-            .expect("nonce store lock")
-            .next_nonce(&self.api_key, clock::now_ms() / 10)?;
-        let signature = signature(nonce, &self.api_key, self.api_secret.expose());
-        let auth = format!(
-            "Splynx-EA (key={}&nonce={nonce}&signature={signature})",
-            self.api_key
-        );
+        classify(status, text, &method, path, what)
+    }
+
+    fn exchange(
+        &self,
+        method: &Method,
+        url: &str,
+        authorization: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(u16, String)> {
         let mut request = self
             .http
-            .request(method.clone(), &url)
-            .header("Authorization", auth)
+            .request(method.clone(), url)
             .header("Accept", "application/json");
+        if !authorization.is_empty() {
+            request = request.header("Authorization", authorization);
+        }
         if let Some(body) = body {
             request = request
                 .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(body).expect("JSON values serialize"));
+                .body(body.to_vec());
         }
         log::debug!("Splynx {method} {url}");
         let (status, text) = http::exchange(request).map_err(|message| SplynxError::Transport {
-            url: url.clone(),
+            url: url.to_string(),
             message,
         })?;
         log::debug!("Splynx HTTP {status}, {} bytes", text.len());
-        classify(status, text, &method, path, what)
+        Ok((status, text))
     }
+
+    /// The state store, opened on first use: many runs never call Splynx.
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, Store>> {
+        let store = match self.state.get() {
+            Some(store) => store,
+            None => {
+                let store = Mutex::new(Store::open(&self.data_dir)?);
+                self.state.get_or_init(|| store)
+            }
+        };
+        Ok(store.lock().expect("state store lock"))
+    }
+
+    /// `key`, the next nonce and their signature, as `Authorization` wants them.
+    fn signature_auth(&self) -> Result<(i64, String)> {
+        let nonce = self
+            .state()?
+            .next_nonce(&self.api_key, clock::now_ms() / 10)?;
+        Ok((
+            nonce,
+            signature(nonce, &self.api_key, self.api_secret.expose()),
+        ))
+    }
+
+    fn signature_header(&self) -> Result<String> {
+        let (nonce, signature) = self.signature_auth()?;
+        Ok(format!(
+            "Splynx-EA (key={}&nonce={nonce}&signature={signature})",
+            self.api_key
+        ))
+    }
+
+    /// A valid access token shared by every process: from memory, else from the state
+    /// store, else a new one (`POST admin/auth/tokens`, signed with a nonce) under a lock.
+    /// `rejected` is a token Splynx just refused: it is never handed out again.
+    fn access_token(&self, rejected: Option<&Secret>) -> Result<Secret> {
+        let usable = |token: &Secret, expires_at: i64| {
+            expires_at - clock::now_ms() / 1000 > TOKEN_MARGIN_SECONDS && Some(token) != rejected
+        };
+        if let Some((token, expires_at)) = self.token.lock().expect("token cache lock").clone() {
+            if usable(&token, expires_at) {
+                return Ok(token);
+            }
+        }
+        let stored = |client: &SplynxClient| -> Result<Option<(Secret, i64)>> {
+            Ok(client
+                .state()?
+                .splynx_token(&client.token_owner())?
+                .filter(|(t, e)| usable(t, *e)))
+        };
+        let fresh = match stored(self)? {
+            Some(found) => found,
+            None => {
+                let _only_one = lock::acquire(
+                    &self.data_dir,
+                    "splynx-auth",
+                    "the Splynx access token renewal",
+                    self.lock_wait,
+                )?;
+                match stored(self)? {
+                    Some(renewed_meanwhile) => renewed_meanwhile,
+                    None => {
+                        let created = self.create_access_token()?;
+                        self.state()?.save_splynx_token(
+                            &self.token_owner(),
+                            &created.0,
+                            created.1,
+                        )?;
+                        created
+                    }
+                }
+            }
+        };
+        *self.token.lock().expect("token cache lock") = Some(fresh.clone());
+        Ok(fresh.0)
+    }
+
+    /// Whose token a stored one is: the key and a fingerprint of the secret, so a changed
+    /// secret is used (and checked) at once instead of when the old token expires.
+    fn token_owner(&self) -> String {
+        let fingerprint = Sha256::digest(self.api_secret.expose().as_bytes());
+        format!("{}:{}", self.api_key, hex::encode(&fingerprint[..8]))
+    }
+
+    fn create_access_token(&self) -> Result<(Secret, i64)> {
+        let (nonce, signature) = self.signature_auth()?;
+        let body = serde_json::json!({"auth_type": "api_key", "key": self.api_key, "nonce": nonce, "signature": signature});
+        let url = format!("{}admin/auth/tokens", self.api_url);
+        let body = serde_json::to_vec(&body).expect("JSON values serialize");
+        let (status, text) = self.exchange(&Method::POST, &url, "", Some(&body))?;
+        let text = classify(
+            status,
+            text,
+            &Method::POST,
+            "admin/auth/tokens",
+            "access token",
+        )?;
+        let reply: serde_json::Value = decode("admin/auth/tokens", &text)?;
+        let token = reply["access_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| SplynxError::Decode {
+                path: "admin/auth/tokens".into(),
+                message: "no access_token in the reply".into(),
+            })?;
+        let expires_at = crate::money::id_from_json(&reply["access_token_expiration"])
+            .unwrap_or(clock::now_ms() / 1000 + 1800);
+        log::info!(
+            "new Splynx access token, valid until {}",
+            clock::datetime_of(expires_at * 1000)
+        );
+        Ok((Secret::new(token), expires_at))
+    }
+}
+
+/// A token this close to expiry is renewed first, so no request carries a dying one.
+const TOKEN_MARGIN_SECONDS: i64 = 120;
+
+fn token_header(token: &Secret) -> String {
+    format!("Splynx-EA (access_token={})", token.expose())
 }
 
 fn decode<T: DeserializeOwned>(path: &str, text: &str) -> Result<T> {

@@ -58,4 +58,10 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX journal_invoice ON journal (bitpay_id, id);
     CREATE INDEX journal_kind ON journal (kind, at);",
+    // 4: the Splynx API access token every process shares (renewed before it expires).
+    "CREATE TABLE splynx_token (
+        api_key TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
 ];

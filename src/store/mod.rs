@@ -414,6 +414,27 @@ impl Store {
         )?)
     }
 
+    /// The shared Splynx access token for `api_key` and its expiry (unix seconds).
+    pub fn splynx_token(&self, api_key: &str) -> Result<Option<(Secret, i64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT token, expires_at FROM splynx_token WHERE api_key = ?1",
+                [api_key],
+                |r| Ok((Secret::new(r.get::<_, String>(0)?), r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn save_splynx_token(&self, api_key: &str, token: &Secret, expires_at: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO splynx_token (api_key, token, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (api_key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at",
+            params![api_key, token.expose(), expires_at],
+        )?;
+        Ok(())
+    }
+
     // ---- invoices ----
 
     pub fn insert_invoice(&self, new: &NewInvoice, now: i64) -> Result<InvoiceRecord> {
@@ -522,15 +543,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every stored invoice for one Splynx document (or one customer's refills), newest first.
-    pub fn invoices_for_document(
+    /// The unsettled stored invoices for one Splynx document (or one customer's refills),
+    /// newest first.
+    pub fn unsettled_for_document(
         &self,
         kind: DocKind,
         doc_id: Option<i64>,
         customer_id: i64,
     ) -> Result<Vec<InvoiceRecord>> {
+        // Final records never matter for a new checkout, and a customer's refills pile up.
         self.invoices_where(
-            "doc_kind = ?1 AND doc_id IS ?2 AND customer_id = ?3 ORDER BY id DESC",
+            "doc_kind = ?1 AND doc_id IS ?2 AND customer_id = ?3
+             AND settlement IN ('creating', 'open', 'crediting') ORDER BY id DESC",
             &[&kind.as_str(), &doc_id, &customer_id],
         )
     }

@@ -156,6 +156,11 @@ fn bitpay_rate_limits_and_outages_back_off_then_finish() {
 #[test]
 fn clock_jumping_backwards_keeps_nonces_increasing() {
     let env = paired();
+    // Signature auth uses a nonce on every request (token auth only when renewing).
+    env.write_config(&env.default_config().replace(
+        "payment_method_id = 7",
+        "payment_method_id = 7\nauth = \"signature\"",
+    ));
     env.splynx.set_check_nonce(true);
     env.create_invoice(&["--check", "--customer", "42", "--invoice", "101"])
         .assert_code(0);
@@ -225,4 +230,85 @@ fn a_slow_bitpay_that_never_answers_is_temporary() {
     assert_eq!(env.splynx.payment_count(), 0);
     run_binary(&env.config_path(), &["reconcile"], b"").assert_code(0);
     assert_eq!(env.payments_with_receipt(&id).len(), 1);
+}
+
+#[test]
+fn splynx_access_token_is_shared_and_renewed() {
+    let env = paired();
+    env.splynx.set_check_nonce(true);
+    for i in 0..3 {
+        env.create_invoice(&["--customer", "42", "--refill", &format!("{}.00", 3 + i)])
+            .assert_code(0);
+    }
+    assert_eq!(
+        env.splynx.access_tokens_issued(),
+        1,
+        "one token for every process"
+    );
+    let signed_calls = |env: &Env| {
+        env.splynx
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.header("authorization")
+                    .is_some_and(|a| a.contains("signature="))
+            })
+            .count()
+    };
+    assert_eq!(
+        signed_calls(&env),
+        0,
+        "the token call signs its body, not a header"
+    );
+    // Splynx expires it (30 minutes, a restart, a revoked key): the next call renews it.
+    env.splynx.expire_access_tokens();
+    let id = env.create_invoice_101();
+    env.bitpay.set_status(&id, "confirmed", None);
+    env.deliver_webhook(&id, true).assert_code(0);
+    assert_eq!(env.splynx.access_tokens_issued(), 2);
+    assert_eq!(env.payments_with_receipt(&id).len(), 1);
+    assert_eq!(
+        env.splynx.auth_failures(),
+        1,
+        "only the expired token, once"
+    );
+    // A changed secret is noticed at once, not when the old token expires.
+    env.write_config(
+        &env.default_config()
+            .replace(crate::util::API_SECRET, "rotated-secret"),
+    );
+    env.create_invoice(&["--check", "--customer", "42", "--invoice", "101"])
+        .assert_code(78)
+        .assert_stderr_contains("splynx.api_secret");
+}
+
+#[test]
+fn signature_auth_still_works_one_request_at_a_time() {
+    let env = paired();
+    env.splynx.set_check_nonce(true);
+    env.write_config(&env.default_config().replace(
+        "payment_method_id = 7",
+        "payment_method_id = 7\nauth = \"signature\"",
+    ));
+    let id = env.create_invoice_101();
+    env.bitpay.set_status(&id, "confirmed", None);
+    let body = env.bitpay.webhook_body(&id, true);
+    let config = env.config_path();
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            scope.spawn(|| {
+                run_binary(&config, &["handle-ipn"], body.as_bytes()).assert_code(0);
+            });
+        }
+    });
+    assert_eq!(env.splynx.access_tokens_issued(), 0);
+    assert_eq!(env.splynx.auth_failures(), 0);
+    assert_eq!(env.payments_with_receipt(&id).len(), 1);
+    env.write_config(&env.default_config().replace(
+        "payment_method_id = 7",
+        "payment_method_id = 7\nauth = \"hmac\"",
+    ));
+    env.run(&["status"])
+        .assert_code(78)
+        .assert_stderr_contains("splynx.auth");
 }

@@ -88,7 +88,7 @@ fn no_secret_in_any_output_or_the_journal() {
     runs.push(env.run(&["-vvv", "unpair"]));
 
     let secrets = secrets(&env);
-    assert!(secrets.len() >= 4, "{secrets:?}");
+    assert!(secrets.len() >= 5, "{secrets:?}");
     let journal: Vec<String> = {
         let db = env.db();
         let mut stmt = db

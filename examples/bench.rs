@@ -23,6 +23,8 @@ const SECRET: &str = "bench-secret";
 
 struct Sample {
     wall: Duration,
+    /// User plus system CPU time of the process.
+    cpu: Duration,
     /// Wall time as the process itself measured it (main start to exit code).
     inner: Duration,
     http: Duration,
@@ -135,6 +137,7 @@ impl Bench {
         (
             Sample {
                 wall,
+                cpu: cpu_time(&usage),
                 inner,
                 http,
                 max_rss_kib: own_rss.unwrap_or(usage.ru_maxrss),
@@ -149,11 +152,17 @@ impl Bench {
 fn parse_timing(stderr: &str) -> Option<(Duration, Duration)> {
     let line = stderr.lines().rev().find(|l| l.contains("timing: wall"))?;
     let rest = line.split("timing: wall ").nth(1)?;
-    let (inner, http) = rest.split_once(", waiting on HTTP ")?;
+    let (inner, rest) = rest.split_once(", waiting on HTTP ")?;
+    let http = rest.split(", peak RSS").next()?;
     Some((
         parse_debug_duration(inner.trim())?,
         parse_debug_duration(http.trim())?,
     ))
+}
+
+fn cpu_time(usage: &libc::rusage) -> Duration {
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn parse_peak_rss(stderr: &str) -> Option<i64> {
@@ -239,10 +248,7 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
     };
     let ids = Mutex::new(Vec::with_capacity(n));
     let next = Mutex::new(0..n);
-    let threads: usize = std::env::var("SEED_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(8);
+    let threads = 8;
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -328,9 +334,9 @@ fn reconcile_scaling(sizes: &[usize], latency: Duration) {
         latency.as_millis()
     );
     println!(
-        "| open invoices | of which paid without webhook | wall | peak RSS | credited | exit |"
+        "| open invoices | of which paid without webhook | wall | CPU (reconcile process) | peak RSS | credited | exit |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for &n in sizes {
         let bench = Bench::new();
         let ids = seed_open_invoices(&bench, n, 0);
@@ -343,8 +349,9 @@ fn reconcile_scaling(sizes: &[usize], latency: Duration) {
         let (sample, stdout) = bench.run_capture(&["--json", "reconcile"], b"");
         let summary: Value = serde_json::from_str(&stdout).unwrap_or_default();
         println!(
-            "| {n} | {paid} | {:.1} s | {} | {} | {} |",
+            "| {n} | {paid} | {:.1} s | {:.1} s | {} | {} | {} |",
             sample.wall.as_secs_f64(),
+            sample.cpu.as_secs_f64(),
             mib(sample.max_rss_kib),
             summary["credited"],
             sample.code
@@ -406,8 +413,11 @@ fn webhook_storm(invoices: usize, deliveries_each: usize, parallel: usize) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    if std::env::args().any(|a| a == "--storm-only") {
-        webhook_storm(50, 4, 32);
+    // `--reconcile-only [LATENCY_MS]`: just the 10,000-invoice reconcile.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--reconcile-only") {
+        let latency = args.get(at + 1).and_then(|l| l.parse().ok()).unwrap_or(25);
+        reconcile_scaling(&[10000], Duration::from_millis(latency));
         return;
     }
     println!(

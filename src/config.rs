@@ -326,7 +326,7 @@ impl Config {
                 format!("must be between 1 and 64, got {concurrency}"),
             ));
         }
-        let requests_per_second = reconcile.requests_per_second.unwrap_or(300);
+        let requests_per_second = reconcile.requests_per_second.unwrap_or(400);
         if requests_per_second == 0 {
             return Err(invalid(
                 "reconcile.requests_per_second",
@@ -546,7 +546,7 @@ data_dir = "/var/lib/splynx-bitpay"
     fn the_shipped_example_is_valid_and_complete() {
         let config = parse(include_str!("../examples/config.toml")).unwrap();
         assert_eq!(config.splynx.payment_method_id, 7);
-        assert_eq!(config.reconcile.requests_per_second, 300);
+        assert_eq!(config.reconcile.requests_per_second, 400);
     }
 
     #[test]

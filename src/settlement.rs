@@ -206,41 +206,17 @@ impl Settler<'_> {
                 return Err(e).context(format!("fetching BitPay invoice {bitpay_id}"));
             }
         };
-        self.journal(
-            &bitpay_id,
-            "fetch",
-            &format!(
-                "BitPay says {}{}, price {} {}",
-                fetched.status,
-                fetched
-                    .exception_status
-                    .as_deref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default(),
-                fetched.price.map_or("?".into(), |p| p.to_string()),
-                fetched.currency
-            ),
-            None,
-        )?;
-        if !self.dry_run {
-            self.store.update_bitpay_status(
-                record.id,
-                &fetched.status,
-                fetched.exception_status.as_deref(),
-                fetched.expiration_time,
-                clock::now_ms(),
-            )?;
-        }
-        // A run that died while crediting may have made the payment: Splynx decides.
-        if record.settlement == Settlement::Crediting {
-            if let Some(payment_id) = self.existing_payment(&record, &bitpay_id)? {
-                self.finish_credit(&record, &bitpay_id, payment_id, true)?;
-                return Ok(Outcome::Credited {
-                    payment_id,
-                    adopted: true,
-                });
-            }
-        }
+        let fetch_summary = format!(
+            "BitPay says {}{}, price {} {}",
+            fetched.status,
+            fetched
+                .exception_status
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            fetched.price.map_or("?".into(), |p| p.to_string()),
+            fetched.currency
+        );
         let decision = decide(
             &Stored {
                 settlement: record.settlement,
@@ -261,30 +237,75 @@ impl Settler<'_> {
             Decision::Pending(r) | Decision::Expired(r) | Decision::Review(r) => format!(": {r}"),
             _ => String::new(),
         };
-        self.journal(
-            &bitpay_id,
-            "decision",
-            &format!("{}{reason}", decision.label()),
-            None,
-        )?;
-        let now = clock::now_ms();
+        let decision_summary = format!("{}{reason}", decision.label());
+        // A run that died while crediting may have made the payment: Splynx decides
+        // before anything else is recorded.
+        let interrupted = record.settlement == Settlement::Crediting;
+        // One transaction for what this check learned and decided: few, short writes keep
+        // many concurrent webhooks and reconcile workers from queueing on the database.
+        if !self.dry_run {
+            let now = clock::now_ms();
+            let tx = self.store.begin()?;
+            self.store
+                .journal(Some(&bitpay_id), "fetch", &fetch_summary, None, now)?;
+            self.store.update_bitpay_status(
+                record.id,
+                &fetched.status,
+                fetched.exception_status.as_deref(),
+                fetched.expiration_time,
+                now,
+            )?;
+            if !interrupted {
+                self.store
+                    .journal(Some(&bitpay_id), "decision", &decision_summary, None, now)?;
+                match &decision {
+                    Decision::Expired(note) if record.settlement != Settlement::Expired => {
+                        self.store.set_settlement(
+                            record.id,
+                            Settlement::Expired,
+                            Some(note),
+                            now,
+                        )?;
+                    }
+                    Decision::Review(note) if record.settlement != Settlement::Review => {
+                        self.store.set_settlement(
+                            record.id,
+                            Settlement::Review,
+                            Some(note),
+                            now,
+                        )?;
+                    }
+                    _ => {}
+                }
+            }
+            tx.commit().map_err(crate::store::StoreError::from)?;
+        }
+        if interrupted {
+            if let Some(payment_id) = self.existing_payment(&record, &bitpay_id)? {
+                if !self.dry_run {
+                    self.finish_credit(&record, &bitpay_id, payment_id, true)?;
+                }
+                return Ok(Outcome::Credited {
+                    payment_id,
+                    adopted: true,
+                });
+            }
+            self.journal(&bitpay_id, "decision", &decision_summary, None)?;
+            let settled = match &decision {
+                Decision::Expired(note) => Some((Settlement::Expired, note)),
+                Decision::Review(note) => Some((Settlement::Review, note)),
+                _ => None,
+            };
+            if let (Some((state, note)), false) = (settled, self.dry_run) {
+                self.store
+                    .set_settlement(record.id, state, Some(note), clock::now_ms())?;
+            }
+        }
         match decision {
             Decision::AlreadyCredited => Ok(Outcome::AlreadyCredited),
             Decision::Pending(_) => Ok(Outcome::Pending),
-            Decision::Expired(note) => {
-                if !self.dry_run && record.settlement != Settlement::Expired {
-                    self.store
-                        .set_settlement(record.id, Settlement::Expired, Some(&note), now)?;
-                }
-                Ok(Outcome::Expired)
-            }
-            Decision::Review(note) => {
-                if !self.dry_run && record.settlement != Settlement::Review {
-                    self.store
-                        .set_settlement(record.id, Settlement::Review, Some(&note), now)?;
-                }
-                Ok(Outcome::Review(note))
-            }
+            Decision::Expired(_) => Ok(Outcome::Expired),
+            Decision::Review(note) => Ok(Outcome::Review(note)),
             Decision::Credit if self.dry_run => Ok(Outcome::Credited {
                 payment_id: 0,
                 adopted: false,

@@ -111,6 +111,22 @@ if (empty($status['invoices'])) {
 <dt>Last webhook</dt><dd class="last-webhook"><?= View::e($status['last_webhook_at'] !== null ? $status['last_webhook_at'] : 'none received yet') ?></dd>
 <dt>Oldest unsettled</dt><dd><?= $oldest === null ? 'none' : 'since ' . View::e($oldest['created_at']) . ' (below)' ?></dd>
 </dl>
+<?php if (!empty($status['recent_webhooks'])) : ?>
+<h4 style="margin-top:16px;font-size:15px">Last webhooks</h4>
+<table class="table recent-webhooks"><tr><th>When</th><th>BitPay invoice</th><th>What happened</th></tr>
+<?php foreach ($status['recent_webhooks'] as $hook) : ?>
+<tr><td><?= View::e($hook['at']) ?></td><td><?= View::e($hook['bitpay_invoice_id'] !== null ? $hook['bitpay_invoice_id'] : '-') ?></td><td><?= View::e($hook['summary']) ?></td></tr>
+<?php endforeach; ?>
+</table>
+<?php endif; ?>
+<?php if (!empty($status['unsettled'])) : ?>
+<h4 style="margin-top:16px;font-size:15px">Unsettled invoices</h4>
+<table class="table unsettled"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>BitPay status</th><th>State</th><th>Since</th></tr>
+<?php foreach ($status['unsettled'] as $row) : ?>
+<tr><td><?= View::e($row['bitpay_invoice_id'] !== null ? $row['bitpay_invoice_id'] : '(being created)') ?></td><td><?= View::e($row['document'] . ($row['document_number'] !== null ? ' #' . $row['document_number'] : '')) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['bitpay_status']) ?></td><td><?= View::e($row['settlement']) ?></td><td><?= View::e($row['created_at']) ?></td></tr>
+<?php endforeach; ?>
+</table>
+<?php endif; ?>
 <?php if ($oldest !== null) : ?>
 <h4 style="margin-top:16px;font-size:15px">Oldest unsettled invoice</h4>
 <div class="oldest"><?= $invoiceBlock($oldest) ?></div>

@@ -19,6 +19,8 @@ use crate::faults::{Action, FaultSpec, Faults};
 /// Limits on what a request may carry.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// How long an idle keep-alive connection is kept.
+const IDLE_CONNECTION: Duration = Duration::from_secs(10);
 
 /// Prefix of the test-control routes; they are never faulted nor recorded.
 pub(crate) const CONTROL_PREFIX: &str = "/_sandbox/";
@@ -261,50 +263,65 @@ impl Shared {
         }
     }
 
-    fn serve(&self, mut stream: TcpStream) {
+    /// Serves the requests of one connection (HTTP/1.1 keep-alive) until the client
+    /// closes it, asks to, stays idle too long, or a request is held unanswered.
+    fn serve(&self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        match read_request(&mut stream) {
-            Ok(Some(incoming)) => self.dispatch(stream, incoming),
-            Ok(None) => {}
-            Err(e) => {
-                let reply = control_error(400, &format!("bad request: {e}"));
-                send(stream, reply);
+        let _ = stream.set_read_timeout(Some(IDLE_CONNECTION));
+        let mut reader = BufReader::new(stream);
+        loop {
+            match read_request(&mut reader) {
+                Ok(Some((incoming, keep_alive))) => match self.dispatch(&incoming) {
+                    Some(reply) => {
+                        send(reader.get_mut(), reply, keep_alive);
+                        if !keep_alive {
+                            break;
+                        }
+                    }
+                    None => {
+                        self.hold(reader.into_inner());
+                        return;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    send(
+                        reader.get_mut(),
+                        control_error(400, &format!("bad request: {e}")),
+                        false,
+                    );
+                    break;
+                }
             }
         }
+        close(reader.into_inner());
     }
 
-    fn dispatch(&self, request: TcpStream, incoming: Incoming) {
+    /// The reply to one request, or `None` when it is to be held unanswered.
+    fn dispatch(&self, incoming: &Incoming) -> Option<Reply> {
         if incoming.path.starts_with(CONTROL_PREFIX) {
             let route = &incoming.path[CONTROL_PREFIX.len()..];
-            let reply = self
-                .common_control(&incoming, route)
-                .unwrap_or_else(|| self.service.control(&incoming, route));
-            send(request, reply);
-            return;
+            return Some(
+                self.common_control(incoming, route)
+                    .unwrap_or_else(|| self.service.control(incoming, route)),
+            );
         }
-
-        let seq = self.record(&incoming);
+        let seq = self.record(incoming);
         let decision = self.faults.take(&incoming.method, &incoming.url);
         if !decision.latency.is_zero() {
             self.sleep(decision.latency);
         }
-        match decision.action {
-            Action::Normal => {
-                let reply = self.service.handle(&incoming);
-                self.set_status(seq, reply.status);
-                send(request, reply);
-            }
-            Action::Fail(status) => {
-                let reply = self.service.fault_reply(status);
-                self.set_status(seq, reply.status);
-                send(request, reply);
-            }
-            Action::Hang => self.hold(request),
+        let reply = match decision.action {
+            Action::Normal => self.service.handle(incoming),
+            Action::Fail(status) => self.service.fault_reply(status),
+            Action::Hang => return None,
             Action::HangAfter => {
-                let _ = self.service.handle(&incoming);
-                self.hold(request);
+                let _ = self.service.handle(incoming);
+                return None;
             }
-        }
+        };
+        self.set_status(seq, reply.status);
+        Some(reply)
     }
 
     /// `faults` and `requests`, the control routes both fakes share.
@@ -391,12 +408,24 @@ impl Shared {
 
 /// Reads one HTTP/1.x request: request line, headers, and a body framed by
 /// `Content-Length` or chunked encoding. `None` when the peer closed without a request.
-fn read_request(stream: &mut TcpStream) -> io::Result<Option<Incoming>> {
+/// With whether the connection may carry another request afterwards.
+fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<(Incoming, bool)>> {
     let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
+    match reader.read_line(&mut line) {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        // An idle keep-alive connection timing out is a normal end.
+        Err(e)
+            if line.is_empty()
+                && matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
     }
     let mut parts = line.split_whitespace();
     let (Some(method), Some(url), Some(version)) = (parts.next(), parts.next(), parts.next())
@@ -436,13 +465,24 @@ fn read_request(stream: &mut TcpStream) -> io::Result<Option<Incoming>> {
         .get("expect")
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
     {
-        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
+    let connection = headers
+        .get("connection")
+        .map(|c| c.to_ascii_lowercase())
+        .unwrap_or_default();
+    let keep_alive = if version == "HTTP/1.0" {
+        connection.contains("keep-alive")
+    } else {
+        !connection.contains("close")
+    };
     let body = if headers
         .get("transfer-encoding")
         .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"))
     {
-        read_chunked(&mut reader)?
+        read_chunked(reader)?
     } else {
         let length: usize = match headers.get("content-length") {
             Some(l) => l.parse().map_err(|_| invalid("bad Content-Length"))?,
@@ -459,14 +499,17 @@ fn read_request(stream: &mut TcpStream) -> io::Result<Option<Incoming>> {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (url.clone(), String::new()),
     };
-    Ok(Some(Incoming {
-        method,
-        url,
-        path,
-        query,
-        headers,
-        body,
-    }))
+    Ok(Some((
+        Incoming {
+            method,
+            url,
+            path,
+            query,
+            headers,
+            body,
+        },
+        keep_alive,
+    )))
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
@@ -497,13 +540,14 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Writes the reply and closes the connection.
-fn send(mut stream: TcpStream, reply: Reply) {
+/// Writes the reply; the connection stays open when `keep_alive`.
+fn send(stream: &mut TcpStream, reply: Reply, keep_alive: bool) {
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
         reply.status,
         reason(reply.status),
-        reply.body.len()
+        reply.body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
     );
     for (name, value) in &reply.headers {
         if !name.contains(['\r', '\n', ':']) && !value.contains(['\r', '\n']) {
@@ -514,8 +558,12 @@ fn send(mut stream: TcpStream, reply: Reply) {
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(&reply.body);
     let _ = stream.flush();
+}
+
+/// Closes a connection in order: no more writes, then drain what the client still sends
+/// (a reset could destroy the last reply before the client read it).
+fn close(mut stream: TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
-    // Drain what the client may still send so the close is orderly, not a reset.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let _ = io::copy(&mut stream, &mut io::sink());
 }

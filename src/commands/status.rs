@@ -7,6 +7,25 @@ use crate::clock;
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::pairing;
+use crate::store::InvoiceRecord;
+
+/// How many recent webhooks and unsettled invoices `status` lists.
+const WEBHOOKS_SHOWN: u32 = 10;
+const UNSETTLED_SHOWN: u32 = 25;
+
+fn invoice_json(o: &InvoiceRecord) -> serde_json::Value {
+    json!({
+        "bitpay_invoice_id": o.bitpay_id,
+        "document": o.doc_kind.as_str(),
+        "document_number": o.doc_number,
+        "customer_id": o.customer_id,
+        "price": crate::money::format_amount(o.price, &o.currency),
+        "currency": o.currency,
+        "bitpay_status": o.bitpay_status,
+        "settlement": o.settlement.as_str(),
+        "created_at": clock::datetime_of(o.created_at),
+    })
+}
 
 pub fn run(ctx: &Context) -> Result<u8> {
     let env = ctx.environment();
@@ -30,7 +49,9 @@ pub fn run(ctx: &Context) -> Result<u8> {
     let pending: Vec<_> = tokens.iter().filter(|t| !t.approved).collect();
     let counts = ctx.store.settlement_counts()?;
     let last_webhook = ctx.store.last_webhook_time()?;
-    let oldest = ctx.store.oldest_unsettled()?;
+    let unsettled = ctx.store.oldest_unsettled(UNSETTLED_SHOWN)?;
+    let oldest = unsettled.first().cloned();
+    let webhooks = ctx.store.recent_journal("webhook", WEBHOOKS_SHOWN)?;
 
     let mut human = vec![
         format!("Environment:       {env} ({})", ctx.config.bitpay.api_url),
@@ -98,6 +119,17 @@ pub fn run(ctx: &Context) -> Result<u8> {
             clock::datetime_of(o.created_at)
         ));
     }
+    if !webhooks.is_empty() {
+        human.push("Recent webhooks:".into());
+        for w in webhooks.iter().take(5) {
+            human.push(format!(
+                "  {}  {}  {}",
+                clock::datetime_of(w.at),
+                w.bitpay_id.as_deref().unwrap_or("-"),
+                w.summary
+            ));
+        }
+    }
 
     let json = json!({
         "environment": env,
@@ -114,16 +146,13 @@ pub fn run(ctx: &Context) -> Result<u8> {
         "approval_check_error": approval_check,
         "invoices": counts.iter().map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "last_webhook_at": last_webhook.map(clock::datetime_of),
-        "oldest_unsettled": oldest.map(|o| json!({
-            "bitpay_invoice_id": o.bitpay_id,
-            "document": o.doc_kind.as_str(),
-            "document_number": o.doc_number,
-            "customer_id": o.customer_id,
-            "price": crate::money::format_amount(o.price, &o.currency),
-            "currency": o.currency,
-            "settlement": o.settlement.as_str(),
-            "created_at": clock::datetime_of(o.created_at),
-        })),
+        "oldest_unsettled": oldest.as_ref().map(invoice_json),
+        "unsettled": unsettled.iter().map(invoice_json).collect::<Vec<_>>(),
+        "recent_webhooks": webhooks.iter().map(|w| json!({
+            "at": clock::datetime_of(w.at),
+            "bitpay_invoice_id": w.bitpay_id,
+            "summary": w.summary,
+        })).collect::<Vec<_>>(),
     });
     ctx.output.emit(&human.join("\n"), &json);
     Ok(SUCCESS)

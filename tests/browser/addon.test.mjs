@@ -281,6 +281,9 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.match(await page.locator('.counts').innerText(), /credited: 4/);
     assert.match(await page.locator('.last-webhook').innerText(), /UTC$/);
     assert.match(await page.locator('.oldest').innerText(), /Balance top-up of customer 42/);
+    // The last webhooks (BitPay delivered them through /bitpay/ipn) and every unsettled invoice.
+    assert.match(await page.locator('.recent-webhooks').innerText(), /signature valid/);
+    assert.match(await page.locator('.unsettled').innerText(), /refill/);
     await page.fill('#show', '202401000001');
     await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Show")')]);
     const found = await page.locator('.lookup').innerText();

@@ -22,7 +22,8 @@ done
 need=()
 command -v php >/dev/null || need+=(php-cli)
 [ -x /usr/bin/chromium ] || need+=(chromium)
-fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+installed fonts-dejavu-core || need+=(fonts-dejavu-core)
 command -v groff >/dev/null || need+=(groff)
 command -v man >/dev/null || need+=(man-db)
 command -v node >/dev/null || need+=(nodejs npm)

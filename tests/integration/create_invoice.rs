@@ -370,7 +370,14 @@ fn create_killed_while_waiting_for_bitpay_is_recovered_by_the_next_click() {
 
 #[test]
 fn splynx_nonce_checking_with_parallel_processes() {
+    for auth in ["signature", "access_token"] {
+        nonce_checking_with_parallel_processes(auth);
+    }
+}
+
+fn nonce_checking_with_parallel_processes(auth: &str) {
     let env = paired();
+    env.write_config(&crate::util::with_splynx_auth(&env.default_config(), auth));
     env.splynx.set_check_nonce(true);
     let children: Vec<_> = (0..12)
         .map(|i| {
@@ -392,7 +399,7 @@ fn splynx_nonce_checking_with_parallel_processes() {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{output:?}");
     }
-    assert_eq!(env.splynx.auth_failures(), 0);
+    assert_eq!(env.splynx.auth_failures(), 0, "{auth}");
     assert_eq!(env.bitpay.invoice_count(), 12);
 }
 

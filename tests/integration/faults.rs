@@ -157,9 +157,9 @@ fn bitpay_rate_limits_and_outages_back_off_then_finish() {
 fn clock_jumping_backwards_keeps_nonces_increasing() {
     let env = paired();
     // Signature auth uses a nonce on every request (token auth only when renewing).
-    env.write_config(&env.default_config().replace(
-        "payment_method_id = 7",
-        "payment_method_id = 7\nauth = \"signature\"",
+    env.write_config(&crate::util::with_splynx_auth(
+        &env.default_config(),
+        "signature",
     ));
     env.splynx.set_check_nonce(true);
     env.create_invoice(&["--check", "--customer", "42", "--invoice", "101"])
@@ -286,9 +286,9 @@ fn splynx_access_token_is_shared_and_renewed() {
 fn signature_auth_still_works_one_request_at_a_time() {
     let env = paired();
     env.splynx.set_check_nonce(true);
-    env.write_config(&env.default_config().replace(
-        "payment_method_id = 7",
-        "payment_method_id = 7\nauth = \"signature\"",
+    env.write_config(&crate::util::with_splynx_auth(
+        &env.default_config(),
+        "signature",
     ));
     let id = env.create_invoice_101();
     env.bitpay.set_status(&id, "confirmed", None);
@@ -304,9 +304,9 @@ fn signature_auth_still_works_one_request_at_a_time() {
     assert_eq!(env.splynx.access_tokens_issued(), 0);
     assert_eq!(env.splynx.auth_failures(), 0);
     assert_eq!(env.payments_with_receipt(&id).len(), 1);
-    env.write_config(&env.default_config().replace(
-        "payment_method_id = 7",
-        "payment_method_id = 7\nauth = \"hmac\"",
+    env.write_config(&crate::util::with_splynx_auth(
+        &env.default_config(),
+        "hmac",
     ));
     env.run(&["status"])
         .assert_code(78)

@@ -363,7 +363,14 @@ fn splynx_422_goes_to_review_and_is_not_retried() {
 
 #[test]
 fn storm_of_webhooks_racing_reconcile_with_nonce_checking() {
+    for auth in ["signature", "access_token"] {
+        storm_racing_reconcile(auth);
+    }
+}
+
+fn storm_racing_reconcile(auth: &str) {
     let env = paired();
+    env.write_config(&crate::util::with_splynx_auth(&env.default_config(), auth));
     env.splynx.set_check_nonce(true);
     let mut ids = Vec::new();
     for i in 0..40 {

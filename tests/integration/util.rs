@@ -209,3 +209,11 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The config with `[splynx] auth` set ("signature" or "access_token").
+pub fn with_splynx_auth(config: &str, auth: &str) -> String {
+    config.replace(
+        "payment_method_id = 7",
+        &format!("payment_method_id = 7\nauth = \"{auth}\""),
+    )
+}

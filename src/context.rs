@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::bitpay::{BitPayClient, Identity};
 use crate::config::{self, Config};
@@ -54,9 +54,8 @@ impl Context {
         BitPayClient::new(&self.config.bitpay, identity)
     }
 
-    pub fn splynx(&self) -> Result<SplynxClient> {
-        SplynxClient::new(&self.config.splynx, &self.config.data_dir)
-            .context("opening the Splynx API client")
+    pub fn splynx(&self) -> SplynxClient<'_> {
+        SplynxClient::new(&self.config.splynx, &self.config.data_dir, &self.store)
     }
 
     /// Where the merchant approves pairing codes.

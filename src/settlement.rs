@@ -150,7 +150,7 @@ pub struct Settler<'a> {
     pub config: &'a Config,
     pub store: &'a Store,
     pub bitpay: &'a BitPayClient,
-    pub splynx: &'a SplynxClient,
+    pub splynx: &'a SplynxClient<'a>,
     /// Decide and report, change nothing.
     pub dry_run: bool,
 }

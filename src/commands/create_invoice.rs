@@ -196,7 +196,7 @@ fn by_number<T: Into<Payable>>(list: Vec<T>, number: &str, customer_id: i64) -> 
 }
 
 fn resolve_document(
-    splynx: &SplynxClient,
+    splynx: &SplynxClient<'_>,
     request: &Request,
     customer: &Customer,
     currency: &str,
@@ -307,7 +307,7 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     let request = parse_request(&args, ctx)?;
     let currency = ctx.config.bitpay.currency.clone();
 
-    let splynx = ctx.splynx()?;
+    let splynx = ctx.splynx();
     let customer = splynx
         .customer(customer_id)
         .map_err(|e| not_found_as(e, &format!("Customer {customer_id} does not exist")))?;

@@ -397,7 +397,7 @@ fn check_everything(report: &mut Report, config: &Config, me: Option<u32>) {
         None
     };
     check_bitpay(report, config, store.as_ref(), identity);
-    check_splynx(report, config, usable_data_dir && store.is_some());
+    check_splynx(report, config, store.as_ref().filter(|_| usable_data_dir));
     match &store {
         Some(store) => check_last_webhook(report, store),
         None => report.skip("webhook.last", "needs the database"),
@@ -763,7 +763,7 @@ fn check_token(report: &mut Report, config: &Config, store: &Store, identity: Id
     );
 }
 
-fn check_splynx(report: &mut Report, config: &Config, usable: bool) {
+fn check_splynx(report: &mut Report, config: &Config, store: Option<&Store>) {
     const IDS: [&str; 6] = [
         "splynx.api",
         "splynx.customers",
@@ -772,22 +772,13 @@ fn check_splynx(report: &mut Report, config: &Config, usable: bool) {
         "splynx.payments",
         "splynx.payment_method",
     ];
-    if !usable {
+    let Some(store) = store else {
         for id in IDS {
             report.skip(id, "needs a usable data directory and database");
         }
         return;
-    }
-    let client = match SplynxClient::new(&config.splynx, &config.data_dir) {
-        Ok(client) => client,
-        Err(e) => {
-            report.fail("splynx.api", e.to_string(), "see the `database` check");
-            for id in &IDS[1..] {
-                report.skip(id, "needs the Splynx API");
-            }
-            return;
-        }
     };
+    let client = SplynxClient::new(&config.splynx, &config.data_dir, store);
     let api = &config.splynx.api_url;
     let key_fix = || {
         format!(

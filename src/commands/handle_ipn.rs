@@ -78,7 +78,7 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     }
 
     let bitpay = ctx.bitpay(Some(ctx.identity()?));
-    let splynx = ctx.splynx()?;
+    let splynx = ctx.splynx();
     let record = match record {
         Some(record) => record,
         None => match adopt_by_id(ctx, &bitpay, &splynx, &id)? {
@@ -110,7 +110,7 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
 pub(crate) fn adopt_by_id(
     ctx: &Context,
     bitpay: &BitPayClient,
-    splynx: &SplynxClient,
+    splynx: &SplynxClient<'_>,
     id: &str,
 ) -> Result<Option<InvoiceRecord>> {
     let ignore = |reason: &str| -> Result<Option<InvoiceRecord>> {

@@ -79,7 +79,6 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
     let identity = ctx.identity()?;
     let bitpay = ctx.bitpay(Some(identity));
     let token = pairing::invoice_token(ctx, &bitpay)?;
-    let splynx = ctx.splynx()?;
     let mut summary = Summary::default();
 
     if let Some(since) = since {
@@ -93,7 +92,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         summary.discovered = discover(
             ctx,
             &bitpay,
-            &splynx,
+            &ctx.splynx(),
             token.token.expose(),
             since,
             args.dry_run,
@@ -120,6 +119,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
                         return;
                     }
                 };
+                let splynx = SplynxClient::new(&config.splynx, &config.data_dir, &store);
                 let settler = Settler {
                     config,
                     store: &store,
@@ -293,7 +293,7 @@ fn check_one(
 fn discover(
     ctx: &Context,
     bitpay: &BitPayClient,
-    splynx: &SplynxClient,
+    splynx: &SplynxClient<'_>,
     token: &str,
     since: chrono::NaiveDate,
     dry_run: bool,

@@ -5,7 +5,7 @@
 //! the state store and holds a cross-process lock until its reply arrives: requests reach
 //! Splynx in nonce order.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -63,7 +63,9 @@ impl SplynxError {
 
 pub type Result<T> = std::result::Result<T, SplynxError>;
 
-pub struct SplynxClient {
+/// Borrows the state store it keeps the nonce counter and the shared access token in:
+/// one SQLite connection per process (or per reconcile worker).
+pub struct SplynxClient<'a> {
     http: Client,
     api_url: String,
     api_key: String,
@@ -71,8 +73,7 @@ pub struct SplynxClient {
     data_dir: std::path::PathBuf,
     lock_wait: Duration,
     auth: SplynxAuth,
-    /// Opened on the first request: many runs never call Splynx.
-    state: OnceLock<Mutex<Store>>,
+    state: &'a Store,
     /// The access token this process uses, and its expiry (unix seconds).
     token: Mutex<Option<(Secret, i64)>>,
 }
@@ -104,9 +105,13 @@ pub fn signature(nonce: i64, api_key: &str, api_secret: &str) -> String {
     hex::encode_upper(mac.finalize().into_bytes())
 }
 
-impl SplynxClient {
-    pub fn new(settings: &SplynxSettings, data_dir: &std::path::Path) -> Result<SplynxClient> {
-        Ok(SplynxClient {
+impl<'a> SplynxClient<'a> {
+    pub fn new(
+        settings: &SplynxSettings,
+        data_dir: &std::path::Path,
+        state: &'a Store,
+    ) -> SplynxClient<'a> {
+        SplynxClient {
             http: http::client(settings.timeout),
             api_url: settings.api_url.clone(),
             api_key: settings.api_key.clone(),
@@ -114,9 +119,9 @@ impl SplynxClient {
             data_dir: data_dir.to_path_buf(),
             lock_wait: settings.timeout * 2 + Duration::from_secs(5),
             auth: settings.auth,
-            state: OnceLock::new(),
+            state,
             token: Mutex::new(None),
-        })
+        }
     }
 
     pub fn check(&self) -> Result<serde_json::Value> {
@@ -287,23 +292,9 @@ impl SplynxClient {
         Ok((status, text))
     }
 
-    /// The state store, opened on first use: many runs never call Splynx.
-    fn state(&self) -> Result<std::sync::MutexGuard<'_, Store>> {
-        let store = match self.state.get() {
-            Some(store) => store,
-            None => {
-                let store = Mutex::new(Store::open(&self.data_dir)?);
-                self.state.get_or_init(|| store)
-            }
-        };
-        Ok(store.lock().expect("state store lock"))
-    }
-
     /// `key`, the next nonce and their signature, as `Authorization` wants them.
     fn signature_auth(&self) -> Result<(i64, String)> {
-        let nonce = self
-            .state()?
-            .next_nonce(&self.api_key, clock::now_ms() / 10)?;
+        let nonce = self.state.next_nonce(&self.api_key, clock::now_ms() / 10)?;
         Ok((
             nonce,
             signature(nonce, &self.api_key, self.api_secret.expose()),
@@ -330,9 +321,9 @@ impl SplynxClient {
                 return Ok(token);
             }
         }
-        let stored = |client: &SplynxClient| -> Result<Option<(Secret, i64)>> {
+        let stored = |client: &SplynxClient<'_>| -> Result<Option<(Secret, i64)>> {
             Ok(client
-                .state()?
+                .state
                 .splynx_token(&client.token_owner())?
                 .filter(|(t, e)| usable(t, *e)))
         };
@@ -349,11 +340,8 @@ impl SplynxClient {
                     Some(renewed_meanwhile) => renewed_meanwhile,
                     None => {
                         let created = self.create_access_token()?;
-                        self.state()?.save_splynx_token(
-                            &self.token_owner(),
-                            &created.0,
-                            created.1,
-                        )?;
+                        self.state
+                            .save_splynx_token(&self.token_owner(), &created.0, created.1)?;
                         created
                     }
                 }
@@ -497,7 +485,7 @@ fn permission_for(method: &Method, path: &str) -> (String, String) {
 }
 
 /// Side-effect-free probes for `doctor`: do the key and its permissions work?
-impl SplynxClient {
+impl SplynxClient<'_> {
     /// `GET {path}?limit=1`: the first row of a list, if any (needs the `index` permission).
     pub fn probe_list(&self, path: &str, what: &str) -> Result<Option<serde_json::Value>> {
         let rows: Vec<serde_json::Value> = self.get_json(path, &[("limit", "1")], what)?;

@@ -355,6 +355,19 @@ final class Caller
         return self::identity('admin', self::ADMIN_PARAM);
     }
 
+    /**
+     * The logged-in customer's id; with no session, the browser is sent to the portal
+     * login (with a return URL) and null comes back: the page just returns.
+     */
+    public static function customerOrLogin(): ?int
+    {
+        $customer = self::customerId();
+        if ($customer === null) {
+            Http::toLogin('portal');
+        }
+        return $customer;
+    }
+
     private static function identity(string $component, string $param): ?int
     {
         $fromBase = self::fromAddonBase(ADDON_BASE_DIR, $component);

@@ -46,9 +46,8 @@ return static function (string $route) use ($checkDocument): void {
             'back' => '/portal/finance/invoices',
             'back_label' => 'Back to your invoices',
         ];
-    $customer = Caller::customerId();
+    $customer = Caller::customerOrLogin();
     if ($customer === null) {
-        Http::toLogin('portal');
         return;
     }
     $post = Http::method() === 'POST';

@@ -8,9 +8,8 @@
 namespace SplynxBitpay;
 
 return static function (string $route): void {
-    $customer = Caller::customerId();
+    $customer = Caller::customerOrLogin();
     if ($customer === null) {
-        Http::toLogin('portal');
         return;
     }
     $currency = Settings::currency();

@@ -764,16 +764,14 @@ fn check_token(report: &mut Report, config: &Config, store: &Store, identity: Id
 }
 
 fn check_splynx(report: &mut Report, config: &Config, store: Option<&Store>) {
-    const IDS: [&str; 6] = [
-        "splynx.api",
-        "splynx.customers",
-        "splynx.invoices",
-        "splynx.proformas",
-        "splynx.payments",
-        "splynx.payment_method",
-    ];
+    let ids = || {
+        CHECKS
+            .iter()
+            .copied()
+            .filter(|id| id.starts_with("splynx."))
+    };
     let Some(store) = store else {
-        for id in IDS {
+        for id in ids() {
             report.skip(id, "needs a usable data directory and database");
         }
         return;
@@ -806,7 +804,7 @@ fn check_splynx(report: &mut Report, config: &Config, store: Option<&Store>) {
                     format!("check splynx.url / splynx.api_url in {}", config.path.display()),
                 ),
             }
-            for id in &IDS[1..] {
+            for id in ids().skip(1) {
                 report.skip(id, "needs the Splynx API");
             }
             return;

@@ -58,6 +58,12 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay reconcile\n  splynx-bitpay reconcile --since 2026-11-01 --dry-run"
     )]
     Reconcile(ReconcileArgs),
+    /// Close a record held for the admin (review, reversed after credit, duplicates)
+    #[command(
+        long_about = "Close a record held for the admin: held for review (a mismatch, a payment Splynx refused, a late payment, duplicate Splynx payments) or reversed after credit (BitPay marked a credited invoice invalid or declined, or refunded it). First act in Splynx (keep or delete the payment, record a late payment by hand); this command changes nothing in Splynx, it only records that the admin dealt with it. `status` and `doctor` stop listing it.",
+        after_help = "Example:\n  splynx-bitpay resolve UZjwcYkWAKfTMn9J1yyfs4 --note \"deleted duplicate payment 812\""
+    )]
+    Resolve(ResolveArgs),
     /// One BitPay invoice (or Splynx document number) with its whole journal
     #[command(after_help = "Example:\n  splynx-bitpay show UZjwcYkWAKfTMn9J1yyfs4")]
     Show(ShowArgs),
@@ -129,6 +135,15 @@ pub struct ReconcileArgs {
     /// Print what would be done and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// BitPay invoice id
+    pub id: String,
+    /// What you did, for the journal
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Args)]

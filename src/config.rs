@@ -14,6 +14,10 @@ use crate::secret::Secret;
 pub const DEFAULT_PATH: &str = "/etc/splynx-bitpay/config.toml";
 pub const ENV_VAR: &str = "SPLYNX_BITPAY_CONFIG";
 
+/// 15 minutes: far above any Splynx timeout, and above PHP's usual `max_execution_time`,
+/// so a request Splynx was still working on has committed (or died) by then.
+pub const DEFAULT_PAYMENT_GRACE_SECONDS: u64 = 900;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source} (pass --config PATH or set {ENV_VAR})")]
@@ -81,6 +85,8 @@ pub struct SplynxSettings {
     pub payment_method_id: i64,
     pub auth: SplynxAuth,
     pub timeout: Duration,
+    /// How long a payment POST whose outcome is unknown is only looked up, never sent again.
+    pub payment_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +97,8 @@ pub struct BitPaySettings {
     pub currency: String,
     pub transaction_speed: String,
     pub credit_on: CreditOn,
+    /// The admin accepted crediting at zero confirmations (`high` speed + `confirmed`).
+    pub allow_zero_confirmation: bool,
     pub notification_url: String,
     pub redirect_url: String,
     pub timeout: Duration,
@@ -138,6 +146,7 @@ struct RawSplynx {
     payment_method_id: i64,
     auth: Option<String>,
     timeout_seconds: Option<u64>,
+    payment_grace_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +157,7 @@ struct RawBitPay {
     currency: String,
     transaction_speed: Option<String>,
     credit_on: Option<String>,
+    allow_zero_confirmation: Option<bool>,
     notification_url: Option<String>,
     redirect_url: Option<String>,
     timeout_seconds: Option<u64>,
@@ -283,6 +293,16 @@ impl Config {
                 ))
             }
         };
+        let allow_zero_confirmation = raw.bitpay.allow_zero_confirmation.unwrap_or(false);
+        if transaction_speed == "high"
+            && credit_on == CreditOn::Confirmed
+            && !allow_zero_confirmation
+        {
+            return Err(invalid(
+                "bitpay.transaction_speed",
+                "\"high\" with credit_on = \"confirmed\" credits customers at zero confirmations: BitPay marks an invoice confirmed as soon as the payment is seen, before any block includes it, so a double-spent or dropped transaction is credited anyway and reversed later. Use \"medium\" (one confirmation), set credit_on = \"complete\", or accept the risk with allow_zero_confirmation = true".into(),
+            ));
+        }
         let notification_url = match raw.bitpay.notification_url {
             Some(u) => absolute_url(&u).map_err(|m| invalid("bitpay.notification_url", m))?,
             None => format!("{splynx_url}/bitpay/ipn"),
@@ -334,6 +354,27 @@ impl Config {
             ));
         }
 
+        let splynx_timeout = timeout(
+            raw.splynx.timeout_seconds,
+            "splynx.timeout_seconds",
+            &invalid,
+        )?;
+        let payment_grace = Duration::from_secs(
+            raw.splynx
+                .payment_grace_seconds
+                .unwrap_or(DEFAULT_PAYMENT_GRACE_SECONDS),
+        );
+        if payment_grace <= splynx_timeout {
+            return Err(invalid(
+                "splynx.payment_grace_seconds",
+                format!(
+                    "{} seconds must be longer than splynx.timeout_seconds ({}): Splynx may still commit a payment after we stopped waiting for its reply",
+                    payment_grace.as_secs(),
+                    splynx_timeout.as_secs()
+                ),
+            ));
+        }
+
         Ok(Config {
             path: path.to_path_buf(),
             splynx: SplynxSettings {
@@ -343,11 +384,8 @@ impl Config {
                 api_secret: raw.splynx.api_secret,
                 payment_method_id: raw.splynx.payment_method_id,
                 auth,
-                timeout: timeout(
-                    raw.splynx.timeout_seconds,
-                    "splynx.timeout_seconds",
-                    &invalid,
-                )?,
+                timeout: splynx_timeout,
+                payment_grace,
             },
             bitpay: BitPaySettings {
                 environment,
@@ -355,6 +393,7 @@ impl Config {
                 currency,
                 transaction_speed,
                 credit_on,
+                allow_zero_confirmation,
                 notification_url,
                 redirect_url,
                 timeout: timeout(
@@ -540,6 +579,43 @@ data_dir = "/var/lib/splynx-bitpay"
             "currency = \"USD\"\ncredit_on = \"paid\"",
         ));
         assert!(credit.contains("bitpay.credit_on"), "{credit}");
+        let grace = error(&GOOD.replace(
+            "payment_method_id = 7",
+            "payment_method_id = 7\ntimeout_seconds = 60\npayment_grace_seconds = 60",
+        ));
+        assert!(
+            grace.contains("splynx.payment_grace_seconds") && grace.contains("longer"),
+            "{grace}"
+        );
+    }
+
+    #[test]
+    fn zero_confirmation_crediting_is_a_conscious_choice() {
+        let risky = GOOD.replace(
+            "currency = \"USD\"",
+            "currency = \"USD\"\ntransaction_speed = \"high\"",
+        );
+        let refused = error(&risky);
+        assert!(
+            refused.contains("bitpay.transaction_speed")
+                && refused.contains("zero confirmations")
+                && refused.contains("allow_zero_confirmation"),
+            "{refused}"
+        );
+        let accepted = parse(&risky.replace(
+            "transaction_speed = \"high\"",
+            "transaction_speed = \"high\"\nallow_zero_confirmation = true",
+        ))
+        .unwrap();
+        assert!(accepted.bitpay.allow_zero_confirmation);
+        // Only on complete: BitPay's own settlement point, no risk to accept.
+        parse(&risky.replace(
+            "transaction_speed = \"high\"",
+            "transaction_speed = \"high\"\ncredit_on = \"complete\"",
+        ))
+        .unwrap();
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.splynx.payment_grace, Duration::from_secs(900));
     }
 
     #[test]

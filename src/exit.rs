@@ -53,7 +53,7 @@ fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
         });
     }
     if let Some(e) = cause.downcast_ref::<SplynxError>() {
-        return match e {
+        return match e.cause() {
             _ if e.is_temporary() => Some(TEMPORARY),
             SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => Some(CONFIG),
             SplynxError::Store(store) => store_code(store),

@@ -36,16 +36,30 @@ fn build(timeout: Duration) -> reqwest::blocking::Client {
         .expect("the TLS backend is compiled in")
 }
 
-/// Sends a request and reads the whole reply: `(status, body)`, or the transport failure
-/// in words an admin can act on.
-pub fn exchange(request: reqwest::blocking::RequestBuilder) -> Result<(u16, String), String> {
+/// A request that got no (complete) reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    /// In words an admin can act on; never the URL (query strings carry tokens).
+    pub message: String,
+    /// False only when the request provably never left: no connection was made. A
+    /// timeout or a connection dropped after sending may have been processed.
+    pub may_have_arrived: bool,
+}
+
+/// Sends a request and reads the whole reply: `(status, body)`, or the transport failure.
+pub fn exchange(
+    request: reqwest::blocking::RequestBuilder,
+) -> Result<(u16, String), TransportError> {
     let started = Instant::now();
     let result = request.send().and_then(|response| {
         let status = response.status().as_u16();
         response.text().map(|text| (status, text))
     });
     WAITING_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    result.map_err(|e| describe_transport_error(&e))
+    result.map_err(|e| TransportError {
+        may_have_arrived: !e.is_connect() && !e.is_builder(),
+        message: describe_transport_error(e),
+    })
 }
 
 /// Total time spent in [`exchange`] so far.
@@ -53,14 +67,16 @@ pub fn time_waiting() -> Duration {
     Duration::from_nanos(WAITING_NANOS.load(Ordering::Relaxed))
 }
 
-fn describe_transport_error(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "no reply before the timeout".to_string()
-    } else if error.is_connect() {
+fn describe_transport_error(error: reqwest::Error) -> String {
+    // reqwest's text names the URL, and BitPay's URLs carry `?token=`.
+    let error = error.without_url();
+    if error.is_connect() {
         "cannot connect".to_string()
+    } else if error.is_timeout() {
+        "no reply before the timeout".to_string()
     } else {
         let mut text = error.to_string();
-        let mut source = std::error::Error::source(error);
+        let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
             text.push_str(": ");
             text.push_str(&cause.to_string());

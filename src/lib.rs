@@ -11,8 +11,10 @@ pub mod http;
 pub mod lock;
 pub mod logging;
 pub mod money;
+pub mod order_id;
 pub mod output;
 pub mod pairing;
+pub mod recovery;
 pub mod secret;
 pub mod settlement;
 pub mod splynx;
@@ -46,6 +48,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             commands::handle_ipn::run(args, &ctx, &mut std::io::stdin().lock())
         }
         Command::Reconcile(args) => commands::reconcile::run(args, &ctx),
+        Command::Resolve(args) => commands::resolve::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
         Command::Doctor => unreachable!("doctor runs before the context is opened"),
     }

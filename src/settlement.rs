@@ -1,5 +1,13 @@
 //! Settlement, shared by `handle-ipn` and `reconcile`: one pure decision over plain data, and
 //! one executor that credits Splynx exactly once.
+//!
+//! Exactly once rests on three rules. Splynx is looked up by receipt number before any
+//! payment is made. A payment POST is recorded as sent before it goes out; when its outcome
+//! is unknown (no reply, a dropped connection, a 5xx) later runs only look it up until
+//! `splynx.payment_grace_seconds` has passed, and only then send it again. More than one
+//! payment with our receipt number is never hidden: the record is held with every id.
+//! Credited invoices are watched until BitPay says `complete`, so a reversal after the
+//! credit (invalid, declined, refunded) is held for the admin too.
 
 use std::time::Duration;
 
@@ -10,10 +18,15 @@ use serde_json::json;
 use crate::bitpay::model::Invoice as BitPayInvoice;
 use crate::bitpay::BitPayClient;
 use crate::config::{Config, CreditOn};
+use crate::exit::Problem;
 use crate::money::format_amount;
 use crate::splynx::{NewPayment, SplynxClient, SplynxError};
-use crate::store::{DocKind, InvoiceRecord, Settlement, Store};
+use crate::store::{DocKind, HoldKind, InvoiceRecord, Settlement, Store};
 use crate::{clock, lock};
+
+/// How long a credited invoice is re-checked at most, waiting for BitPay's `complete`
+/// (BitPay completes within hours; a week keeps the watched set small).
+pub const WATCH_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// What we stored when the invoice was created.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +45,10 @@ pub struct Fetched<'a> {
     pub order_id: &'a str,
     pub price: Option<Decimal>,
     pub currency: &'a str,
+    /// BitPay lists a refund for the invoice.
+    pub refunded: bool,
+    /// What was paid ("0.000871 BTC"), for people.
+    pub paid: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +58,16 @@ pub enum Decision {
     Pending(String),
     /// Final without a credit.
     Expired(String),
-    AlreadyCredited,
+    /// Credited before and BitPay still stands by it; `complete` ends the watch.
+    AlreadyCredited { complete: bool },
     /// Never credited automatically; the admin looks at it.
     Review(String),
+    /// Paid after the invoice expired: held for the admin, never credited automatically.
+    PaidLate(String),
+    /// Invalid, declined or refunded after the credit: held for the admin.
+    Reversed(String),
+    /// Held or resolved earlier: automation does not act on it again.
+    Held(String),
 }
 
 impl Decision {
@@ -52,17 +76,36 @@ impl Decision {
             Decision::Credit => "credit",
             Decision::Pending(_) => "pending",
             Decision::Expired(_) => "expired",
-            Decision::AlreadyCredited => "already credited",
+            Decision::AlreadyCredited { .. } => "already credited",
             Decision::Review(_) => "review",
+            Decision::PaidLate(_) => "paid late",
+            Decision::Reversed(_) => "reversed after credit",
+            Decision::Held(_) => "held",
+        }
+    }
+
+    fn summary(&self) -> String {
+        match self {
+            Decision::Pending(r)
+            | Decision::Expired(r)
+            | Decision::Review(r)
+            | Decision::PaidLate(r)
+            | Decision::Reversed(r)
+            | Decision::Held(r) => format!("{}: {r}", self.label()),
+            Decision::AlreadyCredited { complete: true } => {
+                "already credited; BitPay says complete".into()
+            }
+            _ => self.label().to_string(),
         }
     }
 }
 
 pub fn decide(stored: &Stored<'_>, fetched: &Fetched<'_>, credit_on: CreditOn) -> Decision {
     match stored.settlement {
-        Settlement::Credited => return Decision::AlreadyCredited,
-        // Held for the admin: automation never acts on it again.
-        Settlement::Review => return Decision::Review("held for review".into()),
+        Settlement::Credited => return after_credit(fetched),
+        Settlement::Review | Settlement::Reversed | Settlement::Resolved => {
+            return Decision::Held(format!("{}; not acted on again", stored.settlement.describe()))
+        }
         _ => {}
     }
     let mut mismatches = Vec::new();
@@ -89,6 +132,16 @@ pub fn decide(stored: &Stored<'_>, fetched: &Fetched<'_>, credit_on: CreditOn) -
         ));
     }
     let underpaid = fetched.exception_status == Some("paidPartial");
+    let paid_late = fetched.status == "expired" && fetched.exception_status == Some("paidLate");
+    if paid_late {
+        return Decision::PaidLate(format!(
+            "paid after the invoice expired (paidLate){}; not credited automatically: check the payment at BitPay and, if you accept it, record it by hand in Splynx",
+            fetched
+                .paid
+                .map(|p| format!(", BitPay reports {p} paid"))
+                .unwrap_or_default()
+        ));
+    }
     if stored.settlement == Settlement::Expired {
         return match fetched.status {
             "confirmed" | "complete" => Decision::Review(format!(
@@ -123,6 +176,30 @@ pub fn decide(stored: &Stored<'_>, fetched: &Fetched<'_>, credit_on: CreditOn) -
     }
 }
 
+/// A credited invoice: BitPay may still take it back.
+fn after_credit(fetched: &Fetched<'_>) -> Decision {
+    if fetched.refunded {
+        return Decision::Reversed(format!(
+            "BitPay lists a refund for this invoice (status {}) after it was credited",
+            fetched.status
+        ));
+    }
+    match fetched.status {
+        "complete" => Decision::AlreadyCredited { complete: true },
+        "confirmed" | "paid" => Decision::AlreadyCredited { complete: false },
+        "invalid" => Decision::Reversed(
+            "BitPay marked the invoice invalid after it was credited: the payment was not confirmed in time (double-spent or dropped)".into(),
+        ),
+        "declined" => Decision::Reversed(
+            "BitPay declined the invoice after it was credited (refunded, or never confirmed)"
+                .into(),
+        ),
+        other => Decision::Reversed(format!(
+            "BitPay now reports {other:?} for an invoice that was credited"
+        )),
+    }
+}
+
 /// What settling one invoice did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -130,7 +207,12 @@ pub enum Outcome {
     AlreadyCredited,
     Pending,
     Expired,
+    /// Held for the admin now (review, duplicates, paid late).
     Review(String),
+    /// Taken back by BitPay after the credit; held for the admin now.
+    Reversed(String),
+    /// Held earlier; nothing done.
+    Held(String),
 }
 
 impl Outcome {
@@ -141,8 +223,18 @@ impl Outcome {
             Outcome::Pending => "pending",
             Outcome::Expired => "expired",
             Outcome::Review(_) => "needs review",
+            Outcome::Reversed(_) => "reversed after credit",
+            Outcome::Held(_) => "held for the admin",
         }
     }
+}
+
+/// What Splynx holds for one BitPay invoice's receipt number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    Nothing,
+    One(i64),
+    Several(Vec<i64>),
 }
 
 /// Settles stored invoices against BitPay and Splynx.
@@ -190,33 +282,8 @@ impl Settler<'_> {
             .store
             .invoice(record.id)?
             .context("stored invoice vanished")?;
-        if record.settlement == Settlement::Credited {
-            self.journal(
-                &bitpay_id,
-                "decision",
-                "already credited; nothing to do",
-                None,
-            )?;
-            return Ok(Outcome::AlreadyCredited);
-        }
-        let fetched = match self.bitpay.invoice(&bitpay_id, record.token.expose()) {
-            Ok(fetched) => fetched,
-            Err(e) => {
-                self.journal(&bitpay_id, "fetch", &format!("fetch failed: {e}"), None)?;
-                return Err(e).context(format!("fetching BitPay invoice {bitpay_id}"));
-            }
-        };
-        let fetch_summary = format!(
-            "BitPay says {}{}, price {} {}",
-            fetched.status,
-            fetched
-                .exception_status
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default(),
-            fetched.price.map_or("?".into(), |p| p.to_string()),
-            fetched.currency
-        );
+        let fetched = self.fetch(&record, &bitpay_id)?;
+        let paid = fetched.paid_text();
         let decision = decide(
             &Stored {
                 settlement: record.settlement,
@@ -230,88 +297,212 @@ impl Settler<'_> {
                 order_id: &fetched.order_id,
                 price: fetched.price,
                 currency: &fetched.currency,
+                refunded: fetched.has_refund(),
+                paid: paid.as_deref(),
             },
             self.config.bitpay.credit_on,
         );
-        let reason = match &decision {
-            Decision::Pending(r) | Decision::Expired(r) | Decision::Review(r) => format!(": {r}"),
-            _ => String::new(),
-        };
-        let decision_summary = format!("{}{reason}", decision.label());
-        // A run that died while crediting may have made the payment: Splynx decides
-        // before anything else is recorded.
-        let interrupted = record.settlement == Settlement::Crediting;
-        // One transaction for what this check learned and decided: few, short writes keep
-        // many concurrent webhooks and reconcile workers from queueing on the database.
-        if !self.dry_run {
-            let now = clock::now_ms();
-            let tx = self.store.begin()?;
-            self.store
-                .journal(Some(&bitpay_id), "fetch", &fetch_summary, None, now)?;
-            self.store.update_bitpay_status(
-                record.id,
-                &fetched.status,
-                fetched.exception_status.as_deref(),
-                fetched.expiration_time,
-                now,
-            )?;
-            if !interrupted {
-                self.store
-                    .journal(Some(&bitpay_id), "decision", &decision_summary, None, now)?;
-                match &decision {
-                    Decision::Expired(note) if record.settlement != Settlement::Expired => {
-                        self.store.set_settlement(
-                            record.id,
-                            Settlement::Expired,
-                            Some(note),
-                            now,
-                        )?;
-                    }
-                    Decision::Review(note) if record.settlement != Settlement::Review => {
-                        self.store.set_settlement(
-                            record.id,
-                            Settlement::Review,
-                            Some(note),
-                            now,
-                        )?;
-                    }
-                    _ => {}
-                }
-            }
-            tx.commit().map_err(crate::store::StoreError::from)?;
+        if matches!(record.settlement, Settlement::Crediting | Settlement::Sent) {
+            return self.finish_interrupted(&record, &bitpay_id, &fetched, decision);
         }
-        if interrupted {
-            if let Some(payment_id) = self.existing_payment(&record, &bitpay_id)? {
+        self.record_check(&record, &bitpay_id, &fetched, &decision)?;
+        self.apply(&record, &bitpay_id, &fetched, decision)
+    }
+
+    fn fetch(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<BitPayInvoice> {
+        self.bitpay
+            .invoice(bitpay_id, record.token.expose())
+            .or_else(|e| {
+                self.journal(bitpay_id, "fetch", &format!("fetch failed: {e}"), None)?;
+                Err(e).context(format!("fetching BitPay invoice {bitpay_id}"))
+            })
+    }
+
+    /// One transaction for what this check learned and decided: few, short writes keep
+    /// many concurrent webhooks and reconcile workers from queueing on the database. A
+    /// watched credit that BitPay still reports unchanged is not journaled again.
+    fn record_check(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+        decision: &Decision,
+    ) -> Result<()> {
+        let unchanged = fetched.status == record.bitpay_status
+            && fetched.exception_status == record.exception_status;
+        if self.dry_run
+            || (unchanged && *decision == Decision::AlreadyCredited { complete: false })
+        {
+            return Ok(());
+        }
+        let now = clock::now_ms();
+        let fetch_summary = format!(
+            "BitPay says {}{}, price {} {}{}",
+            fetched.status,
+            fetched
+                .exception_status
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            fetched.price.map_or("?".into(), |p| p.to_string()),
+            fetched.currency,
+            if fetched.has_refund() {
+                ", refund listed"
+            } else {
+                ""
+            }
+        );
+        let tx = self.store.begin()?;
+        self.store
+            .journal(Some(bitpay_id), "fetch", &fetch_summary, None, now)?;
+        self.store.update_bitpay_status(
+            record.id,
+            &fetched.status,
+            fetched.exception_status.as_deref(),
+            fetched.expiration_time,
+            now,
+        )?;
+        self.store
+            .journal(Some(bitpay_id), "decision", &decision.summary(), None, now)?;
+        tx.commit().map_err(crate::store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// Carries a decision out (in a dry run: only says what it would be).
+    fn apply(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+        decision: Decision,
+    ) -> Result<Outcome> {
+        let now = clock::now_ms();
+        let outcome = match decision {
+            Decision::Credit if self.dry_run => Outcome::Credited {
+                payment_id: 0,
+                adopted: false,
+            },
+            Decision::Credit => return self.credit(record, bitpay_id, fetched),
+            Decision::Pending(_) => Outcome::Pending,
+            Decision::Expired(note) => {
+                if !self.dry_run && record.settlement != Settlement::Expired {
+                    self.store
+                        .set_settlement(record.id, Settlement::Expired, Some(&note), now)?;
+                }
+                Outcome::Expired
+            }
+            Decision::Review(note) => {
+                self.hold(record, HoldKind::Review, &note, &[])?;
+                Outcome::Review(note)
+            }
+            Decision::PaidLate(note) => {
+                self.hold(record, HoldKind::PaidLate, &note, &[])?;
+                Outcome::Review(note)
+            }
+            Decision::Reversed(reason) => {
+                let note = format!(
+                    "{reason}. Splynx payment {} stays until you act: check the invoice at BitPay, delete or keep the payment in Splynx, then run `splynx-bitpay resolve {bitpay_id}`",
+                    record
+                        .splynx_payment_id
+                        .map_or("(unknown)".into(), |p| p.to_string())
+                );
+                self.hold(record, HoldKind::Reversed, &note, &[])?;
+                Outcome::Reversed(note)
+            }
+            Decision::AlreadyCredited { complete: true } if record.watch_until.is_some() => {
+                return self.end_watch(record, bitpay_id)
+            }
+            Decision::AlreadyCredited { .. } => Outcome::AlreadyCredited,
+            Decision::Held(note) => Outcome::Held(note),
+        };
+        Ok(outcome)
+    }
+
+    /// BitPay says complete: one last look in Splynx (a payment sent again after the grace
+    /// period, or one added by hand, shows up now), then the watch ends.
+    fn end_watch(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Outcome> {
+        let now = clock::now_ms();
+        let grace_ends = record
+            .payment_sent_at
+            .map_or(0, |at| at + self.config.splynx.payment_grace.as_millis() as i64);
+        if now < grace_ends {
+            // A payment sent less than the grace period ago may still commit: look later.
+            return Ok(Outcome::AlreadyCredited);
+        }
+        match self.look_up_payments(record, bitpay_id)? {
+            Found::Several(ids) => self.hold_duplicates(record, bitpay_id, &ids),
+            _ => {
                 if !self.dry_run {
-                    self.finish_credit(&record, &bitpay_id, payment_id, true)?;
+                    self.store.end_watch(record.id, now)?;
+                }
+                Ok(Outcome::AlreadyCredited)
+            }
+        }
+    }
+
+    /// A run that died, or gave up waiting for Splynx, while crediting: Splynx decides
+    /// before anything else is done.
+    fn finish_interrupted(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+        decision: Decision,
+    ) -> Result<Outcome> {
+        match self.look_up_payments(record, bitpay_id)? {
+            Found::One(payment_id) => {
+                if !self.dry_run {
+                    self.finish_credit(record, bitpay_id, fetched, payment_id, true)?;
                 }
                 return Ok(Outcome::Credited {
                     payment_id,
                     adopted: true,
                 });
             }
-            self.journal(&bitpay_id, "decision", &decision_summary, None)?;
-            let settled = match &decision {
-                Decision::Expired(note) => Some((Settlement::Expired, note)),
-                Decision::Review(note) => Some((Settlement::Review, note)),
-                _ => None,
+            Found::Several(ids) => return self.hold_duplicates(record, bitpay_id, &ids),
+            Found::Nothing => {}
+        }
+        self.refuse_while_in_grace(record, bitpay_id)?;
+        self.record_check(record, bitpay_id, fetched, &decision)?;
+        if decision == Decision::Credit {
+            return if self.dry_run {
+                Ok(Outcome::Credited {
+                    payment_id: 0,
+                    adopted: false,
+                })
+            } else {
+                self.send_payment(record, bitpay_id, fetched)
             };
-            if let (Some((state, note)), false) = (settled, self.dry_run) {
-                self.store
-                    .set_settlement(record.id, state, Some(note), clock::now_ms())?;
-            }
         }
-        match decision {
-            Decision::AlreadyCredited => Ok(Outcome::AlreadyCredited),
-            Decision::Pending(_) => Ok(Outcome::Pending),
-            Decision::Expired(_) => Ok(Outcome::Expired),
-            Decision::Review(note) => Ok(Outcome::Review(note)),
-            Decision::Credit if self.dry_run => Ok(Outcome::Credited {
-                payment_id: 0,
-                adopted: false,
-            }),
-            Decision::Credit => self.credit(&record, &bitpay_id, &fetched),
+        // No payment in Splynx and nothing to credit: back to where BitPay says it is.
+        if !self.dry_run {
+            self.store.set_settlement(
+                record.id,
+                Settlement::Open,
+                Some("no payment in Splynx"),
+                clock::now_ms(),
+            )?;
         }
+        self.apply(record, bitpay_id, fetched, decision)
+    }
+
+    /// A payment sent less than `payment_grace` ago may still be committed by Splynx:
+    /// until then it is only looked up (exit 75: BitPay and cron try again).
+    fn refuse_while_in_grace(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<()> {
+        let Some(sent_at) = record.payment_sent_at else {
+            return Ok(());
+        };
+        let until = sent_at + self.config.splynx.payment_grace.as_millis() as i64;
+        if record.settlement != Settlement::Sent || clock::now_ms() >= until {
+            return Ok(());
+        }
+        let message = format!(
+            "the Splynx payment for BitPay invoice {bitpay_id} was sent at {} and its outcome is unknown; it is only looked up, not sent again, until {} (splynx.payment_grace_seconds)",
+            clock::datetime_of(sent_at),
+            clock::datetime_of(until)
+        );
+        self.journal(bitpay_id, "decision", &format!("waiting: {message}"), None)?;
+        Err(Problem::Temporary(message).into())
     }
 
     /// Exactly once: mark "crediting", look the payment up in Splynx, create it only if
@@ -324,24 +515,68 @@ impl Settler<'_> {
     ) -> Result<Outcome> {
         self.store
             .set_settlement(record.id, Settlement::Crediting, None, clock::now_ms())?;
-        if let Some(payment_id) = self.existing_payment(record, bitpay_id)? {
-            self.finish_credit(record, bitpay_id, payment_id, true)?;
-            return Ok(Outcome::Credited {
-                payment_id,
-                adopted: true,
-            });
+        match self.look_up_payments(record, bitpay_id)? {
+            Found::One(payment_id) => {
+                self.finish_credit(record, bitpay_id, fetched, payment_id, true)?;
+                Ok(Outcome::Credited {
+                    payment_id,
+                    adopted: true,
+                })
+            }
+            Found::Several(ids) => self.hold_duplicates(record, bitpay_id, &ids),
+            Found::Nothing => self.send_payment(record, bitpay_id, fetched),
         }
+    }
+
+    /// Records the POST as sent, then sends it. Only a reply that proves Splynx did not
+    /// apply it (a refusal, or a connection never made) makes it safe to send again soon.
+    fn send_payment(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+    ) -> Result<Outcome> {
         let payment = self.payment_for(record, bitpay_id, fetched);
         let request = serde_json::to_string(&payment).unwrap_or_default();
+        let now = clock::now_ms();
+        {
+            let tx = self.store.begin()?;
+            if let Some(sent_at) = record.payment_sent_at {
+                self.store.journal(
+                    Some(bitpay_id),
+                    "decision",
+                    &format!(
+                        "the payment sent at {} has not appeared in Splynx within the grace period ({} s): sending it again",
+                        clock::datetime_of(sent_at),
+                        self.config.splynx.payment_grace.as_secs()
+                    ),
+                    None,
+                    now,
+                )?;
+            }
+            self.store.mark_payment_sent(record.id, now)?;
+            self.store.journal(
+                Some(bitpay_id),
+                "splynx",
+                "POST admin/finance/payments: sending",
+                Some(&request),
+                now,
+            )?;
+            tx.commit().map_err(crate::store::StoreError::from)?;
+        }
         match self.splynx.create_payment(&payment) {
             Ok(payment_id) => {
                 self.journal(
                     bitpay_id,
                     "splynx",
                     &format!("POST admin/finance/payments → 201, payment {payment_id}"),
-                    Some(&request),
+                    None,
                 )?;
-                self.finish_credit(record, bitpay_id, payment_id, false)?;
+                let sent = InvoiceRecord {
+                    payment_attempts: record.payment_attempts + 1,
+                    ..record.clone()
+                };
+                self.finish_credit(&sent, bitpay_id, fetched, payment_id, false)?;
                 Ok(Outcome::Credited {
                     payment_id,
                     adopted: false,
@@ -353,24 +588,39 @@ impl Settler<'_> {
                     bitpay_id,
                     "splynx",
                     &format!("POST admin/finance/payments → 422: {message}"),
-                    Some(&format!("request {request}\nresponse {body}")),
+                    Some(&format!("response {body}")),
                 )?;
-                self.store.set_settlement(
-                    record.id,
-                    Settlement::Review,
-                    Some(&note),
-                    clock::now_ms(),
-                )?;
+                self.store
+                    .mark_payment_not_sent(record.id, clock::now_ms())?;
+                self.hold(record, HoldKind::Review, &note, &[])?;
                 Ok(Outcome::Review(note))
             }
-            Err(e) => {
-                // Stays "crediting": the next run looks the payment up before trying again.
+            Err(e) if e.outcome_unknown() => {
+                let until = now + self.config.splynx.payment_grace.as_millis() as i64;
                 self.journal(
                     bitpay_id,
                     "splynx",
-                    &format!("POST admin/finance/payments failed: {e}"),
-                    Some(&request),
+                    &format!(
+                        "POST admin/finance/payments: outcome unknown ({e}); looked up, not sent again, until {}",
+                        clock::datetime_of(until)
+                    ),
+                    None,
                 )?;
+                Err(anyhow::Error::new(e).context(Problem::Temporary(format!(
+                    "the Splynx payment for BitPay invoice {bitpay_id} may or may not have been made; later runs look it up and send it again only after {}",
+                    clock::datetime_of(until)
+                ))))
+            }
+            Err(e) => {
+                // Provably not applied: the next run looks it up and sends it again.
+                self.journal(
+                    bitpay_id,
+                    "splynx",
+                    &format!("POST admin/finance/payments failed, not applied: {e}"),
+                    None,
+                )?;
+                self.store
+                    .mark_payment_not_sent(record.id, clock::now_ms())?;
                 Err(e).context(format!(
                     "creating the Splynx payment for BitPay invoice {bitpay_id}"
                 ))
@@ -378,35 +628,77 @@ impl Settler<'_> {
         }
     }
 
-    fn existing_payment(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Option<i64>> {
-        let found = self
+    /// Splynx's payments with our receipt number (for this customer).
+    fn look_up_payments(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Found> {
+        let mut ids: Vec<i64> = self
             .splynx
             .payments_by_receipt(bitpay_id, record.customer_id)
             .with_context(|| {
                 format!("looking up the Splynx payment for BitPay invoice {bitpay_id}")
-            })?;
-        let found = found
+            })?
             .into_iter()
-            .find(|p| p.receipt_number == bitpay_id && p.customer_id == record.customer_id);
+            .filter(|p| p.receipt_number == bitpay_id && p.customer_id == record.customer_id)
+            .map(|p| p.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let (summary, found) = match ids.as_slice() {
+            [] => ("none".to_string(), Found::Nothing),
+            [one] => (format!("found payment {one}"), Found::One(*one)),
+            several => (
+                format!(
+                    "found {} payments: {}",
+                    several.len(),
+                    join_ids(several)
+                ),
+                Found::Several(ids.clone()),
+            ),
+        };
         self.journal(
             bitpay_id,
             "splynx",
-            &match &found {
-                Some(p) => format!(
-                    "GET admin/finance/payments?receipt_number → found payment {}",
-                    p.id
-                ),
-                None => "GET admin/finance/payments?receipt_number → none".to_string(),
-            },
+            &format!("GET admin/finance/payments?receipt_number → {summary}"),
             None,
         )?;
-        Ok(found.map(|p| p.id))
+        Ok(found)
+    }
+
+    fn hold_duplicates(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        ids: &[i64],
+    ) -> Result<Outcome> {
+        let note = format!(
+            "{} Splynx payments carry receipt number {bitpay_id} (payments {}): one BitPay payment is credited more than once. Nothing was deleted: keep one, delete the others in Splynx (Finance → Payments), then run `splynx-bitpay resolve {bitpay_id}`",
+            ids.len(),
+            join_ids(ids)
+        );
+        self.hold(record, HoldKind::Duplicate, &note, ids)?;
+        Ok(Outcome::Review(note))
+    }
+
+    fn hold(&self, record: &InvoiceRecord, kind: HoldKind, note: &str, ids: &[i64]) -> Result<()> {
+        if !self.dry_run {
+            let newly = self
+                .store
+                .hold(record, kind, note, ids, clock::now_ms())?;
+            if newly {
+                log::warn!(
+                    "{}: {}: {note}",
+                    record.bitpay_id.as_deref().unwrap_or("?"),
+                    kind.as_str()
+                );
+            }
+        }
+        Ok(())
     }
 
     fn finish_credit(
         &self,
         record: &InvoiceRecord,
         bitpay_id: &str,
+        fetched: &BitPayInvoice,
         payment_id: i64,
         adopted: bool,
     ) -> Result<()> {
@@ -416,8 +708,13 @@ impl Settler<'_> {
             record.currency,
             if adopted { " (found in Splynx)" } else { "" }
         );
+        // Watched until BitPay says complete; a payment sent more than once is watched
+        // even then, so a late duplicate is still seen.
+        let now = clock::now_ms();
+        let watch = (fetched.status != "complete" || record.payment_attempts > 1)
+            .then_some(now + WATCH_MS);
         self.store
-            .mark_credited(record.id, payment_id, &note, clock::now_ms())?;
+            .mark_credited(record.id, payment_id, &note, watch, now)?;
         self.journal(bitpay_id, "decision", &note, None)
     }
 
@@ -464,29 +761,9 @@ impl Settler<'_> {
     }
 }
 
-/// Parses our own orderId format back into the document it names.
-pub fn parse_order_id(order_id: &str) -> Option<(DocKind, Option<i64>, Option<i64>)> {
-    let rest = order_id.strip_prefix("splynx-")?;
-    let (kind, rest) = rest.split_once('-')?;
-    let (target, suffix) = rest.rsplit_once('-')?;
-    if suffix.len() != 8 || !suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    match kind {
-        "invoice" | "proforma" => {
-            let id = target.parse().ok().filter(|i: &i64| *i > 0)?;
-            Some((kind.parse().ok()?, Some(id), None))
-        }
-        "refill" => {
-            let customer = target
-                .strip_prefix('c')?
-                .parse()
-                .ok()
-                .filter(|i: &i64| *i > 0)?;
-            Some((DocKind::Refill, None, Some(customer)))
-        }
-        _ => None,
-    }
+/// "12, 13": payment ids for people.
+pub fn join_ids(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// A summary of an outcome for people and for `--json`.
@@ -500,6 +777,8 @@ pub fn describe(bitpay_id: &str, outcome: &Outcome) -> (String, serde_json::Valu
             if *adopted { ", found in Splynx" } else { "" }
         ),
         Outcome::Review(note) => format!("{bitpay_id}: needs review: {note}"),
+        Outcome::Reversed(note) => format!("{bitpay_id}: reversed after credit: {note}"),
+        Outcome::Held(note) => format!("{bitpay_id}: held for the admin: {note}"),
         other => format!("{bitpay_id}: {}", other.label()),
     };
     let payment_id = match outcome {
@@ -533,78 +812,87 @@ mod tests {
             order_id: "splynx-invoice-101-3f9a2c1d",
             price: Some(Decimal::from_str("51.6100").unwrap()),
             currency: "USD",
+            refunded: false,
+            paid: None,
         }
     }
 
     #[test]
     fn decision_table() {
         use CreditOn::{Complete, Confirmed};
-        use Decision::*;
-        let open = stored(Settlement::Open);
-        let cases: &[(&str, Option<&str>, CreditOn, &str)] = &[
-            ("new", None, Confirmed, "pending"),
-            ("paid", None, Confirmed, "pending"),
-            ("invalid", None, Confirmed, "pending"),
-            ("confirmed", None, Confirmed, "credit"),
-            ("complete", None, Confirmed, "credit"),
-            ("confirmed", None, Complete, "pending"),
-            ("complete", None, Complete, "credit"),
-            ("confirmed", Some("paidOver"), Confirmed, "credit"),
-            ("complete", Some("paidPartial"), Confirmed, "review"),
-            ("new", Some("paidPartial"), Confirmed, "pending"),
-            ("expired", None, Confirmed, "expired"),
-            ("expired", Some("paidPartial"), Confirmed, "expired"),
-            ("declined", None, Confirmed, "expired"),
-            ("refunded?", None, Confirmed, "review"),
+        use Settlement::{Credited, Expired, Open, Resolved, Reversed, Review};
+        // (stored state, BitPay status, exceptionStatus, refund listed, credit_on, decision)
+        let cases: &[(Settlement, &str, Option<&str>, bool, CreditOn, &str)] = &[
+            (Open, "new", None, false, Confirmed, "pending"),
+            (Open, "paid", None, false, Confirmed, "pending"),
+            (Open, "invalid", None, false, Confirmed, "pending"),
+            (Open, "confirmed", None, false, Confirmed, "credit"),
+            (Open, "complete", None, false, Confirmed, "credit"),
+            (Open, "confirmed", None, false, Complete, "pending"),
+            (Open, "complete", None, false, Complete, "credit"),
+            (Open, "confirmed", Some("paidOver"), false, Confirmed, "credit"),
+            (Open, "complete", Some("paidPartial"), false, Confirmed, "review"),
+            (Open, "new", Some("paidPartial"), false, Confirmed, "pending"),
+            (Open, "expired", None, false, Confirmed, "expired"),
+            (Open, "expired", Some("paidPartial"), false, Confirmed, "expired"),
+            (Open, "expired", Some("paidLate"), false, Confirmed, "paid late"),
+            (Open, "declined", None, false, Confirmed, "expired"),
+            (Open, "refunded?", None, false, Confirmed, "review"),
+            // A refund of an invoice we never credited takes nothing back.
+            (Open, "expired", Some("paidPartial"), true, Confirmed, "expired"),
+            // Expired records: a late confirmation or payment is held, never credited.
+            (Expired, "expired", None, false, Confirmed, "expired"),
+            (Expired, "complete", None, false, Confirmed, "review"),
+            (Expired, "expired", Some("paidLate"), false, Confirmed, "paid late"),
+            // Credited: watched until complete; anything that takes it back is a reversal.
+            (Credited, "confirmed", None, false, Confirmed, "already credited"),
+            (Credited, "paid", None, false, Confirmed, "already credited"),
+            (Credited, "complete", None, false, Confirmed, "already credited"),
+            (Credited, "invalid", None, false, Confirmed, "reversed after credit"),
+            (Credited, "declined", None, false, Confirmed, "reversed after credit"),
+            (Credited, "expired", None, false, Confirmed, "reversed after credit"),
+            (Credited, "new", None, false, Confirmed, "reversed after credit"),
+            (Credited, "complete", None, true, Confirmed, "reversed after credit"),
+            (Credited, "declined", None, true, Complete, "reversed after credit"),
+            // Held or resolved records are never acted on again.
+            (Review, "complete", None, false, Confirmed, "held"),
+            (Reversed, "complete", None, false, Confirmed, "held"),
+            (Resolved, "invalid", None, true, Confirmed, "held"),
         ];
-        for (status, exception, credit_on, want) in cases {
-            let got = decide(&open, &fetched(status, *exception), *credit_on);
-            assert_eq!(got.label(), *want, "{status} {exception:?} {credit_on:?}");
-        }
-        let underpaid = decide(&open, &fetched("expired", Some("paidPartial")), Confirmed);
-        assert_eq!(
-            underpaid,
-            Expired("expired: underpaid, refunded by BitPay".into())
-        );
-        // Held or final records are not acted on again.
-        assert_eq!(
-            decide(
-                &stored(Settlement::Review),
-                &fetched("complete", None),
-                Confirmed
-            )
-            .label(),
-            "review"
-        );
-        assert_eq!(
-            decide(
-                &stored(Settlement::Expired),
-                &fetched("expired", None),
-                Confirmed
-            )
-            .label(),
-            "expired"
-        );
-        assert_eq!(
-            decide(
-                &stored(Settlement::Expired),
-                &fetched("complete", None),
-                Confirmed
-            )
-            .label(),
-            "review"
-        );
-        // Never regress a credited record, whatever BitPay says later.
-        for status in ["expired", "declined", "new", "complete"] {
+        for (settlement, status, exception, refunded, credit_on, want) in cases {
+            let mut f = fetched(status, *exception);
+            f.refunded = *refunded;
+            let got = decide(&stored(*settlement), &f, *credit_on);
             assert_eq!(
-                decide(
-                    &stored(Settlement::Credited),
-                    &fetched(status, None),
-                    Confirmed
-                ),
-                AlreadyCredited
+                got.label(),
+                *want,
+                "{settlement:?} {status} {exception:?} refund={refunded} {credit_on:?}: {got:?}"
             );
         }
+        let open = stored(Open);
+        assert_eq!(
+            decide(&open, &fetched("expired", Some("paidPartial")), Confirmed),
+            Decision::Expired("expired: underpaid, refunded by BitPay".into())
+        );
+        assert_eq!(
+            decide(&stored(Credited), &fetched("complete", None), Confirmed),
+            Decision::AlreadyCredited { complete: true }
+        );
+        assert_eq!(
+            decide(&stored(Credited), &fetched("confirmed", None), Confirmed),
+            Decision::AlreadyCredited { complete: false }
+        );
+    }
+
+    #[test]
+    fn paid_late_says_what_was_paid_and_is_never_credited() {
+        let mut late = fetched("expired", Some("paidLate"));
+        late.paid = Some("0.000871 BTC");
+        let Decision::PaidLate(note) = decide(&stored(Settlement::Open), &late, CreditOn::Confirmed)
+        else {
+            panic!("not held as paid late");
+        };
+        assert!(note.contains("0.000871 BTC") && note.contains("not credited"), "{note}");
     }
 
     #[test]
@@ -631,30 +919,5 @@ mod tests {
             decide(&open, &missing, CreditOn::Confirmed).label(),
             "review"
         );
-    }
-
-    #[test]
-    fn order_ids_parse_back() {
-        assert_eq!(
-            parse_order_id("splynx-invoice-101-3f9a2c1d"),
-            Some((DocKind::Invoice, Some(101), None))
-        );
-        assert_eq!(
-            parse_order_id("splynx-proforma-7-3f9a2c1d"),
-            Some((DocKind::Proforma, Some(7), None))
-        );
-        assert_eq!(
-            parse_order_id("splynx-refill-c42-3f9a2c1d"),
-            Some((DocKind::Refill, None, Some(42)))
-        );
-        for bad in [
-            "order-1001",
-            "splynx-invoice-x-3f9a2c1d",
-            "splynx-invoice-101-zz",
-            "splynx-other-1-3f9a2c1d",
-            "",
-        ] {
-            assert_eq!(parse_order_id(bad), None, "{bad}");
-        }
     }
 }

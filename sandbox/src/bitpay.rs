@@ -295,6 +295,31 @@ impl BitPaySandbox {
         self.core.pay(id, coin)
     }
 
+    /// The merchant refunds the invoice in full from the dashboard: a `confirmed` invoice
+    /// becomes `declined`, a `complete` one stays `complete`; either way the refund shows
+    /// in `refundInfo`. Returns the refund id. Panics on an invoice that cannot be
+    /// refunded (unknown, or not confirmed or complete).
+    pub fn refund(&self, id: &str) -> String {
+        self.core.refund(id).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The refund webhook BitPay sends for refund `refund_id` of invoice `id`, with event
+    /// `code` (7001 refund_created, 7002 refund_pending, 7003 refund_success, 7004
+    /// refund_failure).
+    pub fn refund_webhook_body(&self, id: &str, refund_id: &str, code: u32) -> String {
+        self.core
+            .refund_webhook_body(id, refund_id, code)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An invoice that another integration on the same BitPay account creates with its own
+    /// token (any of this account's tokens can fetch it). Returns its id.
+    pub fn create_foreign_invoice(&self, order_id: &str, price: &str, currency: &str) -> String {
+        self.core
+            .create_foreign_invoice(order_id, price, currency)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Every webhook delivered so far, oldest first.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.core.lock().deliveries.clone()
@@ -897,6 +922,99 @@ impl Core {
         Ok(deliveries)
     }
 
+    fn refund(&self, id: &str) -> Result<String, String> {
+        let refund_id = random_string(BASE58, 22);
+        self.with_invoice(id, |inv| {
+            let status = inv
+                .data
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            match status.as_str() {
+                // "When used on a confirmed invoice - invoice will decline".
+                "confirmed" => {
+                    inv.data.insert("status".into(), json!("declined"));
+                }
+                "complete" => {}
+                other => return Err(format!("invoice {id} is {other} and cannot be refunded")),
+            }
+            let currency = inv.data.get("currency").cloned().unwrap_or(Value::Null);
+            let paid = inv.data.get("amountPaid").cloned().unwrap_or(json!(0));
+            let coin = inv
+                .data
+                .get("transactionCurrency")
+                .and_then(Value::as_str)
+                .unwrap_or("BTC")
+                .to_string();
+            inv.data.insert(
+                "refundInfo".into(),
+                json!([{"supportRequest": refund_id, "currency": currency, "amounts": {coin: paid}}]),
+            );
+            Ok(refund_id.clone())
+        })?
+    }
+
+    fn refund_webhook_body(&self, id: &str, refund_id: &str, code: u32) -> Result<String, String> {
+        let (name, status) = match code {
+            7001 => ("refund_created", "created"),
+            7002 => ("refund_pending", "pending"),
+            7003 => ("refund_success", "success"),
+            7004 => ("refund_failure", "failure"),
+            other => return Err(format!("unknown refund event code {other}")),
+        };
+        let state = self.lock();
+        let invoice = state.invoice(id).ok_or_else(|| format!("no invoice {id}"))?;
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = json!({
+            "event": {"code": code, "name": name},
+            "data": {
+                "id": refund_id,
+                "invoice": id,
+                "supportRequest": refund_id,
+                "status": status,
+                "amount": invoice.data.get("price").cloned().unwrap_or(Value::Null),
+                "currency": invoice.data.get("currency").cloned().unwrap_or(Value::Null),
+                "lastRefundNotification": now,
+                "refundFee": 0,
+                "immediate": false,
+                "buyerPaysRefundFee": false,
+                "requestDate": now,
+            }
+        });
+        Ok(serde_json::to_string(&body).expect("serialisable JSON"))
+    }
+
+    fn create_foreign_invoice(
+        &self,
+        order_id: &str,
+        price: &str,
+        currency: &str,
+    ) -> Result<String, String> {
+        let other_integration = splynx_bitpay::bitpay::Identity::from_secret_bytes(&[0x5a; 32])
+            .expect("a valid key")
+            .sin();
+        let token = self.create_token(&other_integration, "pos")?;
+        let mut body = Map::new();
+        body.insert("price".into(), json_number(price));
+        body.insert("currency".into(), json!(currency));
+        body.insert("orderId".into(), json!(order_id));
+        body.insert("token".into(), json!(token));
+        let checked = validate_invoice_request(&body)
+            .map_err(|reply| format!("invalid invoice (HTTP {})", reply.status))?;
+        let mut state = self.lock();
+        let api_token = state
+            .tokens
+            .iter()
+            .find(|t| t.token == token)
+            .cloned()
+            .ok_or("token vanished")?;
+        let invoice = build_invoice(&self.base_url, &body, &checked, &api_token);
+        let id = invoice.data["id"].as_str().unwrap_or_default().to_string();
+        state.push_invoice(invoice);
+        Ok(id)
+    }
+
     fn has_notification_url(&self, id: &str) -> bool {
         self.lock()
             .invoice(id)
@@ -1045,6 +1163,34 @@ impl Core {
                         .map(render_invoice)
                         .unwrap_or(Value::Null),
                 )
+            }
+            ("POST", ["invoices", id, "refund"]) => {
+                let refund_id = self.refund(id).map_err(|e| (400, e))?;
+                Reply::json(200, &json!({"refundId": refund_id}))
+            }
+            ("GET", ["invoices", id, "refund-webhook"]) => {
+                let refund_id = req
+                    .query_param("refund")
+                    .ok_or((400, "refund=ID is required".to_string()))?;
+                let code = req
+                    .query_param("code")
+                    .map_or(Ok(7002), |c| c.parse().map_err(|_| (400, format!("bad code {c}"))))?;
+                let body = self
+                    .refund_webhook_body(id, &refund_id, code)
+                    .map_err(|e| (400, e))?;
+                Reply::json(200, &json!({"body": body}))
+            }
+            ("POST", ["foreign-invoices"]) => {
+                let b = body()?;
+                let field = |key: &str| {
+                    b.get(key)
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .ok_or((400, format!("{key} is required")))
+                };
+                let id = self
+                    .create_foreign_invoice(&field("orderId")?, &field("price")?, &field("currency")?)
+                    .map_err(|e| (400, e))?;
+                Reply::json(200, &json!({"id": id}))
             }
             ("POST", ["invoices", id, "fields"]) => {
                 let b = body()?;

@@ -3,7 +3,7 @@
 //! Faults are set from Rust ([`Faults`]) or over HTTP (`POST /_sandbox/faults` with a
 //! [`FaultSpec`]). Requests under `/_sandbox/` are never faulted. When several counters
 //! are armed, one request consumes at most one of them, in this order: `fail_next`,
-//! `hang_next`, `hang_after_next`.
+//! `hang_next`, `hang_after_next`, `commit_late_next`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,6 +26,10 @@ pub struct FaultSpec {
     pub hang_next: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_after_next: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_late_next: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_late_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +55,8 @@ struct State {
     fail_status: u16,
     hang_next: usize,
     hang_after_next: usize,
+    commit_late_next: usize,
+    commit_late: Duration,
     latency: Duration,
     path_contains: Option<String>,
     method: Option<String>,
@@ -67,6 +73,9 @@ pub(crate) enum Action {
     Hang,
     /// Process the request (state changes commit), then never answer.
     HangAfter,
+    /// Hold the request this long, then process it (its changes commit) and answer: a
+    /// slow server that commits after the client gave up waiting.
+    CommitLate(Duration),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -110,6 +119,15 @@ impl Faults {
         self.lock().hang_after_next = n;
     }
 
+    /// The next `n` matching requests are held for `delay` before they are processed (their
+    /// state changes commit then) and answered: "Splynx was slow and committed the payment
+    /// after we stopped waiting".
+    pub fn commit_late_next(&self, n: usize, delay: Duration) {
+        let mut s = self.lock();
+        s.commit_late_next = n;
+        s.commit_late = delay;
+    }
+
     /// Sleep this long before answering every matching request (zero turns it off).
     pub fn latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -139,6 +157,8 @@ impl Faults {
             fail_status: spec.status.unwrap_or(DEFAULT_FAIL_STATUS),
             hang_next: spec.hang_next.unwrap_or(0),
             hang_after_next: spec.hang_after_next.unwrap_or(0),
+            commit_late_next: spec.commit_late_next.unwrap_or(0),
+            commit_late: Duration::from_millis(spec.commit_late_ms.unwrap_or(0)),
             latency: Duration::from_millis(spec.latency_ms.unwrap_or(0)),
             path_contains: spec.path_contains.clone(),
             method: spec.method.as_deref().map(str::to_ascii_uppercase),
@@ -154,6 +174,8 @@ impl Faults {
             status: (s.fail_next > 0).then_some(s.fail_status),
             hang_next: count(s.hang_next),
             hang_after_next: count(s.hang_after_next),
+            commit_late_next: count(s.commit_late_next),
+            commit_late_ms: (s.commit_late_next > 0).then_some(s.commit_late.as_millis() as u64),
             latency_ms: (!s.latency.is_zero()).then_some(s.latency.as_millis() as u64),
             path_contains: s.path_contains.clone(),
             method: s.method.clone(),
@@ -182,6 +204,9 @@ impl Faults {
         } else if s.hang_after_next > 0 {
             s.hang_after_next -= 1;
             Action::HangAfter
+        } else if s.commit_late_next > 0 {
+            s.commit_late_next -= 1;
+            Action::CommitLate(s.commit_late)
         } else {
             Action::Normal
         };
@@ -206,7 +231,8 @@ mod tests {
         f.fail_next(2, 502);
         f.hang_next(1);
         f.hang_after_next(1);
-        let actions: Vec<Action> = (0..6).map(|_| f.take("GET", "/x").action).collect();
+        f.commit_late_next(1, Duration::from_secs(4));
+        let actions: Vec<Action> = (0..7).map(|_| f.take("GET", "/x").action).collect();
         assert_eq!(
             actions,
             vec![
@@ -214,6 +240,7 @@ mod tests {
                 Action::Fail(502),
                 Action::Hang,
                 Action::HangAfter,
+                Action::CommitLate(Duration::from_secs(4)),
                 Action::Normal,
                 Action::Normal
             ]

@@ -9,7 +9,7 @@
 //!
 //! | Rust | HTTP |
 //! |---|---|
-//! | `faults().fail_next(n, status)`, `hang_next(n)`, `hang_after_next(n)`, `latency(d)`, `set_filter(path, method)`, `clear()` | `POST /_sandbox/faults` `{"fail_next":N,"status":503,"hang_next":N,"hang_after_next":N,"latency_ms":N,"path_contains":"..","method":".."}` (`{}` clears); `GET /_sandbox/faults` |
+//! | `faults().fail_next(n, status)`, `hang_next(n)`, `hang_after_next(n)`, `commit_late_next(n, d)`, `latency(d)`, `set_filter(path, method)`, `clear()` | `POST /_sandbox/faults` `{"fail_next":N,"status":503,"hang_next":N,"hang_after_next":N,"commit_late_next":N,"commit_late_ms":N,"latency_ms":N,"path_contains":"..","method":".."}` (`{}` clears); `GET /_sandbox/faults` |
 //! | `requests()`, `clear_requests()` | `GET /_sandbox/requests`, `DELETE /_sandbox/requests` |
 //!
 //! Requests under `/_sandbox/` are neither faulted nor recorded.
@@ -22,6 +22,10 @@
 //! `POST /_sandbox/invoices/{id}/fields` (`{"key":value,..}`);
 //! `POST /_sandbox/invoices/{id}/invoice-time` (`{"invoiceTime":ms}`);
 //! `POST /_sandbox/invoices/{id}/expire`;
+//! `POST /_sandbox/invoices/{id}/refund` → `{"refundId":..}` (a confirmed invoice declines);
+//! `GET /_sandbox/invoices/{id}/refund-webhook?refund=R&code=7002` → `{"body":..}`;
+//! `POST /_sandbox/foreign-invoices` (`{"orderId","price","currency"}`) → `{"id":..}`, an
+//! invoice another integration on the same account made with its own token;
 //! `GET /_sandbox/invoices/{id}/webhook?format=extended|legacy` → `{"body":..,"signature":..}`;
 //! `POST /_sandbox/invoices/{id}/deliver` sends that webhook (the invoice's
 //! `extendedNotifications` picks the format) to its `notificationURL` for real, with

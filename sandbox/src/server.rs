@@ -319,6 +319,10 @@ impl Shared {
                 let _ = self.service.handle(incoming);
                 return None;
             }
+            Action::CommitLate(delay) => {
+                self.sleep(delay);
+                self.service.handle(incoming)
+            }
         };
         self.set_status(seq, reply.status);
         Some(reply)

@@ -349,6 +349,18 @@ impl SplynxSandbox {
             .collect()
     }
 
+    /// A payment an admin adds by hand in Splynx (Finance → Payments), validated like the
+    /// API's; returns its id. Panics when Splynx would refuse it.
+    pub fn add_payment_by_hand(&self, payment: Value) -> i64 {
+        let Value::Object(body) = payment else {
+            panic!("a payment is a JSON object");
+        };
+        let reply = self.core.add_payment(&body, false);
+        let created: Value = serde_json::from_slice(&reply.body).expect("JSON reply");
+        assert_eq!(reply.status, 201, "Splynx refused the payment: {created}");
+        created["id"].as_i64().expect("payment id")
+    }
+
     pub fn payment_count(&self) -> usize {
         self.core
             .lock()
@@ -988,13 +1000,18 @@ impl Core {
     }
 
     fn create_payment(&self, req: &Incoming, loose: bool) -> Reply {
-        let body = match req.json() {
-            Ok(Value::Object(body)) => body,
-            Ok(_) => return bad_request("Request body must be a JSON object"),
-            Err(e) => return bad_request(&e),
-        };
+        match req.json() {
+            Ok(Value::Object(body)) => self.add_payment(&body, loose),
+            Ok(_) => bad_request("Request body must be a JSON object"),
+            Err(e) => bad_request(&e),
+        }
+    }
+
+    /// Validates and records a payment as `POST admin/finance/payments` does (it pays the
+    /// invoice or proforma it names).
+    fn add_payment(&self, body: &Map<String, Value>, loose: bool) -> Reply {
         let mut state = self.lock();
-        let payment = match validate_payment(&state, &body) {
+        let payment = match validate_payment(&state, body) {
             Ok(p) => p,
             Err(errors) => {
                 let list: Vec<Value> = errors

@@ -238,9 +238,9 @@ impl BitPayClient {
             request = request.body(bytes);
         }
         log::debug!("BitPay {method} {}", redact_token(&url));
-        let (status, text) = http::exchange(request).map_err(|message| BitPayError::Transport {
+        let (status, text) = http::exchange(request).map_err(|e| BitPayError::Transport {
             url: redact_token(&url),
-            message,
+            message: e.message,
         })?;
         log::debug!("BitPay HTTP {status}, {} bytes", text.len());
         classify(status, &text, &redact_token(&url))

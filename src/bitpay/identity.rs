@@ -138,6 +138,16 @@ impl Identity {
         sin_from_public_key(&self.public.serialize())
     }
 
+    /// A 32-byte key for `purpose`, derived from the private key (HMAC-SHA256 keyed with
+    /// it): secrets only this installation has, without another file to keep.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret.secret_bytes())
+            .expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Hex DER ECDSA signature (RFC 6979, low-S) of SHA-256(message): the `X-Signature` header.
     pub fn sign(&self, message: &[u8]) -> String {
         let digest: [u8; 32] = Sha256::digest(message).into();

@@ -39,6 +39,8 @@ pub struct Invoice {
     #[serde(deserialize_with = "de_text")]
     pub display_amount_paid: String,
     pub transactions: Vec<Transaction>,
+    /// Refunds requested for this invoice (BitPay has no "refunded" status).
+    pub refund_info: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -51,6 +53,31 @@ pub struct Transaction {
 }
 
 impl Invoice {
+    /// True when BitPay lists a refund for this invoice.
+    pub fn has_refund(&self) -> bool {
+        match &self.refund_info {
+            serde_json::Value::Array(list) => !list.is_empty(),
+            serde_json::Value::Object(map) => !map.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// What was paid, for people: "0.000871 BTC", or None before any payment.
+    pub fn paid_text(&self) -> Option<String> {
+        let amount = self.display_amount_paid.trim();
+        if amount.is_empty() || amount.trim_start_matches(['0', '.']).is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{amount} {}",
+            if self.transaction_currency.is_empty() {
+                "(coin unknown)"
+            } else {
+                &self.transaction_currency
+            }
+        ))
+    }
+
     /// Coin and transaction ids, for the Splynx payment's fields.
     pub fn transaction_ids(&self) -> String {
         self.transactions
@@ -101,6 +128,10 @@ pub enum WebhookError {
     NoInvoiceId,
     #[error("the webhook's invoice id {0:?} is not a BitPay invoice id")]
     BadInvoiceId(String),
+    /// A refund webhook that names no (valid) invoice: recorded, never bad input, since
+    /// BitPay would retry it for an hour.
+    #[error("refund webhook (refund {0:?}) names no invoice (expected `data.invoice`)")]
+    RefundWithoutInvoice(String),
 }
 
 pub const WEBHOOK_MAX_BYTES: usize = 64 * 1024;
@@ -112,6 +143,30 @@ pub struct Webhook {
     pub invoice_id: String,
     pub event: Option<String>,
     pub claimed_status: Option<String>,
+    /// The refund id, when this is a refund webhook (codes 7001-7004, `data.invoice`).
+    pub refund_id: Option<String>,
+}
+
+/// BitPay's refund webhooks carry 7xxx codes (`refund_created`, `refund_pending`, ...).
+fn is_refund_event(event: Option<&serde_json::Value>) -> bool {
+    let Some(event) = event else { return false };
+    let code = event
+        .get("code")
+        .and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok()));
+    let name = event.get("name").and_then(|n| n.as_str()).unwrap_or("");
+    code.is_some_and(|c| (7000..8000).contains(&c)) || name.starts_with("refund")
+}
+
+fn is_invoice_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn id_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// Parses both webhook formats: extended `{event, data: {id, ...}}` and the flat legacy one.
@@ -128,19 +183,37 @@ pub fn parse_webhook(body: &[u8]) -> Result<Webhook, WebhookError> {
         Some(data) if data.is_object() => data,
         _ => &value,
     };
-    let id = match payload.get("id") {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Number(n)) => n.to_string(),
-        _ => return Err(WebhookError::NoInvoiceId),
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let event = text(value.get("event").and_then(|e| e.get("name")));
+    if is_refund_event(value.get("event")) {
+        // `data.id` is the refund's id; the invoice is `data.invoice`.
+        let refund_id: String = id_text(payload.get("id"))
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(64)
+            .collect();
+        return match id_text(payload.get("invoice")) {
+            Some(invoice) if is_invoice_id(&invoice) => Ok(Webhook {
+                invoice_id: invoice,
+                event,
+                claimed_status: text(payload.get("status")),
+                refund_id: Some(refund_id),
+            }),
+            _ => Err(WebhookError::RefundWithoutInvoice(refund_id)),
+        };
+    }
+    let Some(id) = id_text(payload.get("id")) else {
+        return Err(WebhookError::NoInvoiceId);
     };
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !is_invoice_id(&id) {
         return Err(WebhookError::BadInvoiceId(id.chars().take(80).collect()));
     }
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
     Ok(Webhook {
         invoice_id: id,
-        event: text(value.get("event").and_then(|e| e.get("name"))),
+        event,
         claimed_status: text(payload.get("status")),
+        refund_id: None,
     })
 }
 
@@ -159,6 +232,37 @@ mod tests {
             parse_webhook(legacy).unwrap().invoice_id,
             "Hpqc62dfE1ZjzeeH4kEycF"
         );
+    }
+
+    #[test]
+    fn refund_webhooks_name_the_invoice_in_data_invoice() {
+        let refund = br#"{"event":{"code":7002,"name":"refund_pending"},"data":{"id":"Rf123","invoice":"Inv456","status":"pending","amount":10,"currency":"USD"}}"#;
+        let parsed = parse_webhook(refund).unwrap();
+        assert_eq!(parsed.invoice_id, "Inv456");
+        assert_eq!(parsed.refund_id.as_deref(), Some("Rf123"));
+        assert_eq!(parsed.event.as_deref(), Some("refund_pending"));
+        let by_code = br#"{"event":{"code":"7003"},"data":{"id":"Rf1","invoice":"Inv9"}}"#;
+        assert_eq!(parse_webhook(by_code).unwrap().invoice_id, "Inv9");
+        let orphan = br#"{"event":{"code":7001,"name":"refund_created"},"data":{"id":"Rf1"}}"#;
+        assert_eq!(
+            parse_webhook(orphan),
+            Err(WebhookError::RefundWithoutInvoice("Rf1".into()))
+        );
+        let invoice = parse_webhook(br#"{"event":{"code":1005},"data":{"id":"Abc"}}"#).unwrap();
+        assert_eq!(invoice.refund_id, None);
+    }
+
+    #[test]
+    fn refunds_and_amounts_paid_in_invoices() {
+        let refunded: Invoice = serde_json::from_str(
+            r#"{"refundInfo":[{"supportRequest":"Rf1","currency":"USD","amounts":{"BTC":0.001}}],"displayAmountPaid":"0.000871","transactionCurrency":"BTC"}"#,
+        )
+        .unwrap();
+        assert!(refunded.has_refund());
+        assert_eq!(refunded.paid_text().as_deref(), Some("0.000871 BTC"));
+        let plain: Invoice = serde_json::from_str(r#"{"refundInfo":[],"displayAmountPaid":"0"}"#).unwrap();
+        assert!(!plain.has_refund());
+        assert_eq!(plain.paid_text(), None);
     }
 
     #[test]

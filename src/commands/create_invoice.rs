@@ -13,6 +13,7 @@ use crate::cli::CreateInvoiceArgs;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
 use crate::money::{self, format_amount, json_number};
+use crate::order_id::{self, OrderKey, OrderRef};
 use crate::pairing;
 use crate::splynx::model::{Customer, Invoice, Proforma};
 use crate::splynx::{SplynxClient, SplynxError};
@@ -64,7 +65,7 @@ fn classify_existing(
         let same_amount = record.price == price;
         match record.settlement {
             Settlement::Creating if same_amount => return Existing::Recover(record.id),
-            Settlement::Crediting if kind != DocKind::Refill => {
+            Settlement::Crediting | Settlement::Sent if kind != DocKind::Refill => {
                 return Existing::InProgress(record.id)
             }
             Settlement::Open => {
@@ -289,19 +290,6 @@ fn describe_request(request: &Request) -> String {
     }
 }
 
-/// `splynx-invoice-101-3f9a2c1d`: names the document and stays unique per attempt.
-pub fn order_id(kind: DocKind, doc_id: Option<i64>, customer_id: i64, guid: &str) -> String {
-    let short: String = guid.chars().filter(|c| *c != '-').take(8).collect();
-    match kind {
-        DocKind::Refill => format!("splynx-refill-c{customer_id}-{short}"),
-        _ => format!(
-            "splynx-{}-{}-{short}",
-            kind.as_str(),
-            doc_id.unwrap_or_default()
-        ),
-    }
-}
-
 pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     let customer_id = parse_id(&args.customer, "customer")?;
     let request = parse_request(&args, ctx)?;
@@ -330,6 +318,7 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
 
     let identity = ctx.identity()?;
     let sin = identity.sin();
+    let order_key = OrderKey::of(&identity);
     let bitpay = ctx.bitpay(Some(identity));
     let token = pairing::invoice_token(ctx, &bitpay)?;
 
@@ -352,6 +341,7 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
         bitpay: &bitpay,
         token: &token,
         sin: &sin,
+        order_key: &order_key,
     };
     let (record, invoice, reused) = creator.find_or_create(&document, &customer)?;
     let price = format_amount(record.price, &record.currency);
@@ -375,6 +365,7 @@ struct Creator<'a> {
     bitpay: &'a BitPayClient,
     token: &'a TokenRecord,
     sin: &'a str,
+    order_key: &'a OrderKey,
 }
 
 impl Creator<'_> {
@@ -470,7 +461,17 @@ impl Creator<'_> {
             Existing::None => {
                 let guid = uuid::Uuid::new_v4().to_string();
                 let new = NewInvoice {
-                    order_id: order_id(document.kind, document.id, customer.id, &guid),
+                    order_id: order_id::write(
+                        OrderRef {
+                            kind: document.kind,
+                            doc_id: document.id,
+                            refill_customer: (document.kind == DocKind::Refill)
+                                .then_some(customer.id),
+                        },
+                        customer.id,
+                        &guid,
+                        self.order_key,
+                    ),
                     guid,
                     environment: self.ctx.environment().to_string(),
                     facade: self.token.facade.clone(),
@@ -642,6 +643,11 @@ mod tests {
             splynx_payment_id: None,
             created_at: 0,
             updated_at: 0,
+            payment_sent_at: None,
+            payment_attempts: 0,
+            credited_at: None,
+            watch_until: None,
+            duplicate_payment_ids: Vec::new(),
         }
     }
 
@@ -686,23 +692,6 @@ mod tests {
         assert_eq!(
             classify_existing(&[expired], kind, price, now),
             Existing::None
-        );
-    }
-
-    #[test]
-    fn order_ids_name_the_document() {
-        let guid = "3f9a2c1d-0000-4000-8000-000000000000";
-        assert_eq!(
-            order_id(DocKind::Invoice, Some(101), 42, guid),
-            "splynx-invoice-101-3f9a2c1d"
-        );
-        assert_eq!(
-            order_id(DocKind::Proforma, Some(7), 42, guid),
-            "splynx-proforma-7-3f9a2c1d"
-        );
-        assert_eq!(
-            order_id(DocKind::Refill, None, 42, guid),
-            "splynx-refill-c42-3f9a2c1d"
         );
     }
 

@@ -17,20 +17,22 @@ use serde_json::json;
 
 use crate::bitpay::{BitPayClient, Identity};
 use crate::clock;
-use crate::config::{Config, ConfigError, Environment};
+use crate::config::{Config, ConfigError, CreditOn, Environment};
 use crate::exit::{Problem, SUCCESS};
 use crate::output::Output;
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::{Store, StoreError, MIGRATIONS};
 
 /// Every check, in the order they run (stable ids for `--json`).
-pub const CHECKS: [&str; 16] = [
+pub const CHECKS: [&str; 19] = [
     "config",
     "config.permissions",
     "data_dir",
     "key",
     "database",
     "bitpay.environment",
+    "bitpay.confirmations",
+    "bitpay.currency",
     "bitpay.reachable",
     "bitpay.token",
     "splynx.api",
@@ -40,6 +42,7 @@ pub const CHECKS: [&str; 16] = [
     "splynx.payments",
     "splynx.payment_method",
     "webhook.last",
+    "invoices.held",
     "webhook.url",
 ];
 
@@ -399,8 +402,14 @@ fn check_everything(report: &mut Report, config: &Config, me: Option<u32>) {
     check_bitpay(report, config, store.as_ref(), identity);
     check_splynx(report, config, store.as_ref().filter(|_| usable_data_dir));
     match &store {
-        Some(store) => check_last_webhook(report, store),
-        None => report.skip("webhook.last", "needs the database"),
+        Some(store) => {
+            check_last_webhook(report, store);
+            check_held(report, store);
+        }
+        None => {
+            report.skip("webhook.last", "needs the database");
+            report.skip("invoices.held", "needs the database");
+        }
     }
     check_webhook_url(report, config);
 }
@@ -637,6 +646,21 @@ fn check_bitpay(
         );
     }
 
+    check_confirmations(report, settings);
+    // Splynx's API has no system-currency field (reference §2.5): the admin compares.
+    report.warn(
+        "bitpay.currency",
+        format!(
+            "BitPay invoices are in {}; Splynx's API does not report its system currency, so they cannot be compared here",
+            settings.currency
+        ),
+        Some(format!(
+            "check by hand that Config → Main → Localization → Finance format → Currency in Splynx is {} (payments are recorded in it); otherwise set bitpay.currency in {}",
+            settings.currency,
+            config.path.display()
+        )),
+    );
+
     let client = BitPayClient::new(settings, None);
     if let Err(e) = client.probe() {
         report.fail_temporary(
@@ -661,6 +685,74 @@ fn check_bitpay(
         return;
     };
     check_token(report, config, store, identity);
+}
+
+fn check_confirmations(report: &mut Report, settings: &crate::config::BitPaySettings) {
+    let credit_on = match settings.credit_on {
+        CreditOn::Confirmed => "confirmed",
+        CreditOn::Complete => "complete",
+    };
+    if settings.allow_zero_confirmation {
+        report.warn(
+            "bitpay.confirmations",
+            format!(
+                "transaction_speed = \"{}\", credit_on = \"{credit_on}\" with allow_zero_confirmation = true: customers are credited before any block includes their payment, so a double-spend is credited and later shows as \"reversed after credit\"",
+                settings.transaction_speed
+            ),
+            Some("use transaction_speed = \"medium\" (one confirmation) or credit_on = \"complete\", and remove allow_zero_confirmation".into()),
+        );
+    } else {
+        report.ok(
+            "bitpay.confirmations",
+            format!(
+                "transaction_speed = \"{}\", credit on {credit_on}",
+                settings.transaction_speed
+            ),
+        );
+    }
+}
+
+/// Records held for the admin, and payments whose outcome is not known yet.
+fn check_held(report: &mut Report, store: &Store) {
+    let counts = match store.settlement_counts() {
+        Ok(counts) => counts,
+        Err(e) => return report.fail("invoices.held", e.to_string(), "see the `database` check"),
+    };
+    let count = |state: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n)
+    };
+    let (review, reversed, sent) = (count("review"), count("reversed"), count("sent"));
+    let duplicates = store.duplicate_count().unwrap_or(0);
+    if review + reversed + sent == 0 {
+        return report.ok("invoices.held", "nothing is held for the admin");
+    }
+    let mut parts = Vec::new();
+    if reversed > 0 {
+        parts.push(format!("{reversed} reversed after credit"));
+    }
+    if review > 0 {
+        parts.push(format!(
+            "{review} held for review{}",
+            if duplicates > 0 {
+                format!(" ({duplicates} with duplicate Splynx payments)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if sent > 0 {
+        parts.push(format!(
+            "{sent} Splynx payment(s) sent with an unknown outcome (reconcile settles them)"
+        ));
+    }
+    report.warn(
+        "invoices.held",
+        parts.join(", "),
+        Some("`splynx-bitpay status` lists them; `splynx-bitpay show ID` tells each story; after acting in Splynx, `splynx-bitpay resolve ID`".into()),
+    );
 }
 
 fn check_token(report: &mut Report, config: &Config, store: &Store, identity: Identity) {
@@ -787,7 +879,7 @@ fn check_splynx(report: &mut Report, config: &Config, store: Option<&Store>) {
     match client.check() {
         Ok(_) => report.ok("splynx.api", format!("{api}: API key accepted")),
         Err(e) => {
-            match &e {
+            match e.cause() {
                 SplynxError::Unauthorized { .. } => {
                     report.fail("splynx.api", e.to_string(), key_fix())
                 }
@@ -942,7 +1034,7 @@ fn splynx_failure(
     grant: &str,
     key_fix: &str,
 ) {
-    match &e {
+    match e.cause() {
         SplynxError::Forbidden { message, .. } => report.fail(
             id,
             format!("the API key may not {action} (Splynx: {message})"),

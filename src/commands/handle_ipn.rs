@@ -10,15 +10,14 @@ use serde_json::json;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::bitpay::model::{parse_webhook, WEBHOOK_MAX_BYTES};
-use crate::bitpay::BitPayClient;
+use crate::bitpay::model::{parse_webhook, WebhookError, WEBHOOK_MAX_BYTES};
 use crate::cli::HandleIpnArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
-use crate::settlement::{self, parse_order_id, Settler};
-use crate::splynx::{SplynxClient, SplynxError};
-use crate::store::{DocKind, InvoiceRecord, NewInvoice};
+use crate::order_id::OrderKey;
+use crate::recovery;
+use crate::settlement::{self, Settler};
 
 /// `base64(HMAC-SHA256(key = token, msg = raw body))`, compared in constant time.
 pub fn signature_matches(body: &[u8], token: &str, header: &str) -> bool {
@@ -39,6 +38,16 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     let raw = String::from_utf8_lossy(&body).into_owned();
     let webhook = match parse_webhook(&body) {
         Ok(webhook) => webhook,
+        Err(e @ WebhookError::RefundWithoutInvoice(_)) => {
+            // Not bad input: BitPay would retry it for an hour and nothing would change.
+            ctx.store
+                .journal(None, "webhook", &format!("ignored: {e}"), Some(&raw), now)?;
+            ctx.output.emit(
+                &format!("ignored: {e}"),
+                &json!({"bitpay_invoice_id": null, "result": "ignored"}),
+            );
+            return Ok(SUCCESS);
+        }
         Err(e) => {
             ctx.store
                 .journal(None, "webhook", &format!("rejected: {e}"), Some(&raw), now)?;
@@ -58,8 +67,13 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         }
     };
     let claimed = format!(
-        "{}{}",
+        "{}{}{}",
         webhook.event.as_deref().unwrap_or("legacy format"),
+        webhook
+            .refund_id
+            .as_deref()
+            .map(|r| format!(", refund {r}; re-checking the invoice"))
+            .unwrap_or_default(),
         webhook
             .claimed_status
             .as_deref()
@@ -77,11 +91,13 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         log::warn!("webhook for {id}: x-signature does not match the body");
     }
 
-    let bitpay = ctx.bitpay(Some(ctx.identity()?));
+    let identity = ctx.identity()?;
+    let order_key = OrderKey::of(&identity);
+    let bitpay = ctx.bitpay(Some(identity));
     let splynx = ctx.splynx();
     let record = match record {
         Some(record) => record,
-        None => match adopt_by_id(ctx, &bitpay, &splynx, &id)? {
+        None => match recovery::adopt_by_id(ctx, &bitpay, &splynx, &order_key, &id)? {
             Some(record) => record,
             None => {
                 ctx.output.emit(
@@ -103,123 +119,6 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     let (human, json) = settlement::describe(&id, &outcome);
     ctx.output.emit(&human, &json);
     Ok(SUCCESS)
-}
-
-/// An invoice id we have no record of: if BitPay, asked with our own tokens, has it with our
-/// orderId format, rebuild the lost record. `None` means "not ours" (recorded, ignored).
-pub(crate) fn adopt_by_id(
-    ctx: &Context,
-    bitpay: &BitPayClient,
-    splynx: &SplynxClient<'_>,
-    id: &str,
-) -> Result<Option<InvoiceRecord>> {
-    let ignore = |reason: &str| -> Result<Option<InvoiceRecord>> {
-        ctx.store.journal(
-            Some(id),
-            "decision",
-            &format!("ignored: {reason}"),
-            None,
-            clock::now_ms(),
-        )?;
-        Ok(None)
-    };
-    let mut tokens = ctx.store.tokens(ctx.environment())?;
-    tokens.retain(|t| t.approved);
-    tokens.sort_by_key(|t| t.facade != "merchant");
-    let mut found = None;
-    for token in &tokens {
-        match bitpay.invoice(id, token.token.expose()) {
-            Ok(invoice) => {
-                found = Some((invoice, token));
-                break;
-            }
-            Err(e) if e.is_temporary() => {
-                return Err(e).context(format!("fetching unknown BitPay invoice {id}"))
-            }
-            Err(e) => log::info!("BitPay invoice {id} with the {} token: {e}", token.facade),
-        }
-    }
-    let Some((invoice, token)) = found else {
-        return ignore("unknown invoice (BitPay does not know it for our tokens)");
-    };
-    ctx.store.journal(
-        Some(id),
-        "fetch",
-        &format!(
-            "unknown locally; BitPay says {} with orderId {:?}",
-            invoice.status, invoice.order_id
-        ),
-        None,
-        clock::now_ms(),
-    )?;
-    if let Some(existing) = ctx.store.invoice_by_guid(&invoice.guid)? {
-        // Our own attempt whose answer never arrived.
-        let how = "recovered by guid: our own create whose answer never arrived";
-        ctx.store
-            .mark_created(&existing.guid, &invoice, how, clock::now_ms())?;
-        return Ok(ctx.store.invoice_by_bitpay_id(id)?);
-    }
-    let Some((kind, doc_id, refill_customer)) = parse_order_id(&invoice.order_id) else {
-        return ignore(&format!("orderId {:?} is not ours", invoice.order_id));
-    };
-    if invoice.currency != ctx.config.bitpay.currency {
-        return ignore(&format!(
-            "currency {} is not the configured {}",
-            invoice.currency, ctx.config.bitpay.currency
-        ));
-    }
-    let Some(price) = invoice.price else {
-        return ignore("BitPay's invoice has no price");
-    };
-    let not_found = |e: SplynxError| -> Result<Option<(i64, String)>> {
-        match e {
-            SplynxError::NotFound { .. } => Ok(None),
-            other => Err(other.into()),
-        }
-    };
-    let owner = match (kind, doc_id) {
-        (DocKind::Invoice, Some(doc)) => splynx
-            .invoice(doc)
-            .map(|i| Some((i.customer_id, i.number)))
-            .or_else(not_found)?,
-        (DocKind::Proforma, Some(doc)) => splynx
-            .proforma(doc)
-            .map(|p| Some((p.customer_id, p.number)))
-            .or_else(not_found)?,
-        _ => refill_customer.map(|c| (c, String::new())),
-    };
-    let Some((customer_id, number)) = owner else {
-        return ignore("the Splynx document it names does not exist");
-    };
-    let pos_customer = serde_json::from_str::<serde_json::Value>(&invoice.pos_data)
-        .ok()
-        .and_then(|p| p.get("customer_id").and_then(|c| c.as_i64()));
-    if pos_customer.is_some_and(|c| c != customer_id) {
-        return ignore("posData names another customer than the document's");
-    }
-    let guid = if invoice.guid.is_empty() {
-        uuid::Uuid::new_v4().to_string()
-    } else {
-        invoice.guid.clone()
-    };
-    let record = ctx.store.adopt_invoice(
-        &NewInvoice {
-            guid,
-            environment: ctx.environment().to_string(),
-            facade: token.facade.clone(),
-            token: token.token.clone(),
-            doc_kind: kind,
-            doc_id,
-            doc_number: (!number.is_empty()).then_some(number),
-            customer_id,
-            price,
-            currency: invoice.currency.clone(),
-            order_id: invoice.order_id.clone(),
-        },
-        &invoice,
-        clock::now_ms(),
-    )?;
-    Ok(Some(record))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod handle_ipn;
 pub mod pair;
 pub mod reconcile;
+pub mod resolve;
 pub mod show;
 pub mod status;
 pub mod unpair;

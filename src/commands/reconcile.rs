@@ -14,10 +14,14 @@ use crate::bitpay::BitPayClient;
 use crate::cli::ReconcileArgs;
 use crate::context::Context;
 use crate::exit::{self, Problem};
-use crate::settlement::{parse_order_id, Outcome, Settler};
+use crate::order_id::{self, OrderKey};
+use crate::settlement::{Outcome, Settler};
 use crate::splynx::SplynxClient;
-use crate::store::{InvoiceRecord, Settlement, Store};
+use crate::store::{Finding, InvoiceRecord, Settlement, Store};
 use crate::{clock, lock, pairing};
+
+/// The last finding a reconcile run reported: each is reported (and mailed by cron) once.
+const REPORTED_FINDING: &str = "reconcile.reported_finding";
 
 /// Invoices stuck in "creating" this long without BitPay knowing their guid are dropped.
 const ABANDON_CREATING_MS: i64 = 60 * 60 * 1000;
@@ -29,6 +33,8 @@ struct Summary {
     pending: usize,
     expired: usize,
     review: usize,
+    reversed: usize,
+    watched: usize,
     errors: usize,
     temporary_errors: usize,
     discovered: usize,
@@ -77,6 +83,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         Duration::ZERO,
     )?;
     let identity = ctx.identity()?;
+    let order_key = OrderKey::of(&identity);
     let bitpay = ctx.bitpay(Some(identity));
     let token = pairing::invoice_token(ctx, &bitpay)?;
     let mut summary = Summary::default();
@@ -93,13 +100,16 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
             ctx,
             &bitpay,
             &ctx.splynx(),
+            &order_key,
             token.token.expose(),
             since,
             args.dry_run,
         )?;
     }
 
-    let records = ctx.store.unsettled_invoices()?;
+    // Unsettled invoices, then credited ones BitPay may still take back.
+    let mut records = ctx.store.unsettled_invoices()?;
+    records.extend(ctx.store.watched_invoices(clock::now_ms())?);
     let total = records.len();
     let progress = progress_bar(ctx, total as u64);
     let limiter = RateLimit::new(ctx.config.reconcile.requests_per_second);
@@ -154,10 +164,19 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
             .clone()
             .unwrap_or_else(|| format!("guid {}", record.guid));
         let (label, detail) = match result {
+            Ok(Outcome::AlreadyCredited) if record.settlement == Settlement::Credited => {
+                summary.watched += 1;
+                ("still watched", String::new())
+            }
             Ok(Outcome::Credited { .. }) | Ok(Outcome::AlreadyCredited) => {
                 summary.credited += 1;
                 ("credited", String::new())
             }
+            Ok(Outcome::Reversed(note)) => {
+                summary.reversed += 1;
+                ("reversed after credit", note)
+            }
+            Ok(Outcome::Held(note)) => ("held for the admin", note),
             Ok(Outcome::Pending) => {
                 summary.pending += 1;
                 ("pending", String::new())
@@ -178,7 +197,9 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
                 ("error", format!("{e:#}"))
             }
         };
-        if label != "pending" {
+        // Held records are reported once below, as findings.
+        let held = matches!(label, "needs review" | "reversed after credit") && !args.dry_run;
+        if !matches!(label, "pending" | "still watched") && !held {
             let verb = if args.dry_run && label != "error" {
                 format!("would be {label}")
             } else {
@@ -198,9 +219,26 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         );
     }
     summary.errors += failures.into_inner();
+    let findings = if args.dry_run {
+        Vec::new()
+    } else {
+        new_findings(&ctx.store)?
+    };
+    if !findings.is_empty() {
+        lines.push("Needs the admin (new since the last reconcile):".into());
+        for f in &findings {
+            lines.push(format!(
+                "  {} {}: {}: {}",
+                clock::datetime_of(f.at),
+                f.bitpay_id.as_deref().unwrap_or("-"),
+                f.kind,
+                f.summary
+            ));
+        }
+    }
 
     let headline = format!(
-        "{}checked {}, credited {}, pending {}, expired {}, needs review {}, errors {}{}",
+        "{}checked {}, credited {}, pending {}, expired {}, needs review {}, reversed after credit {}, still watched {}, errors {}{}",
         if args.dry_run {
             "dry run (nothing changed): "
         } else {
@@ -211,6 +249,8 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         summary.pending,
         summary.expired,
         summary.review,
+        summary.reversed,
+        summary.watched,
         summary.errors,
         if since.is_some() {
             format!(", discovered at BitPay {}", summary.discovered)
@@ -228,13 +268,28 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
             "pending": summary.pending,
             "expired": summary.expired,
             "needs_review": summary.review,
+            "reversed": summary.reversed,
+            "watched": summary.watched,
             "errors": summary.errors,
+            "needs_admin": findings.iter().map(|f| json!({
+                "at": clock::datetime_of(f.at),
+                "bitpay_invoice_id": f.bitpay_id,
+                "kind": f.kind,
+                "summary": f.summary,
+            })).collect::<Vec<_>>(),
             "discovered": summary.discovered,
             "invoices": items,
         }),
     );
+    // Cron mails output when the exit is non-zero: 1 once for each new finding, whoever
+    // found it (this run or a webhook since the last one).
+    let needs_admin = if args.dry_run {
+        summary.review + summary.reversed > 0
+    } else {
+        !findings.is_empty()
+    };
     Ok(
-        if summary.review > 0 || summary.errors > summary.temporary_errors {
+        if needs_admin || summary.errors > summary.temporary_errors {
             exit::FAILURE
         } else if summary.errors > 0 {
             exit::TEMPORARY
@@ -242,6 +297,19 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
             exit::SUCCESS
         },
     )
+}
+
+/// Findings recorded since the last run reported, marked as reported now.
+fn new_findings(store: &Store) -> Result<Vec<Finding>> {
+    let reported = store
+        .meta(REPORTED_FINDING)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let findings = store.findings_after(reported)?;
+    if let Some(last) = findings.last() {
+        store.set_meta(REPORTED_FINDING, &last.id.to_string())?;
+    }
+    Ok(findings)
 }
 
 fn check_one(
@@ -294,6 +362,7 @@ fn discover(
     ctx: &Context,
     bitpay: &BitPayClient,
     splynx: &SplynxClient<'_>,
+    order_key: &OrderKey,
     token: &str,
     since: chrono::NaiveDate,
     dry_run: bool,
@@ -308,7 +377,8 @@ fn discover(
             .context("listing BitPay invoices")?;
         let count = invoices.len();
         for invoice in invoices {
-            if parse_order_id(&invoice.order_id).is_none()
+            // Only invoices this installation made (their order id's MAC verifies).
+            if order_id::verify(&invoice.order_id, order_key).is_none()
                 || ctx.store.invoice_by_bitpay_id(&invoice.id)?.is_some()
             {
                 continue;
@@ -322,7 +392,7 @@ fn discover(
                 );
                 continue;
             }
-            super::handle_ipn::adopt_by_id(ctx, bitpay, splynx, &invoice.id)?;
+            crate::recovery::adopt_by_id(ctx, bitpay, splynx, order_key, &invoice.id)?;
         }
         if count < page {
             break;

@@ -9,7 +9,7 @@ use crate::clock;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
 use crate::money::format_amount;
-use crate::store::InvoiceRecord;
+use crate::store::{InvoiceRecord, Settlement};
 
 pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
     let id = args.id.trim();
@@ -42,7 +42,7 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
             ctx.store.journal_for(&bitpay_id)?
         };
         human.push(format!(
-            "BitPay invoice {}\n  document:   {} {} (id {}) of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {}{}\n  Splynx payment: {}\n  created:    {}\n  url:        {}\n  journal:",
+            "BitPay invoice {}\n  document:   {} {} (id {}) of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {} ({}){}\n  Splynx payment: {}{}{}\n  created:    {}\n  url:        {}\n  journal:",
             if bitpay_id.is_empty() { "(not created yet)" } else { &bitpay_id },
             record.doc_kind.as_str(),
             record.doc_number.as_deref().unwrap_or("-"),
@@ -54,8 +54,29 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
             record.bitpay_status,
             record.exception_status.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
             record.settlement.as_str(),
+            record.settlement.describe(),
             record.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default(),
             record.splynx_payment_id.map_or("none".into(), |p| p.to_string()),
+            if record.duplicate_payment_ids.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\n  duplicate payments in Splynx: {}",
+                    crate::settlement::join_ids(&record.duplicate_payment_ids)
+                )
+            },
+            match (record.payment_sent_at, record.watch_until) {
+                (Some(at), _) if record.settlement == Settlement::Sent => format!(
+                    "\n  payment sent: {} ({} attempt(s)), outcome unknown",
+                    clock::datetime_of(at),
+                    record.payment_attempts
+                ),
+                (_, Some(until)) => format!(
+                    "\n  watched:    until BitPay says complete, at most until {}",
+                    clock::datetime_of(until)
+                ),
+                _ => String::new(),
+            },
             clock::datetime_of(record.created_at),
             record.url.as_deref().unwrap_or("-"),
         ));
@@ -81,6 +102,11 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
             "settlement": record.settlement.as_str(),
             "note": record.note,
             "splynx_payment_id": record.splynx_payment_id,
+            "duplicate_payment_ids": record.duplicate_payment_ids,
+            "payment_sent_at": record.payment_sent_at.map(clock::datetime_of),
+            "payment_attempts": record.payment_attempts,
+            "credited_at": record.credited_at.map(clock::datetime_of),
+            "watch_until": record.watch_until.map(clock::datetime_of),
             "url": record.url,
             "created_at": clock::datetime_of(record.created_at),
             "journal": entries.iter().map(journal_json).collect::<Vec<_>>(),

@@ -12,6 +12,7 @@ use crate::store::InvoiceRecord;
 /// How many recent webhooks and unsettled invoices `status` lists.
 const WEBHOOKS_SHOWN: u32 = 10;
 const UNSETTLED_SHOWN: u32 = 25;
+const HELD_SHOWN: u32 = 25;
 
 fn invoice_json(o: &InvoiceRecord) -> serde_json::Value {
     json!({
@@ -23,6 +24,9 @@ fn invoice_json(o: &InvoiceRecord) -> serde_json::Value {
         "currency": o.currency,
         "bitpay_status": o.bitpay_status,
         "settlement": o.settlement.as_str(),
+        "note": o.note,
+        "splynx_payment_id": o.splynx_payment_id,
+        "duplicate_payment_ids": o.duplicate_payment_ids,
         "created_at": clock::datetime_of(o.created_at),
     })
 }
@@ -52,6 +56,20 @@ pub fn run(ctx: &Context) -> Result<u8> {
     let unsettled = ctx.store.oldest_unsettled(UNSETTLED_SHOWN)?;
     let oldest = unsettled.first().cloned();
     let webhooks = ctx.store.recent_journal("webhook", WEBHOOKS_SHOWN)?;
+    let held = ctx.store.held_invoices(HELD_SHOWN)?;
+    let count = |state: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n)
+    };
+    let duplicates = ctx.store.duplicate_count()?;
+    let needs_admin = json!({
+        "review": count("review"),
+        "reversed_after_credit": count("reversed"),
+        "duplicates": duplicates,
+        "payment_outcome_unknown": count("sent"),
+    });
 
     let mut human = vec![
         format!("Environment:       {env} ({})", ctx.config.bitpay.api_url),
@@ -119,6 +137,23 @@ pub fn run(ctx: &Context) -> Result<u8> {
             clock::datetime_of(o.created_at)
         ));
     }
+    if count("review") + count("reversed") + count("sent") > 0 {
+        human.push(format!(
+            "Needs the admin:   reversed after credit {}, held for review {} (duplicate payments {}), payment outcome unknown {}",
+            count("reversed"),
+            count("review"),
+            duplicates,
+            count("sent")
+        ));
+        for o in &held {
+            human.push(format!(
+                "  {}  {}  {}",
+                o.bitpay_id.as_deref().unwrap_or("-"),
+                o.settlement.describe(),
+                o.note.as_deref().unwrap_or("")
+            ));
+        }
+    }
     if !webhooks.is_empty() {
         human.push("Recent webhooks:".into());
         for w in webhooks.iter().take(5) {
@@ -148,6 +183,8 @@ pub fn run(ctx: &Context) -> Result<u8> {
         "last_webhook_at": last_webhook.map(clock::datetime_of),
         "oldest_unsettled": oldest.as_ref().map(invoice_json),
         "unsettled": unsettled.iter().map(invoice_json).collect::<Vec<_>>(),
+        "needs_admin": needs_admin,
+        "held": held.iter().map(invoice_json).collect::<Vec<_>>(),
         "recent_webhooks": webhooks.iter().map(|w| json!({
             "at": clock::datetime_of(w.at),
             "bitpay_invoice_id": w.bitpay_id,

@@ -25,7 +25,12 @@ use crate::{clock, http};
 #[derive(Debug, thiserror::Error)]
 pub enum SplynxError {
     #[error("Splynx API at {url} is unreachable: {message}")]
-    Transport { url: String, message: String },
+    Transport {
+        url: String,
+        message: String,
+        /// The request may have been processed (see [`http::TransportError`]).
+        may_have_arrived: bool,
+    },
     #[error("Splynx API answered HTTP {status} (temporary; try again later): {message}")]
     Unavailable { status: u16, message: String },
     #[error("Splynx refused the API key (HTTP 401: {message}); check splynx.api_key and splynx.api_secret, and that the key is enabled in Administration → API keys")]
@@ -44,6 +49,9 @@ pub enum SplynxError {
     Api { status: u16, message: String },
     #[error("Splynx API reply to {path} could not be read: {message}")]
     Decode { path: String, message: String },
+    /// Failed before the request was sent (e.g. while getting an access token).
+    #[error(transparent)]
+    BeforeSending(Box<SplynxError>),
     #[error(transparent)]
     Lock(#[from] lock::LockError),
     #[error(transparent)]
@@ -51,8 +59,38 @@ pub enum SplynxError {
 }
 
 impl SplynxError {
+    /// For a request that changes data: true when this error does not prove Splynx left
+    /// it undone (no reply, a dropped connection, a 5xx, an unreadable 2xx).
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            SplynxError::Transport {
+                may_have_arrived, ..
+            } => *may_have_arrived,
+            SplynxError::Unavailable { .. } | SplynxError::Decode { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The same error, marked as one that happened before the request itself was sent
+    /// (while getting an access token, say).
+    fn before_sending(self) -> SplynxError {
+        match self {
+            SplynxError::BeforeSending(_) => self,
+            other => SplynxError::BeforeSending(Box::new(other)),
+        }
+    }
+
+    /// The error itself, without the "before sending" mark.
+    pub fn cause(&self) -> &SplynxError {
+        match self {
+            SplynxError::BeforeSending(inner) => inner.cause(),
+            other => other,
+        }
+    }
+
     pub fn is_temporary(&self) -> bool {
         match self {
+            SplynxError::BeforeSending(inner) => inner.is_temporary(),
             SplynxError::Transport { .. } | SplynxError::Unavailable { .. } => true,
             SplynxError::Lock(lock::LockError::Busy { .. }) => true,
             SplynxError::Store(e) => e.is_busy() || e.is_storage_unavailable(),
@@ -251,11 +289,16 @@ impl<'a> SplynxClient<'a> {
                 send(&self.signature_header()?)?
             }
             SplynxAuth::AccessToken => {
-                let token = self.access_token(None)?;
+                let token = self
+                    .access_token(None)
+                    .map_err(SplynxError::before_sending)?;
                 let (status, text) = send(&token_header(&token))?;
                 if status == 401 {
                     // Expired, revoked or banned: one fresh token, one more try.
-                    send(&token_header(&self.access_token(Some(&token))?))?
+                    let fresh = self
+                        .access_token(Some(&token))
+                        .map_err(SplynxError::before_sending)?;
+                    send(&token_header(&fresh))?
                 } else {
                     (status, text)
                 }
@@ -284,9 +327,10 @@ impl<'a> SplynxClient<'a> {
                 .body(body.to_vec());
         }
         log::debug!("Splynx {method} {url}");
-        let (status, text) = http::exchange(request).map_err(|message| SplynxError::Transport {
+        let (status, text) = http::exchange(request).map_err(|e| SplynxError::Transport {
             url: url.to_string(),
-            message,
+            message: e.message,
+            may_have_arrived: e.may_have_arrived,
         })?;
         log::debug!("Splynx HTTP {status}, {} bytes", text.len());
         Ok((status, text))

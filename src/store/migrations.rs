@@ -64,4 +64,68 @@ pub const MIGRATIONS: &[&str] = &[
         token TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 5: exactly once when Splynx is slow, and after the credit. New settlement states
+    //    ('sent': a payment POST whose outcome is unknown; 'reversed': invalid, declined or
+    //    refunded after the credit; 'resolved': the admin closed a held record), when the
+    //    payment was last sent and how often, the watch over credited invoices until BitPay
+    //    says complete, duplicate payment ids, and the findings `reconcile` mails once.
+    //    SQLite cannot change a CHECK constraint, so the table is rebuilt.
+    "CREATE TABLE invoices_v5 (
+        id INTEGER PRIMARY KEY,
+        guid TEXT NOT NULL UNIQUE,
+        bitpay_id TEXT UNIQUE,
+        environment TEXT NOT NULL,
+        facade TEXT NOT NULL,
+        token TEXT NOT NULL,
+        doc_kind TEXT NOT NULL CHECK (doc_kind IN ('invoice', 'proforma', 'refill')),
+        doc_id INTEGER,
+        doc_number TEXT,
+        customer_id INTEGER NOT NULL,
+        price TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        order_id TEXT NOT NULL UNIQUE,
+        url TEXT,
+        bitpay_status TEXT NOT NULL,
+        exception_status TEXT,
+        settlement TEXT NOT NULL CHECK (settlement IN
+            ('creating', 'open', 'crediting', 'sent', 'credited', 'expired', 'review',
+             'reversed', 'resolved')),
+        note TEXT,
+        expires_at INTEGER,
+        splynx_payment_id INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        payment_sent_at INTEGER,
+        payment_attempts INTEGER NOT NULL DEFAULT 0,
+        credited_at INTEGER,
+        watch_until INTEGER,
+        duplicate_payment_ids TEXT
+    );
+    INSERT INTO invoices_v5 (id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id,
+        doc_number, customer_id, price, currency, order_id, url, bitpay_status,
+        exception_status, settlement, note, expires_at, splynx_payment_id, created_at,
+        updated_at, credited_at, watch_until)
+    SELECT id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, doc_number,
+        customer_id, price, currency, order_id, url, bitpay_status, exception_status,
+        settlement, note, expires_at, splynx_payment_id, created_at, updated_at,
+        CASE settlement WHEN 'credited' THEN updated_at END,
+        CASE WHEN settlement = 'credited' AND bitpay_status != 'complete'
+             THEN updated_at + 7 * 86400000 END
+    FROM invoices;
+    DROP TABLE invoices;
+    ALTER TABLE invoices_v5 RENAME TO invoices;
+    CREATE INDEX invoices_document ON invoices (doc_kind, doc_id, customer_id);
+    CREATE INDEX invoices_settlement ON invoices (settlement);
+    CREATE INDEX invoices_watch ON invoices (watch_until) WHERE watch_until IS NOT NULL;
+    CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        bitpay_id TEXT,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];

@@ -142,13 +142,20 @@ pub enum Settlement {
     Creating,
     /// Known to BitPay, not yet paid and confirmed.
     Open,
-    /// A Splynx payment is being made; finish by looking it up first.
+    /// A Splynx payment is about to be made; finish by looking it up first.
     Crediting,
+    /// A payment POST was sent and its outcome is unknown (no reply, 5xx): only looked up
+    /// until the grace period has passed, never sent again blindly.
+    Sent,
     Credited,
     /// Expired, declined or underpaid at BitPay: nothing to credit.
     Expired,
-    /// Needs the admin: mismatch, Splynx refused the payment, ...
+    /// Needs the admin: mismatch, Splynx refused the payment, duplicates, paid late, ...
     Review,
+    /// Invalid, declined or refunded at BitPay after we credited it: held for the admin.
+    Reversed,
+    /// A held record the admin has dealt with (`splynx-bitpay resolve`).
+    Resolved,
 }
 
 impl Settlement {
@@ -157,17 +164,44 @@ impl Settlement {
             Settlement::Creating => "creating",
             Settlement::Open => "open",
             Settlement::Crediting => "crediting",
+            Settlement::Sent => "sent",
             Settlement::Credited => "credited",
             Settlement::Expired => "expired",
             Settlement::Review => "review",
+            Settlement::Reversed => "reversed",
+            Settlement::Resolved => "resolved",
+        }
+    }
+
+    /// For people: what the state means.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Settlement::Creating => "being created at BitPay",
+            Settlement::Open => "waiting for payment",
+            Settlement::Crediting => "being credited in Splynx",
+            Settlement::Sent => "payment sent to Splynx, outcome unknown",
+            Settlement::Credited => "credited",
+            Settlement::Expired => "expired, nothing to credit",
+            Settlement::Review => "held for review",
+            Settlement::Reversed => "reversed after credit",
+            Settlement::Resolved => "resolved by the admin",
         }
     }
 
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Settlement::Credited | Settlement::Expired | Settlement::Review
+            Settlement::Credited
+                | Settlement::Expired
+                | Settlement::Review
+                | Settlement::Reversed
+                | Settlement::Resolved
         )
+    }
+
+    /// Held until the admin resolves it.
+    pub fn needs_admin(self) -> bool {
+        matches!(self, Settlement::Review | Settlement::Reversed)
     }
 }
 
@@ -178,9 +212,12 @@ impl FromStr for Settlement {
             "creating" => Settlement::Creating,
             "open" => Settlement::Open,
             "crediting" => Settlement::Crediting,
+            "sent" => Settlement::Sent,
             "credited" => Settlement::Credited,
             "expired" => Settlement::Expired,
             "review" => Settlement::Review,
+            "reversed" => Settlement::Reversed,
+            "resolved" => Settlement::Resolved,
             other => return Err(format!("unknown settlement state {other}")),
         })
     }
@@ -210,6 +247,14 @@ pub struct InvoiceRecord {
     pub splynx_payment_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When a payment POST was last sent (cleared when Splynx provably refused it).
+    pub payment_sent_at: Option<i64>,
+    pub payment_attempts: i64,
+    pub credited_at: Option<i64>,
+    /// Credited and re-checked by `reconcile` until BitPay says complete, or until then.
+    pub watch_until: Option<i64>,
+    /// Every Splynx payment found with this receipt number when there was more than one.
+    pub duplicate_payment_ids: Vec<i64>,
 }
 
 /// A new invoice row, saved before BitPay is asked to create it.
@@ -240,7 +285,8 @@ pub struct JournalEntry {
 
 const INVOICE_COLUMNS: &str = "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
     doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
-    settlement, note, expires_at, splynx_payment_id, created_at, updated_at";
+    settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
+    payment_attempts, credited_at, watch_until, duplicate_payment_ids";
 
 /// SQLite's busy handler. Writers here hold the lock for well under a millisecond, so poll
 /// often (0.1 to 3.2 ms) rather than SQLite's default 1 to 100 ms back-off, which makes a
@@ -294,7 +340,59 @@ fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {
         splynx_payment_id: row.get(19)?,
         created_at: row.get(20)?,
         updated_at: row.get(21)?,
+        payment_sent_at: row.get(22)?,
+        payment_attempts: row.get(23)?,
+        credited_at: row.get(24)?,
+        watch_until: row.get(25)?,
+        duplicate_payment_ids: row
+            .get::<_, Option<String>>(26)?
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|id| id.trim().parse().ok())
+            .collect(),
     })
+}
+
+/// Something that needs the admin, recorded once when it is found; `reconcile` reports
+/// each one once (cron mails it).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub id: i64,
+    pub at: i64,
+    pub bitpay_id: Option<String>,
+    pub kind: String,
+    pub summary: String,
+}
+
+/// Why a record is held for the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    /// Mismatch, Splynx refused the payment, unknown status, underpaid but confirmed, ...
+    Review,
+    /// More than one Splynx payment carries this invoice's receipt number.
+    Duplicate,
+    /// Paid after the invoice expired.
+    PaidLate,
+    /// Invalid, declined or refunded after the credit.
+    Reversed,
+}
+
+impl HoldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldKind::Review => "review",
+            HoldKind::Duplicate => "duplicate",
+            HoldKind::PaidLate => "paid late",
+            HoldKind::Reversed => "reversed after credit",
+        }
+    }
+
+    fn settlement(self) -> Settlement {
+        match self {
+            HoldKind::Reversed => Settlement::Reversed,
+            _ => Settlement::Review,
+        }
+    }
 }
 
 impl Store {
@@ -581,17 +679,43 @@ impl Store {
         // Final records never matter for a new checkout, and a customer's refills pile up.
         self.invoices_where(
             "doc_kind = ?1 AND doc_id IS ?2 AND customer_id = ?3
-             AND settlement IN ('creating', 'open', 'crediting') ORDER BY id DESC",
+             AND settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id DESC",
             &[&kind.as_str(), &doc_id, &customer_id],
         )
     }
 
-    /// Invoices that are not final (creating, open, crediting), oldest first.
+    /// Invoices that are not final (creating, open, crediting, sent), oldest first.
     pub fn unsettled_invoices(&self) -> Result<Vec<InvoiceRecord>> {
         self.invoices_where(
-            "settlement IN ('creating', 'open', 'crediting') ORDER BY id",
+            "settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id",
             &[],
         )
+    }
+
+    /// Credited invoices still watched (BitPay may yet reverse them), oldest first.
+    pub fn watched_invoices(&self, now: i64) -> Result<Vec<InvoiceRecord>> {
+        self.invoices_where(
+            "watch_until > ?1 AND settlement = 'credited' ORDER BY watch_until",
+            &[&now],
+        )
+    }
+
+    /// Records held for the admin (review, reversed after credit), newest first.
+    pub fn held_invoices(&self, limit: u32) -> Result<Vec<InvoiceRecord>> {
+        self.invoices_where(
+            "settlement IN ('review', 'reversed') ORDER BY updated_at DESC LIMIT ?1",
+            &[&limit],
+        )
+    }
+
+    /// How many held records have more than one Splynx payment.
+    pub fn duplicate_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM invoices WHERE settlement IN ('review', 'reversed')
+                 AND duplicate_payment_ids IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn invoices_by_document_number(&self, number: &str) -> Result<Vec<InvoiceRecord>> {
@@ -635,7 +759,8 @@ impl Store {
         Ok(())
     }
 
-    /// Moves the settlement state, never away from `credited` (a credit is never undone).
+    /// Moves the settlement state, never away from `credited` (a credit is never undone)
+    /// nor from what the admin holds or resolved; holding goes through [`Store::hold`].
     pub fn set_settlement(
         &self,
         id: i64,
@@ -645,23 +770,137 @@ impl Store {
     ) -> Result<bool> {
         let changed = self.conn.execute(
             "UPDATE invoices SET settlement = ?2, note = coalesce(?3, note), updated_at = ?4
-             WHERE id = ?1 AND settlement != 'credited'",
+             WHERE id = ?1 AND settlement NOT IN ('credited', 'reversed', 'resolved')",
             params![id, settlement.as_str(), note, now],
         )?;
         Ok(changed == 1)
     }
 
+    /// Credited as `splynx_payment_id`; watched until `watch_until` (None: already final).
     pub fn mark_credited(
         &self,
         id: i64,
         splynx_payment_id: i64,
         note: &str,
+        watch_until: Option<i64>,
         now: i64,
     ) -> Result<()> {
         self.conn.execute(
             "UPDATE invoices SET settlement = 'credited', splynx_payment_id = ?2, note = ?3,
-                 updated_at = ?4 WHERE id = ?1",
-            params![id, splynx_payment_id, note, now],
+                 credited_at = ?4, watch_until = ?5, updated_at = ?4 WHERE id = ?1",
+            params![id, splynx_payment_id, note, now, watch_until],
+        )?;
+        Ok(())
+    }
+
+    /// Recorded before a payment POST: from now on its outcome is unknown until a reply
+    /// or a look-up says otherwise.
+    pub fn mark_payment_sent(&self, id: i64, now: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE invoices SET settlement = 'sent', payment_sent_at = ?2,
+                 payment_attempts = payment_attempts + 1, updated_at = ?2
+             WHERE id = ?1 AND settlement IN ('crediting', 'sent')",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    /// Splynx provably did not apply the payment POST (refused it, or it never left).
+    pub fn mark_payment_not_sent(&self, id: i64, now: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE invoices SET settlement = 'crediting', payment_sent_at = NULL,
+                 updated_at = ?2 WHERE id = ?1 AND settlement = 'sent'",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    /// BitPay says the credited invoice is final (complete): no more watching.
+    pub fn end_watch(&self, id: i64, now: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE invoices SET watch_until = NULL, updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    /// Holds a record for the admin (also a credited one: a reversal or a duplicate), and
+    /// records the finding once: false when it was already held this way.
+    pub fn hold(
+        &self,
+        record: &InvoiceRecord,
+        kind: HoldKind,
+        note: &str,
+        duplicate_payment_ids: &[i64],
+        now: i64,
+    ) -> Result<bool> {
+        let settlement = kind.settlement();
+        let duplicates = (!duplicate_payment_ids.is_empty()).then(|| {
+            duplicate_payment_ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let tx = self.conn.unchecked_transaction()?;
+        let changed = self.conn.execute(
+            "UPDATE invoices SET settlement = ?2, note = ?3, watch_until = NULL,
+                 duplicate_payment_ids = coalesce(?4, duplicate_payment_ids), updated_at = ?5
+             WHERE id = ?1 AND settlement NOT IN (?2, 'resolved')",
+            params![record.id, settlement.as_str(), note, duplicates, now],
+        )?;
+        if changed == 1 {
+            self.conn.execute(
+                "INSERT INTO findings (at, bitpay_id, kind, summary) VALUES (?1, ?2, ?3, ?4)",
+                params![now, record.bitpay_id, kind.as_str(), note],
+            )?;
+        }
+        tx.commit()?;
+        Ok(changed == 1)
+    }
+
+    /// The admin closes a held record. False when it is not held.
+    pub fn resolve(&self, id: i64, note: &str, now: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE invoices SET settlement = 'resolved', note = ?2, updated_at = ?3
+             WHERE id = ?1 AND settlement IN ('review', 'reversed')",
+            params![id, note, now],
+        )? == 1)
+    }
+
+    // ---- findings ----
+
+    /// Findings recorded after finding `after_id`, oldest first.
+    pub fn findings_after(&self, after_id: i64) -> Result<Vec<Finding>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, at, bitpay_id, kind, summary FROM findings WHERE id > ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([after_id], |r| {
+            Ok(Finding {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                bitpay_id: r.get(2)?,
+                kind: r.get(3)?,
+                summary: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- small settings the program keeps for itself ----
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
         )?;
         Ok(())
     }
@@ -681,7 +920,7 @@ impl Store {
     /// The `limit` oldest unsettled invoices.
     pub fn oldest_unsettled(&self, limit: u32) -> Result<Vec<InvoiceRecord>> {
         self.invoices_where(
-            "settlement IN ('creating', 'open', 'crediting') ORDER BY id LIMIT ?1",
+            "settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id LIMIT ?1",
             &[&limit],
         )
     }
@@ -844,7 +1083,7 @@ mod tests {
                 2,
             )
             .unwrap();
-        store.mark_credited(record.id, 9, "paid", 3).unwrap();
+        store.mark_credited(record.id, 9, "paid", None, 3).unwrap();
         assert!(!store
             .set_settlement(record.id, Settlement::Expired, None, 4)
             .unwrap());

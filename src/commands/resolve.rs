@@ -1,0 +1,50 @@
+//! `resolve ID`: the admin closes a record held for them (review, reversed after credit,
+//! duplicates) after acting in Splynx. Nothing in Splynx is changed here.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::ResolveArgs;
+use crate::clock;
+use crate::context::Context;
+use crate::exit::{Problem, SUCCESS};
+
+pub fn run(args: ResolveArgs, ctx: &Context) -> Result<u8> {
+    let id = args.id.trim();
+    let record = ctx.store.invoice_by_bitpay_id(id)?.ok_or_else(|| {
+        Problem::BadInput(format!("no BitPay invoice {id:?} is known here"))
+    })?;
+    if !record.settlement.needs_admin() {
+        return Err(Problem::BadInput(format!(
+            "BitPay invoice {id} is {} ({}), not held for the admin; nothing to resolve",
+            record.settlement.as_str(),
+            record.settlement.describe()
+        ))
+        .into());
+    }
+    let now = clock::now_ms();
+    let note = format!(
+        "resolved by the admin{}; was {}: {}",
+        args.note
+            .as_deref()
+            .map(|n| format!(" ({})", n.trim()))
+            .unwrap_or_default(),
+        record.settlement.describe(),
+        record.note.as_deref().unwrap_or("")
+    );
+    let tx = ctx.store.begin()?;
+    let resolved = ctx.store.resolve(record.id, &note, now)?;
+    ctx.store.journal(Some(id), "decision", &note, None, now)?;
+    tx.commit().map_err(crate::store::StoreError::from)?;
+    if !resolved {
+        return Err(Problem::Temporary(format!(
+            "BitPay invoice {id} changed while resolving; run the command again"
+        ))
+        .into());
+    }
+    ctx.output.emit(
+        &format!("{id}: resolved (was {})", record.settlement.describe()),
+        &json!({"bitpay_invoice_id": id, "result": "resolved", "was": record.settlement.as_str()}),
+    );
+    Ok(SUCCESS)
+}

@@ -1,0 +1,138 @@
+//! Rebuilding a lost local record from BitPay: only for invoices this installation made
+//! (their order id's MAC verifies), never for another integration's or a forged one.
+
+use anyhow::{Context as _, Result};
+
+use crate::bitpay::BitPayClient;
+use crate::clock;
+use crate::context::Context;
+use crate::order_id::{self, OrderKey, OrderRef};
+use crate::splynx::{SplynxClient, SplynxError};
+use crate::store::{DocKind, InvoiceRecord, NewInvoice};
+
+/// An invoice id we have no record of: if BitPay, asked with our own tokens, has it with our
+/// orderId format, rebuild the lost record. `None` means "not ours" (recorded, ignored).
+pub fn adopt_by_id(
+    ctx: &Context,
+    bitpay: &BitPayClient,
+    splynx: &SplynxClient<'_>,
+    order_key: &OrderKey,
+    id: &str,
+) -> Result<Option<InvoiceRecord>> {
+    let ignore = |reason: &str| -> Result<Option<InvoiceRecord>> {
+        ctx.store.journal(
+            Some(id),
+            "decision",
+            &format!("ignored: {reason}"),
+            None,
+            clock::now_ms(),
+        )?;
+        Ok(None)
+    };
+    let mut tokens = ctx.store.tokens(ctx.environment())?;
+    tokens.retain(|t| t.approved);
+    tokens.sort_by_key(|t| t.facade != "merchant");
+    let mut found = None;
+    for token in &tokens {
+        match bitpay.invoice(id, token.token.expose()) {
+            Ok(invoice) => {
+                found = Some((invoice, token));
+                break;
+            }
+            Err(e) if e.is_temporary() => {
+                return Err(e).context(format!("fetching unknown BitPay invoice {id}"))
+            }
+            Err(e) => log::info!("BitPay invoice {id} with the {} token: {e}", token.facade),
+        }
+    }
+    let Some((invoice, token)) = found else {
+        return ignore("unknown invoice (BitPay does not know it for our tokens)");
+    };
+    ctx.store.journal(
+        Some(id),
+        "fetch",
+        &format!(
+            "unknown locally; BitPay says {} with orderId {:?}",
+            invoice.status, invoice.order_id
+        ),
+        None,
+        clock::now_ms(),
+    )?;
+    if let Some(existing) = ctx.store.invoice_by_guid(&invoice.guid)? {
+        // Our own attempt whose answer never arrived.
+        let how = "recovered by guid: our own create whose answer never arrived";
+        ctx.store
+            .mark_created(&existing.guid, &invoice, how, clock::now_ms())?;
+        return Ok(ctx.store.invoice_by_bitpay_id(id)?);
+    }
+    let Some(OrderRef {
+        kind,
+        doc_id,
+        refill_customer,
+    }) = order_id::verify(&invoice.order_id, order_key)
+    else {
+        return ignore(&format!(
+            "orderId {:?} was not made by this installation (no valid MAC): another integration's invoice on the same BitPay account, or a forged one; never adopted",
+            invoice.order_id
+        ));
+    };
+    if invoice.currency != ctx.config.bitpay.currency {
+        return ignore(&format!(
+            "currency {} is not the configured {}",
+            invoice.currency, ctx.config.bitpay.currency
+        ));
+    }
+    let Some(price) = invoice.price else {
+        return ignore("BitPay's invoice has no price");
+    };
+    let not_found = |e: SplynxError| -> Result<Option<(i64, String)>> {
+        match e {
+            SplynxError::NotFound { .. } => Ok(None),
+            other => Err(other.into()),
+        }
+    };
+    let owner = match (kind, doc_id) {
+        (DocKind::Invoice, Some(doc)) => splynx
+            .invoice(doc)
+            .map(|i| Some((i.customer_id, i.number)))
+            .or_else(not_found)?,
+        (DocKind::Proforma, Some(doc)) => splynx
+            .proforma(doc)
+            .map(|p| Some((p.customer_id, p.number)))
+            .or_else(not_found)?,
+        _ => refill_customer.map(|c| (c, String::new())),
+    };
+    let Some((customer_id, number)) = owner else {
+        return ignore("the Splynx document it names does not exist");
+    };
+    let pos_customer = serde_json::from_str::<serde_json::Value>(&invoice.pos_data)
+        .ok()
+        .and_then(|p| p.get("customer_id").and_then(|c| c.as_i64()));
+    if pos_customer.is_some_and(|c| c != customer_id) {
+        return ignore("posData names another customer than the document's");
+    }
+    let guid = if invoice.guid.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        invoice.guid.clone()
+    };
+    let record = ctx.store.adopt_invoice(
+        &NewInvoice {
+            guid,
+            environment: ctx.environment().to_string(),
+            facade: token.facade.clone(),
+            token: token.token.clone(),
+            doc_kind: kind,
+            doc_id,
+            doc_number: (!number.is_empty()).then_some(number),
+            customer_id,
+            price,
+            currency: invoice.currency.clone(),
+            order_id: invoice.order_id.clone(),
+        },
+        &invoice,
+        clock::now_ms(),
+    )?;
+    Ok(Some(record))
+}
+

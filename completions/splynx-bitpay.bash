@@ -34,6 +34,9 @@ _splynx__bitpay() {
             splynx__bitpay,reconcile)
                 cmd="splynx__bitpay__subcmd__reconcile"
                 ;;
+            splynx__bitpay,resolve)
+                cmd="splynx__bitpay__subcmd__resolve"
+                ;;
             splynx__bitpay,show)
                 cmd="splynx__bitpay__subcmd__show"
                 ;;
@@ -61,6 +64,9 @@ _splynx__bitpay() {
             splynx__bitpay__subcmd__help,reconcile)
                 cmd="splynx__bitpay__subcmd__help__subcmd__reconcile"
                 ;;
+            splynx__bitpay__subcmd__help,resolve)
+                cmd="splynx__bitpay__subcmd__help__subcmd__resolve"
+                ;;
             splynx__bitpay__subcmd__help,show)
                 cmd="splynx__bitpay__subcmd__help__subcmd__show"
                 ;;
@@ -77,7 +83,7 @@ _splynx__bitpay() {
 
     case "${cmd}" in
         splynx__bitpay)
-            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile show doctor help"
+            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve show doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,7 +183,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help)
-            opts="pair unpair status create-invoice handle-ipn reconcile show doctor help"
+            opts="pair unpair status create-invoice handle-ipn reconcile resolve show doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +280,20 @@ _splynx__bitpay() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__resolve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         splynx__subcmd__bitpay__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -346,6 +366,28 @@ _splynx__bitpay() {
             fi
             case "${prev}" in
                 --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__resolve)
+            opts="-v -q -h --note --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --note)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

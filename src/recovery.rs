@@ -135,4 +135,3 @@ pub fn adopt_by_id(
     )?;
     Ok(Some(record))
 }
-

@@ -40,6 +40,20 @@ $invoiceBlock = static function (array $invoice) use ($journal): string {
 <div class="alert alert-danger status-error" role="alert">splynx-bitpay status failed: <?= View::e($status_error) ?><br>Check <code><?= View::e($config_path) ?></code> and run <code>splynx-bitpay doctor</code> on the server.</div>
 <?php else : ?>
 
+<?php if (!empty($status['held'])) : ?>
+<div class="panel held">
+<div class="panel-heading">Needs your attention</div>
+<div class="panel-body">
+<p>These payments are held: nothing is done with them automatically, and nothing is deleted. Check each one (the note says what happened), act in Splynx under Finance &rarr; Payments, then mark it resolved on the server with <code>splynx-bitpay resolve BITPAY-INVOICE-ID</code>.</p>
+<table class="table held-table"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>State</th><th>Splynx payment</th></tr>
+<?php foreach ($status['held'] as $row) : ?>
+<tr><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['document'] . ($row['document_number'] !== null ? ' #' . $row['document_number'] : '')) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><span class="label label-warning"><?= View::e($row['settlement_text']) ?></span></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : 'none') ?><?= !empty($row['duplicate_payment_ids']) ? '<br>duplicates: ' . View::e(implode(', ', $row['duplicate_payment_ids'])) : '' ?></td></tr>
+<tr class="note-row"><td class="note" colspan="6"><?= View::e($row['note'] !== null ? $row['note'] : '') ?></td></tr>
+<?php endforeach; ?>
+</table>
+</div>
+</div>
+<?php endif; ?>
 <div class="panel">
 <div class="panel-heading">Pairing</div>
 <div class="panel-body">

@@ -964,7 +964,9 @@ impl Core {
             other => return Err(format!("unknown refund event code {other}")),
         };
         let state = self.lock();
-        let invoice = state.invoice(id).ok_or_else(|| format!("no invoice {id}"))?;
+        let invoice = state
+            .invoice(id)
+            .ok_or_else(|| format!("no invoice {id}"))?;
         let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let body = json!({
             "event": {"code": code, "name": name},
@@ -1172,9 +1174,9 @@ impl Core {
                 let refund_id = req
                     .query_param("refund")
                     .ok_or((400, "refund=ID is required".to_string()))?;
-                let code = req
-                    .query_param("code")
-                    .map_or(Ok(7002), |c| c.parse().map_err(|_| (400, format!("bad code {c}"))))?;
+                let code = req.query_param("code").map_or(Ok(7002), |c| {
+                    c.parse().map_err(|_| (400, format!("bad code {c}")))
+                })?;
                 let body = self
                     .refund_webhook_body(id, &refund_id, code)
                     .map_err(|e| (400, e))?;
@@ -1188,7 +1190,11 @@ impl Core {
                         .ok_or((400, format!("{key} is required")))
                 };
                 let id = self
-                    .create_foreign_invoice(&field("orderId")?, &field("price")?, &field("currency")?)
+                    .create_foreign_invoice(
+                        &field("orderId")?,
+                        &field("price")?,
+                        &field("currency")?,
+                    )
                     .map_err(|e| (400, e))?;
                 Reply::json(200, &json!({"id": id}))
             }

@@ -260,7 +260,8 @@ mod tests {
         .unwrap();
         assert!(refunded.has_refund());
         assert_eq!(refunded.paid_text().as_deref(), Some("0.000871 BTC"));
-        let plain: Invoice = serde_json::from_str(r#"{"refundInfo":[],"displayAmountPaid":"0"}"#).unwrap();
+        let plain: Invoice =
+            serde_json::from_str(r#"{"refundInfo":[],"displayAmountPaid":"0"}"#).unwrap();
         assert!(!plain.has_refund());
         assert_eq!(plain.paid_text(), None);
     }

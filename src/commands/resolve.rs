@@ -11,9 +11,10 @@ use crate::exit::{Problem, SUCCESS};
 
 pub fn run(args: ResolveArgs, ctx: &Context) -> Result<u8> {
     let id = args.id.trim();
-    let record = ctx.store.invoice_by_bitpay_id(id)?.ok_or_else(|| {
-        Problem::BadInput(format!("no BitPay invoice {id:?} is known here"))
-    })?;
+    let record = ctx
+        .store
+        .invoice_by_bitpay_id(id)?
+        .ok_or_else(|| Problem::BadInput(format!("no BitPay invoice {id:?} is known here")))?;
     if !record.settlement.needs_admin() {
         return Err(Problem::BadInput(format!(
             "BitPay invoice {id} is {} ({}), not held for the admin; nothing to resolve",

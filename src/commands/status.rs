@@ -24,6 +24,7 @@ fn invoice_json(o: &InvoiceRecord) -> serde_json::Value {
         "currency": o.currency,
         "bitpay_status": o.bitpay_status,
         "settlement": o.settlement.as_str(),
+        "settlement_text": o.settlement.describe(),
         "note": o.note,
         "splynx_payment_id": o.splynx_payment_id,
         "duplicate_payment_ids": o.duplicate_payment_ids,

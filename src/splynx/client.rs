@@ -583,6 +583,53 @@ mod tests {
         assert_eq!(sig, hex::encode_upper(mac.finalize().into_bytes()));
     }
 
+    /// Only a reply or a connection never made proves a payment POST was not applied.
+    #[test]
+    fn which_failures_leave_a_payment_outcome_unknown() {
+        let reply = |status: u16, body: &str| {
+            classify(
+                status,
+                body.into(),
+                &Method::POST,
+                "admin/finance/payments",
+                "payment",
+            )
+            .unwrap_err()
+        };
+        let transport = |may_have_arrived| SplynxError::Transport {
+            url: "u".into(),
+            message: "m".into(),
+            may_have_arrived,
+        };
+        assert!(
+            transport(true).outcome_unknown(),
+            "timeout or dropped after sending"
+        );
+        assert!(!transport(false).outcome_unknown(), "never connected");
+        assert!(reply(503, "busy").outcome_unknown());
+        assert!(reply(500, "{}").outcome_unknown());
+        assert!(reply(504, "<html>gateway</html>").outcome_unknown());
+        assert!(!reply(422, r#"[{"field":"amount","message":"bad"}]"#).outcome_unknown());
+        assert!(!reply(401, "{}").outcome_unknown());
+        assert!(!reply(403, "{}").outcome_unknown());
+        assert!(!reply(400, "{}").outcome_unknown());
+        assert!(SplynxError::Decode {
+            path: "p".into(),
+            message: "no id".into()
+        }
+        .outcome_unknown());
+        // Failing to get an access token happens before the payment is sent: still
+        // temporary (exit 75), but nothing may have been made.
+        let before = transport(true).before_sending();
+        assert!(!before.outcome_unknown());
+        assert!(before.is_temporary());
+        let refused = SplynxError::Unauthorized {
+            message: "m".into(),
+        }
+        .before_sending();
+        assert!(matches!(refused.cause(), SplynxError::Unauthorized { .. }));
+    }
+
     #[test]
     fn errors_name_the_missing_permission() {
         let err = classify(

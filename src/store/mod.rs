@@ -1051,11 +1051,9 @@ mod tests {
         assert_eq!(store.next_nonce("other", 7).unwrap(), 7);
     }
 
-    #[test]
-    fn credited_is_never_undone() {
-        let store = Store::open_in_memory().unwrap();
-        let new = NewInvoice {
-            guid: "g1".into(),
+    fn new_invoice(guid: &str) -> NewInvoice {
+        NewInvoice {
+            guid: guid.into(),
             environment: "test".into(),
             facade: "pos".into(),
             token: Secret::new("t"),
@@ -1065,9 +1063,92 @@ mod tests {
             customer_id: 5,
             price: Decimal::from_str("51.61").unwrap(),
             currency: "USD".into(),
-            order_id: "o1".into(),
-        };
-        let record = store.insert_invoice(&new, 1).unwrap();
+            order_id: format!("o-{guid}"),
+        }
+    }
+
+    #[test]
+    fn a_hold_is_recorded_as_a_finding_once() {
+        let store = Store::open_in_memory().unwrap();
+        let record = store.insert_invoice(&new_invoice("g1"), 1).unwrap();
+        store
+            .mark_credited(record.id, 9, "paid", Some(100), 2)
+            .unwrap();
+        let record = store.invoice(record.id).unwrap().unwrap();
+        assert!(store
+            .hold(&record, HoldKind::Reversed, "invalid", &[], 3)
+            .unwrap());
+        assert!(!store
+            .hold(&record, HoldKind::Reversed, "invalid again", &[], 4)
+            .unwrap());
+        let held = store.invoice(record.id).unwrap().unwrap();
+        assert_eq!(held.settlement, Settlement::Reversed);
+        assert_eq!(held.splynx_payment_id, Some(9), "the payment id stays");
+        assert_eq!(held.watch_until, None);
+        assert_eq!(store.findings_after(0).unwrap().len(), 1);
+        // Duplicates on another record: the ids are kept.
+        let other = store.insert_invoice(&new_invoice("g2"), 5).unwrap();
+        assert!(store
+            .hold(&other, HoldKind::Duplicate, "two", &[7, 8], 6)
+            .unwrap());
+        let other = store.invoice(other.id).unwrap().unwrap();
+        assert_eq!(other.duplicate_payment_ids, vec![7, 8]);
+        assert_eq!(store.duplicate_count().unwrap(), 1);
+        let findings = store.findings_after(1).unwrap();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].kind, "duplicate");
+        // Resolved: never held again, never moved by automation.
+        assert!(store.resolve(other.id, "done", 7).unwrap());
+        assert!(!store.hold(&other, HoldKind::Review, "x", &[], 8).unwrap());
+        assert!(!store
+            .set_settlement(other.id, Settlement::Expired, None, 9)
+            .unwrap());
+        assert!(!store.resolve(other.id, "again", 10).unwrap());
+    }
+
+    #[test]
+    fn migration_5_keeps_rows_and_watches_recent_credits() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 4).unwrap();
+        tx.commit().unwrap();
+        for (id, settlement, status) in [
+            (1, "credited", "confirmed"),
+            (2, "credited", "complete"),
+            (3, "open", "new"),
+        ] {
+            conn.execute(
+                "INSERT INTO invoices (id, guid, bitpay_id, environment, facade, token, doc_kind,
+                     customer_id, price, currency, order_id, bitpay_status, settlement,
+                     splynx_payment_id, created_at, updated_at)
+                 VALUES (?1, 'g' || ?1, 'B' || ?1, 'test', 'pos', 't', 'invoice', 5, '1.00',
+                     'USD', 'o' || ?1, ?3, ?2, 9, 1000, 2000)",
+                params![id, settlement, status],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn, "test").unwrap();
+        let store = Store { conn };
+        let watched = store.invoice(1).unwrap().unwrap();
+        assert_eq!(watched.settlement, Settlement::Credited);
+        assert_eq!(watched.watch_until, Some(2000 + 7 * 86_400_000));
+        assert_eq!(watched.credited_at, Some(2000));
+        assert_eq!(store.invoice(2).unwrap().unwrap().watch_until, None);
+        assert_eq!(
+            store.invoice(3).unwrap().unwrap().settlement,
+            Settlement::Open
+        );
+        assert_eq!(store.watched_invoices(3000).unwrap().len(), 1);
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn credited_is_never_undone() {
+        let store = Store::open_in_memory().unwrap();
+        let record = store.insert_invoice(&new_invoice("g1"), 1).unwrap();
         assert_eq!(record.settlement, Settlement::Creating);
         store
             .mark_created(

@@ -274,11 +274,33 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.equal(payments.length, 1, 'the retry credited it exactly once');
   });
 
+  test('admin sees a payment BitPay took back after the credit', async () => {
+    const deliveries = (await bitpay('GET', '/_sandbox/deliveries')).json;
+    const id = deliveries.find((d) => d.invoice_status === 'confirmed').invoice_id;
+    await bitpay('POST', `/_sandbox/invoices/${id}/status`, { status: 'invalid' });
+    const delivered = await bitpay('POST', `/_sandbox/invoices/${id}/deliver`);
+    assert.equal(delivered.json.status, 200, 'the webhook is answered 200');
+    const page = await newPage(browser);
+    await page.goto(`${BASE}/bitpay/admin`);
+    await login(page, 'admin', { admin: true });
+    const held = await page.locator('.held').innerText();
+    assert.match(held, /Needs your attention/);
+    assert.match(held, new RegExp(id));
+    assert.match(held, /reversed after credit/);
+    assert.match(held, /marked the invoice invalid after it was credited/);
+    assert.match(held, /splynx-bitpay resolve/);
+    await shot(page, 'admin-reversed');
+    const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === id);
+    assert.equal(payments.length, 1, 'the payment stays until the admin acts');
+    await page.context().close();
+  });
+
   test('admin unpairs; customers then get a friendly error', async () => {
     const page = await newPage(browser);
     await page.goto(`${BASE}/bitpay/admin`);
     await login(page, 'admin', { admin: true });
-    assert.match(await page.locator('.counts').innerText(), /credited: 4/);
+    assert.match(await page.locator('.counts').innerText(), /credited: 3/);
+    assert.match(await page.locator('.counts').innerText(), /reversed: 1/);
     assert.match(await page.locator('.last-webhook').innerText(), /UTC$/);
     assert.match(await page.locator('.oldest').innerText(), /Balance top-up of customer 42/);
     // The last webhooks (BitPay delivered them through /bitpay/ipn) and every unsettled invoice.

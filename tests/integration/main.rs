@@ -6,6 +6,7 @@ mod bad_input;
 mod config_errors;
 mod create_invoice;
 mod doctor;
+mod exactly_once;
 mod faults;
 mod pairing;
 mod secrets;

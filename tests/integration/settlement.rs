@@ -277,7 +277,10 @@ fn mismatch_goes_to_review_never_credited() {
     // The webhook's finding is reported (and mailed by cron) by the next reconcile, once.
     let reconcile = env.run(&["reconcile"]);
     reconcile.assert_code(1);
-    assert!(reconcile.stdout.contains("does not match ours"), "{reconcile:?}");
+    assert!(
+        reconcile.stdout.contains("does not match ours"),
+        "{reconcile:?}"
+    );
     env.run(&["reconcile"]).assert_code(0);
     assert_eq!(env.splynx.payment_count(), 0);
 }

@@ -446,13 +446,7 @@ fn string_typed_splynx_json() {
 #[test]
 fn merchant_token_is_preferred_when_paired_with_both() {
     let env = paired();
-    let request = env
-        .run(&["--json", "pair", "--request", "--facade", "merchant"])
-        .json();
-    assert!(env
-        .bitpay
-        .approve_pairing(request["pairing_code"].as_str().unwrap()));
-    env.run(&["status"]).assert_code(0);
+    env.pair_merchant();
     let id = env.create_invoice_101();
     let facade: String = env
         .db()

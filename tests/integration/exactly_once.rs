@@ -2,7 +2,6 @@
 //! unknown, duplicates, reversals and refunds after a credit, late payments, order ids only
 //! this installation can make.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -494,13 +493,7 @@ fn invoices_with_forged_or_foreign_order_ids_are_never_adopted() {
         );
     }
     // Nor through reconcile --since (merchant token).
-    let request = env
-        .run(&["--json", "pair", "--request", "--facade", "merchant"])
-        .json();
-    assert!(env
-        .bitpay
-        .approve_pairing(request["pairing_code"].as_str().unwrap()));
-    env.run(&["status"]).assert_code(0);
+    env.pair_merchant();
     let run = env.run(&["--json", "reconcile", "--since", "2020-01-01"]);
     run.assert_code(0);
     assert_eq!(run.json()["discovered"], 0);
@@ -570,21 +563,7 @@ fn killed_between_sent_and_reply_adopts_after_restart() {
     let env = paired();
     with_grace(&env, 600);
     let id = confirmed_invoice_101(&env);
-    let faults = env.splynx.faults();
-    faults.set_filter(Some("admin/finance/payments"), Some("POST"));
-    faults.hang_after_next(1);
-    let body = env.bitpay.webhook_body(&id, true);
-    let mut child = crate::util::spawn(&env.config_path(), &["handle-ipn"]);
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    wait_until("Splynx has the payment", || env.splynx.payment_count() == 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    faults.clear();
+    env.kill_webhook_after_splynx_commits(&id);
     // Well inside the grace period: found by the look-up, adopted, never sent again.
     let run = env.run(&["--json", "reconcile"]);
     run.assert_code(0);

@@ -307,24 +307,9 @@ fn killed_after_splynx_accepted_the_payment() {
     let env = paired();
     let id = env.create_invoice_101();
     env.bitpay.set_status(&id, "confirmed", None);
-    let faults = env.splynx.faults();
-    faults.set_filter(Some("admin/finance/payments"), Some("POST"));
-    faults.hang_after_next(1);
-    let body = env.bitpay.webhook_body(&id, true);
-    let mut child = crate::util::spawn(&env.config_path(), &["handle-ipn"]);
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    wait_until("Splynx has the payment", || env.splynx.payment_count() == 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    env.kill_webhook_after_splynx_commits(&id);
     // Recorded as sent before the POST left: its outcome is unknown until a look-up.
     assert_eq!(settlement_of(&env, &id), "sent");
-    faults.clear();
     env.deliver_webhook(&id, true).assert_code(0);
     assert_eq!(env.splynx.payment_count(), 1);
     assert_eq!(settlement_of(&env, &id), "credited");
@@ -483,13 +468,7 @@ fn reconcile_since_needs_merchant_and_adopts_lost_records() {
     env.run(&["reconcile", "--since", "2026-01-01"])
         .assert_code(78)
         .assert_stderr_contains("merchant");
-    let request = env
-        .run(&["--json", "pair", "--request", "--facade", "merchant"])
-        .json();
-    assert!(env
-        .bitpay
-        .approve_pairing(request["pairing_code"].as_str().unwrap()));
-    env.run(&["status"]).assert_code(0);
+    env.pair_merchant();
     let id = env.create_invoice_101();
     env.bitpay.set_status(&id, "confirmed", None);
     env.db().execute("DELETE FROM invoices", []).unwrap();

@@ -129,6 +129,40 @@ data_dir = "{data}"
         self.run(&["pair", &code]).assert_code(0);
     }
 
+    /// Adds a merchant token: requests a code, the merchant approves it, `status` sees it.
+    pub fn pair_merchant(&self) {
+        let request = self
+            .run(&["--json", "pair", "--request", "--facade", "merchant"])
+            .json();
+        assert!(self
+            .bitpay
+            .approve_pairing(request["pairing_code"].as_str().unwrap()));
+        self.run(&["status"]).assert_code(0);
+    }
+
+    /// Runs `handle-ipn` for `id` and kills it once Splynx has committed the payment POST
+    /// whose reply it then never gets.
+    pub fn kill_webhook_after_splynx_commits(&self, id: &str) {
+        let faults = self.splynx.faults();
+        faults.set_filter(Some("admin/finance/payments"), Some("POST"));
+        faults.hang_after_next(1);
+        let body = self.bitpay.webhook_body(id, true);
+        let mut child = spawn(&self.config_path(), &["handle-ipn"]);
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let before = self.splynx.payment_count();
+        wait_until("Splynx has the payment", || {
+            self.splynx.payment_count() == before + 1
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        faults.clear();
+    }
+
     pub fn create_invoice(&self, args: &[&str]) -> Run {
         let mut all = vec!["--json", "create-invoice"];
         all.extend_from_slice(args);

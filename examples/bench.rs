@@ -360,6 +360,50 @@ fn reconcile_scaling(sizes: &[usize], latency: Duration) {
     }
 }
 
+/// `n` invoices re-checked, `watched` of them credited on "confirmed" by an earlier run
+/// (so watched until BitPay says complete) and the rest open: the cost of the watch.
+fn reconcile_with_watched(n: usize, watched: usize, latency: Duration) {
+    println!(
+        "\n## reconcile with watched credits ({} ms latency per sandbox request, default settings)\n",
+        latency.as_millis()
+    );
+    println!("| invoices checked | of which watched credits | wall | CPU (reconcile process) | peak RSS | still watched | exit |");
+    println!("|---|---|---|---|---|---|---|");
+    let bench = Bench::new();
+    let ids = seed_open_invoices(&bench, n + watched, 0);
+    for id in ids.iter().take(watched) {
+        bench.bitpay.set_status(id, "confirmed", None);
+    }
+    // Credits them (and checks the open ones once); they are watched from now on.
+    let first = bench.run(&["reconcile"], b"");
+    assert_eq!(first.code, 0, "the crediting run");
+    assert_eq!(bench.splynx.payment_count(), watched);
+    // Leave exactly `n` to check: `watched` credits and `n - watched` open invoices.
+    let config = Config::load(&bench.config()).unwrap();
+    let store = Store::open(&config.data_dir).unwrap();
+    for id in ids.iter().skip(n) {
+        let record = store.invoice_by_bitpay_id(id).unwrap().unwrap();
+        store
+            .set_settlement(record.id, splynx_bitpay::store::Settlement::Expired, None, 0)
+            .unwrap();
+    }
+    bench.bitpay.latency(latency);
+    bench.splynx.latency(latency);
+    let (sample, stdout) = bench.run_capture(&["--json", "reconcile"], b"");
+    let summary: Value = serde_json::from_str(&stdout).unwrap_or_default();
+    println!(
+        "| {} | {watched} | {:.1} s | {:.1} s | {} | {} | {} |",
+        summary["checked"],
+        sample.wall.as_secs_f64(),
+        sample.cpu.as_secs_f64(),
+        mib(sample.max_rss_kib),
+        summary["watched"],
+        sample.code
+    );
+    assert_eq!(summary["checked"], n);
+    assert_eq!(bench.splynx.payment_count(), watched);
+}
+
 fn webhook_storm(invoices: usize, deliveries_each: usize, parallel: usize) {
     println!("\n## Webhook storm: {invoices} invoices × {deliveries_each} deliveries, {parallel} processes at a time\n");
     let bench = Bench::new();
@@ -413,11 +457,17 @@ fn webhook_storm(invoices: usize, deliveries_each: usize, parallel: usize) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    // `--reconcile-only [LATENCY_MS]`: just the 10,000-invoice reconcile.
+    // `--reconcile-only [LATENCY_MS]`: just the 10,000-invoice reconciles.
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--reconcile-only") {
         let latency = args.get(at + 1).and_then(|l| l.parse().ok()).unwrap_or(25);
         reconcile_scaling(&[10000], Duration::from_millis(latency));
+        reconcile_with_watched(10000, 1000, Duration::from_millis(latency));
+        return;
+    }
+    // `--storm-only`: just the webhook storm.
+    if args.iter().any(|a| a == "--storm-only") {
+        webhook_storm(250, 4, 32);
         return;
     }
     println!(
@@ -434,9 +484,11 @@ fn main() {
     let latency = Duration::from_millis(25);
     if quick {
         reconcile_scaling(&[200, 500], latency);
+        reconcile_with_watched(500, 50, latency);
         webhook_storm(50, 4, 32);
     } else {
         reconcile_scaling(&[1000, 2500, 5000, 10000], latency);
+        reconcile_with_watched(10000, 1000, latency);
         webhook_storm(250, 4, 32);
     }
 }

@@ -384,7 +384,12 @@ fn reconcile_with_watched(n: usize, watched: usize, latency: Duration) {
     for id in ids.iter().skip(n) {
         let record = store.invoice_by_bitpay_id(id).unwrap().unwrap();
         store
-            .set_settlement(record.id, splynx_bitpay::store::Settlement::Expired, None, 0)
+            .set_settlement(
+                record.id,
+                splynx_bitpay::store::Settlement::Expired,
+                None,
+                0,
+            )
             .unwrap();
     }
     bench.bitpay.latency(latency);

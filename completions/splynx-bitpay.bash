@@ -31,6 +31,9 @@ _splynx__bitpay() {
             splynx__bitpay,pair)
                 cmd="splynx__bitpay__subcmd__pair"
                 ;;
+            splynx__bitpay,prune)
+                cmd="splynx__bitpay__subcmd__prune"
+                ;;
             splynx__bitpay,reconcile)
                 cmd="splynx__bitpay__subcmd__reconcile"
                 ;;
@@ -61,6 +64,9 @@ _splynx__bitpay() {
             splynx__bitpay__subcmd__help,pair)
                 cmd="splynx__bitpay__subcmd__help__subcmd__pair"
                 ;;
+            splynx__bitpay__subcmd__help,prune)
+                cmd="splynx__bitpay__subcmd__help__subcmd__prune"
+                ;;
             splynx__bitpay__subcmd__help,reconcile)
                 cmd="splynx__bitpay__subcmd__help__subcmd__reconcile"
                 ;;
@@ -83,7 +89,7 @@ _splynx__bitpay() {
 
     case "${cmd}" in
         splynx__bitpay)
-            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve show doctor help"
+            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve prune show doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,7 +189,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help)
-            opts="pair unpair status create-invoice handle-ipn reconcile resolve show doctor help"
+            opts="pair unpair status create-invoice handle-ipn reconcile resolve prune show doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,6 +259,20 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help__subcmd__pair)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -345,6 +365,28 @@ _splynx__bitpay() {
             case "${prev}" in
                 --facade)
                     COMPREPLY=($(compgen -W "merchant pos" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__prune)
+            opts="-v -q -h --dry-run --older-than --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)

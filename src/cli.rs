@@ -64,6 +64,12 @@ pub enum Command {
         after_help = "Example:\n  splynx-bitpay resolve UZjwcYkWAKfTMn9J1yyfs4 --note \"deleted duplicate payment 812\""
     )]
     Resolve(ResolveArgs),
+    /// Drop journal detail older than the retention period (reconcile does it daily)
+    #[command(
+        long_about = "Drop journal detail older than storage.journal_retention_days (or --older-than): settled payments (credited and no longer watched, expired, resolved) keep one summary line each, bodies naming no invoice of ours and reported findings go. Payments held for the admin and unsettled ones keep their whole journal; the BitPay invoice to Splynx payment mapping is kept forever. reconcile runs this at most once a day.",
+        after_help = "Examples:\n  splynx-bitpay prune --dry-run\n  splynx-bitpay prune --older-than 90"
+    )]
+    Prune(PruneArgs),
     /// One BitPay invoice (or Splynx document number) with its whole journal
     #[command(after_help = "Example:\n  splynx-bitpay show UZjwcYkWAKfTMn9J1yyfs4")]
     Show(ShowArgs),
@@ -144,6 +150,16 @@ pub struct ResolveArgs {
     /// What you did, for the journal
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Count what would go; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Prune detail older than DAYS instead of storage.journal_retention_days
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: Option<u32>,
 }
 
 #[derive(Debug, Args)]

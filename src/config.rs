@@ -124,6 +124,8 @@ pub struct Config {
     pub refill: RefillSettings,
     pub reconcile: ReconcileSettings,
     pub data_dir: PathBuf,
+    /// Journal detail of final records older than this is pruned (the mapping is kept).
+    pub journal_retention_days: u32,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +176,7 @@ struct RawRefill {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     data_dir: PathBuf,
+    journal_retention_days: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -312,6 +315,25 @@ impl Config {
             None => format!("{splynx_url}/bitpay/result"),
         };
 
+        if environment == Environment::Production {
+            for (key, url) in [
+                ("splynx.url", &splynx_url),
+                ("splynx.api_url", &api_url),
+                ("bitpay.api_url", &bitpay_api_url),
+                ("bitpay.notification_url", &notification_url),
+                ("bitpay.redirect_url", &redirect_url),
+            ] {
+                if is_plain_http_off_host(url) {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "\"{url}\" is plain http:// in production: API keys, tokens and payment data would cross the network unencrypted. Use https:// (plain http is accepted only for this machine's loopback addresses)"
+                        ),
+                    ));
+                }
+            }
+        }
+
         let refill = raw.refill.unwrap_or(RawRefill {
             min: None,
             max: None,
@@ -327,6 +349,13 @@ impl Config {
             ));
         }
 
+        let journal_retention_days = raw.storage.journal_retention_days.unwrap_or(180);
+        if !(7..=3650).contains(&journal_retention_days) {
+            return Err(invalid(
+                "storage.journal_retention_days",
+                format!("must be between 7 and 3650 days, got {journal_retention_days}"),
+            ));
+        }
         let data_dir = raw.storage.data_dir;
         if !data_dir.is_absolute() {
             return Err(invalid(
@@ -408,6 +437,7 @@ impl Config {
                 requests_per_second,
             },
             data_dir,
+            journal_retention_days,
         })
     }
 
@@ -459,6 +489,20 @@ fn absolute_url(text: &str) -> Result<String, String> {
         ));
     }
     Ok(text.to_string())
+}
+
+/// `http://` to anything but this machine (127.0.0.0/8, ::1, localhost).
+fn is_plain_http_off_host(text: &str) -> bool {
+    let Ok(url) = Url::parse(text) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
 }
 
 fn refill_amount(
@@ -587,6 +631,47 @@ data_dir = "/var/lib/splynx-bitpay"
             grace.contains("splynx.payment_grace_seconds") && grace.contains("longer"),
             "{grace}"
         );
+    }
+
+    #[test]
+    fn production_refuses_plain_http_except_loopback() {
+        let production = GOOD.replace("\"test\"", "\"production\"");
+        parse(&production).unwrap();
+        let splynx = error(&production.replace("https://splynx", "http://splynx"));
+        assert!(
+            splynx.contains("splynx.url") && splynx.contains("unencrypted"),
+            "{splynx}"
+        );
+        for (key, line) in [
+            ("splynx.api_url", "api_url = \"http://10.0.0.5/api/2.0/\""),
+            (
+                "bitpay.notification_url",
+                "notification_url = \"http://isp.example/bitpay/ipn\"",
+            ),
+        ] {
+            let section = if key.starts_with("splynx") {
+                "[splynx]"
+            } else {
+                "[bitpay]"
+            };
+            let text = production.replace(section, &format!("{section}\n{line}"));
+            let e = error(&text);
+            assert!(e.contains(key) && e.contains("https://"), "{e}");
+        }
+        let bitpay =
+            error(&production.replace("[bitpay]", "[bitpay]\napi_url = \"http://btcpay.example\""));
+        assert!(bitpay.contains("bitpay.api_url"), "{bitpay}");
+        // This machine is fine: a sandbox, a local BTCPay, a local Splynx API.
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            parse(&production.replace("[bitpay]", &format!("[bitpay]\napi_url = \"{local}\"")))
+                .unwrap();
+        }
+        // The test environment keeps accepting http (doctor warns about it).
+        parse(&GOOD.replace("https://splynx", "http://splynx")).unwrap();
     }
 
     #[test]

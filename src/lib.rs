@@ -15,6 +15,7 @@ pub mod order_id;
 pub mod output;
 pub mod pairing;
 pub mod recovery;
+pub mod retention;
 pub mod secret;
 pub mod settlement;
 pub mod splynx;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Reconcile(args) => commands::reconcile::run(args, &ctx),
         Command::Resolve(args) => commands::resolve::run(args, &ctx),
+        Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
         Command::Doctor => unreachable!("doctor runs before the context is opened"),
     }

@@ -23,7 +23,11 @@ fn main() -> ExitCode {
     let code = match splynx_bitpay::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("splynx-bitpay: error: {err:#}");
+            let text = format!("{err:#}");
+            eprintln!(
+                "splynx-bitpay: error: {}",
+                splynx_bitpay::output::printable(&text)
+            );
             exit::exit_code(&err)
         }
     };

@@ -1,5 +1,11 @@
 //! Results on stdout: text for people, or one JSON document with `--json`.
+//!
+//! Text for people may carry what strangers sent (webhook event names, BitPay's and
+//! Splynx's messages): control characters in it are shown escaped, so no byte from a webhook
+//! body can move the cursor, clear the screen or retitle an operator's terminal. `--json`
+//! stays exact (JSON escapes them itself).
 
+use std::borrow::Cow;
 use std::io::Write;
 
 #[derive(Debug, Clone, Copy)]
@@ -16,7 +22,39 @@ impl Output {
         } else if human.is_empty() {
             Ok(())
         } else {
-            writeln!(stdout, "{}", human.trim_end())
+            writeln!(stdout, "{}", printable(human.trim_end()))
         };
+    }
+}
+
+/// `text` with every control character except line feed and tab escaped (`\u{1b}`), C1
+/// controls and DEL included.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            shown.push_str(&c.escape_unicode().to_string());
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_are_shown_not_obeyed() {
+        assert_eq!(printable("plain\ttext\nline"), "plain\ttext\nline");
+        assert_eq!(
+            printable("invoice_paid\u{1b}[2J\u{1b}]0;owned\u{7}\r\u{7f}\u{9b}x"),
+            "invoice_paid\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\u{d}\\u{7f}\\u{9b}x"
+        );
     }
 }

@@ -10,16 +10,24 @@ use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::{DocKind, InvoiceRecord, NewInvoice};
 
+/// What BitPay's answer about an invoice id we do not hold made of it.
+pub enum Adoption {
+    /// Ours: the local record, rebuilt or recovered.
+    Adopted(Box<InvoiceRecord>),
+    /// Not ours, and why (recorded in the journal).
+    NotOurs(String),
+}
+
 /// An invoice id we have no record of: if BitPay, asked with our own tokens, has it with our
-/// orderId format, rebuild the lost record. `None` means "not ours" (recorded, ignored).
+/// orderId format, rebuild the lost record.
 pub fn adopt_by_id(
     ctx: &Context,
     bitpay: &BitPayClient,
     splynx: &SplynxClient<'_>,
     order_key: &OrderKey,
     id: &str,
-) -> Result<Option<InvoiceRecord>> {
-    let ignore = |reason: &str| -> Result<Option<InvoiceRecord>> {
+) -> Result<Adoption> {
+    let ignore = |reason: &str| -> Result<Adoption> {
         ctx.store.journal(
             Some(id),
             "decision",
@@ -27,7 +35,7 @@ pub fn adopt_by_id(
             None,
             clock::now_ms(),
         )?;
-        Ok(None)
+        Ok(Adoption::NotOurs(reason.to_string()))
     };
     let mut tokens = ctx.store.tokens(ctx.environment())?;
     tokens.retain(|t| t.approved);
@@ -63,7 +71,10 @@ pub fn adopt_by_id(
         let how = "recovered by guid: our own create whose answer never arrived";
         ctx.store
             .mark_created(&existing.guid, &invoice, how, clock::now_ms())?;
-        return Ok(ctx.store.invoice_by_bitpay_id(id)?);
+        return match ctx.store.invoice_by_bitpay_id(id)? {
+            Some(record) => Ok(Adoption::Adopted(Box::new(record))),
+            None => ignore("recovered by guid, but the record vanished"),
+        };
     }
     let Some(OrderRef {
         kind,
@@ -133,5 +144,5 @@ pub fn adopt_by_id(
         &invoice,
         clock::now_ms(),
     )?;
-    Ok(Some(record))
+    Ok(Adoption::Adopted(Box::new(record)))
 }

@@ -41,6 +41,26 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// `text` with the value of every `token=` query parameter replaced by "(redacted)": BitPay's
+/// URLs carry API tokens in their query.
+pub fn redact_token_query(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("token=") {
+        let (head, tail) = rest.split_at(at + "token=".len());
+        out.push_str(head);
+        let end = tail
+            .find(['&', ')', '(', ' ', '"', '\'', '#', '\n', ','])
+            .unwrap_or(tail.len());
+        if end > 0 {
+            out.push_str("(redacted)");
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +71,15 @@ mod tests {
         assert_eq!(format!("{secret:?} {secret}"), "(redacted) (redacted)");
         assert_eq!(secret.masked(), "hunt… (19 chars)");
         assert_eq!(secret.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn token_query_values_are_redacted() {
+        assert_eq!(
+            redact_token_query("GET /invoices/X?token=abc123&x=1 (url /y?token=zz)"),
+            "GET /invoices/X?token=(redacted)&x=1 (url /y?token=(redacted))"
+        );
+        assert_eq!(redact_token_query("no secret"), "no secret");
+        assert_eq!(redact_token_query("token="), "token=");
     }
 }

@@ -486,6 +486,29 @@ final class Csrf
     }
 }
 
+/**
+ * The webhook requests answered without starting the binary: a stranger's malformed POST
+ * costs a few microseconds of PHP, not a process, a database write and a BitPay request.
+ */
+final class Ipn
+{
+    /** The HTTP status for a request refused here, or null to hand it to the binary. */
+    public static function refusal(string $method, string $body): ?int
+    {
+        if ($method !== 'POST') {
+            return 405;
+        }
+        if (strlen($body) > IPN_MAX_BYTES) {
+            return 400;
+        }
+        // BitPay posts a JSON object: anything else is not a webhook.
+        if (trim($body) === '' || ltrim($body)[0] !== '{') {
+            return 400;
+        }
+        return null;
+    }
+}
+
 final class Http
 {
     public static function method(): string

@@ -5,6 +5,8 @@
  * the exit code becomes the HTTP status BitPay sees (200 done, 400 bad body, 503 retry
  * later, 500 configuration or other failure). No session, no CSRF: the binary verifies
  * the signature and re-fetches the invoice from BitPay before anything is credited.
+ * Obviously malformed requests (another method, no body, too big, not a JSON object) are
+ * answered here without starting the binary (Ipn::refusal).
  */
 
 namespace SplynxBitpay;
@@ -12,22 +14,24 @@ namespace SplynxBitpay;
 return static function (string $route): void {
     header('Cache-Control: no-store');
     header('X-Content-Type-Options: nosniff');
-    if (Http::method() !== 'POST') {
-        header('Allow: POST');
-        http_response_code(405);
+    $method = Http::method();
+    // At most one byte over the limit is read.
+    $input = $method === 'POST' ? fopen('php://input', 'rb') : false;
+    $body = $input === false ? '' : (string) stream_get_contents($input, IPN_MAX_BYTES + 1);
+    $refused = Ipn::refusal($method, $body);
+    if ($refused !== null) {
+        if ($refused === 405) {
+            header('Allow: POST');
+        }
+        http_response_code($refused);
         return;
     }
-    // At most one byte over the limit is read: the binary journals the oversized body's
-    // start and refuses it (65 -> 400), like any other bad body.
-    $input = fopen('php://input', 'rb');
-    $body = $input === false ? '' : (string) stream_get_contents($input, IPN_MAX_BYTES + 1);
     $args = ['handle-ipn'];
     $signature = isset($_SERVER['HTTP_X_SIGNATURE']) ? trim((string) $_SERVER['HTTP_X_SIGNATURE']) : '';
     if ($signature !== '') {
         $args[] = '--signature';
         $args[] = $signature;
     }
-    // An empty body goes to the binary too: it journals and refuses it (65 -> 400).
     $result = Binary::run($args, $body, 90);
     $statuses = [EXIT_OK => 200, EXIT_BAD_INPUT => 400, EXIT_TEMPORARY => 503, EXIT_CONFIG => 500];
     http_response_code(isset($statuses[$result->code]) ? $statuses[$result->code] : 500);

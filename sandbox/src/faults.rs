@@ -3,7 +3,7 @@
 //! Faults are set from Rust ([`Faults`]) or over HTTP (`POST /_sandbox/faults` with a
 //! [`FaultSpec`]). Requests under `/_sandbox/` are never faulted. When several counters
 //! are armed, one request consumes at most one of them, in this order: `fail_next`,
-//! `hang_next`, `hang_after_next`, `commit_late_next`.
+//! `hang_next`, `hang_after_next`, `commit_late_next`, `drop_next`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub struct FaultSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_late_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_next: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_contains: Option<String>,
@@ -57,6 +59,7 @@ struct State {
     hang_after_next: usize,
     commit_late_next: usize,
     commit_late: Duration,
+    drop_next: usize,
     latency: Duration,
     path_contains: Option<String>,
     method: Option<String>,
@@ -76,6 +79,8 @@ pub(crate) enum Action {
     /// Hold the request this long, then process it (its changes commit) and answer: a
     /// slow server that commits after the client gave up waiting.
     CommitLate(Duration),
+    /// Read the request and close the connection at once, without a reply.
+    Drop,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -128,6 +133,12 @@ impl Faults {
         s.commit_late = delay;
     }
 
+    /// The next `n` matching requests are read and their connection is closed at once,
+    /// with no reply: the client sees a dropped connection.
+    pub fn drop_next(&self, n: usize) {
+        self.lock().drop_next = n;
+    }
+
     /// Sleep this long before answering every matching request (zero turns it off).
     pub fn latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -159,6 +170,7 @@ impl Faults {
             hang_after_next: spec.hang_after_next.unwrap_or(0),
             commit_late_next: spec.commit_late_next.unwrap_or(0),
             commit_late: Duration::from_millis(spec.commit_late_ms.unwrap_or(0)),
+            drop_next: spec.drop_next.unwrap_or(0),
             latency: Duration::from_millis(spec.latency_ms.unwrap_or(0)),
             path_contains: spec.path_contains.clone(),
             method: spec.method.as_deref().map(str::to_ascii_uppercase),
@@ -176,6 +188,7 @@ impl Faults {
             hang_after_next: count(s.hang_after_next),
             commit_late_next: count(s.commit_late_next),
             commit_late_ms: (s.commit_late_next > 0).then_some(s.commit_late.as_millis() as u64),
+            drop_next: count(s.drop_next),
             latency_ms: (!s.latency.is_zero()).then_some(s.latency.as_millis() as u64),
             path_contains: s.path_contains.clone(),
             method: s.method.clone(),
@@ -207,6 +220,9 @@ impl Faults {
         } else if s.commit_late_next > 0 {
             s.commit_late_next -= 1;
             Action::CommitLate(s.commit_late)
+        } else if s.drop_next > 0 {
+            s.drop_next -= 1;
+            Action::Drop
         } else {
             Action::Normal
         };
@@ -232,7 +248,8 @@ mod tests {
         f.hang_next(1);
         f.hang_after_next(1);
         f.commit_late_next(1, Duration::from_secs(4));
-        let actions: Vec<Action> = (0..7).map(|_| f.take("GET", "/x").action).collect();
+        f.drop_next(1);
+        let actions: Vec<Action> = (0..8).map(|_| f.take("GET", "/x").action).collect();
         assert_eq!(
             actions,
             vec![
@@ -241,6 +258,7 @@ mod tests {
                 Action::Hang,
                 Action::HangAfter,
                 Action::CommitLate(Duration::from_secs(4)),
+                Action::Drop,
                 Action::Normal,
                 Action::Normal
             ]

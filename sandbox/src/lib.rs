@@ -9,7 +9,7 @@
 //!
 //! | Rust | HTTP |
 //! |---|---|
-//! | `faults().fail_next(n, status)`, `hang_next(n)`, `hang_after_next(n)`, `commit_late_next(n, d)`, `latency(d)`, `set_filter(path, method)`, `clear()` | `POST /_sandbox/faults` `{"fail_next":N,"status":503,"hang_next":N,"hang_after_next":N,"commit_late_next":N,"commit_late_ms":N,"latency_ms":N,"path_contains":"..","method":".."}` (`{}` clears); `GET /_sandbox/faults` |
+//! | `faults().fail_next(n, status)`, `hang_next(n)`, `hang_after_next(n)`, `commit_late_next(n, d)`, `drop_next(n)`, `latency(d)`, `set_filter(path, method)`, `clear()` | `POST /_sandbox/faults` `{"fail_next":N,"status":503,"hang_next":N,"hang_after_next":N,"commit_late_next":N,"commit_late_ms":N,"drop_next":N,"latency_ms":N,"path_contains":"..","method":".."}` (`{}` clears); `GET /_sandbox/faults` |
 //! | `requests()`, `clear_requests()` | `GET /_sandbox/requests`, `DELETE /_sandbox/requests` |
 //!
 //! Requests under `/_sandbox/` are neither faulted nor recorded.
@@ -86,6 +86,11 @@ macro_rules! sandbox_common_api {
             /// Shortcut for `faults().hang_after_next(n)`.
             pub fn hang_after_next(&self, n: usize) {
                 self.faults().hang_after_next(n)
+            }
+
+            /// Shortcut for `faults().drop_next(n)`.
+            pub fn drop_next(&self, n: usize) {
+                self.faults().drop_next(n)
             }
 
             /// Shortcut for `faults().latency(latency)`.

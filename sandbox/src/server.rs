@@ -272,16 +272,17 @@ impl Shared {
         loop {
             match read_request(&mut reader) {
                 Ok(Some((incoming, keep_alive))) => match self.dispatch(&incoming) {
-                    Some(reply) => {
+                    Answer::Reply(reply) => {
                         send(reader.get_mut(), reply, keep_alive);
                         if !keep_alive {
                             break;
                         }
                     }
-                    None => {
+                    Answer::Hold => {
                         self.hold(reader.into_inner());
                         return;
                     }
+                    Answer::Close => break,
                 },
                 Ok(None) => break,
                 Err(e) => {
@@ -297,11 +298,11 @@ impl Shared {
         close(reader.into_inner());
     }
 
-    /// The reply to one request, or `None` when it is to be held unanswered.
-    fn dispatch(&self, incoming: &Incoming) -> Option<Reply> {
+    /// What to do with one request: reply, hold it unanswered, or close the connection.
+    fn dispatch(&self, incoming: &Incoming) -> Answer {
         if incoming.path.starts_with(CONTROL_PREFIX) {
             let route = &incoming.path[CONTROL_PREFIX.len()..];
-            return Some(
+            return Answer::Reply(
                 self.common_control(incoming, route)
                     .unwrap_or_else(|| self.service.control(incoming, route)),
             );
@@ -314,18 +315,19 @@ impl Shared {
         let reply = match decision.action {
             Action::Normal => self.service.handle(incoming),
             Action::Fail(status) => self.service.fault_reply(status),
-            Action::Hang => return None,
+            Action::Hang => return Answer::Hold,
             Action::HangAfter => {
                 let _ = self.service.handle(incoming);
-                return None;
+                return Answer::Hold;
             }
             Action::CommitLate(delay) => {
                 self.sleep(delay);
                 self.service.handle(incoming)
             }
+            Action::Drop => return Answer::Close,
         };
         self.set_status(seq, reply.status);
-        Some(reply)
+        Answer::Reply(reply)
     }
 
     /// `faults` and `requests`, the control routes both fakes share.
@@ -408,6 +410,15 @@ impl Shared {
             thread::sleep((until - now).min(Duration::from_millis(20)));
         }
     }
+}
+
+/// What the server does with one request.
+enum Answer {
+    Reply(Reply),
+    /// Keep the connection open and never answer.
+    Hold,
+    /// Close the connection without a reply.
+    Close,
 }
 
 /// Reads one HTTP/1.x request: request line, headers, and a body framed by

@@ -12,6 +12,8 @@ use super::identity::Identity;
 use super::model::{Invoice, TokenGrant};
 use crate::config::BitPaySettings;
 use crate::http;
+// Tokens in query strings never reach logs or error messages.
+use crate::secret::redact_token_query as redact_token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BitPayError {
@@ -264,17 +266,6 @@ fn decode<T: DeserializeOwned>(url: &str, data: serde_json::Value) -> Result<T> 
         url: url.to_string(),
         message: e.to_string(),
     })
-}
-
-/// Tokens in query strings never reach logs or error messages.
-fn redact_token(url: &str) -> String {
-    match url.split_once("token=") {
-        Some((head, tail)) => {
-            let rest = tail.find('&').map(|i| &tail[i..]).unwrap_or("");
-            format!("{head}token=(redacted){rest}")
-        }
-        None => url.to_string(),
-    }
 }
 
 /// Turns a reply into its `data` or a typed error, checking all three error shapes even on

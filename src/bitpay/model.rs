@@ -143,6 +143,8 @@ pub struct Webhook {
     pub invoice_id: String,
     pub event: Option<String>,
     pub claimed_status: Option<String>,
+    /// The `exceptionStatus` it claims (`false` → None).
+    pub claimed_exception: Option<String>,
     /// The refund id, when this is a refund webhook (codes 7001-7004, `data.invoice`).
     pub refund_id: Option<String>,
 }
@@ -198,6 +200,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<Webhook, WebhookError> {
                 invoice_id: invoice,
                 event,
                 claimed_status: text(payload.get("status")),
+                claimed_exception: None,
                 refund_id: Some(refund_id),
             }),
             _ => Err(WebhookError::RefundWithoutInvoice(refund_id)),
@@ -213,6 +216,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<Webhook, WebhookError> {
         invoice_id: id,
         event,
         claimed_status: text(payload.get("status")),
+        claimed_exception: text(payload.get("exceptionStatus")).filter(|e| e != "false"),
         refund_id: None,
     })
 }

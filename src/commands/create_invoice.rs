@@ -648,6 +648,7 @@ mod tests {
             credited_at: None,
             watch_until: None,
             duplicate_payment_ids: Vec::new(),
+            fetched_at: None,
         }
     }
 

@@ -10,14 +10,15 @@ use serde_json::json;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::bitpay::model::{parse_webhook, WebhookError, WEBHOOK_MAX_BYTES};
+use crate::bitpay::model::{parse_webhook, Webhook, WebhookError, WEBHOOK_MAX_BYTES};
 use crate::cli::HandleIpnArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
 use crate::order_id::OrderKey;
-use crate::recovery;
+use crate::recovery::{self, Adoption};
 use crate::settlement::{self, Settler};
+use crate::store::{InvoiceRecord, Settlement};
 
 /// `base64(HMAC-SHA256(key = token, msg = raw body))`, compared in constant time.
 pub fn signature_matches(body: &[u8], token: &str, header: &str) -> bool {
@@ -28,6 +29,51 @@ pub fn signature_matches(body: &[u8], token: &str, header: &str) -> bool {
     expected.as_bytes().ct_eq(header.trim().as_bytes()).into()
 }
 
+/// An invoice id we do not hold is asked about at BitPay at most once in this window: a
+/// stranger replaying ids costs one signed request per id, not one per POST.
+const UNKNOWN_LOOKUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// A webhook that claims exactly what BitPay said this recently is answered from that.
+const FRESH_FETCH_MS: i64 = 10 * 1000;
+/// How much of a body we do not keep whole is journaled.
+const JOURNALED_PREFIX_BYTES: usize = 1024;
+
+/// Size, SHA-256 and the first KiB: enough to recognise a body, bounded whatever it is.
+fn bounded_record(body: &[u8]) -> String {
+    use sha2::Digest;
+    let prefix = &body[..body.len().min(JOURNALED_PREFIX_BYTES)];
+    format!(
+        "{} bytes, sha256 {}; first {} bytes: {}",
+        body.len(),
+        hex::encode(sha2::Sha256::digest(body)),
+        prefix.len(),
+        String::from_utf8_lossy(prefix)
+    )
+}
+
+/// The answer for a duplicate webhook that claims exactly what BitPay said seconds ago
+/// (status and exceptionStatus), when that left nothing to do (never while a credit is due
+/// or in flight: that path keeps its exit codes and its re-checks).
+fn fresh_answer(record: &InvoiceRecord, webhook: &Webhook, now: i64) -> Option<String> {
+    let fetched_at = record.fetched_at?;
+    let nothing_to_do = record.settlement.is_final()
+        || (record.settlement == Settlement::Open
+            && !matches!(record.bitpay_status.as_str(), "confirmed" | "complete"));
+    let same_claim = webhook.claimed_status.as_deref() == Some(record.bitpay_status.as_str())
+        && webhook.claimed_exception == record.exception_status;
+    (nothing_to_do
+        && same_claim
+        && webhook.refund_id.is_none()
+        && now - fetched_at < FRESH_FETCH_MS)
+        .then(|| {
+            format!(
+                "BitPay said {} {} s ago; {}",
+                record.bitpay_status,
+                (now - fetched_at) / 1000,
+                record.settlement.describe()
+            )
+        })
+}
+
 pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u8> {
     let mut body = Vec::new();
     stdin
@@ -35,13 +81,17 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         .read_to_end(&mut body)
         .context("reading the webhook body from stdin")?;
     let now = clock::now_ms();
-    let raw = String::from_utf8_lossy(&body).into_owned();
     let webhook = match parse_webhook(&body) {
         Ok(webhook) => webhook,
         Err(e @ WebhookError::RefundWithoutInvoice(_)) => {
             // Not bad input: BitPay would retry it for an hour and nothing would change.
-            ctx.store
-                .journal(None, "webhook", &format!("ignored: {e}"), Some(&raw), now)?;
+            ctx.store.journal(
+                None,
+                "webhook",
+                &format!("ignored: {e}"),
+                Some(&bounded_record(&body)),
+                now,
+            )?;
             ctx.output.emit(
                 &format!("ignored: {e}"),
                 &json!({"bitpay_invoice_id": null, "result": "ignored"}),
@@ -49,8 +99,13 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
             return Ok(SUCCESS);
         }
         Err(e) => {
-            ctx.store
-                .journal(None, "webhook", &format!("rejected: {e}"), Some(&raw), now)?;
+            ctx.store.journal(
+                None,
+                "webhook",
+                &format!("rejected: {e}"),
+                Some(&bounded_record(&body)),
+                now,
+            )?;
             return Err(Problem::BadInput(e.to_string()).into());
         }
     };
@@ -80,15 +135,50 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
             .map(|s| format!(", claims {s}"))
             .unwrap_or_default()
     );
+    // Whole bodies only for invoices we hold; a stranger's is kept bounded.
+    let detail = match &record {
+        Some(_) => String::from_utf8_lossy(&body).into_owned(),
+        None => bounded_record(&body),
+    };
     ctx.store.journal(
         Some(&id),
         "webhook",
         &format!("received ({claimed}); {verdict}"),
-        Some(&raw),
+        Some(&detail),
         now,
     )?;
     if verdict.starts_with("SIGNATURE INVALID") {
         log::warn!("webhook for {id}: x-signature does not match the body");
+    }
+    let ignored = |why: &str| {
+        ctx.output.emit(
+            &format!("{id}: ignored ({why})"),
+            &json!({"bitpay_invoice_id": id, "result": "ignored"}),
+        );
+        Ok(SUCCESS)
+    };
+    match &record {
+        Some(r) => {
+            if let Some(answer) = fresh_answer(r, &webhook, now) {
+                ctx.output.emit(
+                    &format!("{id}: {answer} (duplicate webhook; not fetched again)"),
+                    &json!({"bitpay_invoice_id": id, "result": "already checked",
+                            "settlement": r.settlement.as_str()}),
+                );
+                return Ok(SUCCESS);
+            }
+        }
+        None => {
+            if let Some((at, answer)) = ctx
+                .store
+                .unknown_lookup(&id, now - UNKNOWN_LOOKUP_WINDOW_MS)?
+            {
+                return ignored(&format!(
+                    "asked BitPay at {}: {answer}",
+                    clock::datetime_of(at)
+                ));
+            }
+        }
     }
 
     let identity = ctx.identity()?;
@@ -98,13 +188,16 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     let record = match record {
         Some(record) => record,
         None => match recovery::adopt_by_id(ctx, &bitpay, &splynx, &order_key, &id)? {
-            Some(record) => record,
-            None => {
-                ctx.output.emit(
-                    &format!("{id}: ignored (not an invoice of this add-on)"),
-                    &json!({"bitpay_invoice_id": id, "result": "ignored"}),
-                );
-                return Ok(SUCCESS);
+            Adoption::Adopted(record) => *record,
+            Adoption::NotOurs(reason) => {
+                let now = clock::now_ms();
+                ctx.store.remember_unknown_lookup(
+                    &id,
+                    &reason,
+                    now,
+                    now - UNKNOWN_LOOKUP_WINDOW_MS,
+                )?;
+                return ignored(&format!("not an invoice of this add-on: {reason}"));
             }
         },
     };

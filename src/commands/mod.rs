@@ -3,6 +3,7 @@ pub mod create_invoice;
 pub mod doctor;
 pub mod handle_ipn;
 pub mod pair;
+pub mod prune;
 pub mod reconcile;
 pub mod resolve;
 pub mod show;

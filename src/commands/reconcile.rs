@@ -17,11 +17,8 @@ use crate::exit::{self, Problem};
 use crate::order_id::{self, OrderKey};
 use crate::settlement::{Outcome, Settler};
 use crate::splynx::SplynxClient;
-use crate::store::{Finding, InvoiceRecord, Settlement, Store};
-use crate::{clock, lock, pairing};
-
-/// The last finding a reconcile run reported: each is reported (and mailed by cron) once.
-const REPORTED_FINDING: &str = "reconcile.reported_finding";
+use crate::store::{Finding, InvoiceRecord, Settlement, Store, REPORTED_FINDING};
+use crate::{clock, lock, pairing, retention};
 
 /// Invoices stuck in "creating" this long without BitPay knowing their guid are dropped.
 const ABANDON_CREATING_MS: i64 = 60 * 60 * 1000;
@@ -224,6 +221,15 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
     } else {
         new_findings(&ctx.store)?
     };
+    let days = ctx.config.journal_retention_days;
+    let pruned = if args.dry_run {
+        None
+    } else {
+        retention::prune_if_due(&ctx.store, days, clock::now_ms())?
+    };
+    if let Some(p) = &pruned {
+        log::info!("{}", retention::describe(p, days, false));
+    }
     if !findings.is_empty() {
         lines.push("Needs the admin (new since the last reconcile):".into());
         for f in &findings {
@@ -271,6 +277,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
             "reversed": summary.reversed,
             "watched": summary.watched,
             "errors": summary.errors,
+            "pruned": pruned.as_ref().map(retention::json),
             "needs_admin": findings.iter().map(|f| json!({
                 "at": clock::datetime_of(f.at),
                 "bitpay_invoice_id": f.bitpay_id,
@@ -392,7 +399,7 @@ fn discover(
                 );
                 continue;
             }
-            crate::recovery::adopt_by_id(ctx, bitpay, splynx, order_key, &invoice.id)?;
+            let _ = crate::recovery::adopt_by_id(ctx, bitpay, splynx, order_key, &invoice.id)?;
         }
         if count < page {
             break;

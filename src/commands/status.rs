@@ -58,6 +58,13 @@ pub fn run(ctx: &Context) -> Result<u8> {
     let oldest = unsettled.first().cloned();
     let webhooks = ctx.store.recent_journal("webhook", WEBHOOKS_SHOWN)?;
     let held = ctx.store.held_invoices(HELD_SHOWN)?;
+    let database_bytes: u64 = ["state.db", "state.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(ctx.config.data_dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    let oldest_journal = ctx.store.oldest_journal_time()?;
+    let last_prune = crate::retention::last_run(&ctx.store)?;
     let count = |state: &str| {
         counts
             .iter()
@@ -138,6 +145,16 @@ pub fn run(ctx: &Context) -> Result<u8> {
             clock::datetime_of(o.created_at)
         ));
     }
+    human.push(format!(
+        "State store:       {:.1} MiB, oldest journal entry {}, last pruned {}",
+        database_bytes as f64 / 1024.0 / 1024.0,
+        oldest_journal
+            .map(clock::datetime_of)
+            .unwrap_or_else(|| "none".into()),
+        last_prune
+            .map(clock::datetime_of)
+            .unwrap_or_else(|| "never".into())
+    ));
     if count("review") + count("reversed") + count("sent") > 0 {
         human.push(format!(
             "Needs the admin:   reversed after credit {}, held for review {} (duplicate payments {}), payment outcome unknown {}",
@@ -185,6 +202,9 @@ pub fn run(ctx: &Context) -> Result<u8> {
         "oldest_unsettled": oldest.as_ref().map(invoice_json),
         "unsettled": unsettled.iter().map(invoice_json).collect::<Vec<_>>(),
         "needs_admin": needs_admin,
+        "database_bytes": database_bytes,
+        "oldest_journal_at": oldest_journal.map(clock::datetime_of),
+        "last_pruned_at": last_prune.map(clock::datetime_of),
         "held": held.iter().map(invoice_json).collect::<Vec<_>>(),
         "recent_webhooks": webhooks.iter().map(|w| json!({
             "at": clock::datetime_of(w.at),

@@ -128,4 +128,23 @@ pub const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 6: token values that older versions wrote into journal text (HTTP errors that named
+    //    the request URL, `?token=...`) are replaced by "(redacted)". Done in Rust right
+    //    after this step (`scrub_journal_secrets`): SQL cannot rewrite every `token=` value.
+    "SELECT 1;",
+    // 7: the public webhook URL's costs stay ours to bound: what BitPay said about an
+    //    invoice id we do not hold (asked at most once per id per window), and when each
+    //    invoice was last fetched (an exact duplicate webhook seconds later is answered
+    //    from that).
+    "CREATE TABLE unknown_lookups (
+        bitpay_id TEXT PRIMARY KEY,
+        at INTEGER NOT NULL,
+        answer TEXT NOT NULL
+    );
+    CREATE INDEX unknown_lookups_at ON unknown_lookups (at);
+    ALTER TABLE invoices ADD COLUMN fetched_at INTEGER;
+    CREATE INDEX journal_kind_id ON journal (kind, id);",
 ];
+
+/// The migration after which the journal is scrubbed of secrets.
+pub const SCRUB_MIGRATION: usize = 6;

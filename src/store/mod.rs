@@ -16,6 +16,10 @@ use crate::secret::Secret;
 
 pub use migrations::MIGRATIONS;
 
+/// `meta` key: the last finding a reconcile run reported (each is mailed once).
+pub const REPORTED_FINDING: &str = "reconcile.reported_finding";
+use migrations::SCRUB_MIGRATION;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state database {path}: {source}{}", storage_hint(source))]
@@ -255,6 +259,8 @@ pub struct InvoiceRecord {
     pub watch_until: Option<i64>,
     /// Every Splynx payment found with this receipt number when there was more than one.
     pub duplicate_payment_ids: Vec<i64>,
+    /// When BitPay was last asked about it.
+    pub fetched_at: Option<i64>,
 }
 
 /// A new invoice row, saved before BitPay is asked to create it.
@@ -286,7 +292,7 @@ pub struct JournalEntry {
 const INVOICE_COLUMNS: &str = "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
     doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
     settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
-    payment_attempts, credited_at, watch_until, duplicate_payment_ids";
+    payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at";
 
 /// SQLite's busy handler. Writers here hold the lock for well under a millisecond, so poll
 /// often (0.1 to 3.2 ms) rather than SQLite's default 1 to 100 ms back-off, which makes a
@@ -350,7 +356,20 @@ fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {
             .split(',')
             .filter_map(|id| id.trim().parse().ok())
             .collect(),
+        fetched_at: row.get(27)?,
     })
+}
+
+/// What a prune removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Settled records whose old detail went (each keeps one summary line).
+    pub records: i64,
+    pub record_entries: i64,
+    /// Entries naming no invoice of ours (rejected bodies, strangers' ids).
+    pub stranger_entries: i64,
+    /// Reported findings.
+    pub findings: i64,
 }
 
 /// Something that needs the admin, recorded once when it is found; `reconcile` reports
@@ -753,7 +772,8 @@ impl Store {
     ) -> Result<()> {
         self.conn.execute(
             "UPDATE invoices SET bitpay_status = ?2, exception_status = ?3,
-                 expires_at = coalesce(?4, expires_at), updated_at = ?5 WHERE id = ?1",
+                 expires_at = coalesce(?4, expires_at), updated_at = ?5, fetched_at = ?5
+             WHERE id = ?1",
             params![id, status, exception, expires_at, now],
         )?;
         Ok(())
@@ -868,6 +888,41 @@ impl Store {
         )? == 1)
     }
 
+    // ---- invoice ids we do not hold ----
+
+    /// What BitPay said about an invoice id we do not hold, if asked since `since`.
+    pub fn unknown_lookup(&self, bitpay_id: &str, since: i64) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT at, answer FROM unknown_lookups WHERE bitpay_id = ?1 AND at >= ?2",
+                params![bitpay_id, since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Remembers the answer, and forgets answers older than `forget_before`: the table
+    /// holds one window's worth of ids at most.
+    pub fn remember_unknown_lookup(
+        &self,
+        bitpay_id: &str,
+        answer: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        self.conn
+            .execute("DELETE FROM unknown_lookups WHERE at < ?1", [forget_before])?;
+        self.conn.execute(
+            "INSERT INTO unknown_lookups (bitpay_id, at, answer) VALUES (?1, ?2, ?3)
+             ON CONFLICT (bitpay_id) DO UPDATE SET at = excluded.at, answer = excluded.answer",
+            params![bitpay_id, now, answer],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     // ---- findings ----
 
     /// Findings recorded after finding `after_id`, oldest first.
@@ -961,6 +1016,106 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    // ---- retention ----
+
+    pub fn journal_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM journal", [], |r| r.get(0))?)
+    }
+
+    /// The oldest journal entry's time.
+    pub fn oldest_journal_time(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT min(at) FROM journal", [], |r| r.get(0))?)
+    }
+
+    /// Drops journal detail older than `cutoff`: for settled records (credited and no
+    /// longer watched, expired, resolved) all but one summary line each; bodies that named
+    /// no invoice of ours; reported findings. Held and unsettled records keep everything;
+    /// the invoices table (the BitPay ↔ Splynx mapping) is never touched. Works in batches
+    /// so webhooks are never blocked for long. With `dry_run`, only counts.
+    pub fn prune(
+        &self,
+        cutoff: i64,
+        reported_finding: i64,
+        dry_run: bool,
+        now: i64,
+    ) -> Result<Pruned> {
+        const SETTLED: &str = "(settlement IN ('expired', 'resolved')
+             OR (settlement = 'credited' AND watch_until IS NULL))";
+        let mut pruned = Pruned::default();
+        let records: Vec<(String, String, Option<String>, i64)> = {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT i.bitpay_id, i.settlement, i.note, count(*) FROM invoices i
+                 JOIN journal j ON j.bitpay_id = i.bitpay_id
+                 WHERE {SETTLED} AND j.at < ?1 AND j.kind != 'pruned'
+                 GROUP BY i.bitpay_id"
+            ))?;
+            let rows = stmt.query_map([cutoff], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        pruned.records = records.len() as i64;
+        pruned.record_entries = records.iter().map(|r| r.3).sum();
+        let strangers = "at < ?1 AND kind != 'pruned' AND (bitpay_id IS NULL
+             OR NOT EXISTS (SELECT 1 FROM invoices i WHERE i.bitpay_id = journal.bitpay_id))";
+        pruned.stranger_entries = self.conn.query_row(
+            &format!("SELECT count(*) FROM journal WHERE {strangers}"),
+            [cutoff],
+            |r| r.get(0),
+        )?;
+        pruned.findings = self.conn.query_row(
+            "SELECT count(*) FROM findings WHERE at < ?1 AND id <= ?2",
+            params![cutoff, reported_finding],
+            |r| r.get(0),
+        )?;
+        if dry_run {
+            return Ok(pruned);
+        }
+        for chunk in records.chunks(500) {
+            let tx = self.conn.unchecked_transaction()?;
+            for (bitpay_id, settlement, note, count) in chunk {
+                self.conn.execute(
+                    "DELETE FROM journal WHERE bitpay_id = ?1 AND at < ?2 AND kind != 'pruned'",
+                    params![bitpay_id, cutoff],
+                )?;
+                self.conn.execute(
+                    "INSERT INTO journal (at, bitpay_id, kind, summary) VALUES (?1, ?2, 'pruned', ?3)",
+                    params![
+                        now,
+                        bitpay_id,
+                        format!(
+                            "{count} journal entries older than {} pruned; {settlement}{}",
+                            crate::clock::datetime_of(cutoff),
+                            note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                        )
+                    ],
+                )?;
+            }
+            tx.commit()?;
+        }
+        loop {
+            let deleted = self.conn.execute(
+                &format!(
+                    "DELETE FROM journal WHERE id IN
+                     (SELECT id FROM journal WHERE {strangers} LIMIT 5000)"
+                ),
+                [cutoff],
+            )?;
+            if deleted == 0 {
+                break;
+            }
+        }
+        self.conn.execute(
+            "DELETE FROM findings WHERE at < ?1 AND id <= ?2",
+            params![cutoff, reported_finding],
+        )?;
+        Ok(pruned)
+    }
+
     /// When the last webhook for a BitPay invoice arrived (probes and unparseable bodies,
     /// which name no invoice, do not count).
     pub fn last_webhook_time(&self) -> Result<Option<i64>> {
@@ -970,6 +1125,48 @@ impl Store {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Replaces every stored token value, and every `token=` query value, in journal text with
+/// "(redacted)".
+fn scrub_journal_secrets(conn: &Connection) -> Result<()> {
+    let mut known: Vec<String> = conn
+        .prepare("SELECT token FROM tokens UNION SELECT token FROM invoices")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    known.retain(|t| t.len() >= 8);
+    let mut rows = conn.prepare(
+        "SELECT id, summary, detail FROM journal
+         WHERE instr(summary, 'token=') > 0 OR instr(detail, 'token=') > 0",
+    )?;
+    let mut found: Vec<(i64, String, Option<String>)> = rows
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for token in &known {
+        let mut with_token = conn.prepare(
+            "SELECT id, summary, detail FROM journal
+             WHERE instr(summary, ?1) > 0 OR instr(detail, ?1) > 0",
+        )?;
+        found.extend(
+            with_token
+                .query_map([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
+    }
+    let scrub = |text: &str| {
+        let mut text = crate::secret::redact_token_query(text);
+        for token in &known {
+            text = text.replace(token.as_str(), "(redacted)");
+        }
+        text
+    };
+    for (id, summary, detail) in found {
+        conn.execute(
+            "UPDATE journal SET summary = ?2, detail = ?3 WHERE id = ?1",
+            params![id, scrub(&summary), detail.as_deref().map(scrub)],
+        )?;
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
@@ -993,8 +1190,11 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<()> {
     if version > known {
         return Err(too_new(version));
     }
-    for sql in &MIGRATIONS[version as usize..] {
+    for (done, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
+        if done + 1 == SCRUB_MIGRATION {
+            scrub_journal_secrets(&tx)?;
+        }
     }
     if version < known {
         tx.pragma_update(None, "user_version", known)?;
@@ -1143,6 +1343,55 @@ mod tests {
         );
         assert_eq!(store.watched_invoices(3000).unwrap().len(), 1);
         assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn migration_6_scrubs_tokens_from_journal_text() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 5).unwrap();
+        tx.commit().unwrap();
+        conn.execute(
+            "INSERT INTO tokens (environment, facade, token, approved, created_at)
+             VALUES ('test', 'pos', 'PosTokenValue12345', 1, 1)",
+            [],
+        )
+        .unwrap();
+        for (summary, detail) in [
+            (
+                "fetch failed: error sending request for url (https://bitpay.com/invoices/X?token=PosTokenValue12345): connection closed",
+                None,
+            ),
+            (
+                "fetch failed: error for url (https://bitpay.com/invoices?token=GoneToken999&dateStart=x)",
+                Some("PosTokenValue12345 again"),
+            ),
+            ("received (invoice_confirmed); signature valid", None),
+        ] {
+            conn.execute(
+                "INSERT INTO journal (at, kind, summary, detail) VALUES (1, 'fetch', ?1, ?2)",
+                params![summary, detail],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn, "test").unwrap();
+        let mut stmt = conn
+            .prepare("SELECT summary, detail FROM journal ORDER BY id")
+            .unwrap();
+        let rows: Vec<(String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|row| row.unwrap())
+            .collect();
+        let all = format!("{rows:?}");
+        assert!(!all.contains("PosTokenValue12345"), "{all}");
+        assert!(!all.contains("GoneToken999"), "{all}");
+        assert!(rows[0].0.contains("token=(redacted)"), "{all}");
+        assert!(rows[1].0.contains("token=(redacted)&dateStart=x"), "{all}");
+        assert_eq!(rows[2].0, "received (invoice_confirmed); signature valid");
     }
 
     #[test]

@@ -249,12 +249,19 @@ describe('splynx-bitpay add-on in the browser', () => {
   });
 
   test('IPN endpoint: 405, 400 for a bad or too big body, 503 while Splynx is down', async () => {
+    const newestWebhook = () => JSON.stringify(binary('status').recent_webhooks[0] ?? null);
+    const before = newestWebhook();
     assert.equal((await addon('GET', '/bitpay/ipn')).status, 405);
     const bad = await addon('POST', '/bitpay/ipn', { body: 'this is not json', headers: { 'content-type': 'application/json' } });
     assert.equal(bad.status, 400);
     assert.equal(await bad.text(), '');
     const huge = await addon('POST', '/bitpay/ipn', { body: `{"data":"${'x'.repeat(70000)}"}` });
     assert.equal(huge.status, 400);
+    assert.equal((await addon('POST', '/bitpay/ipn', { body: '' })).status, 400);
+    assert.equal(newestWebhook(), before, 'refused by the shim: the binary never started');
+    const unknown = await addon('POST', '/bitpay/ipn', { body: '{"id":"NotOurs1234567890abcd"}' });
+    assert.equal(unknown.status, 200);
+    assert.match(newestWebhook(), /NotOurs1234567890abcd/, 'a JSON object reaches the binary');
 
     const created = binary('create-invoice', '--customer', '42', '--refill', '7.00');
     const id = created.bitpay_invoice_id;

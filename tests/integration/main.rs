@@ -8,6 +8,7 @@ mod create_invoice;
 mod doctor;
 mod exactly_once;
 mod faults;
+mod hostile;
 mod pairing;
 mod secrets;
 mod settlement;

@@ -121,3 +121,82 @@ fn no_secret_in_any_output_or_the_journal() {
         }
     }
 }
+
+/// Every journal row as one text, for secret searches.
+fn journal_text(env: &Env) -> String {
+    let db = env.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT coalesce(bitpay_id,'') || kind || summary || coalesce(detail,'') FROM journal",
+        )
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
+
+/// A dropped connection makes the HTTP library describe the request with its URL, and
+/// BitPay's URLs carry `?token=`: no such text may reach any output.
+#[test]
+fn dropped_connections_never_leak_a_token() {
+    let env = Env::new();
+    env.pair();
+    env.pair_merchant();
+    let id = env.create_invoice_101();
+    let mut runs: Vec<Run> = Vec::new();
+    let faults = env.bitpay.faults();
+    let mut dropped = |path: &str, method: &str, run: &dyn Fn() -> Run| {
+        faults.set_filter(Some(path), Some(method));
+        faults.drop_next(1);
+        let r = run();
+        assert_eq!(faults.spec().drop_next, None, "the fault fired: {r:?}");
+        faults.clear();
+        runs.push(r);
+    };
+    // GET /invoices/{id}?token=: the webhook's fetch.
+    dropped(&format!("/invoices/{id}"), "GET", &|| {
+        let body = env.bitpay.webhook_body(&id, true);
+        let r = env.run_with_stdin(&["-vv", "handle-ipn"], body.as_bytes());
+        r.assert_code(75).assert_stderr_contains("unreachable");
+        r
+    });
+    // GET /invoices/guid/{guid}?token=: recovering a create whose reply never came.
+    faults.set_filter(Some("/invoices"), Some("POST"));
+    faults.hang_next(1);
+    env.create_invoice(&["--customer", "42", "--proforma", "201"])
+        .assert_code(75);
+    faults.clear();
+    dropped("/invoices/guid/", "GET", &|| {
+        let r = env.run(&["-vv", "reconcile"]);
+        assert_ne!(r.code, 0, "{r:?}");
+        r
+    });
+    // GET /invoices?token=&dateStart=: listing for reconcile --since.
+    dropped("dateStart", "GET", &|| {
+        let r = env.run(&["-vv", "reconcile", "--since", "2026-01-01"]);
+        assert_ne!(r.code, 0, "{r:?}");
+        r
+    });
+    // GET /tokens: the pending approvals `status` asks about.
+    env.run(&["pair", "--request", "--facade", "pos"])
+        .assert_code(0);
+    dropped("/tokens", "GET", &|| env.run(&["-vv", "status"]));
+    runs.push(env.run(&["show", &id]));
+    runs.push(env.run(&["--json", "show", &id]));
+
+    let journal = journal_text(&env);
+    assert!(journal.contains("fetch failed"), "{journal}");
+    assert!(
+        runs.iter().any(|r| r.stderr.contains("unreachable")),
+        "the drops were reported: {runs:#?}"
+    );
+    for secret in secrets(&env) {
+        for run in &runs {
+            assert!(!run.stdout.contains(&secret), "secret in stdout: {run:?}");
+            assert!(!run.stderr.contains(&secret), "secret in stderr: {run:?}");
+        }
+        assert!(
+            !journal.contains(&secret),
+            "secret in the journal: {journal}"
+        );
+    }
+}

@@ -82,6 +82,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >"$WORK/apt.log" 2>&1
     check "apt-get install ${missing[*]}" test $? -eq 0 || show "$WORK/apt.log"
 fi
+# nginx only to check the shipped snippets (nginx -t); its service is not started.
+if ! command -v nginx >/dev/null 2>&1; then
+    policy=/usr/sbin/policy-rc.d
+    made_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
+    apt-get install -y -q --no-install-recommends nginx-light >"$WORK/apt-nginx.log" 2>&1
+    check "apt-get install nginx-light (service not started)" test $? -eq 0 || show "$WORK/apt-nginx.log"
+    [ "$made_policy" -eq 1 ] && rm -f "$policy"
+fi
 for tool in dpkg-buildpackage lintian flock curl python3 man; do
     command -v "$tool" >/dev/null || { fail "$tool is available"; finish; }
 done
@@ -159,9 +170,27 @@ if [ -d "$ROOT/hooks" ] && [ -n "$(find "$ROOT/hooks" -type f -print -quit)" ]; 
 else
     echo "(hooks/ is empty in this checkout: no shim files to check)"
 fi
-if [ -f "$ROOT/hooks/nginx/splynx-bitpay.addons" ]; then
-    expect /etc/nginx/sites-available/splynx-bitpay.addons "root:root 644 regular file"
-fi
+expect /etc/nginx/sites-available/splynx-bitpay.addons "root:root 644 regular file"
+expect /etc/nginx/conf.d/splynx-bitpay-ratelimit.conf "root:root 644 regular file"
+# Both snippets in a Splynx-like vhost: nginx accepts them, and /bitpay/ipn is limited.
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<NGINX
+error_log $WORK/nginx/error.log;
+pid $WORK/nginx/nginx.pid;
+events {}
+http {
+    include /etc/nginx/conf.d/splynx-bitpay-ratelimit.conf;
+    server {
+        listen 127.0.0.1:18099;
+        root /var/www/splynx/web;
+        include /etc/nginx/sites-available/splynx-bitpay.addons;
+    }
+}
+NGINX
+nginx -t -q -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/t.log" 2>&1
+check "nginx -t accepts the rate limit and the add-on snippet" test $? -eq 0 || show "$WORK/nginx/t.log"
+check "the webhook location is rate-limited" \
+    grep -q "limit_req zone=splynx_bitpay_ipn" /etc/nginx/sites-available/splynx-bitpay.addons
 if [ -f "$ROOT/hooks/web/index.php" ]; then
     check "the portal entry point resolves through the link" test -f /var/www/splynx/web/bitpay/index.php
 fi

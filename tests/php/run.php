@@ -14,6 +14,7 @@ require $hooks . '/lib/bitpay.php';
 
 use SplynxBitpay\Binary;
 use SplynxBitpay\Caller;
+use SplynxBitpay\Ipn;
 use SplynxBitpay\Result;
 use SplynxBitpay\Settings;
 use SplynxBitpay\View;
@@ -376,6 +377,26 @@ check('install without the add-on base prints the manual steps and links web/', 
     same($hooks . '/web', readlink($tmp . '/splynx-web/bitpay'));
     list($code, $out) = run_cmd([PHP_BINARY, $hooks . '/install', '--base', $tmp . '/none', '--splynx-web', $tmp . '/splynx-web']);
     same(0, $code, 'a second run is fine');
+});
+
+check('IPN shim: malformed requests are refused without starting the binary', static function (): void {
+    same(405, Ipn::refusal('GET', ''));
+    same(405, Ipn::refusal('PUT', '{"id":"x"}'));
+    same(400, Ipn::refusal('POST', ''));
+    same(400, Ipn::refusal('POST', "  \n"));
+    same(400, Ipn::refusal('POST', 'id=abc&status=paid'));
+    same(400, Ipn::refusal('POST', '[1,2]'));
+    same(400, Ipn::refusal('POST', '{' . str_repeat('x', \SplynxBitpay\IPN_MAX_BYTES)));
+    same(null, Ipn::refusal('POST', '{"id":"abc"}'));
+    same(null, Ipn::refusal('POST', "\n {\"event\":{}}"));
+    same(null, Ipn::refusal('POST', '{' . str_repeat('x', \SplynxBitpay\IPN_MAX_BYTES - 1)));
+});
+
+check('nginx: the webhook URL is rate-limited in the zone the package defines', static function () use ($hooks): void {
+    $site = file_get_contents($hooks . '/nginx/splynx-bitpay.addons');
+    $zone = file_get_contents($hooks . '/nginx/splynx-bitpay-ratelimit.conf');
+    truthy(preg_match('#location = /bitpay/ipn \{[^}]*limit_req zone=splynx_bitpay_ipn #s', $site) === 1, $site);
+    truthy(preg_match('#^limit_req_zone \$binary_remote_addr zone=splynx_bitpay_ipn:1m rate=5r/s;#m', $zone) === 1, $zone);
 });
 
 check('nginx snippet routes /bitpay to the front controller', static function () use ($hooks): void {

@@ -39,10 +39,10 @@ pub enum Command {
     #[command(
         after_help = "Example (then revoke the token in the BitPay dashboard too):\n  splynx-bitpay unpair"
     )]
-    Unpair,
+    Unpair(UnpairArgs),
     /// Pairing state, invoice counts, last webhook, oldest unsettled invoice
     #[command(after_help = "Examples:\n  splynx-bitpay status\n  splynx-bitpay status --json")]
-    Status,
+    Status(StatusArgs),
     /// Create (or reuse) a BitPay invoice for a Splynx document or a balance top-up
     #[command(
         after_help = "Examples:\n  splynx-bitpay create-invoice --customer 42 --invoice 101\n  splynx-bitpay create-invoice --customer 42 --refill 25.00 --json"
@@ -81,6 +81,30 @@ pub enum Command {
     Doctor,
 }
 
+/// Who is at the admin page (the PHP shim passes these; on the command line, leave them out).
+#[derive(Debug, Args, Default)]
+pub struct AdminArgs {
+    /// The Splynx administrator session hash the admin page received; pairing changes then
+    /// need a role in admin.pairing_roles
+    #[arg(long, value_name = "SASH")]
+    pub sash: Option<String>,
+    /// The administrator id of the page's login session: must be the sash's administrator
+    #[arg(long, value_name = "ID", requires = "sash")]
+    pub session_admin: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpairArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct PairArgs {
     /// The 7-character pairing code from the BitPay dashboard
@@ -92,6 +116,11 @@ pub struct PairArgs {
     /// Facade to request with --request
     #[arg(long, default_value = "merchant", requires = "request", value_parser = ["merchant", "pos"])]
     pub facade: String,
+    /// With --sash: replace an active token (the admin page asks for this confirmation)
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]

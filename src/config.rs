@@ -18,6 +18,10 @@ pub const ENV_VAR: &str = "SPLYNX_BITPAY_CONFIG";
 /// so a request Splynx was still working on has committed (or died) by then.
 pub const DEFAULT_PAYMENT_GRACE_SECONDS: u64 = 900;
 
+/// Only the super administrator may change the pairing from the web by default: whoever
+/// pairs decides which BitPay account customers pay.
+pub const DEFAULT_PAIRING_ROLE: &str = "super-administrator";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source} (pass --config PATH or set {ENV_VAR})")]
@@ -126,6 +130,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Journal detail of final records older than this is pruned (the mapping is kept).
     pub journal_retention_days: u32,
+    /// Splynx administrator roles that may change the pairing from the admin page.
+    pub pairing_roles: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +142,13 @@ struct RawConfig {
     refill: Option<RawRefill>,
     storage: RawStorage,
     reconcile: Option<RawReconcile>,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    pairing_roles: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +362,19 @@ impl Config {
             ));
         }
 
+        let pairing_roles: Vec<String> = raw
+            .admin
+            .and_then(|a| a.pairing_roles)
+            .unwrap_or_else(|| vec![DEFAULT_PAIRING_ROLE.to_string()])
+            .iter()
+            .map(|r| r.trim().to_string())
+            .collect();
+        if pairing_roles.is_empty() || pairing_roles.iter().any(String::is_empty) {
+            return Err(invalid(
+                "admin.pairing_roles",
+                format!("list at least one Splynx administrator role, e.g. [\"{DEFAULT_PAIRING_ROLE}\"]; empty names are not roles"),
+            ));
+        }
         let journal_retention_days = raw.storage.journal_retention_days.unwrap_or(180);
         if !(7..=3650).contains(&journal_retention_days) {
             return Err(invalid(
@@ -438,6 +464,7 @@ impl Config {
             },
             data_dir,
             journal_retention_days,
+            pairing_roles,
         })
     }
 

@@ -56,6 +56,7 @@ fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
         return match e.cause() {
             _ if e.is_temporary() => Some(TEMPORARY),
             SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => Some(CONFIG),
+            SplynxError::InvalidSash { .. } => Some(BAD_INPUT),
             SplynxError::Store(store) => store_code(store),
             _ => Some(FAILURE),
         };

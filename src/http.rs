@@ -46,14 +46,32 @@ pub struct TransportError {
     pub may_have_arrived: bool,
 }
 
-/// Sends a request and reads the whole reply: `(status, body)`, or the transport failure.
-pub fn exchange(
-    request: reqwest::blocking::RequestBuilder,
-) -> Result<(u16, String), TransportError> {
+/// A whole reply.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends a request and reads the whole reply, or the transport failure.
+pub fn exchange(request: reqwest::blocking::RequestBuilder) -> Result<Reply, TransportError> {
     let started = Instant::now();
     let result = request.send().and_then(|response| {
         let status = response.status().as_u16();
-        response.text().map(|text| (status, text))
+        let headers = response.headers().clone();
+        response.text().map(|body| Reply {
+            status,
+            headers,
+            body,
+        })
     });
     WAITING_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     result.map_err(|e| TransportError {

@@ -1,5 +1,6 @@
 //! splynx-bitpay: pay Splynx invoices, proforma invoices and top-ups with BitPay.
 
+pub mod admin;
 pub mod bitpay;
 pub mod cli;
 pub mod clock;
@@ -42,8 +43,8 @@ pub fn run(cli: Cli) -> Result<u8> {
     )?;
     match cli.command {
         Command::Pair(args) => commands::pair::run(args, &ctx),
-        Command::Unpair => commands::unpair::run(&ctx),
-        Command::Status => commands::status::run(&ctx),
+        Command::Unpair(args) => commands::unpair::run(args, &ctx),
+        Command::Status(args) => commands::status::run(args, &ctx),
         Command::CreateInvoice(args) => commands::create_invoice::run(args, &ctx),
         Command::HandleIpn(args) => {
             commands::handle_ipn::run(args, &ctx, &mut std::io::stdin().lock())

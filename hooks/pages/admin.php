@@ -5,6 +5,11 @@
  * status, invoice counts, the last webhook and the oldest unsettled invoice with its
  * journal; a look-up of any BitPay invoice, order id or document number. Splynx
  * administrators only. The binary never prints secrets; tokens are not shown at all.
+ *
+ * Splynx opens the page with the administrator's session hash (`sash`); every pairing
+ * change passes it to the binary, which asks Splynx who that is and refuses roles not in
+ * admin.pairing_roles (and pending codes are not shown to them). Replacing an active token
+ * asks for a confirmation first.
  */
 
 namespace SplynxBitpay;
@@ -15,8 +20,17 @@ return static function (string $route): void {
         Http::toLogin('admin');
         return;
     }
-    $self = URL_PREFIX . '/admin';
+    $sash = Http::method() === 'POST' ? Http::post('sash') : Http::query('sash');
+    $self = URL_PREFIX . '/admin' . ($sash === '' ? '' : '?sash=' . rawurlencode($sash));
     $flashKey = 'splynx_bitpay_admin_flash';
+    // Always given for changes: without a sash the binary refuses them.
+    $who = ['--sash', $sash, '--session-admin', (string) $admin];
+    $confirm = static function (string $heading, string $text, string $do, array $fields, string $button, string $class) use ($self, $sash): void {
+        $token = Csrf::token();
+        session_write_close();
+        View::page('admin-confirm', ['title' => $heading, 'csrf' => $token, 'action' => $self, 'sash' => $sash,
+            'heading' => $heading, 'text' => $text, 'do' => $do, 'fields' => $fields, 'button' => $button, 'button_class' => $class]);
+    };
 
     if (Http::method() === 'POST') {
         if (!Csrf::valid()) {
@@ -27,31 +41,37 @@ return static function (string $route): void {
         }
         $action = Http::post('action');
         $flash = null;
-        if ($action === 'unpair' && Http::post('confirm') !== 'yes') {
-            $token = Csrf::token();
-            session_write_close();
-            View::page('admin-unpair', ['title' => 'Unpair from BitPay', 'csrf' => $token, 'action' => $self]);
+        $confirmed = Http::post('confirm') === 'yes';
+        if ($action === 'unpair' && !$confirmed) {
+            $confirm('Unpair from BitPay', 'This forgets the BitPay tokens of this server. Customers cannot pay with BitPay until you pair again. Invoices already created keep being settled.', 'unpair', [], 'Yes, unpair', 'confirm-unpair');
             return;
+        }
+        $code = Http::post('pairing_code');
+        if ($action === 'pair' && !$confirmed && preg_match('/^[A-Za-z0-9]{7}$/', $code)) {
+            $current = Binary::run(array_merge(['status'], $who));
+            if ($current->ok() && !empty($current->json['paired'])) {
+                $confirm('Replace the BitPay pairing', 'This server is paired (' . implode(', ', $current->json['paired']) . ' token active). Pairing with a new code replaces it: from then on customers pay the BitPay account that code belongs to. Only continue if that is your own BitPay account.', 'pair', ['pairing_code' => $code], 'Yes, replace it', 'confirm-replace');
+                return;
+            }
         }
         session_write_close();
         if ($action === 'pair') {
-            $code = Http::post('pairing_code');
             if (!preg_match('/^[A-Za-z0-9]{7}$/', $code)) {
                 $flash = ['danger', 'A pairing code is 7 letters or digits, like u7m0VSR.'];
             } else {
-                $result = Binary::run(['pair', $code]);
+                $result = Binary::run(array_merge(['pair', $code], $confirmed ? ['--replace'] : [], $who));
                 $flash = $result->ok()
                     ? ['success', 'Paired with BitPay: the ' . (string) $result->json['facade'] . ' token is ' . (!empty($result->json['approved']) ? 'active' : 'waiting for approval') . '. Customers can pay now.']
                     : ['danger', 'Pairing failed: ' . $result->message()];
             }
         } elseif ($action === 'request') {
             $facade = Http::post('facade') === 'pos' ? 'pos' : 'merchant';
-            $result = Binary::run(['pair', '--request', '--facade', $facade]);
+            $result = Binary::run(array_merge(['pair', '--request', '--facade', $facade], $who));
             $flash = $result->ok()
                 ? ['success', 'Pairing code ' . (string) $result->json['pairing_code'] . ' requested. Approve it in your BitPay dashboard (link below); the status here shows when it is active.']
                 : ['danger', 'Could not request a pairing code: ' . $result->message()];
         } elseif ($action === 'unpair') {
-            $result = Binary::run(['unpair']);
+            $result = Binary::run(array_merge(['unpair'], $who));
             $flash = $result->ok()
                 ? ['success', 'BitPay data has been successfully reset: ' . (int) $result->json['tokens_removed'] . ' token(s) forgotten. Revoke them in the BitPay dashboard too.']
                 : ['danger', 'Unpairing failed: ' . $result->message()];
@@ -70,7 +90,7 @@ return static function (string $route): void {
     $token = Csrf::token();
     session_write_close();
 
-    $status = Binary::run(['status']);
+    $status = Binary::run(array_merge(['status'], $sash === '' ? [] : $who));
     $oldest = null;
     if ($status->ok() && !empty($status->json['oldest_unsettled']['bitpay_invoice_id'])) {
         $shown = Binary::run(['show', (string) $status->json['oldest_unsettled']['bitpay_invoice_id']]);
@@ -104,6 +124,7 @@ return static function (string $route): void {
         'lookup_error' => $lookupError,
         'csrf' => $token,
         'action' => $self,
+        'sash' => $sash,
         'config_path' => Binary::configPath(),
         'splynx_url' => Settings::get('splynx', 'url', ''),
         'currency' => Settings::currency(),

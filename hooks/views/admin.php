@@ -3,11 +3,15 @@
  * @var array|null $flash @var array|null $status @var string|null $status_error @var array|null $oldest
  * @var string $lookup @var array|null $found @var string|null $lookup_error @var string $csrf @var string $action
  * @var string $config_path @var string $splynx_url @var string $currency @var array $refill
+ * @var string $sash
  */
 use SplynxBitpay\View;
 
 $environment = $status !== null ? (string) $status['environment'] : '';
 $paired = $status !== null && !empty($status['paired']);
+// The binary decides who may change the pairing (admin.pairing_roles); this only renders it.
+$mayPair = $status !== null && !empty($status['administrator']['may_pair']);
+$sashField = '<input type="hidden" name="sash" value="' . View::e($sash) . '">';
 $journal = static function (array $entries): string {
     if (!$entries) {
         return '<p class="muted">No journal entries.</p>';
@@ -78,12 +82,14 @@ $invoiceBlock = static function (array $invoice) use ($journal): string {
 <?php if (!empty($status['pending_approvals'])) : ?>
 <div class="alert alert-info pending">
 <?php foreach ($status['pending_approvals'] as $p) : ?>
-Pairing code <code class="pending-code"><?= View::e($p['pairing_code']) ?></code> (<?= View::e($p['facade']) ?>) waits for approval until <?= View::e($p['pairing_expires_at']) ?>: <a href="<?= View::e($p['approve_url']) ?>" target="_blank" rel="noopener noreferrer">approve it in the BitPay dashboard</a>.<br>
+<?php if ($p['pairing_code'] !== null) : ?>Pairing code <code class="pending-code"><?= View::e($p['pairing_code']) ?></code><?php else : ?>A pairing code<?php endif; ?> (<?= View::e($p['facade']) ?>) waits for approval until <?= View::e($p['pairing_expires_at']) ?>: <a href="<?= View::e($p['approve_url']) ?>" target="_blank" rel="noopener noreferrer">approve it in the BitPay dashboard</a>.<br>
 <?php endforeach; ?>
 </div>
 <?php endif; ?>
+<?php if ($mayPair) : ?>
 <form method="post" action="<?= View::e($action) ?>" class="inline-form pair-form">
 <input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<?= $sashField ?>
 <input type="hidden" name="action" value="pair">
 <div class="form-group"><label for="pairing_code">Pairing code</label>
 <input class="form-control" id="pairing_code" name="pairing_code" required maxlength="7" pattern="[A-Za-z0-9]{7}" placeholder="u7m0VSR" style="width:180px" autocomplete="off"></div>
@@ -92,6 +98,7 @@ Pairing code <code class="pending-code"><?= View::e($p['pairing_code']) ?></code
 <p class="muted" style="margin-top:12px">No dashboard code? Request one here and approve it in BitPay:</p>
 <form method="post" action="<?= View::e($action) ?>" class="inline-form request-form">
 <input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<?= $sashField ?>
 <input type="hidden" name="action" value="request">
 <div class="form-group"><label for="facade">Facade</label>
 <select class="form-control" id="facade" name="facade" style="width:180px"><option value="merchant">merchant</option><option value="pos">pos</option></select></div>
@@ -100,9 +107,23 @@ Pairing code <code class="pending-code"><?= View::e($p['pairing_code']) ?></code
 <?php if (!empty($status['tokens'])) : ?>
 <form method="post" action="<?= View::e($action) ?>" class="inline-form" style="margin-top:14px">
 <input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<?= $sashField ?>
 <input type="hidden" name="action" value="unpair">
 <button type="submit" class="btn btn-danger unpair">Unpair</button>
 </form>
+<?php endif; ?>
+<?php elseif ($status['administrator'] === null) : ?>
+<div class="alert alert-info read-only">Open this page from the Splynx admin panel (Config &rarr; Integrations &rarr; Bitpay) to change the pairing: Splynx then tells the add-on who you are.</div>
+<?php else : ?>
+<div class="alert alert-info read-only"><?= View::e($status['pairing_refusal']) ?></div>
+<?php endif; ?>
+<?php if (!empty($status['pairing_changes'])) : ?>
+<h4 style="margin-top:16px;font-size:14px">Pairing changes</h4>
+<table class="table pairing-changes"><tr><th>When</th><th>What, and by whom</th></tr>
+<?php foreach ($status['pairing_changes'] as $change) : ?>
+<tr><td><?= View::e($change['at']) ?></td><td><?= View::e($change['summary']) ?></td></tr>
+<?php endforeach; ?>
+</table>
 <?php endif; ?>
 </div>
 </div>
@@ -153,6 +174,7 @@ if (empty($status['invoices'])) {
 <div class="panel-heading">Look up a payment</div>
 <div class="panel-body">
 <form method="get" action="<?= View::e($action) ?>" class="inline-form">
+<?= $sashField ?>
 <div class="form-group"><label for="show">BitPay invoice id, order id or document number</label>
 <input class="form-control" id="show" name="show" value="<?= View::e($lookup) ?>" style="width:340px"></div>
 <button type="submit" class="btn">Show</button>

@@ -44,7 +44,8 @@
 //! Splynx-only control routes: `GET /_sandbox/payments`; `POST /_sandbox/check-nonce` and
 //! `POST /_sandbox/loose-json` (`{"enabled":bool}`); `POST /_sandbox/seed`
 //! (`{"customers":[..],"invoices":[..],"proformas":[..],"payment_methods":[..]}`);
-//! `POST /_sandbox/seed-demo`; `POST /_sandbox/deny` (`{"path":..,"method":..}`),
+//! `POST /_sandbox/seed-demo`; `POST /_sandbox/admin-sessions` (`{"sash","id","role"}`: API
+//! requests with `?sash=` then carry `SpL-Administrator-*` headers); `POST /_sandbox/deny` (`{"path":..,"method":..}`),
 //! `DELETE /_sandbox/deny`; `GET /_sandbox/auth`; `GET /_sandbox/{customers,invoices,
 //! proformas,payment-methods}/{id}`.
 

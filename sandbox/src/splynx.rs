@@ -174,6 +174,8 @@ struct State {
     /// (path prefix relative to /api/2.0/, method or "*").
     denied: Vec<(String, String)>,
     next_transaction_id: i64,
+    /// Administrator sessions by session hash (`sash`): (id, role, partner id).
+    admin_sessions: BTreeMap<String, (i64, String, i64)>,
 }
 
 impl State {
@@ -359,6 +361,16 @@ impl SplynxSandbox {
         let created: Value = serde_json::from_slice(&reply.body).expect("JSON reply");
         assert_eq!(reply.status, 201, "Splynx refused the payment: {created}");
         created["id"].as_i64().expect("payment id")
+    }
+
+    /// An administrator logged in to Splynx with session hash `sash`: API requests with
+    /// `?sash=` then answer with `SpL-Administrator-Id`/`-Role`/`-Partner` headers (an
+    /// unknown sash gets 401 INVALID_SASH).
+    pub fn add_admin_session(&self, sash: &str, id: i64, role: &str) {
+        self.core
+            .lock()
+            .admin_sessions
+            .insert(sash.to_string(), (id, role.to_string(), 1));
     }
 
     pub fn payment_count(&self) -> usize {
@@ -685,6 +697,37 @@ impl Service for Core {
             self.auth_failures.fetch_add(1, Ordering::SeqCst);
             return reply;
         }
+        // `?sash=` makes the API act as that administrator and name them in the answer.
+        let administrator = match req.query_param("sash") {
+            None => None,
+            Some(sash) => match self.lock().admin_sessions.get(&sash).cloned() {
+                Some(admin) => Some(admin),
+                None => return api_error(401, "Invalid sash", "INVALID_SASH"),
+            },
+        };
+        let reply = self.route(req, relative);
+        match administrator {
+            Some((id, role, partner)) => reply
+                .header("SpL-Administrator-Id", id.to_string())
+                .header("SpL-Administrator-Role", role)
+                .header("SpL-Administrator-Partner", partner.to_string()),
+            None => reply,
+        }
+    }
+
+    fn control(&self, req: &Incoming, route: &str) -> Reply {
+        self.control_route(req, route)
+            .unwrap_or_else(|(status, message)| control_error(status, &message))
+    }
+
+    fn fault_reply(&self, status: u16) -> Reply {
+        fault_reply(status)
+    }
+}
+
+impl Core {
+    /// An authenticated API request.
+    fn route(&self, req: &Incoming, relative: &str) -> Reply {
         let loose = self.lock().loose_json;
 
         // Route: "admin/api/check" or a resource with an optional numeric id.
@@ -744,30 +787,26 @@ impl Service for Core {
             _ => method_not_allowed(),
         }
     }
+}
 
-    fn control(&self, req: &Incoming, route: &str) -> Reply {
-        self.control_route(req, route)
-            .unwrap_or_else(|(status, message)| control_error(status, &message))
-    }
-
-    fn fault_reply(&self, status: u16) -> Reply {
-        let text = status_text(status);
-        match status {
-            500 => Reply::json(
-                500,
-                &json!({"name": "Internal Server Error", "message": "An internal server error occurred.",
-                        "code": 0, "status": 500}),
-            ),
-            502..=504 => Reply::html(
-                status,
-                format!("<html>\r\n<head><title>{status} {text}</title></head>\r\n<body>\r\n<center><h1>{status} {text}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"),
-            ),
-            _ => api_error(
-                status,
-                text,
-                &text.to_ascii_uppercase().replace(' ', "_"),
-            ),
-        }
+/// The error reply of an injected fault, shaped like Splynx's (or its nginx's).
+fn fault_reply(status: u16) -> Reply {
+    let text = status_text(status);
+    match status {
+        500 => Reply::json(
+            500,
+            &json!({"name": "Internal Server Error", "message": "An internal server error occurred.",
+                    "code": 0, "status": 500}),
+        ),
+        502..=504 => Reply::html(
+            status,
+            format!("<html>\r\n<head><title>{status} {text}</title></head>\r\n<body>\r\n<center><h1>{status} {text}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"),
+        ),
+        _ => api_error(
+            status,
+            text,
+            &text.to_ascii_uppercase().replace(' ', "_"),
+        ),
     }
 }
 
@@ -1214,6 +1253,27 @@ impl Core {
                     return Err((400, format!("unknown seed key {unknown}")));
                 }
                 Reply::json(200, &Value::Object(created))
+            }
+            ("POST", ["admin-sessions"]) => {
+                let b = body()?;
+                let sash = b
+                    .get("sash")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .ok_or((400, "sash is required".to_string()))?;
+                let id = b
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .ok_or((400, "id is required".to_string()))?;
+                let role = b
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .ok_or((400, "role is required".to_string()))?;
+                let partner = b.get("partner_id").and_then(Value::as_i64).unwrap_or(1);
+                self.lock()
+                    .admin_sessions
+                    .insert(sash.to_string(), (id, role.to_string(), partner));
+                ok()
             }
             ("POST", ["seed-demo"]) => {
                 seed_demo(&mut self.lock()).map_err(|e| (400, e))?;

@@ -240,7 +240,9 @@ impl BitPayClient {
             request = request.body(bytes);
         }
         log::debug!("BitPay {method} {}", redact_token(&url));
-        let (status, text) = http::exchange(request).map_err(|e| BitPayError::Transport {
+        let http::Reply {
+            status, body: text, ..
+        } = http::exchange(request).map_err(|e| BitPayError::Transport {
             url: redact_token(&url),
             message: e.message,
         })?;

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use serde_json::json;
 
+use crate::admin;
 use crate::cli::PairArgs;
 use crate::clock;
 use crate::context::Context;
@@ -20,6 +21,21 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
             ))
             .into());
         }
+    }
+    let caller = admin::require_pairing_role(ctx, &args.admin)?;
+    let active: Vec<String> = ctx
+        .store
+        .tokens(ctx.environment())?
+        .into_iter()
+        .filter(|t| t.approved)
+        .map(|t| t.facade)
+        .collect();
+    if caller.is_some() && args.code.is_some() && !active.is_empty() && !args.replace {
+        return Err(Problem::BadInput(format!(
+            "already paired ({} token active): a new pairing code replaces it, and customers then pay the BitPay account that code belongs to. Confirm to replace it",
+            active.join(", ")
+        ))
+        .into());
     }
     let identity = ctx.identity()?;
     let sin = identity.sin();
@@ -68,6 +84,28 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
         label: Some(label),
         created_at: now,
     })?;
+    ctx.store.journal(
+        None,
+        "pairing",
+        &if approved {
+            format!(
+                "paired: {facade} token active{}, by {}",
+                if active.is_empty() {
+                    ""
+                } else {
+                    " (replaced the active token)"
+                },
+                admin::who(caller.as_ref())
+            )
+        } else {
+            format!(
+                "requested a {facade} pairing code, by {}",
+                admin::who(caller.as_ref())
+            )
+        },
+        None,
+        now,
+    )?;
     let mut json = json!({"environment": env, "api_url": client.base_url(), "facade": facade, "sin": sin, "approved": approved});
     let human = if approved {
         format!(

@@ -3,6 +3,8 @@
 use anyhow::Result;
 use serde_json::json;
 
+use crate::admin;
+use crate::cli::StatusArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::SUCCESS;
@@ -13,6 +15,7 @@ use crate::store::InvoiceRecord;
 const WEBHOOKS_SHOWN: u32 = 10;
 const UNSETTLED_SHOWN: u32 = 25;
 const HELD_SHOWN: u32 = 25;
+const PAIRING_CHANGES_SHOWN: u32 = 5;
 
 fn invoice_json(o: &InvoiceRecord) -> serde_json::Value {
     json!({
@@ -32,7 +35,10 @@ fn invoice_json(o: &InvoiceRecord) -> serde_json::Value {
     })
 }
 
-pub fn run(ctx: &Context) -> Result<u8> {
+pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
+    // At the admin page: who is looking, and whether they may see pending pairing codes.
+    let caller = admin::identify(ctx, &args.admin)?;
+    let shows_codes = caller.as_ref().is_none_or(|c| c.may_pair);
     let env = ctx.environment();
     let identity = ctx.existing_identity()?;
     let sin = identity.as_ref().map(|i| i.sin());
@@ -57,6 +63,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
     let unsettled = ctx.store.oldest_unsettled(UNSETTLED_SHOWN)?;
     let oldest = unsettled.first().cloned();
     let webhooks = ctx.store.recent_journal("webhook", WEBHOOKS_SHOWN)?;
+    let pairing_changes = ctx.store.recent_journal("pairing", PAIRING_CHANGES_SHOWN)?;
     let held = ctx.store.held_invoices(HELD_SHOWN)?;
     let database_bytes: u64 = ["state.db", "state.db-wal"]
         .iter()
@@ -106,7 +113,11 @@ pub fn run(ctx: &Context) -> Result<u8> {
         human.push(format!(
             "Pending approval:  {} code {} — approve at {}{}",
             t.facade,
-            t.pairing_code.as_deref().unwrap_or("?"),
+            if shows_codes {
+                t.pairing_code.as_deref().unwrap_or("?")
+            } else {
+                "(hidden)"
+            },
             ctx.dashboard_tokens_url(),
             t.pairing_expires_at
                 .map(|e| format!(" before {}", clock::datetime_of(e)))
@@ -172,6 +183,12 @@ pub fn run(ctx: &Context) -> Result<u8> {
             ));
         }
     }
+    if !pairing_changes.is_empty() {
+        human.push("Pairing changes:".into());
+        for p in &pairing_changes {
+            human.push(format!("  {}  {}", clock::datetime_of(p.at), p.summary));
+        }
+    }
     if !webhooks.is_empty() {
         human.push("Recent webhooks:".into());
         for w in webhooks.iter().take(5) {
@@ -192,7 +209,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
         "tokens": tokens.iter().map(pairing::describe).collect::<Vec<_>>(),
         "pending_approvals": pending.iter().map(|t| json!({
             "facade": t.facade,
-            "pairing_code": t.pairing_code,
+            "pairing_code": if shows_codes { t.pairing_code.clone() } else { None },
             "approve_url": ctx.dashboard_tokens_url(),
             "pairing_expires_at": t.pairing_expires_at,
         })).collect::<Vec<_>>(),
@@ -202,6 +219,15 @@ pub fn run(ctx: &Context) -> Result<u8> {
         "oldest_unsettled": oldest.as_ref().map(invoice_json),
         "unsettled": unsettled.iter().map(invoice_json).collect::<Vec<_>>(),
         "needs_admin": needs_admin,
+        "administrator": caller.as_ref().map(|c| c.json(&ctx.config.pairing_roles)),
+        "pairing_refusal": caller
+            .as_ref()
+            .filter(|c| !c.may_pair)
+            .map(|c| admin::refusal(&ctx.config.pairing_roles, &c.admin)),
+        "pairing_changes": pairing_changes.iter().map(|p| json!({
+            "at": clock::datetime_of(p.at),
+            "summary": p.summary,
+        })).collect::<Vec<_>>(),
         "database_bytes": database_bytes,
         "oldest_journal_at": oldest_journal.map(clock::datetime_of),
         "last_pruned_at": last_prune.map(clock::datetime_of),

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use url::form_urlencoded;
 
-use super::model::{Customer, Invoice, Payment, PaymentMethod, Proforma};
+use super::model::{Administrator, Customer, Invoice, Payment, PaymentMethod, Proforma};
 use crate::config::{SplynxAuth, SplynxSettings};
 use crate::lock;
 use crate::secret::Secret;
@@ -43,6 +43,8 @@ pub enum SplynxError {
     },
     #[error("Splynx has no {what}")]
     NotFound { what: String },
+    #[error("Splynx does not know this administrator session (sash): {message}; open the page again from the Splynx admin panel")]
+    InvalidSash { message: String },
     #[error("Splynx rejected the data (HTTP 422): {message}")]
     Validation { message: String, body: String },
     #[error("Splynx API error (HTTP {status}): {message}")]
@@ -162,6 +164,47 @@ impl<'a> SplynxClient<'a> {
         }
     }
 
+    /// The administrator whose session hash (`sash`) an add-on admin page received: Splynx
+    /// answers as that administrator and names them in `SpL-Administrator-*` headers.
+    pub fn administrator(&self, sash: &str) -> Result<Administrator> {
+        let reply = self
+            .request(
+                Method::GET,
+                "admin/api/check",
+                &[("sash", sash)],
+                None,
+                "administrator session",
+            )
+            .map_err(|e| match e {
+                SplynxError::Unauthorized { message } | SplynxError::Forbidden { message, .. }
+                    if message.to_ascii_lowercase().contains("sash") =>
+                {
+                    SplynxError::InvalidSash { message }
+                }
+                other => other,
+            })?;
+        let id = reply
+            .header("SpL-Administrator-Id")
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|id: &i64| *id > 0);
+        let role = reply
+            .header("SpL-Administrator-Role")
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        match (id, role) {
+            (Some(id), Some(role)) => Ok(Administrator {
+                id,
+                role: role.to_string(),
+                partner_id: reply
+                    .header("SpL-Administrator-Partner")
+                    .and_then(|v| v.trim().parse().ok()),
+            }),
+            _ => Err(SplynxError::InvalidSash {
+                message: "Splynx named no administrator for it (no SpL-Administrator-Id and -Role headers)".into(),
+            }),
+        }
+    }
+
     pub fn check(&self) -> Result<serde_json::Value> {
         self.get_json("admin/api/check", &[], "API check")
     }
@@ -233,6 +276,7 @@ impl<'a> SplynxClient<'a> {
             Some(&body),
             "payment",
         )?;
+        let reply = reply.body;
         let value: serde_json::Value = decode("admin/finance/payments", &reply)?;
         value
             .get("id")
@@ -253,7 +297,7 @@ impl<'a> SplynxClient<'a> {
         what: &str,
     ) -> Result<T> {
         let reply = self.request(Method::GET, path, query, None, what)?;
-        decode(path, &reply)
+        decode(path, &reply.body)
     }
 
     fn request(
@@ -263,7 +307,7 @@ impl<'a> SplynxClient<'a> {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
         what: &str,
-    ) -> Result<String> {
+    ) -> Result<http::Reply> {
         let mut url = format!("{}{path}", self.api_url);
         if !query.is_empty() {
             url.push('?');
@@ -276,7 +320,7 @@ impl<'a> SplynxClient<'a> {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
         let send =
             |authorization: &str| self.exchange(&method, &url, authorization, body.as_deref());
-        let (status, text) = match self.auth {
+        let reply = match self.auth {
             SplynxAuth::Signature => {
                 // Held until the reply is in: the next nonce is only used after this one
                 // arrived, so Splynx sees nonces in order even from many processes.
@@ -292,19 +336,29 @@ impl<'a> SplynxClient<'a> {
                 let token = self
                     .access_token(None)
                     .map_err(SplynxError::before_sending)?;
-                let (status, text) = send(&token_header(&token))?;
-                if status == 401 {
+                let reply = send(&token_header(&token))?;
+                if reply.status == 401 {
                     // Expired, revoked or banned: one fresh token, one more try.
                     let fresh = self
                         .access_token(Some(&token))
                         .map_err(SplynxError::before_sending)?;
                     send(&token_header(&fresh))?
                 } else {
-                    (status, text)
+                    reply
                 }
             }
         };
-        classify(status, text, &method, path, what)
+        let http::Reply {
+            status,
+            headers,
+            body,
+        } = reply;
+        let body = classify(status, body, &method, path, what)?;
+        Ok(http::Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn exchange(
@@ -313,7 +367,7 @@ impl<'a> SplynxClient<'a> {
         url: &str,
         authorization: &str,
         body: Option<&[u8]>,
-    ) -> Result<(u16, String)> {
+    ) -> Result<http::Reply> {
         let mut request = self
             .http
             .request(method.clone(), url)
@@ -327,13 +381,13 @@ impl<'a> SplynxClient<'a> {
                 .body(body.to_vec());
         }
         log::debug!("Splynx {method} {url}");
-        let (status, text) = http::exchange(request).map_err(|e| SplynxError::Transport {
+        let reply = http::exchange(request).map_err(|e| SplynxError::Transport {
             url: url.to_string(),
             message: e.message,
             may_have_arrived: e.may_have_arrived,
         })?;
-        log::debug!("Splynx HTTP {status}, {} bytes", text.len());
-        Ok((status, text))
+        log::debug!("Splynx HTTP {}, {} bytes", reply.status, reply.body.len());
+        Ok(reply)
     }
 
     /// `key`, the next nonce and their signature, as `Authorization` wants them.
@@ -407,10 +461,10 @@ impl<'a> SplynxClient<'a> {
         let body = serde_json::json!({"auth_type": "api_key", "key": self.api_key, "nonce": nonce, "signature": signature});
         let url = format!("{}admin/auth/tokens", self.api_url);
         let body = serde_json::to_vec(&body).expect("JSON values serialize");
-        let (status, text) = self.exchange(&Method::POST, &url, "", Some(&body))?;
+        let reply = self.exchange(&Method::POST, &url, "", Some(&body))?;
         let text = classify(
-            status,
-            text,
+            reply.status,
+            reply.body,
             &Method::POST,
             "admin/auth/tokens",
             "access token",

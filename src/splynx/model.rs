@@ -6,6 +6,15 @@ use serde::Deserialize;
 
 use crate::money::{de_id, de_money, de_opt_id, de_opt_money, de_text};
 
+/// The Splynx administrator an add-on admin page was opened by, as Splynx names them in
+/// its `SpL-Administrator-*` answer headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Administrator {
+    pub id: i64,
+    pub role: String,
+    pub partner_id: Option<i64>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Customer {
     #[serde(deserialize_with = "de_id")]

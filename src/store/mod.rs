@@ -1060,7 +1060,8 @@ impl Store {
         };
         pruned.records = records.len() as i64;
         pruned.record_entries = records.iter().map(|r| r.3).sum();
-        let strangers = "at < ?1 AND kind != 'pruned' AND (bitpay_id IS NULL
+        // Pairing changes are the audit trail of who chose the BitPay account: kept.
+        let strangers = "at < ?1 AND kind NOT IN ('pruned', 'pairing') AND (bitpay_id IS NULL
              OR NOT EXISTS (SELECT 1 FROM invoices i WHERE i.bitpay_id = journal.bitpay_id))";
         pruned.stranger_entries = self.conn.query_row(
             &format!("SELECT count(*) FROM journal WHERE {strangers}"),

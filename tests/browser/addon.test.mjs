@@ -55,6 +55,23 @@ describe('splynx-bitpay add-on in the browser', () => {
     await Promise.all([page.waitForLoadState('load'), page.click('button.request')]);
     const code = (await page.locator('.pending-code').innerText()).trim();
     assert.match(code, /^[A-Za-z0-9]{7}$/);
+
+    // Meanwhile a support administrator sees the pairing read-only, without the code.
+    const support = await newPage(browser);
+    await support.goto(`${BASE}/bitpay/admin`);
+    await login(support, 'support', { admin: true });
+    assert.equal(new URL(support.url()).pathname, '/bitpay/admin');
+    const refusal = await support.locator('.read-only').innerText();
+    assert.match(refusal, /Only administrators with the role "super-administrator" may change the BitPay pairing/);
+    assert.match(refusal, /administrator 7 with the role "administrator"/);
+    for (const control of ['button.pair', 'button.unpair', 'button.request']) {
+      assert.equal(await support.locator(control).count(), 0, `no ${control}`);
+    }
+    assert.ok(!(await support.content()).includes(code), 'the pending code is not shown');
+    assert.match(await support.locator('.pending').innerText(), /A pairing code \(merchant\) waits for approval/);
+    await shot(support, 'admin-read-only');
+    await support.context().close();
+
     assert.equal((await bitpay('POST', `/_sandbox/pairing-codes/${code}/approve`)).status, 200);
     await page.reload();
     const tokens = await page.locator('table.tokens').innerText();
@@ -65,6 +82,17 @@ describe('splynx-bitpay add-on in the browser', () => {
       assert.ok(!html.includes(t.token), 'no token is ever shown');
     }
     await shot(page, 'admin-paired');
+
+    // Replacing the active token asks first, and says what it means.
+    const { json: { pairingCode: another } } = await bitpay('POST', '/_sandbox/pairing-codes');
+    await page.fill('#pairing_code', another);
+    await Promise.all([page.waitForLoadState('load'), page.click('button.pair')]);
+    assert.match(await page.locator('.panel').first().innerText(), /customers pay the BitPay account that code belongs to/);
+    await shot(page, 'admin-replace-confirm');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-replace')]);
+    assert.match(await page.locator('.flash').innerText(), /Paired with BitPay: the pos token is active/);
+    const changes = await page.locator('.pairing-changes').innerText();
+    assert.match(changes, /\(replaced the active token\), by Splynx administrator 1 \(super-administrator\)/);
     await page.context().close();
   });
 

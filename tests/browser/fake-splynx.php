@@ -19,6 +19,16 @@ function sandbox_get($url)
     return $text === false ? null : json_decode($text, true);
 }
 
+function sandbox_post($url, $body)
+{
+    $context = stream_context_create(['http' => [
+        'method' => 'POST',
+        'header' => "Content-Type: application/json\r\n",
+        'content' => json_encode($body),
+    ]]);
+    return @file_get_contents($url, false, $context) !== false;
+}
+
 function local_return($value, $default)
 {
     return is_string($value) && preg_match('#^/(?!/)#', $value) ? $value : $default;
@@ -72,8 +82,17 @@ if ($path === '/portal/login/' || $path === '/admin/login/') {
     if ($_SERVER['REQUEST_METHOD'] === 'POST') {
         $login = isset($_POST['login']) ? $_POST['login'] : '';
         session_regenerate_id(true);
-        if ($admin && $login === 'admin') {
-            $_SESSION['splynx_admin_id'] = 1;
+        // Two administrators: the super administrator, and a support administrator.
+        $admins = ['admin' => [1, 'super-administrator'], 'support' => [7, 'administrator']];
+        if ($admin && isset($admins[$login])) {
+            $_SESSION['splynx_admin_id'] = $admins[$login][0];
+            // Splynx opens add-on admin pages with the administrator's session hash
+            // (`sash`), which the API accepts as that administrator.
+            $sash = bin2hex(random_bytes(16));
+            sandbox_post("$splynx/_sandbox/admin-sessions", ['sash' => $sash, 'id' => $admins[$login][0], 'role' => $admins[$login][1]]);
+            $target = local_return(isset($_POST['return']) ? $_POST['return'] : null, '/bitpay/admin');
+            header('Location: ' . $target . (strpos($target, '?') === false ? '?' : '&') . 'sash=' . $sash, true, 302);
+            return;
         } elseif (!$admin && isset($customers[$login])) {
             $_SESSION['splynx_customer_id'] = $customers[$login];
         } else {

@@ -276,15 +276,16 @@ fn prune_keeps_the_mapping_and_one_line_per_settled_payment() {
         open_rows,
         "unsettled payments keep everything"
     );
-    let strangers: i64 = env
-        .db()
-        .query_row(
-            "SELECT count(*) FROM journal WHERE bitpay_id IS NULL OR bitpay_id LIKE 'NotOurs%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(strangers, 0);
+    let count = |sql: &str| -> i64 { env.db().query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM journal WHERE kind != 'pairing' AND (bitpay_id IS NULL OR bitpay_id LIKE 'NotOurs%')"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM journal WHERE kind = 'pairing'"),
+        1,
+        "who paired is an audit trail: kept"
+    );
     // The mapping stays: show still finds the payment and its Splynx payment id.
     let shown = env.run(&["--json", "show", &settled]).json();
     assert_eq!(shown["invoices"][0]["settlement"], "credited");
@@ -319,10 +320,10 @@ fn reconcile_prunes_at_most_once_a_day() {
     let kept: i64 = env
         .db()
         .query_row(
-            "SELECT count(*) FROM journal WHERE bitpay_id IS NULL",
+            "SELECT count(*) FROM journal WHERE bitpay_id IS NULL AND kind = 'webhook'",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(kept, 1);
+    assert_eq!(kept, 1, "the second body waits for tomorrow's prune");
 }

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod admin_roles;
 mod bad_input;
 mod config_errors;
 mod create_invoice;

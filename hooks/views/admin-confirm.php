@@ -1,0 +1,27 @@
+<?php
+/**
+ * A confirmation step for a pairing change.
+ * @var string $csrf @var string $action @var string $sash @var string $heading @var string $text
+ * @var string $do @var array $fields @var string $button @var string $button_class
+ */
+use SplynxBitpay\View;
+?>
+<div class="container narrow">
+<div class="panel">
+<div class="panel-heading"><?= View::e($heading) ?></div>
+<div class="panel-body">
+<p><?= View::e($text) ?></p>
+<form method="post" action="<?= View::e($action) ?>" class="actions">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<input type="hidden" name="sash" value="<?= View::e($sash) ?>">
+<input type="hidden" name="action" value="<?= View::e($do) ?>">
+<input type="hidden" name="confirm" value="yes">
+<?php foreach ($fields as $name => $value) : ?>
+<input type="hidden" name="<?= View::e($name) ?>" value="<?= View::e($value) ?>">
+<?php endforeach; ?>
+<button type="submit" class="btn btn-danger <?= View::e($button_class) ?>"><?= View::e($button) ?></button>
+<a class="btn" href="<?= View::e($action) ?>">Cancel</a>
+</form>
+</div>
+</div>
+</div>

@@ -1,0 +1,122 @@
+//! Who is at the admin page, and whether they may change the pairing.
+//!
+//! Splynx hands its add-on admin pages the administrator's session hash (`sash`); asked with
+//! it, the API answers as that administrator and names them and their role in
+//! `SpL-Administrator-*` headers. Whoever pairs decides which BitPay account customers
+//! pay, so changing the pairing from the web needs a role in `admin.pairing_roles`
+//! (default: the super administrator). The command line on the server is not limited.
+
+use anyhow::Result;
+
+use crate::cli::AdminArgs;
+use crate::context::Context;
+use crate::exit::Problem;
+use crate::splynx::model::Administrator;
+
+/// The administrator at the admin page.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub admin: Administrator,
+    pub may_pair: bool,
+}
+
+impl Caller {
+    pub fn json(&self, allowed: &[String]) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.admin.id,
+            "role": self.admin.role,
+            "partner_id": self.admin.partner_id,
+            "may_pair": self.may_pair,
+            "pairing_roles": allowed,
+        })
+    }
+}
+
+/// Roles compare ignoring case, with spaces and underscores as dashes ("Super
+/// administrator" = "super_administrator" = "super-administrator").
+pub fn role_matches(allowed: &[String], role: &str) -> bool {
+    let canonical = |r: &str| r.trim().to_ascii_lowercase().replace([' ', '_'], "-");
+    let role = canonical(role);
+    allowed.iter().any(|a| canonical(a) == role)
+}
+
+/// The administrator behind `--sash`, if given (the admin page always gives it).
+pub fn identify(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
+    let Some(sash) = args.sash.as_deref() else {
+        return Ok(None);
+    };
+    if sash.is_empty() || sash.len() > 200 || !sash.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            Problem::BadInput("the administrator session hash (sash) is malformed".into()).into(),
+        );
+    }
+    let admin = ctx.splynx().administrator(sash)?;
+    if let Some(session) = args.session_admin {
+        if session != admin.id {
+            return Err(Problem::BadInput(format!(
+                "the administrator session hash belongs to administrator {}, not to the one logged in ({session}); open the page again from the Splynx admin panel",
+                admin.id
+            ))
+            .into());
+        }
+    }
+    let may_pair = role_matches(&ctx.config.pairing_roles, &admin.role);
+    Ok(Some(Caller { admin, may_pair }))
+}
+
+/// For pair, unpair and pairing requests: the web caller must hold an allowed role.
+pub fn require_pairing_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
+    let caller = identify(ctx, args)?;
+    if let Some(c) = caller.as_ref().filter(|c| !c.may_pair) {
+        return Err(Problem::BadInput(refusal(&ctx.config.pairing_roles, &c.admin)).into());
+    }
+    Ok(caller)
+}
+
+/// Why an administrator may not change the pairing, for them to read.
+pub fn refusal(allowed: &[String], admin: &Administrator) -> String {
+    format!(
+        "Only administrators with the role {} may change the BitPay pairing: whoever pairs decides which BitPay account customers pay. You are signed in as administrator {} with the role {:?}; ask a super administrator (admin.pairing_roles in the add-on's config lists the roles).",
+        allowed
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        admin.id,
+        admin.role
+    )
+}
+
+/// Who made a pairing change, for the journal.
+pub fn who(caller: Option<&Caller>) -> String {
+    match caller {
+        Some(c) => format!(
+            "Splynx administrator {} ({}) on the admin page",
+            c.admin.id, c.admin.role
+        ),
+        None => "the command line".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_compare_loosely_but_exactly() {
+        let allowed = vec!["super-administrator".to_string()];
+        for role in [
+            "super-administrator",
+            "Super administrator",
+            "SUPER_ADMINISTRATOR",
+            " super-administrator ",
+        ] {
+            assert!(role_matches(&allowed, role), "{role}");
+        }
+        for role in ["administrator", "super-administrator-2", "", "manager"] {
+            assert!(!role_matches(&allowed, role), "{role}");
+        }
+        let two = vec!["super-administrator".into(), "Finance manager".into()];
+        assert!(role_matches(&two, "finance-manager"));
+    }
+}

@@ -409,6 +409,219 @@ fn reconcile_with_watched(n: usize, watched: usize, latency: Duration) {
     assert_eq!(bench.splynx.payment_count(), watched);
 }
 
+/// A year of a large ISP's history: settled invoices and journal rows written straight into
+/// the store (as the binary would have left them), spread over the last 365 days.
+fn fill_history(bench: &Bench, invoices: usize, journal_per_invoice: usize) {
+    let config = Config::load(&bench.config()).unwrap();
+    drop(Store::open(&config.data_dir).unwrap()); // migrated
+    let mut db = rusqlite::Connection::open(config.database_path()).unwrap();
+    let now = splynx_bitpay::clock::now_ms();
+    let year = 365 * 24 * 3600 * 1000_i64;
+    let tx = db.transaction().unwrap();
+    {
+        let mut invoice = tx
+            .prepare(
+                "INSERT INTO invoices (guid, bitpay_id, environment, facade, token, doc_kind, doc_id,
+                     doc_number, customer_id, price, currency, order_id, url, bitpay_status,
+                     settlement, note, splynx_payment_id, created_at, updated_at, credited_at)
+                 VALUES (?1, ?2, 'test', 'pos', 'HistoricToken', 'invoice', ?3, ?4, ?5, '51.61',
+                     'USD', ?6, 'https://bitpay.example/i', ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+            )
+            .unwrap();
+        let mut journal = tx
+            .prepare(
+                "INSERT INTO journal (at, bitpay_id, kind, summary, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .unwrap();
+        let kinds = ["create", "webhook", "fetch", "decision", "splynx"];
+        for i in 0..invoices {
+            let at = now - year + (i as i64 * year / invoices as i64);
+            let id = format!("Hist{i:018}");
+            let credited = i % 10 != 0;
+            invoice
+                .execute(rusqlite::params![
+                    format!("guid-{i}"),
+                    id,
+                    100_000 + i as i64,
+                    format!("2025{i:08}"),
+                    1000 + (i % 5000) as i64,
+                    format!("splynx-invoice-{}-{:08x}", 100_000 + i, i),
+                    if credited { "complete" } else { "expired" },
+                    if credited { "credited" } else { "expired" },
+                    if credited {
+                        "credited 51.61 USD as Splynx payment"
+                    } else {
+                        "expired unpaid"
+                    },
+                    credited.then_some(i as i64 + 1),
+                    at,
+                    credited.then_some(at + 60_000),
+                ])
+                .unwrap();
+            for j in 0..journal_per_invoice {
+                let kind = kinds[j % kinds.len()];
+                journal
+                    .execute(rusqlite::params![
+                        at + j as i64 * 30_000,
+                        id,
+                        kind,
+                        format!("{kind}: historic entry {j}"),
+                        (kind == "webhook").then_some(r#"{"event":{"code":1005,"name":"invoice_confirmed"},"data":{"id":"x","status":"confirmed"}}"#),
+                    ])
+                    .unwrap();
+            }
+        }
+    }
+    // Pruned today already: the reconcile measured below is an ordinary run, and the
+    // prune is measured on its own.
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('prune.last_run', ?1)",
+        [now.to_string()],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    percentile(&samples, 50.0)
+}
+
+/// The per-command medians on each store: create-invoice, handle-ipn, status, show, and the
+/// admin page's data (status, then show of the oldest unsettled invoice). The stores take
+/// turns, command by command, so a busy moment of the machine hits both alike.
+fn command_medians(benches: [&Bench; 2], runs: usize) -> Vec<(&'static str, [Duration; 2])> {
+    let mut walls: Vec<(&'static str, [Vec<Duration>; 2])> = [
+        "create-invoice",
+        "handle-ipn",
+        "status",
+        "show",
+        "admin page data (status + show)",
+    ]
+    .iter()
+    .map(|name| (*name, [Vec::new(), Vec::new()]))
+    .collect();
+    for i in 0..runs {
+        for (side, bench) in benches.iter().enumerate() {
+            let ok = |sample: &Sample, what: &str| {
+                assert_eq!(sample.code, 0, "{what}");
+                sample.wall
+            };
+            let amount = format!("{}.{:02}", 200 + i / 100, i % 100);
+            let (create, stdout) = bench.run_capture(
+                &[
+                    "--json",
+                    "create-invoice",
+                    "--customer",
+                    "42",
+                    "--refill",
+                    &amount,
+                ],
+                b"",
+            );
+            walls[0].1[side].push(ok(&create, "create-invoice"));
+            let out: Value = serde_json::from_str(&stdout).unwrap_or_default();
+            let id = out["bitpay_invoice_id"].as_str().unwrap().to_string();
+            bench.bitpay.set_status(&id, "confirmed", None);
+            let body = bench.bitpay.webhook_body(&id, true);
+            walls[1].1[side].push(ok(
+                &bench.run(&["handle-ipn"], body.as_bytes()),
+                "handle-ipn",
+            ));
+            let (status, stdout) = bench.run_capture(&["--json", "status"], b"");
+            walls[2].1[side].push(ok(&status, "status"));
+            walls[3].1[side].push(ok(&bench.run(&["--json", "show", &id], b""), "show"));
+            let json: Value = serde_json::from_str(&stdout).unwrap_or_default();
+            let oldest = json["oldest_unsettled"]["bitpay_invoice_id"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string();
+            let shown = bench.run(&["--json", "show", &oldest], b"");
+            walls[4].1[side].push(status.wall + ok(&shown, "show oldest"));
+        }
+    }
+    walls
+        .into_iter()
+        .map(|(name, [a, b])| (name, [median(a), median(b)]))
+        .collect()
+}
+
+/// A store with a year of a large ISP's history against an empty one; reconcile with 100
+/// open invoices among that history; prune; and the query plans.
+fn large_store(invoices: usize, journal_per_invoice: usize, runs: usize) {
+    println!(
+        "\n## A year of history: {invoices} invoices, {} journal rows\n",
+        invoices * journal_per_invoice
+    );
+    let empty = Bench::new();
+    seed_open_invoices(&empty, 100, 0);
+
+    let large = Bench::new();
+    let filled = Instant::now();
+    fill_history(&large, invoices, journal_per_invoice);
+    let config = Config::load(&large.config()).unwrap();
+    let db_size = |config: &Config| {
+        ["state.db", "state.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(config.data_dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum::<u64>() as f64
+            / 1024.0
+            / 1024.0
+    };
+    let seeded_size = db_size(&config);
+    let fill_time = filled.elapsed();
+    seed_open_invoices(&large, 100, 0);
+
+    large.bitpay.latency(Duration::from_millis(25));
+    large.splynx.latency(Duration::from_millis(25));
+    let (reconcile, stdout) = large.run_capture(&["--json", "reconcile"], b"");
+    let summary: Value = serde_json::from_str(&stdout).unwrap_or_default();
+    assert_eq!(summary["checked"], 100, "{summary}");
+    large.bitpay.latency(Duration::ZERO);
+    large.splynx.latency(Duration::ZERO);
+    let figures = command_medians([&empty, &large], runs);
+
+    println!("| command | runs | empty store median | large store median | ratio |");
+    println!("|---|---|---|---|---|");
+    for (name, [empty, large]) in &figures {
+        println!(
+            "| {name} | {runs} | {} | {} | {:.2}× |",
+            ms(*empty),
+            ms(*large),
+            large.as_secs_f64() / empty.as_secs_f64()
+        );
+    }
+    println!(
+        "\nreconcile over 100 open invoices among them (25 ms latency): {:.2} s, exit {}",
+        reconcile.wall.as_secs_f64(),
+        reconcile.code
+    );
+
+    let (prune, stdout) = large.run_capture(&["--json", "prune"], b"");
+    let pruned: Value = serde_json::from_str(&stdout).unwrap_or_default();
+    assert_eq!(prune.code, 0);
+    let store = Store::open(&config.data_dir).unwrap();
+    let plans = store.query_plans().unwrap();
+    drop(store);
+    println!(
+        "\nprune (180 days): {:.1} s; {} journal entries of {} settled payments dropped, {} left; state.db {:.0} MiB before (filled in {:.0} s), {:.0} MiB after (free pages are reused; VACUUM returns them to the disk)",
+        prune.wall.as_secs_f64(),
+        pruned["settled_entries"],
+        pruned["settled_payments"],
+        pruned["journal_entries_after"],
+        seeded_size,
+        fill_time.as_secs_f64(),
+        db_size(&config)
+    );
+    println!("\n### Query plans (EXPLAIN QUERY PLAN) on that store\n");
+    println!("| query | plan |");
+    println!("|---|---|");
+    for (name, plan) in plans {
+        println!("| {name} | {} |", plan.join("; "));
+    }
+}
+
 fn webhook_storm(invoices: usize, deliveries_each: usize, parallel: usize) {
     println!("\n## Webhook storm: {invoices} invoices × {deliveries_each} deliveries, {parallel} processes at a time\n");
     let bench = Bench::new();
@@ -468,6 +681,16 @@ fn main() {
         let latency = args.get(at + 1).and_then(|l| l.parse().ok()).unwrap_or(25);
         reconcile_scaling(&[10000], Duration::from_millis(latency));
         reconcile_with_watched(10000, 1000, Duration::from_millis(latency));
+        return;
+    }
+    // `--large-store`: a year of a large ISP's history (100,000 invoices, 2 million journal
+    // rows) against an empty store.
+    if args.iter().any(|a| a == "--large-store") {
+        if quick {
+            large_store(5_000, 20, 10);
+        } else {
+            large_store(100_000, 20, 60);
+        }
         return;
     }
     // `--storm-only`: just the webhook storm.

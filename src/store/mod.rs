@@ -289,6 +289,36 @@ pub struct JournalEntry {
     pub detail: Option<String>,
 }
 
+// The queries every webhook, click, `status`, `show` and the admin page run: named here so
+// `query_plans` can show that each is served by an index (see the large-store benchmark).
+const BY_BITPAY_ID: &str = "bitpay_id = ?1";
+const UNSETTLED_FOR_DOCUMENT: &str = "doc_kind = ?1 AND doc_id IS ?2 AND customer_id = ?3
+     AND settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id DESC";
+const UNSETTLED: &str = "settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id";
+const OLDEST_UNSETTLED: &str =
+    "settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id LIMIT ?1";
+// `+settlement`: the (small) partial watch index, not the (large) credited rows of the
+// settlement index.
+const WATCHED: &str = "watch_until > ?1 AND +settlement = 'credited' ORDER BY watch_until";
+const HELD: &str = "settlement IN ('review', 'reversed') ORDER BY updated_at DESC LIMIT ?1";
+const DUPLICATE_COUNT: &str =
+    "SELECT count(*) FROM invoices WHERE settlement IN ('review', 'reversed')
+     AND duplicate_payment_ids IS NOT NULL";
+// Kept by triggers (migration 8); states nothing is in are left out.
+const SETTLEMENT_COUNTS: &str =
+    "SELECT settlement, n FROM settlement_counts WHERE n > 0 ORDER BY settlement";
+const JOURNAL_FOR: &str = "SELECT id, at, bitpay_id, kind, summary, detail FROM journal
+     WHERE bitpay_id = ?1 ORDER BY id";
+const RECENT_JOURNAL: &str = "SELECT id, at, bitpay_id, kind, summary, detail FROM journal
+     WHERE kind = ?1 ORDER BY id DESC LIMIT ?2";
+// Newest first along the (kind, at) index: the first webhook naming an invoice ends it.
+const LAST_WEBHOOK: &str = "SELECT at FROM journal WHERE kind = 'webhook' AND bitpay_id IS NOT NULL
+     ORDER BY at DESC LIMIT 1";
+// The first row is the oldest: ids grow with time (pruning keeps the order).
+const OLDEST_JOURNAL: &str = "SELECT at FROM journal ORDER BY id LIMIT 1";
+const UNKNOWN_LOOKUP: &str =
+    "SELECT at, answer FROM unknown_lookups WHERE bitpay_id = ?1 AND at >= ?2";
+
 const INVOICE_COLUMNS: &str = "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
     doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
     settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
@@ -669,7 +699,7 @@ impl Store {
     }
 
     pub fn invoice_by_bitpay_id(&self, bitpay_id: &str) -> Result<Option<InvoiceRecord>> {
-        self.invoice_where("bitpay_id = ?1", &bitpay_id)
+        self.invoice_where(BY_BITPAY_ID, &bitpay_id)
     }
 
     pub fn invoice_by_order_id(&self, order_id: &str) -> Result<Option<InvoiceRecord>> {
@@ -697,44 +727,29 @@ impl Store {
     ) -> Result<Vec<InvoiceRecord>> {
         // Final records never matter for a new checkout, and a customer's refills pile up.
         self.invoices_where(
-            "doc_kind = ?1 AND doc_id IS ?2 AND customer_id = ?3
-             AND settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id DESC",
+            UNSETTLED_FOR_DOCUMENT,
             &[&kind.as_str(), &doc_id, &customer_id],
         )
     }
 
     /// Invoices that are not final (creating, open, crediting, sent), oldest first.
     pub fn unsettled_invoices(&self) -> Result<Vec<InvoiceRecord>> {
-        self.invoices_where(
-            "settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id",
-            &[],
-        )
+        self.invoices_where(UNSETTLED, &[])
     }
 
     /// Credited invoices still watched (BitPay may yet reverse them), oldest first.
     pub fn watched_invoices(&self, now: i64) -> Result<Vec<InvoiceRecord>> {
-        self.invoices_where(
-            "watch_until > ?1 AND settlement = 'credited' ORDER BY watch_until",
-            &[&now],
-        )
+        self.invoices_where(WATCHED, &[&now])
     }
 
     /// Records held for the admin (review, reversed after credit), newest first.
     pub fn held_invoices(&self, limit: u32) -> Result<Vec<InvoiceRecord>> {
-        self.invoices_where(
-            "settlement IN ('review', 'reversed') ORDER BY updated_at DESC LIMIT ?1",
-            &[&limit],
-        )
+        self.invoices_where(HELD, &[&limit])
     }
 
     /// How many held records have more than one Splynx payment.
     pub fn duplicate_count(&self) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM invoices WHERE settlement IN ('review', 'reversed')
-                 AND duplicate_payment_ids IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(self.conn.query_row(DUPLICATE_COUNT, [], |r| r.get(0))?)
     }
 
     pub fn invoices_by_document_number(&self, number: &str) -> Result<Vec<InvoiceRecord>> {
@@ -894,11 +909,9 @@ impl Store {
     pub fn unknown_lookup(&self, bitpay_id: &str, since: i64) -> Result<Option<(i64, String)>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT at, answer FROM unknown_lookups WHERE bitpay_id = ?1 AND at >= ?2",
-                params![bitpay_id, since],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(UNKNOWN_LOOKUP, params![bitpay_id, since], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?)
     }
 
@@ -965,19 +978,14 @@ impl Store {
     }
 
     pub fn settlement_counts(&self) -> Result<Vec<(String, i64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT settlement, count(*) FROM invoices GROUP BY settlement ORDER BY settlement",
-        )?;
+        let mut stmt = self.conn.prepare(SETTLEMENT_COUNTS)?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The `limit` oldest unsettled invoices.
     pub fn oldest_unsettled(&self, limit: u32) -> Result<Vec<InvoiceRecord>> {
-        self.invoices_where(
-            "settlement IN ('creating', 'open', 'crediting', 'sent') ORDER BY id LIMIT ?1",
-            &[&limit],
-        )
+        self.invoices_where(OLDEST_UNSETTLED, &[&limit])
     }
 
     // ---- journal ----
@@ -998,22 +1006,52 @@ impl Store {
     }
 
     pub fn journal_for(&self, bitpay_id: &str) -> Result<Vec<JournalEntry>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, at, bitpay_id, kind, summary, detail FROM journal
-             WHERE bitpay_id = ?1 ORDER BY id",
-        )?;
+        let mut stmt = self.conn.prepare(JOURNAL_FOR)?;
         let rows = stmt.query_map([bitpay_id], journal_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The newest `limit` journal entries of one kind, newest first.
     pub fn recent_journal(&self, kind: &str, limit: u32) -> Result<Vec<JournalEntry>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, at, bitpay_id, kind, summary, detail FROM journal
-             WHERE kind = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
+        let mut stmt = self.conn.prepare(RECENT_JOURNAL)?;
         let rows = stmt.query_map(params![kind, limit], journal_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// `EXPLAIN QUERY PLAN` of every hot query, by name: what the large-store benchmark
+    /// prints and a test checks (no full scan of the journal, no sort of a large set).
+    pub fn query_plans(&self) -> Result<Vec<(&'static str, Vec<String>)>> {
+        let invoices =
+            |condition: &str| format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE {condition}");
+        let queries = [
+            ("invoice by BitPay id", invoices(BY_BITPAY_ID)),
+            (
+                "unsettled invoices of a document",
+                invoices(UNSETTLED_FOR_DOCUMENT),
+            ),
+            ("unsettled invoices", invoices(UNSETTLED)),
+            ("oldest unsettled invoices", invoices(OLDEST_UNSETTLED)),
+            ("watched credits", invoices(WATCHED)),
+            ("held invoices", invoices(HELD)),
+            ("duplicate count", DUPLICATE_COUNT.to_string()),
+            ("counts by state", SETTLEMENT_COUNTS.to_string()),
+            ("journal of an invoice", JOURNAL_FOR.to_string()),
+            ("recent journal of a kind", RECENT_JOURNAL.to_string()),
+            ("last webhook", LAST_WEBHOOK.to_string()),
+            ("oldest journal entry", OLDEST_JOURNAL.to_string()),
+            ("unknown invoice id", UNKNOWN_LOOKUP.to_string()),
+        ];
+        let mut plans = Vec::new();
+        for (name, sql) in queries {
+            let mut stmt = self.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let unbound = stmt.parameter_count();
+            let rows = stmt.query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, unbound)),
+                |r| r.get::<_, String>(3),
+            )?;
+            plans.push((name, rows.collect::<rusqlite::Result<_>>()?));
+        }
+        Ok(plans)
     }
 
     // ---- retention ----
@@ -1028,7 +1066,8 @@ impl Store {
     pub fn oldest_journal_time(&self) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .query_row("SELECT min(at) FROM journal", [], |r| r.get(0))?)
+            .query_row(OLDEST_JOURNAL, [], |r| r.get(0))
+            .optional()?)
     }
 
     /// Drops journal detail older than `cutoff`: for settled records (credited and no
@@ -1120,11 +1159,10 @@ impl Store {
     /// When the last webhook for a BitPay invoice arrived (probes and unparseable bodies,
     /// which name no invoice, do not count).
     pub fn last_webhook_time(&self) -> Result<Option<i64>> {
-        Ok(self.conn.query_row(
-            "SELECT max(at) FROM journal WHERE kind = 'webhook' AND bitpay_id IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .query_row(LAST_WEBHOOK, [], |r| r.get(0))
+            .optional()?)
     }
 }
 
@@ -1393,6 +1431,60 @@ mod tests {
         assert!(rows[0].0.contains("token=(redacted)"), "{all}");
         assert!(rows[1].0.contains("token=(redacted)&dateStart=x"), "{all}");
         assert_eq!(rows[2].0, "received (invoice_confirmed); signature valid");
+    }
+
+    #[test]
+    fn hot_queries_are_served_by_indexes() {
+        let store = Store::open_in_memory().unwrap();
+        for (name, plan) in store.query_plans().unwrap() {
+            let text = plan.join("; ");
+            assert!(!text.is_empty(), "{name}: no plan");
+            // The oldest entry is the first row in rowid order: a scan that stops at once.
+            assert!(
+                name == "oldest journal entry" || !text.contains("SCAN journal"),
+                "{name} scans the whole journal: {text}"
+            );
+            // A temporary B-tree sorts what the index found; only fine for a few rows.
+            let few_rows = matches!(
+                name,
+                "oldest unsettled invoices" | "held invoices" | "unsettled invoices"
+            );
+            assert!(
+                few_rows || !text.contains("TEMP B-TREE"),
+                "{name} sorts: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_by_state_follow_every_change() {
+        let store = Store::open_in_memory().unwrap();
+        let a = store.insert_invoice(&new_invoice("a"), 1).unwrap();
+        let b = store.insert_invoice(&new_invoice("b"), 1).unwrap();
+        store
+            .set_settlement(a.id, Settlement::Open, None, 2)
+            .unwrap();
+        store.mark_credited(a.id, 9, "paid", None, 3).unwrap();
+        store
+            .set_settlement(b.id, Settlement::Expired, None, 3)
+            .unwrap();
+        store.insert_invoice(&new_invoice("c"), 4).unwrap();
+        store.delete_creating("c").unwrap();
+        let counted: Vec<(String, i64)> = store
+            .conn
+            .prepare(
+                "SELECT settlement, count(*) FROM invoices GROUP BY settlement ORDER BY settlement",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(store.settlement_counts().unwrap(), counted);
+        assert_eq!(
+            counted,
+            vec![("credited".to_string(), 1), ("expired".to_string(), 1)]
+        );
     }
 
     #[test]

@@ -39,7 +39,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "== cargo test --workspace"
-cargo test --workspace --locked
+if [ "$(id -u)" -eq 0 ]; then
+    # Tests marked `#[ignore = "needs root"]` run too.
+    cargo test --workspace --locked -- --include-ignored
+else
+    echo "(not root: the tests that need root are reported as ignored)"
+    cargo test --workspace --locked
+fi
 
 echo "== docs: man pages and completions are up to date"
 cargo run --quiet --locked -p xtask -- check

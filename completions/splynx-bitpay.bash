@@ -40,6 +40,9 @@ _splynx__bitpay() {
             splynx__bitpay,resolve)
                 cmd="splynx__bitpay__subcmd__resolve"
                 ;;
+            splynx__bitpay,settings)
+                cmd="splynx__bitpay__subcmd__settings"
+                ;;
             splynx__bitpay,show)
                 cmd="splynx__bitpay__subcmd__show"
                 ;;
@@ -73,6 +76,9 @@ _splynx__bitpay() {
             splynx__bitpay__subcmd__help,resolve)
                 cmd="splynx__bitpay__subcmd__help__subcmd__resolve"
                 ;;
+            splynx__bitpay__subcmd__help,settings)
+                cmd="splynx__bitpay__subcmd__help__subcmd__settings"
+                ;;
             splynx__bitpay__subcmd__help,show)
                 cmd="splynx__bitpay__subcmd__help__subcmd__show"
                 ;;
@@ -89,7 +95,7 @@ _splynx__bitpay() {
 
     case "${cmd}" in
         splynx__bitpay)
-            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve prune show doctor help"
+            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve prune show settings doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,7 +195,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help)
-            opts="pair unpair status create-invoice handle-ipn reconcile resolve prune show doctor help"
+            opts="pair unpair status create-invoice handle-ipn reconcile resolve prune show settings doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -301,6 +307,20 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help__subcmd__resolve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__settings)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -452,13 +472,35 @@ _splynx__bitpay() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        splynx__subcmd__bitpay__subcmd__show)
+        splynx__subcmd__bitpay__subcmd__settings)
             opts="-v -q -h --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__show)
+            opts="-v -q -h --customer --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --customer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

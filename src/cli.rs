@@ -73,6 +73,9 @@ pub enum Command {
     /// One BitPay invoice (or Splynx document number) with its whole journal
     #[command(after_help = "Example:\n  splynx-bitpay show UZjwcYkWAKfTMn9J1yyfs4")]
     Show(ShowArgs),
+    /// What the add-on's pages show: currency and its decimals, refill bounds, URLs
+    #[command(after_help = "Example:\n  splynx-bitpay settings --json")]
+    Settings,
     /// Check the installation: config, files, database, BitPay, Splynx API, webhook URL
     #[command(
         long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token, Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user).",
@@ -193,6 +196,9 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// BitPay invoice id or Splynx document number
+    /// BitPay invoice id, order id or Splynx document number
     pub id: String,
+    /// Only this customer's payments (what the result page asks for); others are "not found"
+    #[arg(long, value_name = "ID")]
+    pub customer: Option<i64>,
 }

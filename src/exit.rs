@@ -21,6 +21,10 @@ pub enum Problem {
     /// Malformed webhook, bad amount, foreign or paid document (65).
     #[error("{0}")]
     BadInput(String),
+    /// What was asked for does not exist, or is not the caller's (65): pages tell it apart
+    /// from other bad input by the JSON error's `kind`.
+    #[error("{0}")]
+    NotFound(String),
     /// BitPay or Splynx unreachable, lock busy: retry later (75).
     #[error("{0}")]
     Temporary(String),
@@ -34,12 +38,26 @@ pub enum Problem {
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     if let Some(problem) = error.downcast_ref::<Problem>() {
         return match problem {
-            Problem::BadInput(_) => BAD_INPUT,
+            Problem::BadInput(_) | Problem::NotFound(_) => BAD_INPUT,
             Problem::Temporary(_) => TEMPORARY,
             Problem::Setup(_) => CONFIG,
         };
     }
     error.chain().find_map(code_of).unwrap_or(FAILURE)
+}
+
+/// What kind of failure, for `--json` errors: `not_found`, `bad_input`, `temporary`,
+/// `config` or `failure`.
+pub fn error_kind(error: &anyhow::Error) -> &'static str {
+    if let Some(Problem::NotFound(_)) = error.downcast_ref::<Problem>() {
+        return "not_found";
+    }
+    match exit_code(error) {
+        BAD_INPUT => "bad_input",
+        TEMPORARY => "temporary",
+        CONFIG => "config",
+        _ => "failure",
+    }
 }
 
 fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
@@ -126,5 +144,9 @@ mod tests {
         assert_eq!(exit_code(&plain.context("x").unwrap_err()), FAILURE);
         let busy = LockError::Busy { what: "x".into() };
         assert_eq!(exit_code(&anyhow::Error::new(busy)), TEMPORARY);
+        let missing = anyhow::Error::new(Problem::NotFound("gone".into())).context("checkout");
+        assert_eq!(exit_code(&missing), BAD_INPUT);
+        assert_eq!(error_kind(&missing), "not_found");
+        assert_eq!(error_kind(&verdict), "config");
     }
 }

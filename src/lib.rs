@@ -15,6 +15,7 @@ pub mod money;
 pub mod order_id;
 pub mod output;
 pub mod pairing;
+pub mod portal;
 pub mod recovery;
 pub mod retention;
 pub mod secret;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Resolve(args) => commands::resolve::run(args, &ctx),
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
+        Command::Settings => commands::settings::run(&ctx),
         Command::Doctor => unreachable!("doctor runs before the context is opened"),
     }
 }

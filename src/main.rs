@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         }
     };
     splynx_bitpay::logging::init(cli.verbose, cli.quiet);
+    let json = cli.json;
     let code = match splynx_bitpay::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -28,7 +29,15 @@ fn main() -> ExitCode {
                 "splynx-bitpay: error: {}",
                 splynx_bitpay::output::printable(&text)
             );
-            exit::exit_code(&err)
+            let code = exit::exit_code(&err);
+            if json && !splynx_bitpay::output::emitted() {
+                // The pages read the reason here, not from stderr.
+                splynx_bitpay::output::Output { json }.emit(
+                    "",
+                    &serde_json::json!({"error": text, "exit": code, "kind": exit::error_kind(&err)}),
+                );
+            }
+            code
         }
     };
     let waiting = splynx_bitpay::http::time_waiting();

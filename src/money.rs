@@ -7,8 +7,6 @@ use rust_decimal::Decimal;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-pub use rust_decimal::Decimal as Money;
-
 /// Decimal places a currency's amounts may carry when sent to BitPay.
 pub fn currency_decimals(currency: &str) -> u32 {
     match currency {

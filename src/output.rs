@@ -7,6 +7,16 @@
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this process has written its result document yet.
+static EMITTED: AtomicBool = AtomicBool::new(false);
+
+/// True once a result went to stdout: a failure after it (doctor's verdict) is not
+/// written as a second JSON document.
+pub fn emitted() -> bool {
+    EMITTED.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -15,6 +25,7 @@ pub struct Output {
 
 impl Output {
     pub fn emit(&self, human: &str, json: &serde_json::Value) {
+        EMITTED.store(true, Ordering::Relaxed);
         let mut stdout = std::io::stdout().lock();
         // A closed stdout (the caller went away) is not worth failing a settled payment for.
         let _ = if self.json {

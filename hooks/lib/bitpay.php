@@ -78,9 +78,15 @@ final class Result
         return $this->code === EXIT_OK && $this->json !== null;
     }
 
-    /** The binary's one-line reason, without its `splynx-bitpay: error: ` prefix. */
+    /**
+     * The binary's one-line reason: the `error` of its JSON error document (`--json`),
+     * else its stderr line without the `splynx-bitpay: error: ` prefix.
+     */
     public function message(): string
     {
+        if ($this->code !== EXIT_OK && isset($this->json['error']) && is_string($this->json['error'])) {
+            return $this->json['error'];
+        }
         $lines = preg_split('/\r?\n/', trim($this->stderr));
         $last = '';
         foreach ($lines as $line) {
@@ -97,6 +103,12 @@ final class Result
             return 'timed out';
         }
         return $last !== '' ? $last : 'exit code ' . $this->code;
+    }
+
+    /** The binary's kind of failure: not_found, bad_input, temporary, config, failure, or ''. */
+    public function kind(): string
+    {
+        return $this->code !== EXIT_OK && isset($this->json['kind']) && is_string($this->json['kind']) ? $this->json['kind'] : '';
     }
 
     /**
@@ -250,81 +262,56 @@ final class Binary
 }
 
 /**
- * The few settings the pages show (refill bounds, currency, URLs), read from the same
- * TOML file the binary reads. A small, tolerant reader for `key = value` lines in
- * `[section]`s; the binary stays the judge of what is valid.
+ * What the pages show and check against (currency and its decimals, refill bounds, the
+ * Splynx URL), as `splynx-bitpay settings` reports it: the binary reads and validates the
+ * config; PHP never parses it.
  */
 final class Settings
 {
-    /** @var array<string, array<string, string>>|null */
+    /** @var array<string, mixed>|null */
     private static $cache = null;
 
-    /** @return array<string, array<string, string>> */
-    public static function parse(string $text): array
-    {
-        $sections = [];
-        $section = '';
-        foreach (preg_split('/\r?\n/', $text) as $line) {
-            $line = trim($line);
-            if ($line === '' || $line[0] === '#') {
-                continue;
-            }
-            if (preg_match('/^\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$/', $line, $m)) {
-                $section = $m[1];
-                continue;
-            }
-            if (!preg_match('/^([A-Za-z0-9_-]+)\s*=\s*(.*)$/', $line, $m)) {
-                continue;
-            }
-            $raw = $m[2];
-            if (preg_match('/^"((?:[^"\\\\]|\\\\.)*)"/', $raw, $v)) {
-                $value = stripcslashes($v[1]);
-            } elseif (preg_match("/^'([^']*)'/", $raw, $v)) {
-                $value = $v[1];
-            } else {
-                $value = trim(preg_replace('/\s+#.*$/', '', $raw));
-            }
-            $sections[$section][$m[1]] = $value;
-        }
-        return $sections;
-    }
-
-    /** @return array<string, array<string, string>> */
+    /** @return array<string, mixed> the settings, or [] when the binary cannot say */
     public static function all(): array
     {
         if (self::$cache === null) {
-            $path = Binary::configPath();
-            $text = @file_get_contents($path);
-            if ($text === false) {
-                Log::error("cannot read $path; showing default settings");
-                $text = '';
+            $result = Binary::run(['settings']);
+            if (!$result->ok()) {
+                Log::error('splynx-bitpay settings failed: ' . $result->message());
             }
-            self::$cache = self::parse($text);
+            self::$cache = $result->ok() ? $result->json : [];
         }
         return self::$cache;
     }
 
-    public static function get(string $section, string $key, string $default): string
-    {
-        $all = self::all();
-        return isset($all[$section][$key]) && $all[$section][$key] !== '' ? $all[$section][$key] : $default;
-    }
-
     public static function currency(): string
     {
-        return self::get('bitpay', 'currency', 'USD');
+        $all = self::all();
+        return isset($all['currency']) ? (string) $all['currency'] : '';
     }
 
-    /** @return string[] [min, max] as decimal text */
+    /** @return string[] [min, max] as decimal text ('' when unknown) */
     public static function refillBounds(): array
     {
-        return [self::get('refill', 'min', '1.00'), self::get('refill', 'max', '5000.00')];
+        $all = self::all();
+        return [
+            isset($all['refill']['min']) ? (string) $all['refill']['min'] : '',
+            isset($all['refill']['max']) ? (string) $all['refill']['max'] : '',
+        ];
     }
 
-    /** Decimal places of the currency (JPY and friends have none). */
-    public static function currencyDecimals(string $currency): int
+    /** The input step for amounts: "1" for currencies without decimals, "0.01" for two. */
+    public static function amountStep(): string
     {
-        return in_array($currency, ['JPY', 'KRW', 'CLP', 'ISK', 'VND', 'XAF', 'XOF', 'HUF'], true) ? 0 : 2;
+        $all = self::all();
+        $decimals = isset($all['currency_decimals']) ? (int) $all['currency_decimals'] : 2;
+        return $decimals === 0 ? '1' : '0.' . str_repeat('0', $decimals - 1) . '1';
+    }
+
+    public static function splynxUrl(): string
+    {
+        $all = self::all();
+        return isset($all['splynx_url']) ? (string) $all['splynx_url'] : '';
     }
 }
 
@@ -580,17 +567,18 @@ final class View
         return htmlspecialchars((string) $text, ENT_QUOTES | ENT_SUBSTITUTE, 'UTF-8');
     }
 
-    /** `amount` with thousands separators, e.g. 5000.00 → "5,000.00". */
-    public static function money(string $amount, string $currency): string
+    /**
+     * `amount` with thousands separators, e.g. 5000.00 → "5,000.00". The binary already
+     * wrote it with the currency's decimals: the fraction is kept as it is.
+     */
+    public static function money(string $amount): string
     {
         if (!preg_match('/^-?\d+(\.\d+)?$/', $amount)) {
             return $amount;
         }
-        $decimals = Settings::currencyDecimals($currency);
         $parts = explode('.', $amount, 2);
         $whole = ltrim($parts[0], '-');
         $fraction = isset($parts[1]) ? $parts[1] : '';
-        $fraction = $decimals === 0 ? '' : substr(str_pad($fraction, $decimals, '0'), 0, max($decimals, strlen(rtrim($fraction, '0'))));
         $grouped = strrev(implode(',', str_split(strrev($whole), 3)));
         return ($amount[0] === '-' ? '-' : '') . $grouped . ($fraction !== '' ? '.' . $fraction : '');
     }

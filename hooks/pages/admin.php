@@ -126,7 +126,7 @@ return static function (string $route): void {
         'action' => $self,
         'sash' => $sash,
         'config_path' => Binary::configPath(),
-        'splynx_url' => Settings::get('splynx', 'url', ''),
+        'splynx_url' => Settings::splynxUrl(),
         'currency' => Settings::currency(),
         'refill' => Settings::refillBounds(),
     ]);

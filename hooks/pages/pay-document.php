@@ -21,7 +21,7 @@ $checkDocument = static function (int $customer, string $itemId, array $kind): R
         $byId = Binary::run(['create-invoice', '--check', '--customer', (string) $customer, $kind['by_id'], $itemId]);
         // The id names the document when the number did not: its answer (payable, or
         // e.g. "already paid") is the one that counts.
-        if ($byId->ok() || strpos($byId->message(), 'was not found') === false) {
+        if ($byId->ok() || $byId->kind() !== 'not_found') {
             return $byId;
         }
     }

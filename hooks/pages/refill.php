@@ -15,10 +15,11 @@ return static function (string $route): void {
     $currency = Settings::currency();
     list($min, $max) = Settings::refillBounds();
     $post = Http::method() === 'POST';
-    $amount = $post ? Http::post('amount') : Http::query('amount');
-    $amount = str_replace(',', '.', $amount);
-    if (!preg_match('/^\d{1,9}(\.\d{1,8})?$/', $amount)) {
-        $amount = $post ? $amount : '';
+    $amount = trim($post ? Http::post('amount') : Http::query('amount'));
+    // Only a pre-fill from the query must look like an amount; what is posted goes to the
+    // binary, which decides (and explains) what it accepts.
+    if (!$post && !preg_match('/^\d{1,9}(\.\d{1,8})?$/', $amount)) {
+        $amount = '';
     }
     $error = null;
     $status = 200;
@@ -27,7 +28,7 @@ return static function (string $route): void {
         if (!Csrf::valid()) {
             $error = 'This form has expired or did not come from your portal session. Please enter the amount again.';
             $status = 403;
-        } elseif (!preg_match('/^\d{1,9}(\.\d{1,8})?$/', $amount)) {
+        } elseif ($amount === '' || strlen($amount) > 32 || !preg_match('/^[\x20-\x7e]+$/', $amount)) {
             $error = 'Please enter an amount, e.g. 25.00.';
             $status = 422;
         } else {
@@ -50,7 +51,7 @@ return static function (string $route): void {
         'min' => $min,
         'max' => $max,
         'currency' => $currency,
-        'step' => Settings::currencyDecimals($currency) === 0 ? '1' : '0.01',
+        'step' => Settings::amountStep(),
         'error' => $error,
         'csrf' => $token,
         'action' => URL_PREFIX . '/',

@@ -4,7 +4,7 @@ use SplynxBitpay\View;
 ?>
 <h4 class="pay-heading"><?= View::e($kind['heading']) ?> #<?= View::e($document['number']) ?></h4>
 <ul class="list-unstyled">
-<li class="total"><?= View::e($kind['total']) ?>: <strong class="amount"><?= View::e(View::money((string) $document['price'], (string) $document['currency'])) ?> <?= View::e($document['currency']) ?></strong></li>
+<li class="total"><?= View::e($kind['total']) ?>: <strong class="amount"><?= View::e(View::money((string) $document['price'])) ?> <?= View::e($document['currency']) ?></strong></li>
 </ul>
 <form method="post" action="<?= View::e($action) ?>" target="_parent" class="checkout-form">
 <input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">

@@ -18,7 +18,7 @@ use SplynxBitpay\View;
  min="<?= View::e($min) ?>" max="<?= View::e($max) ?>" step="<?= View::e($step) ?>" value="<?= View::e($amount) ?>" placeholder="Amount" autofocus>
 <span class="input-group-addon"><?= View::e($currency) ?></span>
 </div>
-<p class="help-block bounds">Between <?= View::e(View::money($min, $currency)) ?> and <?= View::e(View::money($max, $currency)) ?> <?= View::e($currency) ?>.</p>
+<p class="help-block bounds">Between <?= View::e(View::money($min)) ?> and <?= View::e(View::money($max)) ?> <?= View::e($currency) ?>.</p>
 </div>
 <button type="submit" class="btn btn-primary btn-lg btn-block pay"><?= View::partial('icon', []) ?> Pay</button>
 </form>

@@ -12,7 +12,7 @@ use SplynxBitpay\View;
 </div>
 <dl class="dl-horizontal">
 <dt>Payment for</dt><dd class="result-document"><?= View::e($what) ?></dd>
-<dt>Amount</dt><dd><?= View::e(View::money($price, $currency)) ?> <?= View::e($currency) ?></dd>
+<dt>Amount</dt><dd><?= View::e(View::money($price)) ?> <?= View::e($currency) ?></dd>
 <dt>BitPay invoice</dt><dd><span class="mono"><?= View::e($bitpay_id) ?></span></dd>
 </dl>
 <div class="actions" style="margin-top:16px"><a class="btn btn-primary back" href="<?= View::e($back[0]) ?>"><?= View::e($back[1]) ?></a></div>

@@ -142,7 +142,7 @@ fn parse_request(args: &CreateInvoiceArgs, ctx: &Context) -> Result<Request> {
 /// Splynx "not found" becomes the customer-facing refusal; everything else passes through.
 fn not_found_as(error: SplynxError, message: &str) -> anyhow::Error {
     match error {
-        SplynxError::NotFound { .. } => bad_input(message),
+        SplynxError::NotFound { .. } => Problem::NotFound(message.into()).into(),
         other => other.into(),
     }
 }
@@ -234,10 +234,10 @@ fn resolve_document(
     let document = candidate
         .filter(|d| d.customer_id == customer.id)
         .ok_or_else(|| {
-            bad_input(format!(
+            anyhow::Error::from(Problem::NotFound(format!(
                 "{label} {} was not found for your account",
                 describe_request(request)
-            ))
+            )))
         })?;
     let number = &document.number;
     match document.status.as_str() {

@@ -6,6 +6,7 @@ pub mod pair;
 pub mod prune;
 pub mod reconcile;
 pub mod resolve;
+pub mod settings;
 pub mod show;
 pub mod status;
 pub mod unpair;

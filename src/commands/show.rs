@@ -26,8 +26,24 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
     } else {
         Vec::new()
     };
+    if let Some(customer) = args.customer {
+        // The result page's view: only the customer's own payments, and no journal of
+        // ids they do not own.
+        records.retain(|r| r.customer_id == customer);
+        if records.is_empty() {
+            return Err(Problem::NotFound(format!(
+                "no payment {id:?} of customer {customer} is known here"
+            ))
+            .into());
+        }
+    }
+    let journal_only = if args.customer.is_some() {
+        Vec::new()
+    } else {
+        journal_only
+    };
     if records.is_empty() && journal_only.is_empty() {
-        return Err(Problem::BadInput(format!(
+        return Err(Problem::NotFound(format!(
             "no BitPay invoice, order or Splynx document number {id:?} is known here"
         ))
         .into());
@@ -42,7 +58,7 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
             ctx.store.journal_for(&bitpay_id)?
         };
         human.push(format!(
-            "BitPay invoice {}\n  document:   {} {} (id {}) of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {} ({}){}\n  Splynx payment: {}{}{}\n  created:    {}\n  url:        {}\n  journal:",
+            "BitPay invoice {}\n  document:   {} {} (id {}) of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {}{}{}\n  Splynx payment: {}{}{}\n  created:    {}\n  url:        {}\n  journal:",
             if bitpay_id.is_empty() { "(not created yet)" } else { &bitpay_id },
             record.doc_kind.as_str(),
             record.doc_number.as_deref().unwrap_or("-"),
@@ -54,7 +70,10 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
             record.bitpay_status,
             record.exception_status.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
             record.settlement.as_str(),
-            record.settlement.describe(),
+            Some(record.settlement.describe())
+                .filter(|d| *d != record.settlement.as_str())
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default(),
             record.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default(),
             record.splynx_payment_id.map_or("none".into(), |p| p.to_string()),
             if record.duplicate_payment_ids.is_empty() {
@@ -108,6 +127,7 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
             "credited_at": record.credited_at.map(clock::datetime_of),
             "watch_until": record.watch_until.map(clock::datetime_of),
             "url": record.url,
+            "customer_view": crate::portal::customer_view(record),
             "created_at": clock::datetime_of(record.created_at),
             "journal": entries.iter().map(journal_json).collect::<Vec<_>>(),
         }));

@@ -497,19 +497,11 @@ fn a_damaged_database_is_reported() {
     assert_fails(&run, "database", "state.db", "backup");
 }
 
-/// Run as root, doctor checks as the data directory's owner (the web server user).
+/// Run as root, doctor checks as the data directory's owner (the web server user). It needs
+/// root: `./test.sh` runs it when run as root (as CI does); otherwise it shows as ignored.
 #[test]
+#[ignore = "needs root (./test.sh as root runs it)"]
 fn as_root_it_runs_the_checks_as_the_data_owner() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let euid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap();
-    if euid != "0" {
-        eprintln!("skipped: needs root");
-        return;
-    }
     let (env, _webhook) = ready(400);
     // nobody (65534) cannot even reach the config in root's private temp dir.
     std::os::unix::fs::chown(env.data_dir(), Some(65534), Some(65534)).unwrap();

@@ -10,6 +10,7 @@ mod doctor;
 mod exactly_once;
 mod faults;
 mod hostile;
+mod pages;
 mod pairing;
 mod secrets;
 mod settlement;

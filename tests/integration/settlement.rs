@@ -493,9 +493,14 @@ fn only_one_reconcile_at_a_time() {
         .latency(std::time::Duration::from_millis(1500));
     let config = env.config_path();
     let slow = std::thread::spawn(move || crate::util::run_binary(&config, &["reconcile"], b""));
-    let lock = env.data_dir().join("locks").join("reconcile.lock");
-    wait_until("the first reconcile holds its lock", || lock.exists());
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Its first BitPay request arrived: it holds the lock (taken before any request) and
+    // waits 1.5 s for the answer.
+    wait_until("the first reconcile asks BitPay", || {
+        env.bitpay
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path().starts_with("/invoices/"))
+    });
     env.run(&["reconcile"])
         .assert_code(75)
         .assert_stderr_contains("another run is in progress");

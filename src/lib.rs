@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bitpay;
+pub mod checkout;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -1,14 +1,62 @@
-//! Rebuilding a lost local record from BitPay: only for invoices this installation made
-//! (their order id's MAC verifies), never for another integration's or a forged one.
+//! Recovering what BitPay has and we did not record: a create whose answer never arrived
+//! (found by our guid), and a lost local record (rebuilt only for invoices this
+//! installation made: their order id's MAC verifies, never another integration's or a
+//! forged one).
 
 use anyhow::{Context as _, Result};
 
-use crate::bitpay::BitPayClient;
+use crate::bitpay::model::Invoice as BitPayInvoice;
+use crate::bitpay::{BitPayClient, BitPayError};
 use crate::clock;
 use crate::context::Context;
+use crate::money::format_amount;
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::{SplynxClient, SplynxError};
+use crate::store::Store;
 use crate::store::{DocKind, InvoiceRecord, NewInvoice};
+
+/// Asks BitPay for the invoice a `creating` record asked for (by its guid). When BitPay has
+/// it, and `record_it`, the record learns its BitPay id; `how` says where it was found.
+pub fn recover_by_guid(
+    store: &Store,
+    bitpay: &BitPayClient,
+    record: &InvoiceRecord,
+    how: &str,
+    record_it: bool,
+) -> Result<Option<BitPayInvoice>, RecoveryError> {
+    let found = bitpay.invoice_by_guid(&record.guid, record.token.expose())?;
+    if let (Some(invoice), true) = (&found, record_it) {
+        record_created(store, record, invoice, how)?;
+    }
+    Ok(found)
+}
+
+/// Records BitPay's answer for a `creating` record, with a journal line naming the document.
+pub fn record_created(
+    store: &Store,
+    record: &InvoiceRecord,
+    invoice: &BitPayInvoice,
+    how: &str,
+) -> Result<(), crate::store::StoreError> {
+    let summary = format!(
+        "{how}: {} {} {} for customer {} ({}), token {}",
+        record.doc_kind.as_str(),
+        record.doc_number.as_deref().unwrap_or("-"),
+        format_amount(record.price, &record.currency),
+        record.customer_id,
+        record.order_id,
+        record.facade
+    );
+    store.mark_created(&record.guid, invoice, &summary, clock::now_ms())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    BitPay(#[from] BitPayError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// What BitPay's answer about an invoice id we do not hold made of it.
 pub enum Adoption {

@@ -329,21 +329,18 @@ fn check_one(
         return settler.settle(record);
     }
     // A create whose answer never arrived: BitPay knows it by guid, or it never existed.
-    let found = bitpay
-        .invoice_by_guid(&record.guid, record.token.expose())
-        .with_context(|| format!("recovering invoice guid {}", record.guid))?;
+    let found = crate::recovery::recover_by_guid(
+        store,
+        bitpay,
+        record,
+        "recovered by guid during reconcile",
+        !settler.dry_run,
+    )
+    .with_context(|| format!("recovering invoice guid {}", record.guid))?;
     let now = clock::now_ms();
     match found {
-        Some(invoice) => {
-            if settler.dry_run {
-                return Ok(Outcome::Pending);
-            }
-            store.mark_created(
-                &record.guid,
-                &invoice,
-                "recovered by guid during reconcile",
-                now,
-            )?;
+        Some(_) if settler.dry_run => Ok(Outcome::Pending),
+        Some(_) => {
             let record = store
                 .invoice(record.id)?
                 .context("stored invoice vanished")?;

@@ -1,0 +1,626 @@
+//! The checkout: which Splynx document a customer pays (theirs, unpaid), and the one BitPay
+//! invoice for it — created, handed out again while it is still payable, or recovered by
+//! its guid when BitPay's answer to the create never arrived.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::bitpay::model::Invoice as BitPayInvoice;
+use crate::bitpay::{BitPayClient, BitPayError};
+use crate::context::Context;
+use crate::exit::Problem;
+use crate::money::{self, json_number};
+use crate::order_id::{self, OrderKey, OrderRef};
+use crate::splynx::model::{Customer, Invoice, Proforma};
+use crate::splynx::{SplynxClient, SplynxError};
+use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement, TokenRecord};
+use crate::{clock, lock};
+use crate::{pairing, recovery};
+
+/// A stored invoice with less time left than this is not handed out again.
+const MIN_REMAINING_MS: i64 = 5 * 60 * 1000;
+
+/// What the customer asked to pay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Invoice(i64),
+    InvoiceNumber(String),
+    Proforma(i64),
+    ProformaNumber(String),
+    Refill(Decimal),
+}
+
+/// A payable Splynx document, checked to belong to the customer and to be unpaid.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub kind: DocKind,
+    pub id: Option<i64>,
+    pub number: Option<String>,
+    pub price: Decimal,
+    pub description: String,
+}
+
+/// A checkout's result: the stored record, BitPay's invoice, and whether an open one was
+/// handed out again.
+pub struct Checkout {
+    pub record: InvoiceRecord,
+    pub invoice: BitPayInvoice,
+    pub reused: bool,
+}
+
+/// The customer and their payable document, checked (what `--check` shows).
+pub fn check(ctx: &Context, request: &Request, customer_id: i64) -> Result<(Customer, Document)> {
+    let splynx = ctx.splynx();
+    let customer = splynx
+        .customer(customer_id)
+        .map_err(|e| not_found_as(e, &format!("Customer {customer_id} does not exist")))?;
+    let document = resolve_document(&splynx, request, &customer, &ctx.config.bitpay.currency)?;
+    Ok((customer, document))
+}
+
+/// Creates the BitPay invoice for the document, or hands out the open one still payable,
+/// under the document's lock so two clicks never make two invoices.
+pub fn checkout(ctx: &Context, customer: &Customer, document: &Document) -> Result<Checkout> {
+    let identity = ctx.identity()?;
+    let sin = identity.sin();
+    let order_key = OrderKey::of(&identity);
+    let bitpay = ctx.bitpay(Some(identity));
+    let token = pairing::invoice_token(ctx, &bitpay)?;
+    let doc_key = format!(
+        "{}:{}:{}",
+        document.kind.as_str(),
+        document.id.unwrap_or_default(),
+        customer.id
+    );
+    let wait = ctx.config.bitpay.timeout * 3 + Duration::from_secs(5);
+    let _lock = lock::acquire(
+        &ctx.config.data_dir,
+        &lock::bucket_name("document", &doc_key),
+        "this document's checkout",
+        wait,
+    )?;
+    let creator = Creator {
+        ctx,
+        bitpay: &bitpay,
+        token: &token,
+        sin: &sin,
+        order_key: &order_key,
+    };
+    let (record, invoice, reused) = creator.find_or_create(document, customer)?;
+    Ok(Checkout {
+        record,
+        invoice,
+        reused,
+    })
+}
+
+/// A refusal the customer reads (65).
+pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
+    Problem::BadInput(message.into()).into()
+}
+
+/// What to do given the invoices already stored for the document (newest first).
+#[derive(Debug, Clone, PartialEq)]
+enum Existing {
+    /// A previous attempt saved its guid but never learned BitPay's answer.
+    Recover(i64),
+    /// An open invoice for the same amount that may still be paid: check it, then reuse it.
+    Candidate(i64),
+    /// A payment for this document is already under way at BitPay.
+    InProgress(i64),
+    None,
+}
+
+fn classify_existing(
+    records: &[InvoiceRecord],
+    kind: DocKind,
+    price: Decimal,
+    now: i64,
+) -> Existing {
+    for record in records {
+        let same_amount = record.price == price;
+        match record.settlement {
+            Settlement::Creating if same_amount => return Existing::Recover(record.id),
+            Settlement::Crediting | Settlement::Sent if kind != DocKind::Refill => {
+                return Existing::InProgress(record.id)
+            }
+            Settlement::Open => {
+                let paying = matches!(
+                    record.bitpay_status.as_str(),
+                    "paid" | "confirmed" | "complete" | "invalid"
+                );
+                if paying && kind != DocKind::Refill {
+                    return Existing::InProgress(record.id);
+                }
+                let time_left = record.expires_at.map_or(0, |e| e - now);
+                if same_amount && record.bitpay_status == "new" && time_left >= MIN_REMAINING_MS {
+                    return Existing::Candidate(record.id);
+                }
+            }
+            _ => {}
+        }
+    }
+    Existing::None
+}
+
+/// Splynx "not found" becomes the customer-facing refusal; everything else passes through.
+fn not_found_as(error: SplynxError, message: &str) -> anyhow::Error {
+    match error {
+        SplynxError::NotFound { .. } => Problem::NotFound(message.into()).into(),
+        other => other.into(),
+    }
+}
+
+/// An invoice or proforma invoice, as far as paying it goes.
+struct Payable {
+    id: i64,
+    number: String,
+    customer_id: i64,
+    status: String,
+    /// What is left to pay: an invoice's `due`, a proforma's total.
+    amount: Decimal,
+}
+
+impl From<Invoice> for Payable {
+    fn from(i: Invoice) -> Payable {
+        Payable {
+            amount: i.amount_due(),
+            id: i.id,
+            number: i.number,
+            customer_id: i.customer_id,
+            status: i.status,
+        }
+    }
+}
+
+impl From<Proforma> for Payable {
+    fn from(p: Proforma) -> Payable {
+        Payable {
+            amount: p.total,
+            id: p.id,
+            number: p.number,
+            customer_id: p.customer_id,
+            status: p.status,
+        }
+    }
+}
+
+/// Splynx "not found" is just "no such document".
+fn found<T: Into<Payable>>(result: Result<T, SplynxError>) -> Result<Option<Payable>> {
+    match result {
+        Ok(document) => Ok(Some(document.into())),
+        Err(SplynxError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn by_number<T: Into<Payable>>(list: Vec<T>, number: &str, customer_id: i64) -> Option<Payable> {
+    list.into_iter()
+        .map(Into::into)
+        .find(|p: &Payable| p.number == number && p.customer_id == customer_id)
+}
+
+fn resolve_document(
+    splynx: &SplynxClient<'_>,
+    request: &Request,
+    customer: &Customer,
+    currency: &str,
+) -> Result<Document> {
+    let (kind, label, candidate) = match request {
+        Request::Refill(amount) => {
+            return Ok(Document {
+                kind: DocKind::Refill,
+                id: None,
+                number: None,
+                price: *amount,
+                description: format!("Balance top-up, customer #{}", customer.id),
+            })
+        }
+        Request::Invoice(id) => (DocKind::Invoice, "Invoice", found(splynx.invoice(*id))?),
+        Request::InvoiceNumber(n) => (
+            DocKind::Invoice,
+            "Invoice",
+            by_number(splynx.invoices_by_number(n)?, n, customer.id),
+        ),
+        Request::Proforma(id) => (
+            DocKind::Proforma,
+            "Proforma invoice",
+            found(splynx.proforma(*id))?,
+        ),
+        Request::ProformaNumber(n) => (
+            DocKind::Proforma,
+            "Proforma invoice",
+            by_number(splynx.proformas_by_number(n)?, n, customer.id),
+        ),
+    };
+    // A foreign document gets the same words as a missing one: nothing about other
+    // customers' documents is revealed.
+    let document = candidate
+        .filter(|d| d.customer_id == customer.id)
+        .ok_or_else(|| {
+            anyhow::Error::from(Problem::NotFound(format!(
+                "{label} {} was not found for your account",
+                describe_request(request)
+            )))
+        })?;
+    let number = &document.number;
+    match document.status.as_str() {
+        "paid" => return Err(bad_input(format!("{label} #{number} is already paid"))),
+        "deleted" => {
+            return Err(bad_input(format!(
+                "{label} #{number} was cancelled and cannot be paid"
+            )))
+        }
+        "pending" => {
+            return Err(bad_input(format!(
+                "A payment for {} #{number} is already being processed",
+                label.to_lowercase()
+            )))
+        }
+        _ => {}
+    }
+    if document.amount <= Decimal::ZERO {
+        return Err(bad_input(format!(
+            "{label} #{number} has nothing left to pay"
+        )));
+    }
+    Ok(Document {
+        kind,
+        id: Some(document.id),
+        description: format!("{label} #{number}"),
+        price: round_for(document.amount, currency)?,
+        number: Some(document.number),
+    })
+}
+
+/// Splynx keeps 4 decimals; BitPay takes the currency's. A due amount with more precision
+/// than the currency has cannot be charged exactly, so it is refused, not rounded.
+fn round_for(amount: Decimal, currency: &str) -> Result<Decimal> {
+    let places = money::currency_decimals(currency);
+    let rounded = amount.round_dp(places);
+    if rounded != amount {
+        return Err(bad_input(format!(
+            "The amount {amount} has more decimals than {currency} allows ({places}); ask your provider to correct the invoice"
+        )));
+    }
+    Ok(rounded)
+}
+
+fn describe_request(request: &Request) -> String {
+    match request {
+        Request::Invoice(id) | Request::Proforma(id) => id.to_string(),
+        Request::InvoiceNumber(n) | Request::ProformaNumber(n) => format!("#{n}"),
+        Request::Refill(a) => a.to_string(),
+    }
+}
+
+struct Creator<'a> {
+    ctx: &'a Context,
+    bitpay: &'a BitPayClient,
+    token: &'a TokenRecord,
+    sin: &'a str,
+    order_key: &'a OrderKey,
+}
+
+impl Creator<'_> {
+    /// Runs under the document lock.
+    fn find_or_create(
+        &self,
+        document: &Document,
+        customer: &Customer,
+    ) -> Result<(InvoiceRecord, BitPayInvoice, bool)> {
+        let store = &self.ctx.store;
+        let records = store.unsettled_for_document(document.kind, document.id, customer.id)?;
+        match classify_existing(&records, document.kind, document.price, clock::now_ms()) {
+            Existing::Recover(id) => {
+                let record = store.invoice(id)?.context("stored invoice vanished")?;
+                let recovered = recovery::recover_by_guid(
+                    store,
+                    self.bitpay,
+                    &record,
+                    "recovered by guid after an unanswered request",
+                    true,
+                );
+                match recovered.map_err(|e| self.recovery_error(e))? {
+                    Some(found) => {
+                        if found.status == "new" {
+                            return Ok((record, found, true));
+                        }
+                        // Recovered but no longer payable: decide afresh.
+                        self.find_or_create(document, customer)
+                    }
+                    None => {
+                        store.journal(
+                            None,
+                            "create",
+                            &format!("guid {} unknown to BitPay; creating it again", record.guid),
+                            None,
+                            clock::now_ms(),
+                        )?;
+                        let invoice = self.post(&record, document, customer)?;
+                        Ok((record, invoice, false))
+                    }
+                }
+            }
+            Existing::Candidate(id) => {
+                let record = store.invoice(id)?.context("stored invoice vanished")?;
+                let bitpay_id = record
+                    .bitpay_id
+                    .clone()
+                    .context("open invoice without a BitPay id")?;
+                let fresh = self
+                    .bitpay
+                    .invoice(&bitpay_id, record.token.expose())
+                    .map_err(|e| self.token_error(e))?;
+                store.update_bitpay_status(
+                    record.id,
+                    &fresh.status,
+                    fresh.exception_status.as_deref(),
+                    fresh.expiration_time,
+                    clock::now_ms(),
+                )?;
+                let time_left = fresh.expiration_time.map_or(0, |e| e - clock::now_ms());
+                if fresh.status == "new" && time_left >= MIN_REMAINING_MS {
+                    store.journal(
+                        Some(&bitpay_id),
+                        "create",
+                        "reused for another click on the same document",
+                        None,
+                        clock::now_ms(),
+                    )?;
+                    return Ok((record, fresh, true));
+                }
+                if fresh.status == "expired" {
+                    store.set_settlement(
+                        record.id,
+                        Settlement::Expired,
+                        Some("expired unpaid"),
+                        clock::now_ms(),
+                    )?;
+                }
+                self.find_or_create(document, customer)
+            }
+            Existing::InProgress(id) => {
+                let record = store.invoice(id)?.context("stored invoice vanished")?;
+                Err(bad_input(format!(
+                    "A payment for {} is already in progress (BitPay invoice {} is {}); it will be credited once confirmed",
+                    document.description,
+                    record.bitpay_id.as_deref().unwrap_or("?"),
+                    record.bitpay_status
+                )))
+            }
+            Existing::None => {
+                let guid = uuid::Uuid::new_v4().to_string();
+                let new = NewInvoice {
+                    order_id: order_id::write(
+                        OrderRef {
+                            kind: document.kind,
+                            doc_id: document.id,
+                            refill_customer: (document.kind == DocKind::Refill)
+                                .then_some(customer.id),
+                        },
+                        customer.id,
+                        &guid,
+                        self.order_key,
+                    ),
+                    guid,
+                    environment: self.ctx.environment().to_string(),
+                    facade: self.token.facade.clone(),
+                    token: self.token.token.clone(),
+                    doc_kind: document.kind,
+                    doc_id: document.id,
+                    doc_number: document.number.clone(),
+                    customer_id: customer.id,
+                    price: document.price,
+                    currency: self.ctx.config.bitpay.currency.clone(),
+                };
+                // Committed before the request: a timed-out POST is recovered by guid.
+                let record = store.insert_invoice(&new, clock::now_ms())?;
+                let invoice = self.post(&record, document, customer)?;
+                Ok((record, invoice, false))
+            }
+        }
+    }
+
+    fn post(
+        &self,
+        record: &InvoiceRecord,
+        document: &Document,
+        customer: &Customer,
+    ) -> Result<BitPayInvoice> {
+        let settings = &self.ctx.config.bitpay;
+        let pos_data = json!({
+            "customer_id": customer.id,
+            "document": document.kind.as_str(),
+            "document_id": document.id,
+            "number": document.number,
+        });
+        let mut buyer = json!({"name": customer.name, "notify": true});
+        if customer.contact_email().contains('@') {
+            buyer["email"] = json!(customer.contact_email());
+        }
+        let body = json!({
+            "token": record.token.expose(),
+            "price": json_number(record.price),
+            "currency": record.currency,
+            "orderId": record.order_id,
+            "itemDesc": document.description,
+            "posData": pos_data.to_string(),
+            "notificationURL": settings.notification_url,
+            "redirectURL": format!("{}?order={}", settings.redirect_url, record.order_id),
+            "transactionSpeed": settings.transaction_speed,
+            "fullNotifications": true,
+            "extendedNotifications": true,
+            "guid": record.guid,
+            "buyer": buyer,
+        });
+        let store = &self.ctx.store;
+        match self.bitpay.create_invoice(&body) {
+            Ok(invoice) => {
+                recovery::record_created(store, record, &invoice, "created")?;
+                Ok(invoice)
+            }
+            Err(error) if error.is_temporary() => {
+                log::warn!(
+                    "creating BitPay invoice {}: {error}; looking it up by guid",
+                    record.guid
+                );
+                let recovered = recovery::recover_by_guid(
+                    store,
+                    self.bitpay,
+                    record,
+                    "created (recovered by guid after an unanswered request)",
+                    true,
+                );
+                match recovered {
+                    Ok(Some(invoice)) => Ok(invoice),
+                    _ => {
+                        store.journal(
+                            None,
+                            "create",
+                            &format!("guid {}: {error}; left for recovery", record.guid),
+                            None,
+                            clock::now_ms(),
+                        )?;
+                        Err(anyhow::Error::new(error).context(Problem::Temporary(
+                            "BitPay did not answer in time; please try again in a minute".into(),
+                        )))
+                    }
+                }
+            }
+            Err(error) => {
+                store.delete_creating(&record.guid)?;
+                store.journal(
+                    None,
+                    "create",
+                    &format!("guid {}: BitPay refused: {error}", record.guid),
+                    None,
+                    clock::now_ms(),
+                )?;
+                if error.is_authorization() {
+                    return Err(self.token_error(error));
+                }
+                Err(anyhow::Error::new(Problem::BadInput(format!(
+                    "BitPay could not create the invoice: {}",
+                    error.message()
+                )))
+                .context(error))
+            }
+        }
+    }
+
+    fn recovery_error(&self, error: recovery::RecoveryError) -> anyhow::Error {
+        match error {
+            recovery::RecoveryError::BitPay(e) => self.token_error(e),
+            recovery::RecoveryError::Store(e) => e.into(),
+        }
+    }
+
+    fn token_error(&self, error: BitPayError) -> anyhow::Error {
+        pairing::explain_token_error(self.ctx, self.token, self.sin, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use std::str::FromStr;
+
+    fn record(
+        id: i64,
+        settlement: Settlement,
+        status: &str,
+        price: &str,
+        expires_at: i64,
+    ) -> InvoiceRecord {
+        InvoiceRecord {
+            id,
+            guid: format!("g{id}"),
+            bitpay_id: Some(format!("B{id}")),
+            environment: "test".into(),
+            facade: "pos".into(),
+            token: Secret::new("t"),
+            doc_kind: DocKind::Invoice,
+            doc_id: Some(1),
+            doc_number: Some("N".into()),
+            customer_id: 1,
+            price: Decimal::from_str(price).unwrap(),
+            currency: "USD".into(),
+            order_id: format!("o{id}"),
+            url: None,
+            bitpay_status: status.into(),
+            exception_status: None,
+            settlement,
+            note: None,
+            expires_at: Some(expires_at),
+            splynx_payment_id: None,
+            created_at: 0,
+            updated_at: 0,
+            payment_sent_at: None,
+            payment_attempts: 0,
+            credited_at: None,
+            watch_until: None,
+            duplicate_payment_ids: Vec::new(),
+            fetched_at: None,
+        }
+    }
+
+    #[test]
+    fn reuse_recover_or_refuse() {
+        let price = Decimal::from_str("51.61").unwrap();
+        let now = 1_000_000_000;
+        let fresh = now + 10 * 60 * 1000;
+        let nearly_gone = now + 60 * 1000;
+        let kind = DocKind::Invoice;
+        assert_eq!(classify_existing(&[], kind, price, now), Existing::None);
+        let open = record(1, Settlement::Open, "new", "51.61", fresh);
+        assert_eq!(
+            classify_existing(std::slice::from_ref(&open), kind, price, now),
+            Existing::Candidate(1)
+        );
+        let other_amount = record(2, Settlement::Open, "new", "20.00", fresh);
+        assert_eq!(
+            classify_existing(&[other_amount], kind, price, now),
+            Existing::None
+        );
+        let expiring = record(3, Settlement::Open, "new", "51.61", nearly_gone);
+        assert_eq!(
+            classify_existing(&[expiring], kind, price, now),
+            Existing::None
+        );
+        let creating = record(4, Settlement::Creating, "unknown", "51.61", 0);
+        assert_eq!(
+            classify_existing(&[creating], kind, price, now),
+            Existing::Recover(4)
+        );
+        let paid = record(5, Settlement::Open, "paid", "51.61", fresh);
+        assert_eq!(
+            classify_existing(&[paid.clone(), open.clone()], kind, price, now),
+            Existing::InProgress(5)
+        );
+        assert_eq!(
+            classify_existing(&[paid, open], DocKind::Refill, price, now),
+            Existing::Candidate(1)
+        );
+        let expired = record(6, Settlement::Expired, "expired", "51.61", fresh);
+        assert_eq!(
+            classify_existing(&[expired], kind, price, now),
+            Existing::None
+        );
+    }
+
+    #[test]
+    fn splynx_precision_beyond_the_currency_is_refused() {
+        assert_eq!(
+            round_for(Decimal::from_str("51.6100").unwrap(), "USD")
+                .unwrap()
+                .to_string(),
+            "51.61"
+        );
+        assert!(round_for(Decimal::from_str("51.6150").unwrap(), "USD").is_err());
+    }
+}

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod doctor;
 pub mod exit;
 pub mod http;
 pub mod lock;

@@ -1,0 +1,406 @@
+//! Probes of BitPay and Splynx: reachability, the environment, the token, the API key's
+//! permissions and the payment method; nothing is changed at either.
+
+use crate::bitpay::{BitPayClient, Identity};
+use crate::config::{Config, CreditOn, Environment};
+use crate::splynx::{SplynxClient, SplynxError};
+use crate::store::Store;
+
+use super::owner::owner_of;
+use super::report::Report;
+use super::CHECKS;
+
+pub(super) fn check_bitpay(
+    report: &mut Report,
+    config: &Config,
+    store: Option<&Store>,
+    identity: Option<Identity>,
+) {
+    let settings = &config.bitpay;
+    let env = settings.environment;
+    let host = url::Url::parse(&settings.api_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let mismatch = match env {
+        Environment::Production => host == "test.bitpay.com",
+        Environment::Test => host == "bitpay.com" || host == "www.bitpay.com",
+    };
+    if mismatch {
+        report.fail(
+            "bitpay.environment",
+            format!(
+                "environment = \"{}\" but api_url = {} is the other environment",
+                env.as_str(),
+                settings.api_url
+            ),
+            format!(
+                "remove bitpay.api_url from {} (the environment sets it) or make them agree",
+                config.path.display()
+            ),
+        );
+    } else {
+        report.ok(
+            "bitpay.environment",
+            format!("{} ({})", env.as_str(), settings.api_url),
+        );
+    }
+
+    check_confirmations(report, settings);
+    // Splynx's API has no system-currency field (reference §2.5): the admin compares.
+    report.warn(
+        "bitpay.currency",
+        format!(
+            "BitPay invoices are in {}; Splynx's API does not report its system currency, so they cannot be compared here",
+            settings.currency
+        ),
+        Some(format!(
+            "check by hand that Config → Main → Localization → Finance format → Currency in Splynx is {} (payments are recorded in it); otherwise set bitpay.currency in {}",
+            settings.currency,
+            config.path.display()
+        )),
+    );
+
+    let client = BitPayClient::new(settings, None);
+    if let Err(e) = client.probe() {
+        report.fail_temporary(
+            "bitpay.reachable",
+            e.to_string(),
+            format!(
+                "check that this server reaches {} (DNS, firewall, outgoing HTTPS proxy); `bitpay.api_url` overrides the address",
+                settings.api_url
+            ),
+        );
+        report.skip("bitpay.token", "needs BitPay to be reachable");
+        return;
+    }
+    report.ok("bitpay.reachable", format!("{} answers", settings.api_url));
+
+    let Some(store) = store else {
+        report.skip("bitpay.token", "needs the database");
+        return;
+    };
+    let Some(identity) = identity else {
+        report.skip("bitpay.token", "needs the BitPay key (see `key`)");
+        return;
+    };
+    check_token(report, config, store, identity);
+}
+
+pub(super) fn check_confirmations(report: &mut Report, settings: &crate::config::BitPaySettings) {
+    let credit_on = match settings.credit_on {
+        CreditOn::Confirmed => "confirmed",
+        CreditOn::Complete => "complete",
+    };
+    if settings.allow_zero_confirmation {
+        report.warn(
+            "bitpay.confirmations",
+            format!(
+                "transaction_speed = \"{}\", credit_on = \"{credit_on}\" with allow_zero_confirmation = true: customers are credited before any block includes their payment, so a double-spend is credited and later shows as \"reversed after credit\"",
+                settings.transaction_speed
+            ),
+            Some("use transaction_speed = \"medium\" (one confirmation) or credit_on = \"complete\", and remove allow_zero_confirmation".into()),
+        );
+    } else {
+        report.ok(
+            "bitpay.confirmations",
+            format!(
+                "transaction_speed = \"{}\", credit on {credit_on}",
+                settings.transaction_speed
+            ),
+        );
+    }
+}
+
+pub(super) fn check_token(report: &mut Report, config: &Config, store: &Store, identity: Identity) {
+    let env = config.bitpay.environment.as_str();
+    let other = match config.bitpay.environment {
+        Environment::Test => "production",
+        Environment::Production => "test",
+    };
+    let owner = owner_of(&config.data_dir);
+    let dashboard = format!("{}/dashboard/merchant/api-tokens", config.bitpay.api_url);
+    let pair_fix = format!(
+        "pair with a code from the {env} BitPay dashboard ({dashboard}): sudo -u {owner} splynx-bitpay pair CODE"
+    );
+    let tokens = match store.tokens(env) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            report.fail("bitpay.token", e.to_string(), "see the `database` check");
+            return;
+        }
+    };
+    if tokens.is_empty() {
+        let elsewhere = store.tokens(other).unwrap_or_default();
+        if elsewhere.is_empty() {
+            report.fail(
+                "bitpay.token",
+                format!("not paired yet (no token for the {env} environment)"),
+                pair_fix,
+            );
+        } else {
+            report.fail(
+                "bitpay.token",
+                format!("the token was paired on {other} but environment = {env}: it does not work there"),
+                format!(
+                    "{pair_fix}; or, if {other} is right, set bitpay.environment = \"{other}\" in {}",
+                    config.path.display()
+                ),
+            );
+        }
+        return;
+    }
+    let sin = identity.sin();
+    let client = BitPayClient::new(&config.bitpay, Some(identity));
+    let active = match client.active_tokens() {
+        Ok(active) => active,
+        Err(e) if e.is_authorization() => Vec::new(),
+        Err(e) => {
+            let temporary = e.is_temporary();
+            report.fail(
+                "bitpay.token",
+                format!("cannot list the tokens: {e}"),
+                "run doctor again later; if it persists, check `bitpay.reachable`",
+            );
+            if let Some(last) = report.checks.last_mut() {
+                last.temporary = temporary;
+            }
+            return;
+        }
+    };
+    let is_active = |facade: &str, token: &str| {
+        active
+            .iter()
+            .any(|(f, t)| f == facade && t.as_str() == token)
+    };
+    let live: Vec<&str> = tokens
+        .iter()
+        .filter(|t| is_active(&t.facade, t.token.expose()))
+        .map(|t| t.facade.as_str())
+        .collect();
+    if !live.is_empty() {
+        report.ok(
+            "bitpay.token",
+            format!(
+                "{} token active at BitPay ({env}, SIN {sin})",
+                live.join(", ")
+            ),
+        );
+        return;
+    }
+    if let Some(pending) = tokens.iter().find(|t| !t.approved) {
+        report.fail(
+            "bitpay.token",
+            format!(
+                "the {} token is waiting for approval (pairing code {})",
+                pending.facade,
+                pending.pairing_code.as_deref().unwrap_or("?")
+            ),
+            format!("approve the code at {dashboard}, or {pair_fix}"),
+        );
+        return;
+    }
+    let facades: Vec<&str> = tokens.iter().map(|t| t.facade.as_str()).collect();
+    report.fail(
+        "bitpay.token",
+        format!(
+            "BitPay at {} ({env}) does not accept the stored {} token for SIN {sin}: it was revoked, or it belongs to the {other} environment",
+            config.bitpay.api_url,
+            facades.join(", ")
+        ),
+        format!("`splynx-bitpay unpair`, then {pair_fix}"),
+    );
+}
+
+pub(super) fn check_splynx(report: &mut Report, config: &Config, store: Option<&Store>) {
+    let ids = || {
+        CHECKS
+            .iter()
+            .copied()
+            .filter(|id| id.starts_with("splynx."))
+    };
+    let Some(store) = store else {
+        for id in ids() {
+            report.skip(id, "needs a usable data directory and database");
+        }
+        return;
+    };
+    let client = SplynxClient::new(&config.splynx, &config.data_dir, store);
+    let api = &config.splynx.api_url;
+    let key_fix = || {
+        format!(
+            "check splynx.api_key and splynx.api_secret in {}; the key must be enabled in Administration → API keys, with this server's IP in its allowed list",
+            config.path.display()
+        )
+    };
+    match client.check() {
+        Ok(_) => report.ok("splynx.api", format!("{api}: API key accepted")),
+        Err(e) => {
+            match e.cause() {
+                SplynxError::Unauthorized { .. } => {
+                    report.fail("splynx.api", e.to_string(), key_fix())
+                }
+                e if e.is_temporary() => report.fail_temporary(
+                    "splynx.api",
+                    e.to_string(),
+                    format!(
+                        "check that this server reaches {api} (splynx.api_url, DNS, firewall); run doctor again when Splynx is up"
+                    ),
+                ),
+                _ => report.fail(
+                    "splynx.api",
+                    e.to_string(),
+                    format!("check splynx.url / splynx.api_url in {}", config.path.display()),
+                ),
+            }
+            for id in ids().skip(1) {
+                report.skip(id, "needs the Splynx API");
+            }
+            return;
+        }
+    }
+
+    let grant = |what: &str| {
+        format!("in Splynx, Administration → API keys → this key → Permissions: allow {what}")
+    };
+    let readable = [
+        (
+            "splynx.customers",
+            "admin/customers/customer",
+            "customers",
+            "Customers → Customer (index, view)",
+        ),
+        (
+            "splynx.invoices",
+            "admin/finance/invoices",
+            "invoices",
+            "Finance → Invoices (index, view)",
+        ),
+        (
+            "splynx.proformas",
+            "admin/finance/proforma-invoices",
+            "proforma invoices",
+            "Finance → Proforma invoices (index, view)",
+        ),
+    ];
+    for (id, path, what, permission) in readable {
+        let result = client
+            .probe_list(path, what)
+            .map_err(|e| (format!("list {what}"), e))
+            .and_then(|first| {
+                let row_id = first.as_ref().and_then(|row| row.get("id")).and_then(|v| {
+                    v.as_i64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                });
+                match row_id {
+                    Some(row_id) => client
+                        .probe_view(path, row_id, what)
+                        .map(|_| true)
+                        .map_err(|e| (format!("read {what}"), e)),
+                    None => Ok(false),
+                }
+            });
+        match result {
+            Ok(true) => report.ok(id, format!("may list and read {what}")),
+            Ok(false) => report.ok(id, format!("may list {what} (none yet to read)")),
+            Err((action, e)) => {
+                splynx_failure(report, id, &action, e, &grant(permission), &key_fix())
+            }
+        }
+    }
+
+    let payments = client
+        .probe_list("admin/finance/payments", "payments")
+        .map_err(|e| ("list payments".to_string(), e))
+        .and_then(|_| {
+            client
+                .probe_payment_add()
+                .map_err(|e| ("add payments".to_string(), e))
+        });
+    match payments {
+        Ok(422) => report.ok(
+            "splynx.payments",
+            "may list and add payments (probed with an empty payment, which Splynx refused as invalid)",
+        ),
+        Ok(status) => report.warn(
+            "splynx.payments",
+            format!("Splynx answered HTTP {status} to an empty payment instead of refusing it"),
+            Some("look for an empty payment in Splynx (Finance → Payments) and delete it".into()),
+        ),
+        Err((action, e)) => splynx_failure(
+            report,
+            "splynx.payments",
+            &action,
+            e,
+            &grant("Finance → Payments (index, add)"),
+            &key_fix(),
+        ),
+    }
+
+    let wanted = config.splynx.payment_method_id;
+    match client.payment_methods() {
+        Ok(methods) => match methods.iter().find(|m| m.id == wanted) {
+            Some(m) if m.active() => report.ok(
+                "splynx.payment_method",
+                format!(
+                    "payment method {wanted} \"{}\" exists and is active",
+                    m.name
+                ),
+            ),
+            Some(m) => report.fail(
+                "splynx.payment_method",
+                format!("payment method {wanted} \"{}\" is disabled", m.name),
+                "enable it in Splynx: Config → Finance → Payment methods",
+            ),
+            None => {
+                let known: Vec<String> = methods
+                    .iter()
+                    .filter(|m| m.active())
+                    .map(|m| format!("{} \"{}\"", m.id, m.name))
+                    .collect();
+                report.fail(
+                    "splynx.payment_method",
+                    format!(
+                        "payment method {wanted} does not exist (active ones: {})",
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                    format!(
+                        "create a \"BitPay\" method in Config → Finance → Payment methods, then set splynx.payment_method_id to its id in {}",
+                        config.path.display()
+                    ),
+                );
+            }
+        },
+        Err(e) => splynx_failure(
+            report,
+            "splynx.payment_method",
+            "list payment methods",
+            e,
+            &grant("Finance → Payment methods (index)"),
+            &key_fix(),
+        ),
+    }
+}
+
+/// `action` is what the probe tried ("list customers"), for a 403's message.
+pub(super) fn splynx_failure(
+    report: &mut Report,
+    id: &'static str,
+    action: &str,
+    e: SplynxError,
+    grant: &str,
+    key_fix: &str,
+) {
+    match e.cause() {
+        SplynxError::Forbidden { message, .. } => report.fail(
+            id,
+            format!("the API key may not {action} (Splynx: {message})"),
+            grant,
+        ),
+        SplynxError::Unauthorized { .. } => report.fail(id, e.to_string(), key_fix),
+        e if e.is_temporary() => {
+            report.fail_temporary(id, e.to_string(), "run doctor again when Splynx answers")
+        }
+        _ => report.fail(id, format!("cannot {action}: {e}"), grant),
+    }
+}

@@ -1,0 +1,220 @@
+//! The report: one line per check with its status and fix, as text or JSON, and the
+//! verdict (exit code) it leads to.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::exit::Problem;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub id: &'static str,
+    pub status: Status,
+    pub message: String,
+    pub fix: Option<String>,
+    /// A failure that goes away by itself (a service is unreachable), not a setup problem.
+    pub temporary: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub(super) fn push(
+        &mut self,
+        id: &'static str,
+        status: Status,
+        message: String,
+        fix: Option<String>,
+    ) {
+        self.checks.push(Check {
+            id,
+            status,
+            message,
+            fix,
+            temporary: false,
+        });
+    }
+
+    pub(super) fn ok(&mut self, id: &'static str, message: impl Into<String>) {
+        self.push(id, Status::Ok, message.into(), None);
+    }
+
+    pub(super) fn warn(
+        &mut self,
+        id: &'static str,
+        message: impl Into<String>,
+        fix: Option<String>,
+    ) {
+        self.push(id, Status::Warn, message.into(), fix);
+    }
+
+    pub(super) fn fail(
+        &mut self,
+        id: &'static str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.push(id, Status::Fail, message.into(), Some(fix.into()));
+    }
+
+    pub(super) fn fail_temporary(
+        &mut self,
+        id: &'static str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.fail(id, message, fix);
+        if let Some(last) = self.checks.last_mut() {
+            last.temporary = true;
+        }
+    }
+
+    pub(super) fn skip(&mut self, id: &'static str, why: impl Into<String>) {
+        self.push(id, Status::Skip, why.into(), None);
+    }
+
+    pub(super) fn count(&self, status: Status) -> usize {
+        self.checks.iter().filter(|c| c.status == status).count()
+    }
+
+    /// The lines people read: one per check, the fix on the same line.
+    pub fn human(&self, header: &str) -> String {
+        let mut lines = vec![header.to_string()];
+        for c in &self.checks {
+            let mut line = format!("{}  {:<22} {}", c.status.tag(), c.id, c.message);
+            if let Some(fix) = &c.fix {
+                line.push_str(" → fix: ");
+                line.push_str(fix);
+            }
+            lines.push(line);
+        }
+        let (failed, warned) = (self.count(Status::Fail), self.count(Status::Warn));
+        let warnings = match warned {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        };
+        lines.push(if failed == 0 {
+            format!("All checks passed{warnings}.")
+        } else {
+            format!(
+                "{failed} of {} checks failed{warnings}: apply the fixes above, then run `splynx-bitpay doctor` again.",
+                self.checks.len()
+            )
+        });
+        lines.join("\n")
+    }
+
+    pub fn json(&self, config: &Path, environment: Option<&str>, user: &str) -> serde_json::Value {
+        json!({
+            "ok": self.count(Status::Fail) == 0,
+            "config": config.display().to_string(),
+            "environment": environment,
+            "user": user,
+            "summary": {
+                "ok": self.count(Status::Ok),
+                "warn": self.count(Status::Warn),
+                "fail": self.count(Status::Fail),
+                "skip": self.count(Status::Skip),
+            },
+            "checks": self.checks.iter().map(|c| json!({
+                "id": c.id,
+                "status": c.status.as_str(),
+                "message": c.message,
+                "fix": c.fix,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `Ok` when nothing failed; else the verdict that decides the exit code.
+    pub fn verdict(&self) -> std::result::Result<(), Problem> {
+        let failed: Vec<&Check> = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = failed.iter().map(|c| c.id).collect();
+        let message = format!(
+            "{} of {} checks failed ({})",
+            failed.len(),
+            self.checks.len(),
+            ids.join(", ")
+        );
+        Err(if failed.iter().all(|c| c.temporary) {
+            Problem::Temporary(message)
+        } else {
+            Problem::Setup(message)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_follows_the_worst_failure() {
+        let mut report = Report::default();
+        report.ok("a", "fine");
+        report.warn("b", "hmm", None);
+        assert!(report.verdict().is_ok());
+        report.fail_temporary("c", "down", "wait");
+        assert!(matches!(report.verdict(), Err(Problem::Temporary(_))));
+        report.fail("d", "broken", "fix it");
+        let Err(Problem::Setup(message)) = report.verdict() else {
+            panic!("a setup failure wins");
+        };
+        assert_eq!(message, "2 of 4 checks failed (c, d)");
+    }
+
+    #[test]
+    fn one_line_per_check_with_its_fix() {
+        let mut report = Report::default();
+        report.ok("config", "valid");
+        report.fail("key", "missing", "pair");
+        let text = report.human("header");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[2].starts_with("FAIL  key") && lines[2].ends_with("→ fix: pair"));
+        assert!(lines[3].starts_with("1 of 2 checks failed"));
+        let json = report.json(Path::new("/c"), Some("test"), "root");
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["checks"][1]["fix"], "pair");
+        assert_eq!(json["summary"]["fail"], 1);
+    }
+}

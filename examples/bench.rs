@@ -6,6 +6,9 @@
 //! `wait4`, and the process's own time waiting on HTTP (it logs it at `-vv`), so
 //! "overhead" = wall − waiting on HTTP.
 
+// A benchmark program prints its tables (the product writes stdout only through output.rs).
+#![allow(clippy::print_stdout)]
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -39,6 +39,12 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    pub fn exit_code(&self) -> u8 {
+        crate::exit::CONFIG
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Test,

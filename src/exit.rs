@@ -6,6 +6,7 @@ use crate::bitpay::identity::IdentityError;
 use crate::bitpay::BitPayError;
 use crate::config::ConfigError;
 use crate::lock::LockError;
+use crate::recovery::RecoveryError;
 use crate::splynx::SplynxError;
 use crate::store::StoreError;
 
@@ -60,50 +61,25 @@ pub fn error_kind(error: &anyhow::Error) -> &'static str {
     }
 }
 
+/// The exit code a cause names: every typed error knows its own.
 fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
-    if let Some(e) = cause.downcast_ref::<BitPayError>() {
-        return Some(if e.is_temporary() {
-            TEMPORARY
-        } else if e.is_authorization() {
-            CONFIG
-        } else {
-            FAILURE
-        });
-    }
-    if let Some(e) = cause.downcast_ref::<SplynxError>() {
-        return match e.cause() {
-            _ if e.is_temporary() => Some(TEMPORARY),
-            SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => Some(CONFIG),
-            SplynxError::InvalidSash { .. } => Some(BAD_INPUT),
-            SplynxError::Store(store) => store_code(store),
-            _ => Some(FAILURE),
+    macro_rules! known {
+        ($($error:ty),*) => {
+            $(if let Some(e) = cause.downcast_ref::<$error>() {
+                return Some(e.exit_code());
+            })*
         };
     }
-    if cause.downcast_ref::<ConfigError>().is_some() {
-        return Some(CONFIG);
-    }
-    if let Some(e) = cause.downcast_ref::<IdentityError>() {
-        return Some(match e {
-            IdentityError::Random(_) => FAILURE,
-            IdentityError::Write { .. } => TEMPORARY,
-            _ => CONFIG,
-        });
-    }
-    if let Some(e) = cause.downcast_ref::<StoreError>() {
-        return store_code(e);
-    }
-    if cause.downcast_ref::<LockError>().is_some() {
-        return Some(TEMPORARY);
-    }
+    known!(
+        BitPayError,
+        SplynxError,
+        ConfigError,
+        IdentityError,
+        StoreError,
+        LockError,
+        RecoveryError
+    );
     None
-}
-
-fn store_code(error: &StoreError) -> Option<u8> {
-    Some(match error {
-        e if e.is_busy() || e.is_storage_unavailable() => TEMPORARY,
-        StoreError::TooNew { .. } | StoreError::Open { .. } => CONFIG,
-        _ => FAILURE,
-    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,13 @@ pub enum LockError {
     },
 }
 
+impl LockError {
+    /// Another process is at it: try again.
+    pub fn exit_code(&self) -> u8 {
+        crate::exit::TEMPORARY
+    }
+}
+
 /// Held until dropped.
 #[derive(Debug)]
 pub struct Lock {

@@ -58,6 +58,15 @@ pub enum RecoveryError {
     Store(#[from] crate::store::StoreError),
 }
 
+impl RecoveryError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RecoveryError::BitPay(e) => e.exit_code(),
+            RecoveryError::Store(e) => e.exit_code(),
+        }
+    }
+}
+
 /// What BitPay's answer about an invoice id we do not hold made of it.
 pub enum Adoption {
     /// Ours: the local record, rebuilt or recovered.

@@ -82,6 +82,16 @@ impl BitPayError {
             BitPayError::Transport { .. } | BitPayError::Unavailable { .. }
         )
     }
+
+    pub fn exit_code(&self) -> u8 {
+        if self.is_temporary() {
+            crate::exit::TEMPORARY
+        } else if self.is_authorization() {
+            crate::exit::CONFIG
+        } else {
+            crate::exit::FAILURE
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, BitPayError>;

@@ -36,6 +36,17 @@ pub enum IdentityError {
     Random(String),
 }
 
+impl IdentityError {
+    /// A key file the admin must fix is a configuration problem; a failed write may pass.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            IdentityError::Random(_) => crate::exit::FAILURE,
+            IdentityError::Write { .. } => crate::exit::TEMPORARY,
+            _ => crate::exit::CONFIG,
+        }
+    }
+}
+
 /// The add-on's key pair. `Debug` shows only the SIN, never the private key.
 pub struct Identity {
     secret: SecretKey,

@@ -90,6 +90,17 @@ impl SplynxError {
         }
     }
 
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit::{BAD_INPUT, CONFIG, FAILURE, TEMPORARY};
+        match self.cause() {
+            _ if self.is_temporary() => TEMPORARY,
+            SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => CONFIG,
+            SplynxError::InvalidSash { .. } => BAD_INPUT,
+            SplynxError::Store(store) => store.exit_code(),
+            _ => FAILURE,
+        }
+    }
+
     pub fn is_temporary(&self) -> bool {
         match self {
             SplynxError::BeforeSending(inner) => inner.is_temporary(),

@@ -58,6 +58,15 @@ impl StoreError {
         }
     }
 
+    /// Busy or out of room: retry later; a newer schema or an unreadable file: the admin.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            e if e.is_busy() || e.is_storage_unavailable() => crate::exit::TEMPORARY,
+            StoreError::TooNew { .. } | StoreError::Open { .. } => crate::exit::CONFIG,
+            _ => crate::exit::FAILURE,
+        }
+    }
+
     /// True when the disk is full or the data directory is read-only: temporary, the admin
     /// fixes it and the next run finishes the job.
     pub fn is_storage_unavailable(&self) -> bool {

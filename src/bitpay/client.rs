@@ -261,15 +261,11 @@ impl BitPayClient {
     }
 }
 
-/// A side-effect-free probe for `doctor`.
+/// Raw access for `doctor`'s probe.
 impl BitPayClient {
-    /// An unsigned `GET /tokens`: any definitive answer (even a refusal) means BitPay is
-    /// reachable; only transport failures, 429 and 5xx are errors.
-    pub fn probe(&self) -> Result<()> {
-        match self.send(Method::GET, "/tokens", None, None, false) {
-            Ok(_) | Err(BitPayError::Api { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+    /// An unsigned `GET path`.
+    pub fn get_unsigned(&self, path: &str) -> Result<serde_json::Value> {
+        self.send(Method::GET, path, None, None, false)
     }
 }
 

@@ -19,7 +19,7 @@ use super::model::{Administrator, Customer, Invoice, Payment, PaymentMethod, Pro
 use crate::config::{SplynxAuth, SplynxSettings};
 use crate::lock;
 use crate::secret::Secret;
-use crate::store::{Store, StoreError};
+
 use crate::{clock, http};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ pub enum SplynxError {
     #[error(transparent)]
     Lock(#[from] lock::LockError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    State(#[from] StateError),
 }
 
 impl SplynxError {
@@ -96,7 +96,7 @@ impl SplynxError {
             _ if self.is_temporary() => TEMPORARY,
             SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => CONFIG,
             SplynxError::InvalidSash { .. } => BAD_INPUT,
-            SplynxError::Store(store) => store.exit_code(),
+
             _ => FAILURE,
         }
     }
@@ -106,13 +106,37 @@ impl SplynxError {
             SplynxError::BeforeSending(inner) => inner.is_temporary(),
             SplynxError::Transport { .. } | SplynxError::Unavailable { .. } => true,
             SplynxError::Lock(lock::LockError::Busy { .. }) => true,
-            SplynxError::Store(e) => e.is_busy() || e.is_storage_unavailable(),
+            SplynxError::State(e) => e.temporary,
             _ => false,
         }
     }
 }
 
 pub type Result<T> = std::result::Result<T, SplynxError>;
+
+/// Where the client keeps what many processes share: the last nonce per API key and the
+/// access token (the state store implements it; the client knows nothing of SQLite).
+pub trait SharedState {
+    /// The next nonce for `api_key`: greater than every one before, and at least `floor`.
+    fn next_nonce(&self, api_key: &str, floor: i64) -> std::result::Result<i64, StateError>;
+    /// The shared access token of `owner` and its expiry (unix seconds).
+    fn access_token(&self, owner: &str) -> std::result::Result<Option<(Secret, i64)>, StateError>;
+    fn save_access_token(
+        &self,
+        owner: &str,
+        token: &Secret,
+        expires_at: i64,
+    ) -> std::result::Result<(), StateError>;
+}
+
+/// The shared state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StateError {
+    pub message: String,
+    /// Busy or out of room: the next run succeeds.
+    pub temporary: bool,
+}
 
 /// Borrows the state store it keeps the nonce counter and the shared access token in:
 /// one SQLite connection per process (or per reconcile worker).
@@ -124,7 +148,7 @@ pub struct SplynxClient<'a> {
     data_dir: std::path::PathBuf,
     lock_wait: Duration,
     auth: SplynxAuth,
-    state: &'a Store,
+    state: &'a dyn SharedState,
     /// The access token this process uses, and its expiry (unix seconds).
     token: Mutex<Option<(Secret, i64)>>,
 }
@@ -160,7 +184,7 @@ impl<'a> SplynxClient<'a> {
     pub fn new(
         settings: &SplynxSettings,
         data_dir: &std::path::Path,
-        state: &'a Store,
+        state: &'a dyn SharedState,
     ) -> SplynxClient<'a> {
         SplynxClient {
             http: http::client(settings.timeout),
@@ -433,7 +457,7 @@ impl<'a> SplynxClient<'a> {
         let stored = |client: &SplynxClient<'_>| -> Result<Option<(Secret, i64)>> {
             Ok(client
                 .state
-                .splynx_token(&client.token_owner())?
+                .access_token(&client.token_owner())?
                 .filter(|(t, e)| usable(t, *e)))
         };
         let fresh = match stored(self)? {
@@ -450,7 +474,7 @@ impl<'a> SplynxClient<'a> {
                     None => {
                         let created = self.create_access_token()?;
                         self.state
-                            .save_splynx_token(&self.token_owner(), &created.0, created.1)?;
+                            .save_access_token(&self.token_owner(), &created.0, created.1)?;
                         created
                     }
                 }
@@ -593,43 +617,21 @@ fn permission_for(method: &Method, path: &str) -> (String, String) {
     (format!("{permission} ({verb})"), action)
 }
 
-/// Side-effect-free probes for `doctor`: do the key and its permissions work?
+/// Raw API access for `doctor`'s probes: any path, the reply as JSON.
 impl SplynxClient<'_> {
-    /// `GET {path}?limit=1`: the first row of a list, if any (needs the `index` permission).
-    pub fn probe_list(&self, path: &str, what: &str) -> Result<Option<serde_json::Value>> {
-        let rows: Vec<serde_json::Value> = self.get_json(path, &[("limit", "1")], what)?;
-        Ok(rows.into_iter().next())
+    pub fn get_value(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        self.get_json(path, query, what)
     }
 
-    /// `GET {path}/{id}` (needs the `view` permission).
-    pub fn probe_view(&self, path: &str, id: i64, what: &str) -> Result<()> {
-        self.get_json::<serde_json::Value>(&format!("{path}/{id}"), &[], what)
-            .map(|_| ())
-    }
-
-    /// `POST admin/finance/payments` with an empty object: Splynx checks the permission
-    /// before validating, so 422 means "may add payments" and nothing is created.
-    /// Returns the HTTP status of a reply that was not an error (never expected).
-    pub fn probe_payment_add(&self) -> Result<u16> {
-        // The expected 422 is not worth the warning `classify` logs for real payments
-        // (at the default verbosity; `-v` still shows it).
-        let level = log::max_level();
-        if level == log::LevelFilter::Warn {
-            log::set_max_level(log::LevelFilter::Error);
-        }
-        let reply = self.request(
-            Method::POST,
-            "admin/finance/payments",
-            &[],
-            Some(&serde_json::json!({})),
-            "payment",
-        );
-        log::set_max_level(level);
-        match reply {
-            Err(SplynxError::Validation { .. }) => Ok(422),
-            Err(e) => Err(e),
-            Ok(_) => Ok(200),
-        }
+    /// `POST path` with `body`; Splynx's 422 is `SplynxError::Validation`.
+    pub fn post_value(&self, path: &str, body: &serde_json::Value, what: &str) -> Result<u16> {
+        self.request(Method::POST, path, &[], Some(body), what)
+            .map(|reply| reply.status)
     }
 }
 

@@ -2,4 +2,4 @@
 pub mod client;
 pub mod model;
 
-pub use client::{NewPayment, SplynxClient, SplynxError};
+pub use client::{NewPayment, SharedState, SplynxClient, SplynxError, StateError};

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 
 use crate::bitpay::model::Invoice as BitPayInvoice;
 use crate::secret::Secret;
+use crate::splynx::StateError;
 
 pub use migrations::MIGRATIONS;
 
@@ -449,6 +450,36 @@ impl HoldKind {
         match self {
             HoldKind::Reversed => Settlement::Reversed,
             _ => Settlement::Review,
+        }
+    }
+}
+
+/// The Splynx client's shared nonce counter and access token live here.
+impl crate::splynx::SharedState for Store {
+    fn next_nonce(&self, api_key: &str, floor: i64) -> std::result::Result<i64, StateError> {
+        Store::next_nonce(self, api_key, floor).map_err(StateError::from)
+    }
+
+    fn access_token(&self, owner: &str) -> std::result::Result<Option<(Secret, i64)>, StateError> {
+        self.splynx_token(owner).map_err(StateError::from)
+    }
+
+    fn save_access_token(
+        &self,
+        owner: &str,
+        token: &Secret,
+        expires_at: i64,
+    ) -> std::result::Result<(), StateError> {
+        self.save_splynx_token(owner, token, expires_at)
+            .map_err(StateError::from)
+    }
+}
+
+impl From<StoreError> for StateError {
+    fn from(e: StoreError) -> StateError {
+        StateError {
+            temporary: e.is_busy() || e.is_storage_unavailable(),
+            message: e.to_string(),
         }
     }
 }

@@ -1,0 +1,314 @@
+//! The records the store keeps: tokens, invoices, journal entries, findings.
+
+use std::str::FromStr;
+
+use rusqlite::Row;
+use rust_decimal::Decimal;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub environment: String,
+    pub facade: String,
+    pub token: Secret,
+    pub approved: bool,
+    pub pairing_code: Option<String>,
+    pub pairing_expires_at: Option<i64>,
+    pub label: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Invoice,
+    Proforma,
+    Refill,
+}
+
+impl DocKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Invoice => "invoice",
+            DocKind::Proforma => "proforma",
+            DocKind::Refill => "refill",
+        }
+    }
+}
+
+impl FromStr for DocKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<DocKind, String> {
+        match s {
+            "invoice" => Ok(DocKind::Invoice),
+            "proforma" => Ok(DocKind::Proforma),
+            "refill" => Ok(DocKind::Refill),
+            other => Err(format!("unknown document kind {other}")),
+        }
+    }
+}
+
+/// Where a stored invoice stands on our side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Saved before `POST /invoices`; BitPay may or may not have it (recover by guid).
+    Creating,
+    /// Known to BitPay, not yet paid and confirmed.
+    Open,
+    /// A Splynx payment is about to be made; finish by looking it up first.
+    Crediting,
+    /// A payment POST was sent and its outcome is unknown (no reply, 5xx): only looked up
+    /// until the grace period has passed, never sent again blindly.
+    Sent,
+    Credited,
+    /// Expired, declined or underpaid at BitPay: nothing to credit.
+    Expired,
+    /// Needs the admin: mismatch, Splynx refused the payment, duplicates, paid late, ...
+    Review,
+    /// Invalid, declined or refunded at BitPay after we credited it: held for the admin.
+    Reversed,
+    /// A held record the admin has dealt with (`splynx-bitpay resolve`).
+    Resolved,
+}
+
+impl Settlement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settlement::Creating => "creating",
+            Settlement::Open => "open",
+            Settlement::Crediting => "crediting",
+            Settlement::Sent => "sent",
+            Settlement::Credited => "credited",
+            Settlement::Expired => "expired",
+            Settlement::Review => "review",
+            Settlement::Reversed => "reversed",
+            Settlement::Resolved => "resolved",
+        }
+    }
+
+    /// For people: what the state means.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Settlement::Creating => "being created at BitPay",
+            Settlement::Open => "waiting for payment",
+            Settlement::Crediting => "being credited in Splynx",
+            Settlement::Sent => "payment sent to Splynx, outcome unknown",
+            Settlement::Credited => "credited",
+            Settlement::Expired => "expired, nothing to credit",
+            Settlement::Review => "held for review",
+            Settlement::Reversed => "reversed after credit",
+            Settlement::Resolved => "resolved by the admin",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Settlement::Credited
+                | Settlement::Expired
+                | Settlement::Review
+                | Settlement::Reversed
+                | Settlement::Resolved
+        )
+    }
+
+    /// Held until the admin resolves it.
+    pub fn needs_admin(self) -> bool {
+        matches!(self, Settlement::Review | Settlement::Reversed)
+    }
+}
+
+impl FromStr for Settlement {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Settlement, String> {
+        Ok(match s {
+            "creating" => Settlement::Creating,
+            "open" => Settlement::Open,
+            "crediting" => Settlement::Crediting,
+            "sent" => Settlement::Sent,
+            "credited" => Settlement::Credited,
+            "expired" => Settlement::Expired,
+            "review" => Settlement::Review,
+            "reversed" => Settlement::Reversed,
+            "resolved" => Settlement::Resolved,
+            other => return Err(format!("unknown settlement state {other}")),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InvoiceRecord {
+    pub id: i64,
+    pub guid: String,
+    pub bitpay_id: Option<String>,
+    pub environment: String,
+    pub facade: String,
+    pub token: Secret,
+    pub doc_kind: DocKind,
+    pub doc_id: Option<i64>,
+    pub doc_number: Option<String>,
+    pub customer_id: i64,
+    pub price: Decimal,
+    pub currency: String,
+    pub order_id: String,
+    pub url: Option<String>,
+    pub bitpay_status: String,
+    pub exception_status: Option<String>,
+    pub settlement: Settlement,
+    pub note: Option<String>,
+    pub expires_at: Option<i64>,
+    pub splynx_payment_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When a payment POST was last sent (cleared when Splynx provably refused it).
+    pub payment_sent_at: Option<i64>,
+    pub payment_attempts: i64,
+    pub credited_at: Option<i64>,
+    /// Credited and re-checked by `reconcile` until BitPay says complete, or until then.
+    pub watch_until: Option<i64>,
+    /// Every Splynx payment found with this receipt number when there was more than one.
+    pub duplicate_payment_ids: Vec<i64>,
+    /// When BitPay was last asked about it.
+    pub fetched_at: Option<i64>,
+}
+
+/// A new invoice row, saved before BitPay is asked to create it.
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    pub guid: String,
+    pub environment: String,
+    pub facade: String,
+    pub token: Secret,
+    pub doc_kind: DocKind,
+    pub doc_id: Option<i64>,
+    pub doc_number: Option<String>,
+    pub customer_id: i64,
+    pub price: Decimal,
+    pub currency: String,
+    pub order_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub id: i64,
+    pub at: i64,
+    pub bitpay_id: Option<String>,
+    pub kind: String,
+    pub summary: String,
+    pub detail: Option<String>,
+}
+
+pub(super) const INVOICE_COLUMNS: &str =
+    "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
+    doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
+    settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
+    payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at";
+
+pub(super) fn journal_from_row(r: &Row<'_>) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        bitpay_id: r.get(2)?,
+        kind: r.get(3)?,
+        summary: r.get(4)?,
+        detail: r.get(5)?,
+    })
+}
+
+pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord> {
+    let text_error = |i: usize, message: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, message.into())
+    };
+    let kind: String = row.get(6)?;
+    let price: String = row.get(10)?;
+    let settlement: String = row.get(16)?;
+    Ok(InvoiceRecord {
+        id: row.get(0)?,
+        guid: row.get(1)?,
+        bitpay_id: row.get(2)?,
+        environment: row.get(3)?,
+        facade: row.get(4)?,
+        token: Secret::new(row.get::<_, String>(5)?),
+        doc_kind: kind.parse().map_err(|m| text_error(6, m))?,
+        doc_id: row.get(7)?,
+        doc_number: row.get(8)?,
+        customer_id: row.get(9)?,
+        price: Decimal::from_str(&price).map_err(|e| text_error(10, e.to_string()))?,
+        currency: row.get(11)?,
+        order_id: row.get(12)?,
+        url: row.get(13)?,
+        bitpay_status: row.get(14)?,
+        exception_status: row.get(15)?,
+        settlement: settlement.parse().map_err(|m| text_error(16, m))?,
+        note: row.get(17)?,
+        expires_at: row.get(18)?,
+        splynx_payment_id: row.get(19)?,
+        created_at: row.get(20)?,
+        updated_at: row.get(21)?,
+        payment_sent_at: row.get(22)?,
+        payment_attempts: row.get(23)?,
+        credited_at: row.get(24)?,
+        watch_until: row.get(25)?,
+        duplicate_payment_ids: row
+            .get::<_, Option<String>>(26)?
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|id| id.trim().parse().ok())
+            .collect(),
+        fetched_at: row.get(27)?,
+    })
+}
+
+/// What a prune removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Settled records whose old detail went (each keeps one summary line).
+    pub records: i64,
+    pub record_entries: i64,
+    /// Entries naming no invoice of ours (rejected bodies, strangers' ids).
+    pub stranger_entries: i64,
+    /// Reported findings.
+    pub findings: i64,
+}
+
+/// Something that needs the admin, recorded once when it is found; `reconcile` reports
+/// each one once (cron mails it).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub id: i64,
+    pub at: i64,
+    pub bitpay_id: Option<String>,
+    pub kind: String,
+    pub summary: String,
+}
+
+/// Why a record is held for the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    /// Mismatch, Splynx refused the payment, unknown status, underpaid but confirmed, ...
+    Review,
+    /// More than one Splynx payment carries this invoice's receipt number.
+    Duplicate,
+    /// Paid after the invoice expired.
+    PaidLate,
+    /// Invalid, declined or refunded after the credit.
+    Reversed,
+}
+
+impl HoldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldKind::Review => "review",
+            HoldKind::Duplicate => "duplicate",
+            HoldKind::PaidLate => "paid late",
+            HoldKind::Reversed => "reversed after credit",
+        }
+    }
+
+    pub(super) fn settlement(self) -> Settlement {
+        match self {
+            HoldKind::Reversed => Settlement::Reversed,
+            _ => Settlement::Review,
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::exit::Problem;
 use crate::money::{self, json_number};
 use crate::order_id::{self, OrderKey, OrderRef};
-use crate::splynx::model::{Customer, Invoice, Proforma};
+use crate::splynx::model::{Customer, FinanceDocument};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement, TokenRecord};
 use crate::{clock, lock};
@@ -154,53 +154,22 @@ fn not_found_as(error: SplynxError, message: &str) -> anyhow::Error {
     }
 }
 
-/// An invoice or proforma invoice, as far as paying it goes.
-struct Payable {
-    id: i64,
-    number: String,
-    customer_id: i64,
-    status: String,
-    /// What is left to pay: an invoice's `due`, a proforma's total.
-    amount: Decimal,
-}
-
-impl From<Invoice> for Payable {
-    fn from(i: Invoice) -> Payable {
-        Payable {
-            amount: i.amount_due(),
-            id: i.id,
-            number: i.number,
-            customer_id: i.customer_id,
-            status: i.status,
-        }
-    }
-}
-
-impl From<Proforma> for Payable {
-    fn from(p: Proforma) -> Payable {
-        Payable {
-            amount: p.total,
-            id: p.id,
-            number: p.number,
-            customer_id: p.customer_id,
-            status: p.status,
-        }
-    }
-}
-
 /// Splynx "not found" is just "no such document".
-fn found<T: Into<Payable>>(result: Result<T, SplynxError>) -> Result<Option<Payable>> {
+fn found(result: Result<FinanceDocument, SplynxError>) -> Result<Option<FinanceDocument>> {
     match result {
-        Ok(document) => Ok(Some(document.into())),
+        Ok(document) => Ok(Some(document)),
         Err(SplynxError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-fn by_number<T: Into<Payable>>(list: Vec<T>, number: &str, customer_id: i64) -> Option<Payable> {
+fn by_number(
+    list: Vec<FinanceDocument>,
+    number: &str,
+    customer_id: i64,
+) -> Option<FinanceDocument> {
     list.into_iter()
-        .map(Into::into)
-        .find(|p: &Payable| p.number == number && p.customer_id == customer_id)
+        .find(|d| d.number == number && d.customer_id == customer_id)
 }
 
 fn resolve_document(
@@ -262,7 +231,7 @@ fn resolve_document(
         }
         _ => {}
     }
-    if document.amount <= Decimal::ZERO {
+    if document.amount_due() <= Decimal::ZERO {
         return Err(bad_input(format!(
             "{label} #{number} has nothing left to pay"
         )));
@@ -271,7 +240,7 @@ fn resolve_document(
         kind,
         id: Some(document.id),
         description: format!("{label} #{number}"),
-        price: round_for(document.amount, currency)?,
+        price: round_for(document.amount_due(), currency)?,
         number: Some(document.number),
     })
 }
@@ -527,7 +496,6 @@ impl Creator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use std::str::FromStr;
 
     fn record(
@@ -538,34 +506,9 @@ mod tests {
         expires_at: i64,
     ) -> InvoiceRecord {
         InvoiceRecord {
-            id,
-            guid: format!("g{id}"),
-            bitpay_id: Some(format!("B{id}")),
-            environment: "test".into(),
-            facade: "pos".into(),
-            token: Secret::new("t"),
-            doc_kind: DocKind::Invoice,
-            doc_id: Some(1),
-            doc_number: Some("N".into()),
-            customer_id: 1,
             price: Decimal::from_str(price).unwrap(),
-            currency: "USD".into(),
-            order_id: format!("o{id}"),
-            url: None,
-            bitpay_status: status.into(),
-            exception_status: None,
-            settlement,
-            note: None,
             expires_at: Some(expires_at),
-            splynx_payment_id: None,
-            created_at: 0,
-            updated_at: 0,
-            payment_sent_at: None,
-            payment_attempts: 0,
-            credited_at: None,
-            watch_until: None,
-            duplicate_payment_ids: Vec::new(),
-            fetched_at: None,
+            ..InvoiceRecord::example(id, settlement, status)
         }
     }
 

@@ -47,39 +47,11 @@ pub fn customer_view(record: &InvoiceRecord) -> CustomerView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
-    use rust_decimal::Decimal;
 
     fn record(settlement: Settlement, bitpay: &str, kind: DocKind) -> InvoiceRecord {
         InvoiceRecord {
-            id: 1,
-            guid: "g".into(),
-            bitpay_id: Some("B".into()),
-            environment: "test".into(),
-            facade: "pos".into(),
-            token: Secret::new("t"),
             doc_kind: kind,
-            doc_id: Some(101),
-            doc_number: Some("202401000001".into()),
-            customer_id: 42,
-            price: Decimal::new(5161, 2),
-            currency: "USD".into(),
-            order_id: "o".into(),
-            url: None,
-            bitpay_status: bitpay.into(),
-            exception_status: None,
-            settlement,
-            note: None,
-            expires_at: None,
-            splynx_payment_id: None,
-            created_at: 0,
-            updated_at: 0,
-            payment_sent_at: None,
-            payment_attempts: 0,
-            credited_at: None,
-            watch_until: None,
-            duplicate_payment_ids: Vec::new(),
-            fetched_at: None,
+            ..InvoiceRecord::example(1, settlement, bitpay)
         }
     }
 

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use url::form_urlencoded;
 
-use super::model::{Administrator, Customer, Invoice, Payment, PaymentMethod, Proforma};
+use super::model::{Administrator, Customer, FinanceDocument, Payment, PaymentMethod};
 use crate::config::{SplynxAuth, SplynxSettings};
 use crate::lock;
 use crate::secret::Secret;
@@ -252,7 +252,7 @@ impl<'a> SplynxClient<'a> {
         )
     }
 
-    pub fn invoice(&self, id: i64) -> Result<Invoice> {
+    pub fn invoice(&self, id: i64) -> Result<FinanceDocument> {
         self.get_json(
             &format!("admin/finance/invoices/{id}"),
             &[],
@@ -260,7 +260,7 @@ impl<'a> SplynxClient<'a> {
         )
     }
 
-    pub fn invoices_by_number(&self, number: &str) -> Result<Vec<Invoice>> {
+    pub fn invoices_by_number(&self, number: &str) -> Result<Vec<FinanceDocument>> {
         self.get_json(
             "admin/finance/invoices",
             &[("main_attributes[number]", number)],
@@ -268,7 +268,7 @@ impl<'a> SplynxClient<'a> {
         )
     }
 
-    pub fn proforma(&self, id: i64) -> Result<Proforma> {
+    pub fn proforma(&self, id: i64) -> Result<FinanceDocument> {
         self.get_json(
             &format!("admin/finance/proforma-invoices/{id}"),
             &[],
@@ -276,7 +276,7 @@ impl<'a> SplynxClient<'a> {
         )
     }
 
-    pub fn proformas_by_number(&self, number: &str) -> Result<Vec<Proforma>> {
+    pub fn proformas_by_number(&self, number: &str) -> Result<Vec<FinanceDocument>> {
         self.get_json(
             "admin/finance/proforma-invoices",
             &[("main_attributes[number]", number)],

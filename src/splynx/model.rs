@@ -42,8 +42,10 @@ impl Customer {
     }
 }
 
+/// An invoice or a proforma invoice: Splynx sends both in this shape (a proforma has no
+/// `due`).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Invoice {
+pub struct FinanceDocument {
     #[serde(deserialize_with = "de_id")]
     pub id: i64,
     #[serde(default, deserialize_with = "de_text")]
@@ -58,25 +60,11 @@ pub struct Invoice {
     pub due: Option<Decimal>,
 }
 
-impl Invoice {
+impl FinanceDocument {
     /// What is left to pay: `due` when Splynx sends it, else the total.
     pub fn amount_due(&self) -> Decimal {
         self.due.unwrap_or(self.total)
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Proforma {
-    #[serde(deserialize_with = "de_id")]
-    pub id: i64,
-    #[serde(default, deserialize_with = "de_text")]
-    pub number: String,
-    #[serde(deserialize_with = "de_id")]
-    pub customer_id: i64,
-    #[serde(default, deserialize_with = "de_text")]
-    pub status: String,
-    #[serde(deserialize_with = "de_money")]
-    pub total: Decimal,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,13 +101,18 @@ mod tests {
 
     #[test]
     fn string_typed_json_as_old_splynx_sends_it() {
-        let invoice: Invoice = serde_json::from_str(
+        let invoice: FinanceDocument = serde_json::from_str(
             r#"{"id":"101","number":202401000001,"customer_id":"42","status":"not_paid","total":"51.6100","due":"51.6100","items":[]}"#,
         )
         .unwrap();
         assert_eq!(invoice.id, 101);
         assert_eq!(invoice.number, "202401000001");
         assert_eq!(invoice.amount_due().to_string(), "51.6100");
+        let proforma: FinanceDocument = serde_json::from_str(
+            r#"{"id":201,"number":"2024000001","customer_id":42,"status":"not_paid","total":20}"#,
+        )
+        .unwrap();
+        assert_eq!(proforma.amount_due().to_string(), "20");
         let method: PaymentMethod =
             serde_json::from_str(r#"{"id":"7","name":"BitPay","is_active":"0"}"#).unwrap();
         assert!(!method.active());

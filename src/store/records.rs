@@ -312,3 +312,41 @@ impl HoldKind {
         }
     }
 }
+
+#[cfg(test)]
+impl InvoiceRecord {
+    /// A stored invoice for unit tests: Splynx invoice 101 (number 202401000001) of
+    /// customer 42, 51.61 USD.
+    pub fn example(id: i64, settlement: Settlement, bitpay_status: &str) -> InvoiceRecord {
+        InvoiceRecord {
+            id,
+            guid: format!("g{id}"),
+            bitpay_id: Some(format!("B{id}")),
+            environment: "test".into(),
+            facade: "pos".into(),
+            token: Secret::new("t"),
+            doc_kind: DocKind::Invoice,
+            doc_id: Some(101),
+            doc_number: Some("202401000001".into()),
+            customer_id: 42,
+            price: Decimal::new(5161, 2),
+            currency: "USD".into(),
+            order_id: format!("o{id}"),
+            url: None,
+            bitpay_status: bitpay_status.into(),
+            exception_status: None,
+            settlement,
+            note: None,
+            expires_at: None,
+            splynx_payment_id: None,
+            created_at: 0,
+            updated_at: 0,
+            payment_sent_at: None,
+            payment_attempts: 0,
+            credited_at: None,
+            watch_until: None,
+            duplicate_payment_ids: Vec::new(),
+            fetched_at: None,
+        }
+    }
+}

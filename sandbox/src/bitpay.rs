@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use splynx_bitpay::bitpay::identity;
 
 use crate::checkout;
-use crate::server::{control_error, HttpServer, Incoming, Reply, Service};
+use crate::server::{control_error, control_ok, HttpServer, Incoming, Reply, Service};
 use crate::util::{
     json_number, now_ms, parse_decimal, random_string, significant_scale, status_text, ALNUM,
     BASE58,
@@ -1073,17 +1073,9 @@ impl Core {
 
     fn control_route(&self, req: &Incoming, route: &str) -> Result<Reply, (u16, String)> {
         let parts: Vec<&str> = route.split('/').collect();
-        let body = || -> Result<Map<String, Value>, (u16, String)> {
-            if req.body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Map::new());
-            }
-            match req.json() {
-                Ok(Value::Object(m)) => Ok(m),
-                _ => Err((400, "expected a JSON object body".into())),
-            }
-        };
+        let body = || req.control_body();
         let not_found = |e: String| (404, e);
-        let ok = || Reply::json(200, &json!({"ok": true}));
+        let ok = control_ok;
         let reply = match (req.method.as_str(), parts.as_slice()) {
             ("POST", ["pairing-codes"]) => {
                 let production = body()?.get("production").and_then(Value::as_bool) == Some(true);

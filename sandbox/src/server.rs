@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::faults::{Action, FaultSpec, Faults};
 
@@ -69,6 +69,17 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
+    /// A control route's body: a JSON object, or nothing (an empty object).
+    pub fn control_body(&self) -> Result<Map<String, Value>, (u16, String)> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Map::new());
+        }
+        match self.json() {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err((400, "expected a JSON object body".into())),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
@@ -95,6 +106,11 @@ impl Incoming {
     pub fn json(&self) -> Result<Value, String> {
         serde_json::from_slice(&self.body).map_err(|e| format!("invalid JSON body: {e}"))
     }
+}
+
+/// A control route's success.
+pub(crate) fn control_ok() -> Reply {
+    Reply::json(200, &json!({"ok": true}))
 }
 
 /// A response from a fake's handler.

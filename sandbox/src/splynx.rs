@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use crate::server::{control_error, HttpServer, Incoming, Reply, Service};
+use crate::server::{control_error, control_ok, HttpServer, Incoming, Reply, Service};
 use crate::util::{
     decimal_from_json, int_from_json, parse_decimal, significant_scale, status_text, today,
 };
@@ -1152,22 +1152,14 @@ impl Core {
 
     fn control_route(&self, req: &Incoming, route: &str) -> Result<Reply, (u16, String)> {
         let parts: Vec<&str> = route.split('/').collect();
-        let body = || -> Result<Map<String, Value>, (u16, String)> {
-            if req.body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Map::new());
-            }
-            match req.json() {
-                Ok(Value::Object(m)) => Ok(m),
-                _ => Err((400, "expected a JSON object body".into())),
-            }
-        };
+        let body = || req.control_body();
         let enabled = || -> Result<bool, (u16, String)> {
             body()?
                 .get("enabled")
                 .and_then(Value::as_bool)
                 .ok_or((400, "expected {\"enabled\": true|false}".to_string()))
         };
-        let ok = || Reply::json(200, &json!({"ok": true}));
+        let ok = control_ok;
         let row = |kind: Kind, id: &str| -> Result<Reply, (u16, String)> {
             let id: i64 = id.parse().map_err(|_| (400, format!("bad id {id}")))?;
             let state = self.lock();

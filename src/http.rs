@@ -1,8 +1,51 @@
-//! The one place HTTP clients are built: rustls, timeouts, a fixed User-Agent.
+//! The one HTTP seam of both API clients: a request in, status + headers + body out
+//! ([`Transport`]), implemented once with reqwest (rustls, timeouts, a fixed User-Agent,
+//! no redirects). Tests hand the clients canned replies instead.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+pub use reqwest::Method;
+
+/// One request, as the API clients build it (the URL is what BitPay's signature covers).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// Sends a request and reads the whole reply.
+pub trait Transport: Send + Sync {
+    fn send(&self, request: Request) -> Result<Reply, TransportError>;
+}
+
+/// The real transport: reqwest, one client per timeout per process.
+struct Reqwest {
+    client: reqwest::blocking::Client,
+}
+
+impl Transport for Reqwest {
+    fn send(&self, request: Request) -> Result<Reply, TransportError> {
+        let mut builder = self.client.request(request.method, &request.url);
+        for (name, value) in request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        exchange(builder)
+    }
+}
+
+/// The transport for this timeout.
+pub fn transport(timeout: Duration) -> Arc<dyn Transport> {
+    Arc::new(Reqwest {
+        client: client(timeout),
+    })
+}
 
 /// Time this process spent waiting for HTTP replies, for the benchmark's overhead figure.
 static WAITING_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -47,7 +90,7 @@ pub struct TransportError {
 }
 
 /// A whole reply.
-#[derive(Debug)]
+#[derive(Debug, Clone, Default)]
 pub struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
@@ -55,6 +98,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A canned reply (tests).
+    pub fn new(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.to_string(),
+        }
+    }
+
     /// A header's value, when it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -62,7 +114,7 @@ impl Reply {
 }
 
 /// Sends a request and reads the whole reply, or the transport failure.
-pub fn exchange(request: reqwest::blocking::RequestBuilder) -> Result<Reply, TransportError> {
+fn exchange(request: reqwest::blocking::RequestBuilder) -> Result<Reply, TransportError> {
     let started = Instant::now();
     let result = request.send().and_then(|response| {
         let status = response.status().as_u16();
@@ -101,5 +153,49 @@ fn describe_transport_error(error: reqwest::Error) -> String {
             source = cause.source();
         }
         text
+    }
+}
+
+/// Canned replies for the API clients' unit tests.
+#[cfg(test)]
+pub mod canned {
+    use super::*;
+
+    /// Answers with queued replies in order and records every request.
+    #[derive(Default)]
+    pub struct Canned {
+        pub replies: Mutex<Vec<Result<Reply, TransportError>>>,
+        pub requests: Mutex<Vec<Request>>,
+    }
+
+    impl Canned {
+        pub fn new(replies: Vec<Result<Reply, TransportError>>) -> Arc<Canned> {
+            Arc::new(Canned {
+                replies: Mutex::new(replies),
+                requests: Mutex::default(),
+            })
+        }
+
+        pub fn requests(&self) -> Vec<Request> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    impl Transport for Canned {
+        fn send(&self, request: Request) -> Result<Reply, TransportError> {
+            self.requests.lock().unwrap().push(request);
+            let mut replies = self.replies.lock().unwrap();
+            assert!(!replies.is_empty(), "no canned reply left");
+            replies.remove(0)
+        }
+    }
+
+    impl Request {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
     }
 }

@@ -3,8 +3,9 @@
 use std::thread;
 use std::time::Duration;
 
-use reqwest::blocking::Client;
-use reqwest::Method;
+use std::sync::Arc;
+
+use crate::http::{Method, Transport};
 use serde::de::DeserializeOwned;
 use url::form_urlencoded;
 
@@ -97,7 +98,7 @@ impl BitPayError {
 pub type Result<T> = std::result::Result<T, BitPayError>;
 
 pub struct BitPayClient {
-    http: Client,
+    http: Arc<dyn Transport>,
     base: String,
     identity: Option<Identity>,
     retry_pause: Duration,
@@ -105,8 +106,17 @@ pub struct BitPayClient {
 
 impl BitPayClient {
     pub fn new(settings: &BitPaySettings, identity: Option<Identity>) -> BitPayClient {
+        BitPayClient::with_transport(settings, identity, http::transport(settings.timeout))
+    }
+
+    /// A client that sends through `http` (tests give it canned replies).
+    pub fn with_transport(
+        settings: &BitPaySettings,
+        identity: Option<Identity>,
+        http: Arc<dyn Transport>,
+    ) -> BitPayClient {
         BitPayClient {
-            http: http::client(settings.timeout),
+            http,
             base: settings.api_url.clone(),
             identity,
             retry_pause: Duration::from_millis(250),
@@ -230,32 +240,36 @@ impl BitPayClient {
             url.push_str(&encoded);
         }
         let body_bytes = body.map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
-        let mut request = self
-            .http
-            .request(method.clone(), &url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .header("X-Accept-Version", "2.0.0")
-            .header("x-bitpay-plugin-info", http::USER_AGENT);
+        let mut headers = vec![
+            ("Content-Type", "application/json".to_string()),
+            ("Accept", "application/json".to_string()),
+            ("X-Accept-Version", "2.0.0".to_string()),
+            ("x-bitpay-plugin-info", http::USER_AGENT.to_string()),
+        ];
         if signed {
             if let Some(identity) = &self.identity {
                 let mut message = url.clone().into_bytes();
                 message.extend_from_slice(body_bytes.as_deref().unwrap_or_default());
-                request = request
-                    .header("X-Identity", identity.public_key_hex())
-                    .header("X-Signature", identity.sign(&message));
+                headers.push(("X-Identity", identity.public_key_hex()));
+                headers.push(("X-Signature", identity.sign(&message)));
             }
         }
-        if let Some(bytes) = body_bytes {
-            request = request.body(bytes);
-        }
         log::debug!("BitPay {method} {}", redact_token(&url));
+        let request = http::Request {
+            method,
+            url: url.clone(),
+            headers,
+            body: body_bytes,
+        };
         let http::Reply {
             status, body: text, ..
-        } = http::exchange(request).map_err(|e| BitPayError::Transport {
-            url: redact_token(&url),
-            message: e.message,
-        })?;
+        } = self
+            .http
+            .send(request)
+            .map_err(|e| BitPayError::Transport {
+                url: redact_token(&url),
+                message: e.message,
+            })?;
         log::debug!("BitPay HTTP {status}, {} bytes", text.len());
         classify(status, &text, &redact_token(&url))
     }
@@ -361,6 +375,77 @@ fn snippet(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::canned::Canned;
+    use crate::http::{Reply, TransportError};
+
+    fn settings() -> BitPaySettings {
+        crate::config::Config::parse(
+            std::path::Path::new("/x.toml"),
+            "[splynx]\nurl = \"https://s.example\"\napi_key = \"k\"\napi_secret = \"s\"\npayment_method_id = 7\n[bitpay]\nenvironment = \"test\"\napi_url = \"https://bitpay.example\"\ncurrency = \"USD\"\n[storage]\ndata_dir = \"/d\"\n",
+        )
+        .unwrap()
+        .bitpay
+    }
+
+    #[test]
+    fn requests_are_signed_over_url_and_body() {
+        let identity = Identity::from_secret_bytes(&[7; 32]).unwrap();
+        let public = identity.public_key_hex();
+        let canned = Canned::new(vec![Ok(Reply::new(
+            200,
+            r#"{"facade":"pos/invoice","data":{"id":"Inv1","status":"new","price":"51.61","currency":"USD"}}"#,
+        ))]);
+        let client = BitPayClient::with_transport(&settings(), Some(identity), canned.clone());
+        let invoice = client.invoice("Inv1", "TokenValue").unwrap();
+        assert_eq!(invoice.id, "Inv1");
+        let sent = &canned.requests()[0];
+        assert_eq!(
+            sent.url,
+            "https://bitpay.example/invoices/Inv1?token=TokenValue"
+        );
+        assert_eq!(sent.header("X-Identity"), Some(public.as_str()));
+        assert_eq!(sent.header("X-Accept-Version"), Some("2.0.0"));
+        let signature = sent.header("X-Signature").unwrap();
+        assert!(crate::bitpay::identity::verify(
+            &public,
+            sent.url.as_bytes(),
+            signature
+        ));
+        assert!(!crate::bitpay::identity::verify(
+            &public,
+            b"https://bitpay.example/other",
+            signature
+        ));
+    }
+
+    #[test]
+    fn replies_are_classified_and_never_name_the_token() {
+        let identity = Identity::from_secret_bytes(&[7; 32]).unwrap();
+        let canned = Canned::new(vec![
+            Ok(Reply::new(503, "<html>busy</html>")),
+            Ok(Reply::new(502, "")),
+            Ok(Reply::new(503, "")),
+            Ok(Reply::new(401, r#"{"error":"Unauthorized sin"}"#)),
+            Err(TransportError {
+                message: "connection closed".into(),
+                may_have_arrived: true,
+            }),
+        ]);
+        let mut client = BitPayClient::with_transport(&settings(), Some(identity), canned.clone());
+        client.retry_pause = Duration::ZERO;
+        // GETs are tried three times on 5xx, then reported as temporary.
+        let busy = client.invoice("Inv1", "SecretToken").unwrap_err();
+        assert!(busy.is_temporary(), "{busy}");
+        assert_eq!(canned.requests().len(), 3);
+        let refused = client.invoice("Inv1", "SecretToken").unwrap_err();
+        assert!(refused.is_authorization(), "{refused}");
+        assert_eq!(refused.exit_code(), crate::exit::CONFIG);
+        let dropped = client.invoice("Inv1", "SecretToken").unwrap_err();
+        assert!(dropped.is_temporary());
+        for e in [busy, refused, dropped] {
+            assert!(!e.to_string().contains("SecretToken"), "{e}");
+        }
+    }
 
     #[test]
     fn all_three_error_shapes_keep_the_message() {

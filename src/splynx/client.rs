@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use reqwest::blocking::Client;
-use reqwest::Method;
+use std::sync::Arc;
+
+use crate::http::{Method, Transport};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use url::form_urlencoded;
@@ -141,7 +142,7 @@ pub struct StateError {
 /// Borrows the state store it keeps the nonce counter and the shared access token in:
 /// one SQLite connection per process (or per reconcile worker).
 pub struct SplynxClient<'a> {
-    http: Client,
+    http: Arc<dyn Transport>,
     api_url: String,
     api_key: String,
     api_secret: Secret,
@@ -186,8 +187,18 @@ impl<'a> SplynxClient<'a> {
         data_dir: &std::path::Path,
         state: &'a dyn SharedState,
     ) -> SplynxClient<'a> {
+        SplynxClient::with_transport(settings, data_dir, state, http::transport(settings.timeout))
+    }
+
+    /// A client that sends through `http` (tests give it canned replies).
+    pub fn with_transport(
+        settings: &SplynxSettings,
+        data_dir: &std::path::Path,
+        state: &'a dyn SharedState,
+        http: Arc<dyn Transport>,
+    ) -> SplynxClient<'a> {
         SplynxClient {
-            http: http::client(settings.timeout),
+            http,
             api_url: settings.api_url.clone(),
             api_key: settings.api_key.clone(),
             api_secret: settings.api_secret.clone(),
@@ -403,24 +414,28 @@ impl<'a> SplynxClient<'a> {
         authorization: &str,
         body: Option<&[u8]>,
     ) -> Result<http::Reply> {
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .header("Accept", "application/json");
+        let mut headers = vec![("Accept", "application/json".to_string())];
         if !authorization.is_empty() {
-            request = request.header("Authorization", authorization);
+            headers.push(("Authorization", authorization.to_string()));
         }
-        if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(body.to_vec());
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json".to_string()));
         }
         log::debug!("Splynx {method} {url}");
-        let reply = http::exchange(request).map_err(|e| SplynxError::Transport {
+        let request = http::Request {
+            method: method.clone(),
             url: url.to_string(),
-            message: e.message,
-            may_have_arrived: e.may_have_arrived,
-        })?;
+            headers,
+            body: body.map(<[u8]>::to_vec),
+        };
+        let reply = self
+            .http
+            .send(request)
+            .map_err(|e| SplynxError::Transport {
+                url: url.to_string(),
+                message: e.message,
+                may_have_arrived: e.may_have_arrived,
+            })?;
         log::debug!("Splynx HTTP {}, {} bytes", reply.status, reply.body.len());
         Ok(reply)
     }
@@ -638,6 +653,132 @@ impl SplynxClient<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::canned::Canned;
+    use crate::http::Reply;
+
+    /// The shared state of one process, in memory.
+    #[derive(Default)]
+    struct Memory {
+        nonce: Mutex<i64>,
+        token: Mutex<Option<(Secret, i64)>>,
+    }
+
+    impl SharedState for Memory {
+        fn next_nonce(&self, _: &str, floor: i64) -> std::result::Result<i64, StateError> {
+            let mut last = self.nonce.lock().unwrap();
+            *last = (*last + 1).max(floor);
+            Ok(*last)
+        }
+        fn access_token(&self, _: &str) -> std::result::Result<Option<(Secret, i64)>, StateError> {
+            Ok(self.token.lock().unwrap().clone())
+        }
+        fn save_access_token(
+            &self,
+            _: &str,
+            token: &Secret,
+            expires_at: i64,
+        ) -> std::result::Result<(), StateError> {
+            *self.token.lock().unwrap() = Some((token.clone(), expires_at));
+            Ok(())
+        }
+    }
+
+    fn settings(auth: &str) -> SplynxSettings {
+        crate::config::Config::parse(
+            std::path::Path::new("/x.toml"),
+            &format!("[splynx]\nurl = \"https://s.example\"\napi_key = \"key1\"\napi_secret = \"secret1\"\npayment_method_id = 7\nauth = \"{auth}\"\n[bitpay]\nenvironment = \"test\"\ncurrency = \"USD\"\n[storage]\ndata_dir = \"/d\"\n"),
+        )
+        .unwrap()
+        .splynx
+    }
+
+    #[test]
+    fn signature_auth_signs_every_request_with_a_growing_nonce() {
+        let dir = tempfile::tempdir().unwrap();
+        let canned = Canned::new(vec![
+            Ok(Reply::new(200, r#"{"status":"ok"}"#)),
+            Ok(Reply::new(200, r#"{"status":"ok"}"#)),
+        ]);
+        let state = Memory::default();
+        let client = SplynxClient::with_transport(
+            &settings("signature"),
+            dir.path(),
+            &state,
+            canned.clone(),
+        );
+        client.check().unwrap();
+        client.check().unwrap();
+        let nonces: Vec<i64> = canned
+            .requests()
+            .iter()
+            .map(|r| {
+                let header = r.header("Authorization").unwrap();
+                let inner = header
+                    .strip_prefix("Splynx-EA (")
+                    .and_then(|h| h.strip_suffix(')'))
+                    .unwrap();
+                let fields: std::collections::HashMap<String, String> =
+                    form_urlencoded::parse(inner.as_bytes())
+                        .into_owned()
+                        .collect();
+                let nonce: i64 = fields["nonce"].parse().unwrap();
+                assert_eq!(fields["key"], "key1");
+                assert_eq!(fields["signature"], signature(nonce, "key1", "secret1"));
+                nonce
+            })
+            .collect();
+        assert!(nonces[1] > nonces[0], "{nonces:?}");
+        assert_eq!(
+            canned.requests()[0].url,
+            "https://s.example/api/2.0/admin/api/check"
+        );
+    }
+
+    #[test]
+    fn an_access_token_is_shared_and_renewed_once_after_a_401() {
+        let dir = tempfile::tempdir().unwrap();
+        let far = clock::now_ms() / 1000 + 3600;
+        let token = |t: &str| {
+            Ok(Reply::new(
+                201,
+                &format!(r#"{{"access_token":"{t}","access_token_expiration":{far}}}"#),
+            ))
+        };
+        let canned = Canned::new(vec![
+            token("T1"),
+            Ok(Reply::new(200, "{}")),
+            Ok(Reply::new(401, r#"{"error":{"message":"Token expired"}}"#)),
+            token("T2"),
+            Ok(Reply::new(200, "{}")),
+        ]);
+        let state = Memory::default();
+        let client = SplynxClient::with_transport(
+            &settings("access_token"),
+            dir.path(),
+            &state,
+            canned.clone(),
+        );
+        client.check().unwrap();
+        client.check().unwrap();
+        let sent = canned.requests();
+        let paths: Vec<&str> = sent.iter().map(|r| r.url.as_str()).collect();
+        assert!(
+            paths[0].ends_with("admin/auth/tokens") && paths[3].ends_with("admin/auth/tokens"),
+            "{paths:?}"
+        );
+        assert_eq!(
+            sent[1].header("Authorization"),
+            Some("Splynx-EA (access_token=T1)")
+        );
+        assert_eq!(
+            sent[4].header("Authorization"),
+            Some("Splynx-EA (access_token=T2)")
+        );
+        assert_eq!(
+            state.token.lock().unwrap().as_ref().unwrap().0.expose(),
+            "T2"
+        );
+    }
 
     #[test]
     fn signature_is_upper_hex_hmac_of_nonce_then_key() {

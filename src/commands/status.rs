@@ -72,18 +72,12 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         .sum();
     let oldest_journal = ctx.store.oldest_journal_time()?;
     let last_prune = crate::retention::last_run(&ctx.store)?;
-    let count = |state: &str| {
-        counts
-            .iter()
-            .find(|(s, _)| s == state)
-            .map_or(0, |(_, n)| *n)
-    };
-    let duplicates = ctx.store.duplicate_count()?;
+    let held_counts = ctx.store.held_counts()?;
     let needs_admin = json!({
-        "review": count("review"),
-        "reversed_after_credit": count("reversed"),
-        "duplicates": duplicates,
-        "payment_outcome_unknown": count("sent"),
+        "review": held_counts.review,
+        "reversed_after_credit": held_counts.reversed,
+        "duplicates": held_counts.duplicates,
+        "payment_outcome_unknown": held_counts.sent,
     });
 
     let mut human = vec![
@@ -166,13 +160,13 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
             .map(clock::datetime_of)
             .unwrap_or_else(|| "never".into())
     ));
-    if count("review") + count("reversed") + count("sent") > 0 {
+    if held_counts.any() {
         human.push(format!(
             "Needs the admin:   reversed after credit {}, held for review {} (duplicate payments {}), payment outcome unknown {}",
-            count("reversed"),
-            count("review"),
-            duplicates,
-            count("sent")
+            held_counts.reversed,
+            held_counts.review,
+            held_counts.duplicates,
+            held_counts.sent
         ));
         for o in &held {
             human.push(format!(

@@ -315,19 +315,13 @@ pub(super) fn check_database(report: &mut Report, config: &Config) -> Option<Sto
 
 /// Records held for the admin, and payments whose outcome is not known yet.
 pub(super) fn check_held(report: &mut Report, store: &Store) {
-    let counts = match store.settlement_counts() {
-        Ok(counts) => counts,
+    let held = match store.held_counts() {
+        Ok(held) => held,
         Err(e) => return report.fail("invoices.held", e.to_string(), "see the `database` check"),
     };
-    let count = |state: &str| {
-        counts
-            .iter()
-            .find(|(s, _)| s == state)
-            .map_or(0, |(_, n)| *n)
-    };
-    let (review, reversed, sent) = (count("review"), count("reversed"), count("sent"));
-    let duplicates = store.duplicate_count().unwrap_or(0);
-    if review + reversed + sent == 0 {
+    let (review, reversed, sent, duplicates) =
+        (held.review, held.reversed, held.sent, held.duplicates);
+    if !held.any() {
         return report.ok("invoices.held", "nothing is held for the admin");
     }
     let mut parts = Vec::new();

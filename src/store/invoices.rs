@@ -302,4 +302,21 @@ impl Store {
             params![id, note, now],
         )? == 1)
     }
+
+    /// Counts of what `status` and `doctor` flag for the admin.
+    pub fn held_counts(&self) -> Result<HeldCounts> {
+        let counts = self.settlement_counts()?;
+        let count = |state: Settlement| {
+            counts
+                .iter()
+                .find(|(s, _)| s == state.as_str())
+                .map_or(0, |(_, n)| *n)
+        };
+        Ok(HeldCounts {
+            review: count(Settlement::Review),
+            reversed: count(Settlement::Reversed),
+            duplicates: self.duplicate_count()?,
+            sent: count(Settlement::Sent),
+        })
+    }
 }

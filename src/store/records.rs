@@ -259,6 +259,21 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
     })
 }
 
+/// What is held for the admin, and payments whose outcome is not known yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeldCounts {
+    pub review: i64,
+    pub reversed: i64,
+    pub duplicates: i64,
+    pub sent: i64,
+}
+
+impl HeldCounts {
+    pub fn any(&self) -> bool {
+        self.review + self.reversed + self.sent > 0
+    }
+}
+
 /// What a prune removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {

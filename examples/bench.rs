@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use splynx_bitpay::bitpay::model::{Buyer, InvoiceRequest};
 use splynx_bitpay::bitpay::{BitPayClient, Identity};
 use splynx_bitpay::config::Config;
 use splynx_bitpay::store::{DocKind, NewInvoice, Store};
@@ -259,7 +260,9 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                 let client = BitPayClient::new(&config.bitpay, Some(identity));
                 let store = Store::open(&config.data_dir).unwrap();
                 loop {
-                    let Some(i) = next.lock().unwrap().next() else { break };
+                    let Some(i) = next.lock().unwrap().next() else {
+                        break;
+                    };
                     let cents = first_cents + i;
                     let price = rust_decimal::Decimal::new(100 + cents as i64, 2);
                     let guid = uuid::Uuid::new_v4().to_string();
@@ -278,11 +281,29 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                         order_id: order_id.clone(),
                     };
                     store.insert_invoice(&new, 0).unwrap();
-                    let body = json!({"token": token.expose(), "price": splynx_bitpay::money::json_number(price),
-                        "currency": "USD", "orderId": order_id, "guid": guid, "posData": "{}",
-                        "notificationURL": "https://splynx.example.com/bitpay/ipn"});
-                    let invoice = client.create_invoice(&body).unwrap();
-                    store.mark_created(&guid, &invoice, "created (benchmark seed)", 0).unwrap();
+                    let request = InvoiceRequest {
+                        token: token.expose(),
+                        price: splynx_bitpay::money::json_number(price),
+                        currency: "USD",
+                        order_id: &order_id,
+                        item_desc: "Balance top-up",
+                        pos_data: "{}".into(),
+                        notification_url: "https://splynx.example.com/bitpay/ipn",
+                        redirect_url: "https://splynx.example.com/bitpay/result".into(),
+                        transaction_speed: "medium",
+                        full_notifications: true,
+                        extended_notifications: true,
+                        guid: &guid,
+                        buyer: Buyer {
+                            name: "Benchmark",
+                            email: None,
+                            notify: false,
+                        },
+                    };
+                    let invoice = client.create_invoice(&request).unwrap();
+                    store
+                        .mark_created(&guid, &invoice, "created (benchmark seed)", 0)
+                        .unwrap();
                     ids.lock().unwrap().push(invoice.id);
                 }
             });

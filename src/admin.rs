@@ -20,15 +20,25 @@ pub struct Caller {
     pub may_pair: bool,
 }
 
-impl Caller {
-    pub fn json(&self, allowed: &[String]) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.admin.id,
-            "role": self.admin.role,
-            "partner_id": self.admin.partner_id,
-            "may_pair": self.may_pair,
-            "pairing_roles": allowed,
-        })
+/// The administrator at the admin page as `status` reports them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallerView {
+    pub id: i64,
+    pub role: String,
+    pub partner_id: Option<i64>,
+    pub may_pair: bool,
+    pub pairing_roles: Vec<String>,
+}
+
+impl CallerView {
+    pub fn new(caller: &Caller, allowed: &[String]) -> CallerView {
+        CallerView {
+            id: caller.admin.id,
+            role: caller.admin.role.clone(),
+            partner_id: caller.admin.partner_id,
+            may_pair: caller.may_pair,
+            pairing_roles: allowed.to_vec(),
+        }
     }
 }
 

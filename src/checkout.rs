@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use rust_decimal::Decimal;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::bitpay::model::Invoice as BitPayInvoice;
+use crate::bitpay::model::{Buyer, Invoice as BitPayInvoice, InvoiceRequest};
 use crate::bitpay::{BitPayClient, BitPayError};
 use crate::context::Context;
 use crate::exit::Problem;
@@ -401,33 +401,34 @@ impl Creator<'_> {
         customer: &Customer,
     ) -> Result<BitPayInvoice> {
         let settings = &self.ctx.config.bitpay;
-        let pos_data = json!({
-            "customer_id": customer.id,
-            "document": document.kind.as_str(),
-            "document_id": document.id,
-            "number": document.number,
-        });
-        let mut buyer = json!({"name": customer.name, "notify": true});
-        if customer.contact_email().contains('@') {
-            buyer["email"] = json!(customer.contact_email());
-        }
-        let body = json!({
-            "token": record.token.expose(),
-            "price": json_number(record.price),
-            "currency": record.currency,
-            "orderId": record.order_id,
-            "itemDesc": document.description,
-            "posData": pos_data.to_string(),
-            "notificationURL": settings.notification_url,
-            "redirectURL": format!("{}?order={}", settings.redirect_url, record.order_id),
-            "transactionSpeed": settings.transaction_speed,
-            "fullNotifications": true,
-            "extendedNotifications": true,
-            "guid": record.guid,
-            "buyer": buyer,
-        });
+        let pos_data = PosData {
+            customer_id: customer.id,
+            document: document.kind.as_str(),
+            document_id: document.id,
+            number: document.number.as_deref(),
+        };
+        let email = customer.contact_email();
+        let request = InvoiceRequest {
+            token: record.token.expose(),
+            price: json_number(record.price),
+            currency: &record.currency,
+            order_id: &record.order_id,
+            item_desc: &document.description,
+            pos_data: serde_json::to_string(&pos_data).expect("posData serializes"),
+            notification_url: &settings.notification_url,
+            redirect_url: format!("{}?order={}", settings.redirect_url, record.order_id),
+            transaction_speed: &settings.transaction_speed,
+            full_notifications: true,
+            extended_notifications: true,
+            guid: &record.guid,
+            buyer: Buyer {
+                name: &customer.name,
+                email: email.contains('@').then_some(email),
+                notify: true,
+            },
+        };
         let store = &self.ctx.store;
-        match self.bitpay.create_invoice(&body) {
+        match self.bitpay.create_invoice(&request) {
             Ok(invoice) => {
                 recovery::record_created(store, record, &invoice, "created")?;
                 Ok(invoice)
@@ -491,6 +492,15 @@ impl Creator<'_> {
     fn token_error(&self, error: BitPayError) -> anyhow::Error {
         pairing::explain_token_error(self.ctx, self.token, self.sin, error)
     }
+}
+
+/// What an invoice pays, as `posData`.
+#[derive(Serialize)]
+struct PosData<'a> {
+    customer_id: i64,
+    document: &'static str,
+    document_id: Option<i64>,
+    number: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod secret;
 pub mod settlement;
 pub mod splynx;
 pub mod store;
+pub mod view;
 
 use anyhow::Result;
 

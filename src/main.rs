@@ -4,6 +4,7 @@ use std::time::Instant;
 use clap::Parser;
 use splynx_bitpay::cli::Cli;
 use splynx_bitpay::exit;
+use splynx_bitpay::view::ErrorView;
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -32,10 +33,11 @@ fn main() -> ExitCode {
             let code = exit::exit_code(&err);
             if json && !splynx_bitpay::output::emitted() {
                 // The pages read the reason here, not from stderr.
-                splynx_bitpay::output::Output { json }.emit(
-                    "",
-                    &serde_json::json!({"error": text, "exit": code, "kind": exit::error_kind(&err)}),
-                );
+                splynx_bitpay::output::Output { json }.show(&ErrorView {
+                    error: text,
+                    exit: code,
+                    kind: exit::error_kind(&err),
+                });
             }
             code
         }

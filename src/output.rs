@@ -1,4 +1,6 @@
-//! Results on stdout: text for people, or one JSON document with `--json`.
+//! Results on stdout: text for people, or one JSON document with `--json`. Every result is
+//! a [`View`]: one `Serialize` struct per output whose JSON is its serde form and whose text
+//! is its `human` rendering, so the two cannot drift apart.
 //!
 //! Text for people may carry what strangers sent (webhook event names, BitPay's and
 //! Splynx's messages): control characters in it are shown escaped, so no byte from a webhook
@@ -18,24 +20,35 @@ pub fn emitted() -> bool {
     EMITTED.load(Ordering::Relaxed)
 }
 
+/// One command's result, in both renderings.
+pub trait View: serde::Serialize {
+    /// The text for people (empty: nothing is printed without `--json`).
+    fn human(&self) -> String;
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
 }
 
 impl Output {
-    pub fn emit(&self, human: &str, json: &serde_json::Value) {
+    pub fn show(&self, view: &impl View) {
         EMITTED.store(true, Ordering::Relaxed);
         // The one place results are written (clippy.toml forbids stdout elsewhere).
         #[allow(clippy::disallowed_methods)]
         let mut stdout = std::io::stdout().lock();
         // A closed stdout (the caller went away) is not worth failing a settled payment for.
         let _ = if self.json {
-            writeln!(stdout, "{json}")
-        } else if human.is_empty() {
-            Ok(())
+            serde_json::to_writer(&mut stdout, view)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(stdout))
         } else {
-            writeln!(stdout, "{}", printable(human.trim_end()))
+            let human = view.human();
+            if human.is_empty() {
+                Ok(())
+            } else {
+                writeln!(stdout, "{}", printable(human.trim_end()))
+            }
         };
     }
 }

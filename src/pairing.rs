@@ -136,14 +136,30 @@ pub fn explain_pairing_error(
     anyhow::Error::new(error).context(Problem::Setup(advice))
 }
 
-/// `abcd… (44 chars)`-style masked token plus approval state, for status output.
-pub fn describe(token: &TokenRecord) -> serde_json::Value {
-    serde_json::json!({
-        "facade": token.facade,
-        "approved": token.approved,
-        "token": token.token.masked(),
-        "pairing_code": if token.approved { None } else { token.pairing_code.clone() },
-        "pairing_expires_at": token.pairing_expires_at.map(clock::datetime_of),
-        "paired_at": clock::datetime_of(token.created_at),
-    })
+/// A token as `status` shows it: masked (`abcd… (44 chars)`), with its approval state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenView {
+    pub facade: String,
+    pub approved: bool,
+    pub token: String,
+    pub pairing_code: Option<String>,
+    pub pairing_expires_at: Option<String>,
+    pub paired_at: String,
+}
+
+impl From<&TokenRecord> for TokenView {
+    fn from(token: &TokenRecord) -> TokenView {
+        TokenView {
+            facade: token.facade.clone(),
+            approved: token.approved,
+            token: token.token.masked(),
+            pairing_code: if token.approved {
+                None
+            } else {
+                token.pairing_code.clone()
+            },
+            pairing_expires_at: token.pairing_expires_at.map(clock::datetime_of),
+            paired_at: clock::datetime_of(token.created_at),
+        }
+    }
 }

@@ -52,15 +52,6 @@ pub fn last_run(store: &Store) -> Result<Option<i64>> {
     Ok(store.meta(LAST_PRUNE)?.and_then(|v| v.parse().ok()))
 }
 
-pub fn json(pruned: &Pruned) -> serde_json::Value {
-    serde_json::json!({
-        "settled_payments": pruned.records,
-        "settled_entries": pruned.record_entries,
-        "stranger_entries": pruned.stranger_entries,
-        "findings": pruned.findings,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

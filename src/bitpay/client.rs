@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use url::form_urlencoded;
 
 use super::identity::Identity;
-use super::model::{Invoice, TokenGrant};
+use super::model::{Invoice, InvoiceRequest, TokenGrant};
 use crate::config::BitPaySettings;
 use crate::http;
 // Tokens in query strings never reach logs or error messages.
@@ -164,8 +164,9 @@ impl BitPayClient {
 
     /// `POST /invoices` with the exact body bytes that are signed. Never retried here:
     /// recovery after a timeout goes through [`BitPayClient::invoice_by_guid`].
-    pub fn create_invoice(&self, body: &serde_json::Value) -> Result<Invoice> {
-        let data = self.send(Method::POST, "/invoices", None, Some(body), true)?;
+    pub fn create_invoice(&self, request: &InvoiceRequest) -> Result<Invoice> {
+        let body = serde_json::to_value(request).expect("an invoice request serializes");
+        let data = self.send(Method::POST, "/invoices", None, Some(&body), true)?;
         decode(&format!("{}/invoices", self.base), data)
     }
 

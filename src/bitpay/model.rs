@@ -3,9 +3,41 @@
 
 use rust_decimal::Decimal;
 use serde::de::Deserializer;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::money::{de_opt_id, de_opt_money, de_text};
+
+/// The body of `POST /invoices`, with the fields the official SDKs send.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceRequest<'a> {
+    pub token: &'a str,
+    /// Exact: a JSON number written from the decimal (`money::json_number`).
+    pub price: serde_json::Value,
+    pub currency: &'a str,
+    pub order_id: &'a str,
+    pub item_desc: &'a str,
+    /// JSON text BitPay hands back untouched: what the invoice pays, for people reading the
+    /// BitPay dashboard.
+    pub pos_data: String,
+    #[serde(rename = "notificationURL")]
+    pub notification_url: &'a str,
+    #[serde(rename = "redirectURL")]
+    pub redirect_url: String,
+    pub transaction_speed: &'a str,
+    pub full_notifications: bool,
+    pub extended_notifications: bool,
+    pub guid: &'a str,
+    pub buyer: Buyer<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Buyer<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
+    pub notify: bool,
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -1,13 +1,14 @@
 //! `create-invoice`: argument checks and output; the checkout itself is `checkout`.
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::checkout::{self, bad_input, Request};
 use crate::cli::CreateInvoiceArgs;
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::money::{self, format_amount};
+use crate::output::View;
 
 fn parse_id(text: &str, what: &str) -> Result<i64> {
     match text.trim().parse::<i64>() {
@@ -63,33 +64,59 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     let currency = ctx.config.bitpay.currency.clone();
     let (customer, document) = checkout::check(ctx, &request, customer_id)?;
     if args.check {
-        let price = format_amount(document.price, &currency);
-        ctx.output.emit(
-            &format!("{}: {price} {currency}", document.description),
-            &json!({
-                "document": document.kind.as_str(),
-                "document_id": document.id,
-                "number": document.number,
-                "description": document.description,
-                "price": price,
-                "currency": currency,
-            }),
-        );
+        ctx.output.show(&Payable {
+            document: document.kind.as_str(),
+            document_id: document.id,
+            number: document.number.clone(),
+            description: document.description.clone(),
+            price: format_amount(document.price, &currency),
+            currency,
+        });
         return Ok(SUCCESS);
     }
     let done = checkout::checkout(ctx, &customer, &document)?;
-    let price = format_amount(done.record.price, &done.record.currency);
-    let url = done.invoice.url.clone();
-    ctx.output.emit(
-        &url,
-        &json!({
-            "bitpay_invoice_id": done.invoice.id,
-            "url": url,
-            "price": price,
-            "currency": done.record.currency,
-            "status": done.invoice.status,
-            "reused": done.reused,
-        }),
-    );
+    ctx.output.show(&Created {
+        bitpay_invoice_id: done.invoice.id.clone(),
+        url: done.invoice.url.clone(),
+        price: format_amount(done.record.price, &done.record.currency),
+        currency: done.record.currency.clone(),
+        status: done.invoice.status.clone(),
+        reused: done.reused,
+    });
     Ok(SUCCESS)
+}
+
+/// `create-invoice --check`'s result: what the customer would pay.
+#[derive(Debug, Serialize)]
+struct Payable {
+    document: &'static str,
+    document_id: Option<i64>,
+    number: Option<String>,
+    description: String,
+    price: String,
+    currency: String,
+}
+
+impl View for Payable {
+    fn human(&self) -> String {
+        format!("{}: {} {}", self.description, self.price, self.currency)
+    }
+}
+
+/// `create-invoice`'s result: the BitPay invoice to send the customer to.
+#[derive(Debug, Serialize)]
+struct Created {
+    bitpay_invoice_id: String,
+    url: String,
+    price: String,
+    currency: String,
+    status: String,
+    reused: bool,
+}
+
+impl View for Created {
+    /// The URL alone, for scripts that redirect to it.
+    fn human(&self) -> String {
+        self.url.clone()
+    }
 }

@@ -6,7 +6,6 @@ use std::io::Read;
 use anyhow::{Context as _, Result};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde_json::json;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -17,8 +16,9 @@ use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
 use crate::order_id::OrderKey;
 use crate::recovery::{self, Adoption};
-use crate::settlement::{self, Settler};
+use crate::settlement::Settler;
 use crate::store::{InvoiceRecord, Settlement};
+use crate::view::{AnsweredView, SettledView};
 
 /// `base64(HMAC-SHA256(key = token, msg = raw body))`, compared in constant time.
 pub fn signature_matches(body: &[u8], token: &str, header: &str) -> bool {
@@ -92,10 +92,12 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
                 Some(&bounded_record(&body)),
                 now,
             )?;
-            ctx.output.emit(
-                &format!("ignored: {e}"),
-                &json!({"bitpay_invoice_id": null, "result": "ignored"}),
-            );
+            ctx.output.show(&AnsweredView {
+                bitpay_invoice_id: None,
+                result: "ignored",
+                settlement: None,
+                human: format!("ignored: {e}"),
+            });
             return Ok(SUCCESS);
         }
         Err(e) => {
@@ -151,20 +153,23 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         log::warn!("webhook for {id}: x-signature does not match the body");
     }
     let ignored = |why: &str| {
-        ctx.output.emit(
-            &format!("{id}: ignored ({why})"),
-            &json!({"bitpay_invoice_id": id, "result": "ignored"}),
-        );
+        ctx.output.show(&AnsweredView {
+            bitpay_invoice_id: Some(id.clone()),
+            result: "ignored",
+            settlement: None,
+            human: format!("{id}: ignored ({why})"),
+        });
         Ok(SUCCESS)
     };
     match &record {
         Some(r) => {
             if let Some(answer) = fresh_answer(r, &webhook, now) {
-                ctx.output.emit(
-                    &format!("{id}: {answer} (duplicate webhook; not fetched again)"),
-                    &json!({"bitpay_invoice_id": id, "result": "already checked",
-                            "settlement": r.settlement.as_str()}),
-                );
+                ctx.output.show(&AnsweredView {
+                    bitpay_invoice_id: Some(id.clone()),
+                    result: "already checked",
+                    settlement: Some(r.settlement.as_str()),
+                    human: format!("{id}: {answer} (duplicate webhook; not fetched again)"),
+                });
                 return Ok(SUCCESS);
             }
         }
@@ -209,8 +214,7 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         dry_run: false,
     };
     let outcome = settler.settle(&record)?;
-    let (human, json) = settlement::describe(&id, &outcome);
-    ctx.output.emit(&human, &json);
+    ctx.output.show(&SettledView::new(&id, &outcome));
     Ok(SUCCESS)
 }
 

@@ -1,13 +1,14 @@
 //! `pair CODE` and `pair --request`.
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::admin;
 use crate::cli::PairArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
+use crate::output::View;
 use crate::pairing::{explain_pairing_error, is_valid_pairing_code};
 use crate::secret::Secret;
 use crate::store::TokenRecord;
@@ -106,28 +107,59 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
         None,
         now,
     )?;
-    let mut json = json!({"environment": env, "api_url": client.base_url(), "facade": facade, "sin": sin, "approved": approved});
-    let human = if approved {
-        format!(
-            "Paired with BitPay ({env}, {}): facade {facade}, SIN {sin}",
-            client.base_url()
-        )
-    } else {
-        let approve_url = ctx.dashboard_tokens_url();
-        let expires = grant
-            .pairing_expiration
-            .map(clock::datetime_of)
-            .unwrap_or_else(|| "in 24 hours".into());
-        json["pairing_code"] = json!(grant.pairing_code);
-        json["approve_url"] = json!(approve_url);
-        json["pairing_expires_at"] = json!(grant.pairing_expiration);
-        format!(
-            "Pairing code: {}\nApprove it at {approve_url} (expires {expires}),\nthen check with: splynx-bitpay status\nFacade {facade}, SIN {sin}",
-            grant.pairing_code
-        )
-    };
-    ctx.output.emit(&human, &json);
+    ctx.output.show(&Paired {
+        environment: env.to_string(),
+        api_url: client.base_url().to_string(),
+        facade,
+        sin,
+        approved,
+        pending: (!approved).then(|| PendingCode {
+            pairing_code: grant.pairing_code,
+            approve_url: ctx.dashboard_tokens_url(),
+            pairing_expires_at: grant.pairing_expiration,
+        }),
+    });
     Ok(SUCCESS)
+}
+
+/// `pair`'s result.
+#[derive(Debug, Serialize)]
+struct Paired {
+    environment: String,
+    api_url: String,
+    facade: String,
+    sin: String,
+    approved: bool,
+    /// A requested token: the code to approve in BitPay's dashboard.
+    #[serde(flatten)]
+    pending: Option<PendingCode>,
+}
+
+#[derive(Debug, Serialize)]
+struct PendingCode {
+    pairing_code: String,
+    approve_url: String,
+    pairing_expires_at: Option<i64>,
+}
+
+impl View for Paired {
+    fn human(&self) -> String {
+        let (env, facade, sin) = (&self.environment, &self.facade, &self.sin);
+        match &self.pending {
+            None => format!(
+                "Paired with BitPay ({env}, {}): facade {facade}, SIN {sin}",
+                self.api_url
+            ),
+            Some(code) => format!(
+                "Pairing code: {}\nApprove it at {} (expires {}),\nthen check with: splynx-bitpay status\nFacade {facade}, SIN {sin}",
+                code.pairing_code,
+                code.approve_url,
+                code.pairing_expires_at
+                    .map(clock::datetime_of)
+                    .unwrap_or_else(|| "in 24 hours".into())
+            ),
+        }
+    }
 }
 
 /// "splynx-bitpay on <host>": BitPay labels allow letters, digits, spaces, `_` and `-`.

@@ -8,31 +8,35 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::bitpay::BitPayClient;
 use crate::cli::ReconcileArgs;
 use crate::context::Context;
 use crate::exit::{self, Problem};
 use crate::order_id::{self, OrderKey};
+use crate::output::View;
 use crate::settlement::{Outcome, Settler};
 use crate::splynx::SplynxClient;
-use crate::store::{Finding, InvoiceRecord, Settlement, Store, REPORTED_FINDING};
+use crate::store::{Finding, InvoiceRecord, Pruned, Settlement, Store, REPORTED_FINDING};
+use crate::view::FindingView;
 use crate::{clock, lock, pairing, retention};
 
 /// Invoices stuck in "creating" this long without BitPay knowing their guid are dropped.
 const ABANDON_CREATING_MS: i64 = 60 * 60 * 1000;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 struct Summary {
     checked: usize,
     credited: usize,
     pending: usize,
     expired: usize,
+    #[serde(rename = "needs_review")]
     review: usize,
     reversed: usize,
     watched: usize,
     errors: usize,
+    #[serde(skip)]
     temporary_errors: usize,
     discovered: usize,
 }
@@ -152,7 +156,6 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         bar.finish_and_clear();
     }
 
-    let mut lines = Vec::new();
     let mut items = Vec::new();
     for (record, result) in results.into_inner().expect("results lock") {
         summary.checked += 1;
@@ -194,26 +197,12 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
                 ("error", format!("{e:#}"))
             }
         };
-        // Held records are reported once below, as findings.
-        let held = matches!(label, "needs review" | "reversed after credit") && !args.dry_run;
-        if !matches!(label, "pending" | "still watched") && !held {
-            let verb = if args.dry_run && label != "error" {
-                format!("would be {label}")
-            } else {
-                label.to_string()
-            };
-            lines.push(format!(
-                "{name}: {verb}{}",
-                if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {detail}")
-                }
-            ));
-        }
-        items.push(
-            json!({"bitpay_invoice_id": record.bitpay_id, "result": label, "detail": detail}),
-        );
+        items.push(Checked {
+            bitpay_invoice_id: record.bitpay_id,
+            result: label,
+            detail,
+            name,
+        });
     }
     summary.errors += failures.into_inner();
     let findings = if args.dry_run {
@@ -230,82 +219,116 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
     if let Some(p) = &pruned {
         log::info!("{}", retention::describe(p, days, false));
     }
-    if !findings.is_empty() {
-        lines.push("Needs the admin (new since the last reconcile):".into());
-        for f in &findings {
-            lines.push(format!(
-                "  {} {}: {}: {}",
-                clock::datetime_of(f.at),
-                f.bitpay_id.as_deref().unwrap_or("-"),
-                f.kind,
-                f.summary
-            ));
-        }
-    }
-
-    let headline = format!(
-        "{}checked {}, credited {}, pending {}, expired {}, needs review {}, reversed after credit {}, still watched {}, errors {}{}",
-        if args.dry_run {
-            "dry run (nothing changed): "
-        } else {
-            ""
-        },
-        summary.checked,
-        summary.credited,
-        summary.pending,
-        summary.expired,
-        summary.review,
-        summary.reversed,
-        summary.watched,
-        summary.errors,
-        if since.is_some() {
-            format!(", discovered at BitPay {}", summary.discovered)
-        } else {
-            String::new()
-        }
-    );
-    lines.push(headline);
-    ctx.output.emit(
-        &lines.join("\n"),
-        &json!({
-            "dry_run": args.dry_run,
-            "checked": summary.checked,
-            "credited": summary.credited,
-            "pending": summary.pending,
-            "expired": summary.expired,
-            "needs_review": summary.review,
-            "reversed": summary.reversed,
-            "watched": summary.watched,
-            "errors": summary.errors,
-            "pruned": pruned.as_ref().map(retention::json),
-            "needs_admin": findings.iter().map(|f| json!({
-                "at": clock::datetime_of(f.at),
-                "bitpay_invoice_id": f.bitpay_id,
-                "kind": f.kind,
-                "summary": f.summary,
-            })).collect::<Vec<_>>(),
-            "discovered": summary.discovered,
-            "invoices": items,
-        }),
-    );
-    // Cron mails output when the exit is non-zero: 1 once for each new finding, whoever
-    // found it (this run or a webhook since the last one).
     let needs_admin = if args.dry_run {
         summary.review + summary.reversed > 0
     } else {
         !findings.is_empty()
     };
-    Ok(
-        if needs_admin || summary.errors > summary.temporary_errors {
-            exit::FAILURE
-        } else if summary.errors > 0 {
-            exit::TEMPORARY
-        } else {
-            exit::SUCCESS
-        },
-    )
+    let code = if needs_admin || summary.errors > summary.temporary_errors {
+        exit::FAILURE
+    } else if summary.errors > 0 {
+        exit::TEMPORARY
+    } else {
+        exit::SUCCESS
+    };
+    ctx.output.show(&Reconciled {
+        dry_run: args.dry_run,
+        summary,
+        discovering: since.is_some(),
+        pruned,
+        needs_admin: findings.iter().map(FindingView::from).collect(),
+        invoices: items,
+    });
+    Ok(code)
 }
 
+/// `reconcile`'s result.
+#[derive(Debug, Serialize)]
+struct Reconciled {
+    dry_run: bool,
+    #[serde(flatten)]
+    summary: Summary,
+    /// Whether BitPay's list was searched (`--since`).
+    #[serde(skip)]
+    discovering: bool,
+    pruned: Option<Pruned>,
+    needs_admin: Vec<FindingView>,
+    invoices: Vec<Checked>,
+}
+
+/// What became of one invoice.
+#[derive(Debug, Serialize)]
+struct Checked {
+    bitpay_invoice_id: Option<String>,
+    result: &'static str,
+    detail: String,
+    /// The BitPay id, or the guid of one still being created.
+    #[serde(skip)]
+    name: String,
+}
+
+impl View for Reconciled {
+    fn human(&self) -> String {
+        let mut lines = Vec::new();
+        for item in &self.invoices {
+            // Held records are reported once below, as findings.
+            let held =
+                matches!(item.result, "needs review" | "reversed after credit") && !self.dry_run;
+            if matches!(item.result, "pending" | "still watched") || held {
+                continue;
+            }
+            let verb = if self.dry_run && item.result != "error" {
+                format!("would be {}", item.result)
+            } else {
+                item.result.to_string()
+            };
+            lines.push(format!(
+                "{}: {verb}{}",
+                item.name,
+                if item.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", item.detail)
+                }
+            ));
+        }
+        if !self.needs_admin.is_empty() {
+            lines.push("Needs the admin (new since the last reconcile):".into());
+            for f in &self.needs_admin {
+                lines.push(format!(
+                    "  {} {}: {}: {}",
+                    f.at,
+                    f.bitpay_invoice_id.as_deref().unwrap_or("-"),
+                    f.kind,
+                    f.summary
+                ));
+            }
+        }
+        let summary = &self.summary;
+        lines.push(format!(
+            "{}checked {}, credited {}, pending {}, expired {}, needs review {}, reversed after credit {}, still watched {}, errors {}{}",
+            if self.dry_run {
+                "dry run (nothing changed): "
+            } else {
+                ""
+            },
+            summary.checked,
+            summary.credited,
+            summary.pending,
+            summary.expired,
+            summary.review,
+            summary.reversed,
+            summary.watched,
+            summary.errors,
+            if self.discovering {
+                format!(", discovered at BitPay {}", summary.discovered)
+            } else {
+                String::new()
+            }
+        ));
+        lines.join("\n")
+    }
+}
 /// Findings recorded since the last run reported, marked as reported now.
 fn new_findings(store: &Store) -> Result<Vec<Finding>> {
     let reported = store

@@ -2,12 +2,13 @@
 //! duplicates) after acting in Splynx. Nothing in Splynx is changed here.
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::ResolveArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
+use crate::output::View;
 
 pub fn run(args: ResolveArgs, ctx: &Context) -> Result<u8> {
     let id = args.id.trim();
@@ -43,9 +44,30 @@ pub fn run(args: ResolveArgs, ctx: &Context) -> Result<u8> {
         ))
         .into());
     }
-    ctx.output.emit(
-        &format!("{id}: resolved (was {})", record.settlement.describe()),
-        &json!({"bitpay_invoice_id": id, "result": "resolved", "was": record.settlement.as_str()}),
-    );
+    ctx.output.show(&Resolved {
+        bitpay_invoice_id: id.to_string(),
+        result: "resolved",
+        was: record.settlement.as_str(),
+        was_text: record.settlement.describe(),
+    });
     Ok(SUCCESS)
+}
+
+/// `resolve`'s result.
+#[derive(Debug, Serialize)]
+struct Resolved {
+    bitpay_invoice_id: String,
+    result: &'static str,
+    was: &'static str,
+    #[serde(skip)]
+    was_text: &'static str,
+}
+
+impl View for Resolved {
+    fn human(&self) -> String {
+        format!(
+            "{}: resolved (was {})",
+            self.bitpay_invoice_id, self.was_text
+        )
+    }
 }

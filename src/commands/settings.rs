@@ -2,35 +2,58 @@
 //! refill bounds, URLs), so PHP never reads the config file itself. No secrets.
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::money::{currency_decimals, format_amount};
+use crate::output::View;
+
+/// `settings`' result.
+#[derive(Debug, Serialize)]
+struct Settings {
+    environment: String,
+    splynx_url: String,
+    currency: String,
+    currency_decimals: u32,
+    refill: RefillBounds,
+    config_path: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RefillBounds {
+    min: String,
+    max: String,
+}
+
+impl View for Settings {
+    fn human(&self) -> String {
+        let currency = &self.currency;
+        format!(
+            "Environment:   {}\nSplynx URL:    {}\nCurrency:      {currency} ({} decimals)\nRefill bounds: {} to {} {currency}\nConfig file:   {}",
+            self.environment,
+            self.splynx_url,
+            self.currency_decimals,
+            self.refill.min,
+            self.refill.max,
+            self.config_path
+        )
+    }
+}
 
 pub fn run(ctx: &Context) -> Result<u8> {
     let config = &ctx.config;
     let currency = &config.bitpay.currency;
-    let (min, max) = (
-        format_amount(config.refill.min, currency),
-        format_amount(config.refill.max, currency),
-    );
-    let decimals = currency_decimals(currency);
-    ctx.output.emit(
-        &format!(
-            "Environment:   {}\nSplynx URL:    {}\nCurrency:      {currency} ({decimals} decimals)\nRefill bounds: {min} to {max} {currency}\nConfig file:   {}",
-            ctx.environment(),
-            config.splynx.url,
-            config.path.display()
-        ),
-        &json!({
-            "environment": ctx.environment(),
-            "splynx_url": config.splynx.url,
-            "currency": currency,
-            "currency_decimals": decimals,
-            "refill": {"min": min, "max": max},
-            "config_path": config.path.display().to_string(),
-        }),
-    );
+    ctx.output.show(&Settings {
+        environment: ctx.environment().to_string(),
+        splynx_url: config.splynx.url.clone(),
+        currency: currency.clone(),
+        currency_decimals: currency_decimals(currency),
+        refill: RefillBounds {
+            min: format_amount(config.refill.min, currency),
+            max: format_amount(config.refill.max, currency),
+        },
+        config_path: config.path.display().to_string(),
+    });
     Ok(SUCCESS)
 }

@@ -2,14 +2,15 @@
 //! journal.
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::ShowArgs;
-use crate::clock;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
-use crate::money::format_amount;
-use crate::store::{InvoiceRecord, Settlement};
+use crate::output::View;
+use crate::portal::{self, CustomerView};
+use crate::store::InvoiceRecord;
+use crate::view::{InvoiceView, JournalView};
 
 pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
     let id = args.id.trim();
@@ -48,108 +49,54 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
         ))
         .into());
     }
-    let mut human = Vec::new();
-    let mut json_invoices = Vec::new();
+    let mut invoices = Vec::new();
     for record in &records {
-        let bitpay_id = record.bitpay_id.clone().unwrap_or_default();
-        let entries = if bitpay_id.is_empty() {
-            Vec::new()
-        } else {
-            ctx.store.journal_for(&bitpay_id)?
+        let journal = match &record.bitpay_id {
+            Some(bitpay_id) => ctx.store.journal_for(bitpay_id)?,
+            None => Vec::new(),
         };
-        human.push(format!(
-            "BitPay invoice {}\n  document:   {} {} (id {}) of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {}{}{}\n  Splynx payment: {}{}{}\n  created:    {}\n  url:        {}\n  journal:",
-            if bitpay_id.is_empty() { "(not created yet)" } else { &bitpay_id },
-            record.doc_kind.as_str(),
-            record.doc_number.as_deref().unwrap_or("-"),
-            record.doc_id.map_or("-".into(), |d| d.to_string()),
-            record.customer_id,
-            format_amount(record.price, &record.currency),
-            record.currency,
-            record.order_id,
-            record.bitpay_status,
-            record.exception_status.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
-            record.settlement.as_str(),
-            Some(record.settlement.describe())
-                .filter(|d| *d != record.settlement.as_str())
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default(),
-            record.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default(),
-            record.splynx_payment_id.map_or("none".into(), |p| p.to_string()),
-            if record.duplicate_payment_ids.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "\n  duplicate payments in Splynx: {}",
-                    crate::settlement::join_ids(&record.duplicate_payment_ids)
-                )
-            },
-            match (record.payment_sent_at, record.watch_until) {
-                (Some(at), _) if record.settlement == Settlement::Sent => format!(
-                    "\n  payment sent: {} ({} attempt(s)), outcome unknown",
-                    clock::datetime_of(at),
-                    record.payment_attempts
-                ),
-                (_, Some(until)) => format!(
-                    "\n  watched:    until BitPay says complete, at most until {}",
-                    clock::datetime_of(until)
-                ),
-                _ => String::new(),
-            },
-            clock::datetime_of(record.created_at),
-            record.url.as_deref().unwrap_or("-"),
-        ));
-        for entry in &entries {
-            human.push(format!(
-                "    {}  {:<9} {}",
-                clock::datetime_of(entry.at),
-                entry.kind,
-                entry.summary
-            ));
-        }
-        json_invoices.push(json!({
-            "bitpay_invoice_id": record.bitpay_id,
-            "document": record.doc_kind.as_str(),
-            "document_id": record.doc_id,
-            "document_number": record.doc_number,
-            "customer_id": record.customer_id,
-            "price": format_amount(record.price, &record.currency),
-            "currency": record.currency,
-            "order_id": record.order_id,
-            "bitpay_status": record.bitpay_status,
-            "exception_status": record.exception_status,
-            "settlement": record.settlement.as_str(),
-            "note": record.note,
-            "splynx_payment_id": record.splynx_payment_id,
-            "duplicate_payment_ids": record.duplicate_payment_ids,
-            "payment_sent_at": record.payment_sent_at.map(clock::datetime_of),
-            "payment_attempts": record.payment_attempts,
-            "credited_at": record.credited_at.map(clock::datetime_of),
-            "watch_until": record.watch_until.map(clock::datetime_of),
-            "url": record.url,
-            "customer_view": crate::portal::customer_view(record),
-            "created_at": clock::datetime_of(record.created_at),
-            "journal": entries.iter().map(journal_json).collect::<Vec<_>>(),
-        }));
+        invoices.push(ShownInvoice {
+            invoice: record.into(),
+            customer_view: portal::customer_view(record),
+            journal: journal.iter().map(JournalView::from).collect(),
+        });
     }
-    if records.is_empty() {
-        human.push(format!("No stored invoice {id}; journal:"));
-        for entry in &journal_only {
-            human.push(format!(
-                "    {}  {:<9} {}",
-                clock::datetime_of(entry.at),
-                entry.kind,
-                entry.summary
-            ));
-        }
-    }
-    ctx.output.emit(
-        &human.join("\n"),
-        &json!({"invoices": json_invoices, "journal": journal_only.iter().map(journal_json).collect::<Vec<_>>()}),
-    );
+    ctx.output.show(&Shown {
+        id: id.to_string(),
+        invoices,
+        journal: journal_only.iter().map(JournalView::from).collect(),
+    });
     Ok(SUCCESS)
 }
 
-fn journal_json(entry: &crate::store::JournalEntry) -> serde_json::Value {
-    json!({"at": clock::datetime_of(entry.at), "kind": entry.kind, "summary": entry.summary, "detail": entry.detail})
+/// `show`'s result: the invoices found, or the journal of an id without one.
+#[derive(Debug, Serialize)]
+struct Shown {
+    #[serde(skip)]
+    id: String,
+    invoices: Vec<ShownInvoice>,
+    journal: Vec<JournalView>,
+}
+
+#[derive(Debug, Serialize)]
+struct ShownInvoice {
+    #[serde(flatten)]
+    invoice: InvoiceView,
+    customer_view: CustomerView,
+    journal: Vec<JournalView>,
+}
+
+impl View for Shown {
+    fn human(&self) -> String {
+        let mut lines = Vec::new();
+        for shown in &self.invoices {
+            lines.push(shown.invoice.block());
+            lines.extend(shown.journal.iter().map(JournalView::line));
+        }
+        if self.invoices.is_empty() {
+            lines.push(format!("No stored invoice {}; journal:", self.id));
+            lines.extend(self.journal.iter().map(JournalView::line));
+        }
+        lines.join("\n")
+    }
 }

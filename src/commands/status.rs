@@ -1,39 +1,25 @@
 //! `status`: pairing, invoice counts, last webhook, oldest unsettled invoice.
 
-use anyhow::Result;
-use serde_json::json;
+use std::collections::BTreeMap;
 
-use crate::admin;
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::admin::{self, CallerView};
 use crate::cli::StatusArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::SUCCESS;
-use crate::pairing;
-use crate::store::InvoiceRecord;
+use crate::output::View;
+use crate::pairing::{self, TokenView};
+use crate::store::JournalEntry;
+use crate::view::InvoiceView;
 
 /// How many recent webhooks and unsettled invoices `status` lists.
 const WEBHOOKS_SHOWN: u32 = 10;
 const UNSETTLED_SHOWN: u32 = 25;
 const HELD_SHOWN: u32 = 25;
 const PAIRING_CHANGES_SHOWN: u32 = 5;
-
-fn invoice_json(o: &InvoiceRecord) -> serde_json::Value {
-    json!({
-        "bitpay_invoice_id": o.bitpay_id,
-        "document": o.doc_kind.as_str(),
-        "document_number": o.doc_number,
-        "customer_id": o.customer_id,
-        "price": crate::money::format_amount(o.price, &o.currency),
-        "currency": o.currency,
-        "bitpay_status": o.bitpay_status,
-        "settlement": o.settlement.as_str(),
-        "settlement_text": o.settlement.describe(),
-        "note": o.note,
-        "splynx_payment_id": o.splynx_payment_id,
-        "duplicate_payment_ids": o.duplicate_payment_ids,
-        "created_at": clock::datetime_of(o.created_at),
-    })
-}
 
 pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     // At the admin page: who is looking, and whether they may see pending pairing codes.
@@ -73,165 +59,218 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     let oldest_journal = ctx.store.oldest_journal_time()?;
     let last_prune = crate::retention::last_run(&ctx.store)?;
     let held_counts = ctx.store.held_counts()?;
-    let needs_admin = json!({
-        "review": held_counts.review,
-        "reversed_after_credit": held_counts.reversed,
-        "duplicates": held_counts.duplicates,
-        "payment_outcome_unknown": held_counts.sent,
-    });
-
-    let mut human = vec![
-        format!("Environment:       {env} ({})", ctx.config.bitpay.api_url),
-        format!(
-            "Identity (SIN):    {}",
-            sin.as_deref().unwrap_or("none yet (created by `pair`)")
-        ),
-        format!(
-            "Paired facades:    {}",
-            if paired.is_empty() {
-                "none".to_string()
-            } else {
-                paired.join(", ")
-            }
-        ),
-    ];
-    for t in &tokens {
-        human.push(format!(
-            "  {:<9} token {}{}",
-            t.facade,
-            t.token.masked(),
-            if t.approved { "" } else { " (pending)" }
-        ));
-    }
-    for t in &pending {
-        human.push(format!(
-            "Pending approval:  {} code {} — approve at {}{}",
-            t.facade,
-            if shows_codes {
-                t.pairing_code.as_deref().unwrap_or("?")
-            } else {
-                "(hidden)"
-            },
-            ctx.dashboard_tokens_url(),
-            t.pairing_expires_at
-                .map(|e| format!(" before {}", clock::datetime_of(e)))
-                .unwrap_or_default()
-        ));
-    }
-    if let Some(note) = &approval_check {
-        human.push(format!("Note:              {note}"));
-    }
-    let count_text: Vec<String> = counts
-        .iter()
-        .map(|(state, n)| format!("{state} {n}"))
-        .collect();
-    human.push(format!(
-        "Invoices:          {}",
-        if count_text.is_empty() {
-            "none yet".into()
-        } else {
-            count_text.join(", ")
-        }
-    ));
-    human.push(format!(
-        "Last webhook:      {}",
-        last_webhook
-            .map(clock::datetime_of)
-            .unwrap_or_else(|| "never".into())
-    ));
-    if let Some(o) = &oldest {
-        human.push(format!(
-            "Oldest unsettled:  {} ({} {}, {} {}, since {})",
-            o.bitpay_id.as_deref().unwrap_or("(being created)"),
-            o.doc_kind.as_str(),
-            o.doc_number.as_deref().unwrap_or("-"),
-            crate::money::format_amount(o.price, &o.currency),
-            o.currency,
-            clock::datetime_of(o.created_at)
-        ));
-    }
-    human.push(format!(
-        "State store:       {:.1} MiB, oldest journal entry {}, last pruned {}",
-        database_bytes as f64 / 1024.0 / 1024.0,
-        oldest_journal
-            .map(clock::datetime_of)
-            .unwrap_or_else(|| "none".into()),
-        last_prune
-            .map(clock::datetime_of)
-            .unwrap_or_else(|| "never".into())
-    ));
-    if held_counts.any() {
-        human.push(format!(
-            "Needs the admin:   reversed after credit {}, held for review {} (duplicate payments {}), payment outcome unknown {}",
-            held_counts.reversed,
-            held_counts.review,
-            held_counts.duplicates,
-            held_counts.sent
-        ));
-        for o in &held {
-            human.push(format!(
-                "  {}  {}  {}",
-                o.bitpay_id.as_deref().unwrap_or("-"),
-                o.settlement.describe(),
-                o.note.as_deref().unwrap_or("")
-            ));
-        }
-    }
-    if !pairing_changes.is_empty() {
-        human.push("Pairing changes:".into());
-        for p in &pairing_changes {
-            human.push(format!("  {}  {}", clock::datetime_of(p.at), p.summary));
-        }
-    }
-    if !webhooks.is_empty() {
-        human.push("Recent webhooks:".into());
-        for w in webhooks.iter().take(5) {
-            human.push(format!(
-                "  {}  {}  {}",
-                clock::datetime_of(w.at),
-                w.bitpay_id.as_deref().unwrap_or("-"),
-                w.summary
-            ));
-        }
-    }
-
-    let json = json!({
-        "environment": env,
-        "api_url": ctx.config.bitpay.api_url,
-        "sin": sin,
-        "paired": paired,
-        "tokens": tokens.iter().map(pairing::describe).collect::<Vec<_>>(),
-        "pending_approvals": pending.iter().map(|t| json!({
-            "facade": t.facade,
-            "pairing_code": if shows_codes { t.pairing_code.clone() } else { None },
-            "approve_url": ctx.dashboard_tokens_url(),
-            "pairing_expires_at": t.pairing_expires_at,
-        })).collect::<Vec<_>>(),
-        "approval_check_error": approval_check,
-        "invoices": counts.iter().map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
-        "last_webhook_at": last_webhook.map(clock::datetime_of),
-        "oldest_unsettled": oldest.as_ref().map(invoice_json),
-        "unsettled": unsettled.iter().map(invoice_json).collect::<Vec<_>>(),
-        "needs_admin": needs_admin,
-        "administrator": caller.as_ref().map(|c| c.json(&ctx.config.pairing_roles)),
-        "pairing_refusal": caller
+    let approve_url = ctx.dashboard_tokens_url();
+    let status = Status {
+        environment: env.to_string(),
+        api_url: ctx.config.bitpay.api_url.clone(),
+        sin,
+        paired: paired.iter().map(|f| f.to_string()).collect(),
+        tokens: tokens.iter().map(TokenView::from).collect(),
+        pending_approvals: pending
+            .iter()
+            .map(|t| PendingApproval {
+                facade: t.facade.clone(),
+                pairing_code: t.pairing_code.clone().filter(|_| shows_codes),
+                approve_url: approve_url.clone(),
+                pairing_expires_at: t.pairing_expires_at,
+            })
+            .collect(),
+        shows_codes,
+        approval_check_error: approval_check,
+        invoices: counts.into_iter().collect(),
+        last_webhook_at: last_webhook.map(clock::datetime_of),
+        oldest_unsettled: oldest.as_ref().map(InvoiceView::from),
+        unsettled: unsettled.iter().map(InvoiceView::from).collect(),
+        needs_admin: NeedsAdmin {
+            review: held_counts.review,
+            reversed_after_credit: held_counts.reversed,
+            duplicates: held_counts.duplicates,
+            payment_outcome_unknown: held_counts.sent,
+        },
+        administrator: caller
+            .as_ref()
+            .map(|c| CallerView::new(c, &ctx.config.pairing_roles)),
+        pairing_refusal: caller
             .as_ref()
             .filter(|c| !c.may_pair)
             .map(|c| admin::refusal(&ctx.config.pairing_roles, &c.admin)),
-        "pairing_changes": pairing_changes.iter().map(|p| json!({
-            "at": clock::datetime_of(p.at),
-            "summary": p.summary,
-        })).collect::<Vec<_>>(),
-        "database_bytes": database_bytes,
-        "oldest_journal_at": oldest_journal.map(clock::datetime_of),
-        "last_pruned_at": last_prune.map(clock::datetime_of),
-        "held": held.iter().map(invoice_json).collect::<Vec<_>>(),
-        "recent_webhooks": webhooks.iter().map(|w| json!({
-            "at": clock::datetime_of(w.at),
-            "bitpay_invoice_id": w.bitpay_id,
-            "summary": w.summary,
-        })).collect::<Vec<_>>(),
-    });
-    ctx.output.emit(&human.join("\n"), &json);
+        pairing_changes: pairing_changes.iter().map(Dated::from).collect(),
+        database_bytes,
+        oldest_journal_at: oldest_journal.map(clock::datetime_of),
+        last_pruned_at: last_prune.map(clock::datetime_of),
+        held: held.iter().map(InvoiceView::from).collect(),
+        recent_webhooks: webhooks.iter().map(Dated::from).collect(),
+    };
+    ctx.output.show(&status);
     Ok(SUCCESS)
+}
+
+/// `status`'s result.
+#[derive(Debug, Serialize)]
+struct Status {
+    environment: String,
+    api_url: String,
+    sin: Option<String>,
+    paired: Vec<String>,
+    tokens: Vec<TokenView>,
+    pending_approvals: Vec<PendingApproval>,
+    /// Whether the caller may see pending pairing codes.
+    #[serde(skip)]
+    shows_codes: bool,
+    approval_check_error: Option<String>,
+    /// How many invoices are in each settlement state.
+    invoices: BTreeMap<String, i64>,
+    last_webhook_at: Option<String>,
+    oldest_unsettled: Option<InvoiceView>,
+    unsettled: Vec<InvoiceView>,
+    needs_admin: NeedsAdmin,
+    administrator: Option<CallerView>,
+    pairing_refusal: Option<String>,
+    pairing_changes: Vec<Dated>,
+    database_bytes: u64,
+    oldest_journal_at: Option<String>,
+    last_pruned_at: Option<String>,
+    held: Vec<InvoiceView>,
+    recent_webhooks: Vec<Dated>,
+}
+
+#[derive(Debug, Serialize)]
+struct PendingApproval {
+    facade: String,
+    /// `None` for administrators who may not pair.
+    pairing_code: Option<String>,
+    approve_url: String,
+    pairing_expires_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct NeedsAdmin {
+    review: i64,
+    reversed_after_credit: i64,
+    duplicates: i64,
+    payment_outcome_unknown: i64,
+}
+
+/// A journal line with its time (pairing changes, webhooks).
+#[derive(Debug, Serialize)]
+struct Dated {
+    at: String,
+    bitpay_invoice_id: Option<String>,
+    summary: String,
+}
+
+impl From<&JournalEntry> for Dated {
+    fn from(entry: &JournalEntry) -> Dated {
+        Dated {
+            at: clock::datetime_of(entry.at),
+            bitpay_invoice_id: entry.bitpay_id.clone(),
+            summary: entry.summary.clone(),
+        }
+    }
+}
+
+impl View for Status {
+    fn human(&self) -> String {
+        let mut human = vec![
+            format!("Environment:       {} ({})", self.environment, self.api_url),
+            format!(
+                "Identity (SIN):    {}",
+                self.sin
+                    .as_deref()
+                    .unwrap_or("none yet (created by `pair`)")
+            ),
+            format!(
+                "Paired facades:    {}",
+                if self.paired.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.paired.join(", ")
+                }
+            ),
+        ];
+        for t in &self.tokens {
+            human.push(format!(
+                "  {:<9} token {}{}",
+                t.facade,
+                t.token,
+                if t.approved { "" } else { " (pending)" }
+            ));
+        }
+        for p in &self.pending_approvals {
+            human.push(format!(
+                "Pending approval:  {} code {} — approve at {}{}",
+                p.facade,
+                match (&p.pairing_code, self.shows_codes) {
+                    (_, false) => "(hidden)",
+                    (code, true) => code.as_deref().unwrap_or("?"),
+                },
+                p.approve_url,
+                p.pairing_expires_at
+                    .map(|e| format!(" before {}", clock::datetime_of(e)))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(note) = &self.approval_check_error {
+            human.push(format!("Note:              {note}"));
+        }
+        let count_text: Vec<String> = self
+            .invoices
+            .iter()
+            .map(|(state, n)| format!("{state} {n}"))
+            .collect();
+        human.push(format!(
+            "Invoices:          {}",
+            if count_text.is_empty() {
+                "none yet".into()
+            } else {
+                count_text.join(", ")
+            }
+        ));
+        human.push(format!(
+            "Last webhook:      {}",
+            self.last_webhook_at.as_deref().unwrap_or("never")
+        ));
+        if let Some(o) = &self.oldest_unsettled {
+            human.push(format!("Oldest unsettled:  {}", o.line()));
+        }
+        human.push(format!(
+            "State store:       {:.1} MiB, oldest journal entry {}, last pruned {}",
+            self.database_bytes as f64 / 1024.0 / 1024.0,
+            self.oldest_journal_at.as_deref().unwrap_or("none"),
+            self.last_pruned_at.as_deref().unwrap_or("never")
+        ));
+        let held = &self.needs_admin;
+        if held.review + held.reversed_after_credit + held.payment_outcome_unknown > 0 {
+            human.push(format!(
+                "Needs the admin:   reversed after credit {}, held for review {} (duplicate payments {}), payment outcome unknown {}",
+                held.reversed_after_credit, held.review, held.duplicates, held.payment_outcome_unknown
+            ));
+            for o in &self.held {
+                human.push(format!(
+                    "  {}  {}  {}",
+                    o.bitpay_invoice_id.as_deref().unwrap_or("-"),
+                    o.settlement_text,
+                    o.note.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        if !self.pairing_changes.is_empty() {
+            human.push("Pairing changes:".into());
+            for p in &self.pairing_changes {
+                human.push(format!("  {}  {}", p.at, p.summary));
+            }
+        }
+        if !self.recent_webhooks.is_empty() {
+            human.push("Recent webhooks:".into());
+            for w in self.recent_webhooks.iter().take(5) {
+                human.push(format!(
+                    "  {}  {}  {}",
+                    w.at,
+                    w.bitpay_invoice_id.as_deref().unwrap_or("-"),
+                    w.summary
+                ));
+            }
+        }
+        human.join("\n")
+    }
 }

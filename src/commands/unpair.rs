@@ -1,13 +1,14 @@
 //! `unpair`: forget the tokens of the configured environment.
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::admin;
 use crate::cli::UnpairArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::SUCCESS;
+use crate::output::View;
 
 pub fn run(args: UnpairArgs, ctx: &Context) -> Result<u8> {
     let caller = admin::require_pairing_role(ctx, &args.admin)?;
@@ -25,14 +26,33 @@ pub fn run(args: UnpairArgs, ctx: &Context) -> Result<u8> {
             clock::now_ms(),
         )?;
     }
-    let human = if removed == 0 {
-        format!("Not paired in the {env} environment; nothing to forget.")
-    } else {
-        format!("Forgot {removed} BitPay token(s) of the {env} environment. Revoke them in the BitPay dashboard too: {}", ctx.dashboard_tokens_url())
-    };
-    ctx.output.emit(
-        &human,
-        &json!({"environment": env, "tokens_removed": removed}),
-    );
+    ctx.output.show(&Unpaired {
+        environment: env.to_string(),
+        tokens_removed: removed,
+        dashboard: ctx.dashboard_tokens_url(),
+    });
     Ok(SUCCESS)
+}
+
+/// `unpair`'s result.
+#[derive(Debug, Serialize)]
+struct Unpaired {
+    environment: String,
+    tokens_removed: usize,
+    /// Where the tokens are revoked at BitPay.
+    #[serde(skip)]
+    dashboard: String,
+}
+
+impl View for Unpaired {
+    fn human(&self) -> String {
+        let env = &self.environment;
+        match self.tokens_removed {
+            0 => format!("Not paired in the {env} environment; nothing to forget."),
+            removed => format!(
+                "Forgot {removed} BitPay token(s) of the {env} environment. Revoke them in the BitPay dashboard too: {}",
+                self.dashboard
+            ),
+        }
+    }
 }

@@ -82,10 +82,7 @@ pub fn run(config_path: &Path, output: Output) -> Result<u8> {
             .map(|e| format!("BitPay environment {e}"))
             .unwrap_or_else(|| "no usable config".into())
     );
-    output.emit(
-        &report.human(&header),
-        &report.json(config_path, environment, &user),
-    );
+    output.show(&report.view(header, config_path, environment, &user));
     report.verdict()?;
     Ok(SUCCESS)
 }

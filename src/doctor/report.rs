@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::exit::Problem;
+use crate::output::View;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
     Warn,
@@ -16,15 +18,6 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
-        }
-    }
-
     fn tag(self) -> &'static str {
         match self {
             Status::Ok => "ok  ",
@@ -35,13 +28,14 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub id: &'static str,
     pub status: Status,
     pub message: String,
     pub fix: Option<String>,
     /// A failure that goes away by itself (a service is unreachable), not a setup problem.
+    #[serde(skip)]
     pub temporary: bool,
 }
 
@@ -109,53 +103,28 @@ impl Report {
         self.checks.iter().filter(|c| c.status == status).count()
     }
 
-    /// The lines people read: one per check, the fix on the same line.
-    pub fn human(&self, header: &str) -> String {
-        let mut lines = vec![header.to_string()];
-        for c in &self.checks {
-            let mut line = format!("{}  {:<22} {}", c.status.tag(), c.id, c.message);
-            if let Some(fix) = &c.fix {
-                line.push_str(" → fix: ");
-                line.push_str(fix);
-            }
-            lines.push(line);
-        }
-        let (failed, warned) = (self.count(Status::Fail), self.count(Status::Warn));
-        let warnings = match warned {
-            0 => String::new(),
-            1 => ", 1 warning".to_string(),
-            n => format!(", {n} warnings"),
-        };
-        lines.push(if failed == 0 {
-            format!("All checks passed{warnings}.")
-        } else {
-            format!(
-                "{failed} of {} checks failed{warnings}: apply the fixes above, then run `splynx-bitpay doctor` again.",
-                self.checks.len()
-            )
-        });
-        lines.join("\n")
-    }
-
-    pub fn json(&self, config: &Path, environment: Option<&str>, user: &str) -> serde_json::Value {
-        json!({
-            "ok": self.count(Status::Fail) == 0,
-            "config": config.display().to_string(),
-            "environment": environment,
-            "user": user,
-            "summary": {
-                "ok": self.count(Status::Ok),
-                "warn": self.count(Status::Warn),
-                "fail": self.count(Status::Fail),
-                "skip": self.count(Status::Skip),
+    /// The report as `doctor` prints it.
+    pub fn view<'a>(
+        &'a self,
+        header: String,
+        config: &Path,
+        environment: Option<&str>,
+        user: &str,
+    ) -> ReportView<'a> {
+        ReportView {
+            ok: self.count(Status::Fail) == 0,
+            config: config.display().to_string(),
+            environment: environment.map(str::to_string),
+            user: user.to_string(),
+            summary: Summary {
+                ok: self.count(Status::Ok),
+                warn: self.count(Status::Warn),
+                fail: self.count(Status::Fail),
+                skip: self.count(Status::Skip),
             },
-            "checks": self.checks.iter().map(|c| json!({
-                "id": c.id,
-                "status": c.status.as_str(),
-                "message": c.message,
-                "fix": c.fix,
-            })).collect::<Vec<_>>(),
-        })
+            checks: &self.checks,
+            header,
+        }
     }
 
     /// `Ok` when nothing failed; else the verdict that decides the exit code.
@@ -183,6 +152,58 @@ impl Report {
     }
 }
 
+/// `doctor`'s result.
+#[derive(Debug, Serialize)]
+pub struct ReportView<'a> {
+    pub ok: bool,
+    pub config: String,
+    pub environment: Option<String>,
+    pub user: String,
+    pub summary: Summary,
+    pub checks: &'a [Check],
+    /// What was checked, as whom: the first line for people.
+    #[serde(skip)]
+    pub header: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub ok: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub skip: usize,
+}
+
+impl View for ReportView<'_> {
+    /// One line per check, the fix on the same line, then the verdict.
+    fn human(&self) -> String {
+        let mut lines = vec![self.header.clone()];
+        for c in self.checks {
+            let mut line = format!("{}  {:<22} {}", c.status.tag(), c.id, c.message);
+            if let Some(fix) = &c.fix {
+                line.push_str(" → fix: ");
+                line.push_str(fix);
+            }
+            lines.push(line);
+        }
+        let (failed, warned) = (self.summary.fail, self.summary.warn);
+        let warnings = match warned {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        };
+        lines.push(if failed == 0 {
+            format!("All checks passed{warnings}.")
+        } else {
+            format!(
+                "{failed} of {} checks failed{warnings}: apply the fixes above, then run `splynx-bitpay doctor` again.",
+                self.checks.len()
+            )
+        });
+        lines.join("\n")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,12 +228,13 @@ mod tests {
         let mut report = Report::default();
         report.ok("config", "valid");
         report.fail("key", "missing", "pair");
-        let text = report.human("header");
+        let view = report.view("header".into(), Path::new("/c"), Some("test"), "root");
+        let text = view.human();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
         assert!(lines[2].starts_with("FAIL  key") && lines[2].ends_with("→ fix: pair"));
         assert!(lines[3].starts_with("1 of 2 checks failed"));
-        let json = report.json(Path::new("/c"), Some("test"), "root");
+        let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["ok"], false);
         assert_eq!(json["checks"][1]["fix"], "pair");
         assert_eq!(json["summary"]["fail"], 1);

@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use serde_json::json;
 
 mod decision;
 
@@ -597,29 +596,4 @@ pub fn join_ids(ids: &[i64]) -> String {
         .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A summary of an outcome for people and for `--json`.
-pub fn describe(bitpay_id: &str, outcome: &Outcome) -> (String, serde_json::Value) {
-    let human = match outcome {
-        Outcome::Credited {
-            payment_id,
-            adopted,
-        } => format!(
-            "{bitpay_id}: credited (Splynx payment {payment_id}{})",
-            if *adopted { ", found in Splynx" } else { "" }
-        ),
-        Outcome::Review(note) => format!("{bitpay_id}: needs review: {note}"),
-        Outcome::Reversed(note) => format!("{bitpay_id}: reversed after credit: {note}"),
-        Outcome::Held(note) => format!("{bitpay_id}: held for the admin: {note}"),
-        other => format!("{bitpay_id}: {}", other.label()),
-    };
-    let payment_id = match outcome {
-        Outcome::Credited { payment_id, .. } => Some(*payment_id),
-        _ => None,
-    };
-    (
-        human,
-        json!({"bitpay_invoice_id": bitpay_id, "result": outcome.label(), "splynx_payment_id": payment_id}),
-    )
 }

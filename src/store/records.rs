@@ -275,10 +275,12 @@ impl HeldCounts {
 }
 
 /// What a prune removed (or, in a dry run, would remove).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Pruned {
     /// Settled records whose old detail went (each keeps one summary line).
+    #[serde(rename = "settled_payments")]
     pub records: i64,
+    #[serde(rename = "settled_entries")]
     pub record_entries: i64,
     /// Entries naming no invoice of ours (rejected bodies, strangers' ids).
     pub stranger_entries: i64,

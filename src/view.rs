@@ -1,0 +1,262 @@
+//! The pieces several outputs share: a stored invoice, a journal entry, a finding, the
+//! result of settling one invoice. Each command's own result struct lives with the command
+//! and is built from these; see [`crate::output::View`].
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::money::format_amount;
+use crate::output::View;
+use crate::settlement::{join_ids, Outcome};
+use crate::store::{Finding, InvoiceRecord, JournalEntry, Settlement};
+
+/// A stored invoice as `show`, `status` and the admin page see it (no token).
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceView {
+    pub bitpay_invoice_id: Option<String>,
+    pub document: &'static str,
+    pub document_id: Option<i64>,
+    pub document_number: Option<String>,
+    pub customer_id: i64,
+    pub price: String,
+    pub currency: String,
+    pub order_id: String,
+    pub bitpay_status: String,
+    pub exception_status: Option<String>,
+    pub settlement: &'static str,
+    pub settlement_text: &'static str,
+    pub note: Option<String>,
+    pub splynx_payment_id: Option<i64>,
+    pub duplicate_payment_ids: Vec<i64>,
+    pub payment_sent_at: Option<String>,
+    pub payment_attempts: i64,
+    pub credited_at: Option<String>,
+    pub watch_until: Option<String>,
+    pub url: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&InvoiceRecord> for InvoiceView {
+    fn from(record: &InvoiceRecord) -> InvoiceView {
+        InvoiceView {
+            bitpay_invoice_id: record.bitpay_id.clone(),
+            document: record.doc_kind.as_str(),
+            document_id: record.doc_id,
+            document_number: record.doc_number.clone(),
+            customer_id: record.customer_id,
+            price: format_amount(record.price, &record.currency),
+            currency: record.currency.clone(),
+            order_id: record.order_id.clone(),
+            bitpay_status: record.bitpay_status.clone(),
+            exception_status: record.exception_status.clone(),
+            settlement: record.settlement.as_str(),
+            settlement_text: record.settlement.describe(),
+            note: record.note.clone(),
+            splynx_payment_id: record.splynx_payment_id,
+            duplicate_payment_ids: record.duplicate_payment_ids.clone(),
+            payment_sent_at: record.payment_sent_at.map(clock::datetime_of),
+            payment_attempts: record.payment_attempts,
+            credited_at: record.credited_at.map(clock::datetime_of),
+            watch_until: record.watch_until.map(clock::datetime_of),
+            url: record.url.clone(),
+            created_at: clock::datetime_of(record.created_at),
+        }
+    }
+}
+
+impl InvoiceView {
+    /// "(not created yet)" until BitPay gave the invoice an id.
+    pub fn name(&self) -> &str {
+        self.bitpay_invoice_id
+            .as_deref()
+            .unwrap_or("(not created yet)")
+    }
+
+    /// One line: id, document, amount and age (status's oldest unsettled invoice).
+    pub fn line(&self) -> String {
+        format!(
+            "{} ({} {}, {} {}, since {})",
+            self.bitpay_invoice_id
+                .as_deref()
+                .unwrap_or("(being created)"),
+            self.document,
+            self.document_number.as_deref().unwrap_or("-"),
+            self.price,
+            self.currency,
+            self.created_at
+        )
+    }
+
+    /// The block `show` prints, up to its journal.
+    pub fn block(&self) -> String {
+        let settlement_text = Some(self.settlement_text)
+            .filter(|d| *d != self.settlement)
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let duplicates = if self.duplicate_payment_ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n  duplicate payments in Splynx: {}",
+                join_ids(&self.duplicate_payment_ids)
+            )
+        };
+        let in_flight = match (&self.payment_sent_at, &self.watch_until) {
+            (Some(at), _) if self.settlement == Settlement::Sent.as_str() => format!(
+                "\n  payment sent: {at} ({} attempt(s)), outcome unknown",
+                self.payment_attempts
+            ),
+            (_, Some(until)) => {
+                format!("\n  watched:    until BitPay says complete, at most until {until}")
+            }
+            _ => String::new(),
+        };
+        format!(
+            "BitPay invoice {}\n  document:   {} {} (id {}) of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {}{settlement_text}{}\n  Splynx payment: {}{duplicates}{in_flight}\n  created:    {}\n  url:        {}\n  journal:",
+            self.name(),
+            self.document,
+            self.document_number.as_deref().unwrap_or("-"),
+            self.document_id.map_or("-".into(), |d| d.to_string()),
+            self.customer_id,
+            self.price,
+            self.currency,
+            self.order_id,
+            self.bitpay_status,
+            self.exception_status
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            self.settlement,
+            self.note
+                .as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default(),
+            self.splynx_payment_id
+                .map_or("none".into(), |p| p.to_string()),
+            self.created_at,
+            self.url.as_deref().unwrap_or("-"),
+        )
+    }
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalView {
+    pub at: String,
+    pub kind: String,
+    pub summary: String,
+    pub detail: Option<String>,
+}
+
+impl From<&JournalEntry> for JournalView {
+    fn from(entry: &JournalEntry) -> JournalView {
+        JournalView {
+            at: clock::datetime_of(entry.at),
+            kind: entry.kind.clone(),
+            summary: entry.summary.clone(),
+            detail: entry.detail.clone(),
+        }
+    }
+}
+
+impl JournalView {
+    /// An indented line of `show`'s journal.
+    pub fn line(&self) -> String {
+        format!("    {}  {:<9} {}", self.at, self.kind, self.summary)
+    }
+}
+
+/// Something held for the admin, reported once.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingView {
+    pub at: String,
+    pub bitpay_invoice_id: Option<String>,
+    pub kind: String,
+    pub summary: String,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(finding: &Finding) -> FindingView {
+        FindingView {
+            at: clock::datetime_of(finding.at),
+            bitpay_invoice_id: finding.bitpay_id.clone(),
+            kind: finding.kind.clone(),
+            summary: finding.summary.clone(),
+        }
+    }
+}
+
+/// What became of one invoice that was settled (`handle-ipn`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SettledView {
+    pub bitpay_invoice_id: String,
+    pub result: &'static str,
+    pub splynx_payment_id: Option<i64>,
+    #[serde(skip)]
+    human: String,
+}
+
+impl SettledView {
+    pub fn new(bitpay_id: &str, outcome: &Outcome) -> SettledView {
+        let human = match outcome {
+            Outcome::Credited {
+                payment_id,
+                adopted,
+            } => format!(
+                "{bitpay_id}: credited (Splynx payment {payment_id}{})",
+                if *adopted { ", found in Splynx" } else { "" }
+            ),
+            Outcome::Review(note) => format!("{bitpay_id}: needs review: {note}"),
+            Outcome::Reversed(note) => format!("{bitpay_id}: reversed after credit: {note}"),
+            Outcome::Held(note) => format!("{bitpay_id}: held for the admin: {note}"),
+            other => format!("{bitpay_id}: {}", other.label()),
+        };
+        SettledView {
+            bitpay_invoice_id: bitpay_id.to_string(),
+            result: outcome.label(),
+            splynx_payment_id: match outcome {
+                Outcome::Credited { payment_id, .. } => Some(*payment_id),
+                _ => None,
+            },
+            human,
+        }
+    }
+}
+
+impl View for SettledView {
+    fn human(&self) -> String {
+        self.human.clone()
+    }
+}
+
+/// A webhook answered without settling: ignored, or already checked seconds ago.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnsweredView {
+    pub bitpay_invoice_id: Option<String>,
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<&'static str>,
+    #[serde(skip)]
+    pub human: String,
+}
+
+impl View for AnsweredView {
+    fn human(&self) -> String {
+        self.human.clone()
+    }
+}
+
+/// A failed command with `--json`: the pages read the reason here, not from stderr.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    pub error: String,
+    pub exit: u8,
+    pub kind: &'static str,
+}
+
+impl View for ErrorView {
+    /// Nothing: people read the error line on stderr.
+    fn human(&self) -> String {
+        String::new()
+    }
+}

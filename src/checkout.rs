@@ -121,7 +121,7 @@ fn classify_existing(
     now: i64,
 ) -> Existing {
     for record in records {
-        let same_amount = record.price == price;
+        let same_amount = record.order.price == price;
         match record.settlement {
             Settlement::Creating if same_amount => return Existing::Recover(record.id),
             Settlement::Crediting | Settlement::Sent if kind != DocKind::Refill => {
@@ -305,7 +305,10 @@ impl Creator<'_> {
                         store.journal(
                             None,
                             "create",
-                            &format!("guid {} unknown to BitPay; creating it again", record.guid),
+                            &format!(
+                                "guid {} unknown to BitPay; creating it again",
+                                record.order.guid
+                            ),
                             None,
                             clock::now_ms(),
                         )?;
@@ -322,7 +325,7 @@ impl Creator<'_> {
                     .context("open invoice without a BitPay id")?;
                 let fresh = self
                     .bitpay
-                    .invoice(&bitpay_id, record.token.expose())
+                    .invoice(&bitpay_id, record.order.token.expose())
                     .map_err(|e| self.token_error(e))?;
                 store.update_bitpay_status(
                     record.id,
@@ -409,18 +412,18 @@ impl Creator<'_> {
         };
         let email = customer.contact_email();
         let request = InvoiceRequest {
-            token: record.token.expose(),
-            price: json_number(record.price),
-            currency: &record.currency,
-            order_id: &record.order_id,
+            token: record.order.token.expose(),
+            price: json_number(record.order.price),
+            currency: &record.order.currency,
+            order_id: &record.order.order_id,
             item_desc: &document.description,
             pos_data: serde_json::to_string(&pos_data).expect("posData serializes"),
             notification_url: &settings.notification_url,
-            redirect_url: format!("{}?order={}", settings.redirect_url, record.order_id),
+            redirect_url: format!("{}?order={}", settings.redirect_url, record.order.order_id),
             transaction_speed: &settings.transaction_speed,
             full_notifications: true,
             extended_notifications: true,
-            guid: &record.guid,
+            guid: &record.order.guid,
             buyer: Buyer {
                 name: &customer.name,
                 email: email.contains('@').then_some(email),
@@ -436,7 +439,7 @@ impl Creator<'_> {
             Err(error) if error.is_temporary() => {
                 log::warn!(
                     "creating BitPay invoice {}: {error}; looking it up by guid",
-                    record.guid
+                    record.order.guid
                 );
                 let recovered = recovery::recover_by_guid(
                     store,
@@ -451,7 +454,7 @@ impl Creator<'_> {
                         store.journal(
                             None,
                             "create",
-                            &format!("guid {}: {error}; left for recovery", record.guid),
+                            &format!("guid {}: {error}; left for recovery", record.order.guid),
                             None,
                             clock::now_ms(),
                         )?;
@@ -462,11 +465,11 @@ impl Creator<'_> {
                 }
             }
             Err(error) => {
-                store.delete_creating(&record.guid)?;
+                store.delete_creating(&record.order.guid)?;
                 store.journal(
                     None,
                     "create",
-                    &format!("guid {}: BitPay refused: {error}", record.guid),
+                    &format!("guid {}: BitPay refused: {error}", record.order.guid),
                     None,
                     clock::now_ms(),
                 )?;
@@ -515,11 +518,12 @@ mod tests {
         price: &str,
         expires_at: i64,
     ) -> InvoiceRecord {
-        InvoiceRecord {
-            price: Decimal::from_str(price).unwrap(),
+        let mut record = InvoiceRecord {
             expires_at: Some(expires_at),
             ..InvoiceRecord::example(id, settlement, status)
-        }
+        };
+        record.order.price = Decimal::from_str(price).unwrap();
+        record
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub fn customer_view(record: &InvoiceRecord) -> CustomerView {
         _ if matches!(bitpay, "expired" | "invalid" | "declined") => ("Not paid / expired", "danger", "This BitPay invoice was not paid in time and has expired. You can start a new payment from your portal.", false),
         _ => ("Not paid yet", "warning", "BitPay has not reported a payment for this invoice yet. If you have just paid, this page updates by itself in a few seconds.", true),
     };
-    let number = record.doc_number.as_deref().unwrap_or("");
-    let what = match record.doc_kind {
+    let number = record.order.doc_number.as_deref().unwrap_or("");
+    let what = match record.order.doc_kind {
         DocKind::Refill => "Balance top-up".to_string(),
         DocKind::Invoice => format!("Invoice #{number}"),
         DocKind::Proforma => format!("Proforma invoice #{number}"),
@@ -49,10 +49,9 @@ mod tests {
     use super::*;
 
     fn record(settlement: Settlement, bitpay: &str, kind: DocKind) -> InvoiceRecord {
-        InvoiceRecord {
-            doc_kind: kind,
-            ..InvoiceRecord::example(1, settlement, bitpay)
-        }
+        let mut record = InvoiceRecord::example(1, settlement, bitpay);
+        record.order.doc_kind = kind;
+        record
     }
 
     #[test]

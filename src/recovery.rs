@@ -24,7 +24,7 @@ pub fn recover_by_guid(
     how: &str,
     record_it: bool,
 ) -> Result<Option<BitPayInvoice>, RecoveryError> {
-    let found = bitpay.invoice_by_guid(&record.guid, record.token.expose())?;
+    let found = bitpay.invoice_by_guid(&record.order.guid, record.order.token.expose())?;
     if let (Some(invoice), true) = (&found, record_it) {
         record_created(store, record, invoice, how)?;
     }
@@ -40,14 +40,14 @@ pub fn record_created(
 ) -> Result<(), crate::store::StoreError> {
     let summary = format!(
         "{how}: {} {} {} for customer {} ({}), token {}",
-        record.doc_kind.as_str(),
-        record.doc_number.as_deref().unwrap_or("-"),
-        format_amount(record.price, &record.currency),
-        record.customer_id,
-        record.order_id,
-        record.facade
+        record.order.doc_kind.as_str(),
+        record.order.doc_number.as_deref().unwrap_or("-"),
+        format_amount(record.order.price, &record.order.currency),
+        record.order.customer_id,
+        record.order.order_id,
+        record.order.facade
     );
-    store.mark_created(&record.guid, invoice, &summary, clock::now_ms())
+    store.mark_created(&record.order.guid, invoice, &summary, clock::now_ms())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +127,7 @@ pub fn adopt_by_id(
         // Our own attempt whose answer never arrived.
         let how = "recovered by guid: our own create whose answer never arrived";
         ctx.store
-            .mark_created(&existing.guid, &invoice, how, clock::now_ms())?;
+            .mark_created(&existing.order.guid, &invoice, how, clock::now_ms())?;
         return match ctx.store.invoice_by_bitpay_id(id)? {
             Some(record) => Ok(Adoption::Adopted(Box::new(record))),
             None => ignore("recovered by guid, but the record vanished"),

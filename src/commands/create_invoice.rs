@@ -78,8 +78,8 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     ctx.output.show(&Created {
         bitpay_invoice_id: done.invoice.id.clone(),
         url: done.invoice.url.clone(),
-        price: format_amount(done.record.price, &done.record.currency),
-        currency: done.record.currency.clone(),
+        price: format_amount(done.record.order.price, &done.record.order.currency),
+        currency: done.record.order.currency.clone(),
         status: done.invoice.status.clone(),
         reused: done.reused,
     });

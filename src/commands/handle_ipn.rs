@@ -116,7 +116,7 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     let verdict = match (&args.signature, &record) {
         (None, _) => "no signature header".to_string(),
         (Some(_), None) => "signature not checked (unknown invoice)".to_string(),
-        (Some(sig), Some(r)) if signature_matches(&body, r.token.expose(), sig) => {
+        (Some(sig), Some(r)) if signature_matches(&body, r.order.token.expose(), sig) => {
             "signature valid".to_string()
         }
         (Some(_), Some(_)) => {

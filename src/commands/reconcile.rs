@@ -162,7 +162,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         let name = record
             .bitpay_id
             .clone()
-            .unwrap_or_else(|| format!("guid {}", record.guid));
+            .unwrap_or_else(|| format!("guid {}", record.order.guid));
         let (label, detail) = match result {
             Ok(Outcome::AlreadyCredited) if record.settlement == Settlement::Credited => {
                 summary.watched += 1;
@@ -359,7 +359,7 @@ fn check_one(
         "recovered by guid during reconcile",
         !settler.dry_run,
     )
-    .with_context(|| format!("recovering invoice guid {}", record.guid))?;
+    .with_context(|| format!("recovering invoice guid {}", record.order.guid))?;
     let now = clock::now_ms();
     match found {
         Some(_) if settler.dry_run => Ok(Outcome::Pending),

@@ -30,7 +30,7 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
     if let Some(customer) = args.customer {
         // The result page's view: only the customer's own payments, and no journal of
         // ids they do not own.
-        records.retain(|r| r.customer_id == customer);
+        records.retain(|r| r.order.customer_id == customer);
         if records.is_empty() {
             return Err(Problem::NotFound(format!(
                 "no payment {id:?} of customer {customer} is known here"

@@ -123,9 +123,9 @@ impl Settler<'_> {
         let decision = decide(
             &Stored {
                 settlement: record.settlement,
-                order_id: &record.order_id,
-                price: record.price,
-                currency: &record.currency,
+                order_id: &record.order.order_id,
+                price: record.order.price,
+                currency: &record.order.currency,
             },
             &Fetched {
                 status: &fetched.status,
@@ -147,7 +147,7 @@ impl Settler<'_> {
 
     fn fetch(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<BitPayInvoice> {
         self.bitpay
-            .invoice(bitpay_id, record.token.expose())
+            .invoice(bitpay_id, record.order.token.expose())
             .or_else(|e| {
                 self.journal(bitpay_id, "fetch", &format!("fetch failed: {e}"), None)?;
                 Err(e).context(format!("fetching BitPay invoice {bitpay_id}"))
@@ -467,12 +467,12 @@ impl Settler<'_> {
     fn look_up_payments(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Found> {
         let mut ids: Vec<i64> = self
             .splynx
-            .payments_by_receipt(bitpay_id, record.customer_id)
+            .payments_by_receipt(bitpay_id, record.order.customer_id)
             .with_context(|| {
                 format!("looking up the Splynx payment for BitPay invoice {bitpay_id}")
             })?
             .into_iter()
-            .filter(|p| p.receipt_number == bitpay_id && p.customer_id == record.customer_id)
+            .filter(|p| p.receipt_number == bitpay_id && p.customer_id == record.order.customer_id)
             .map(|p| p.id)
             .collect();
         ids.sort_unstable();
@@ -533,8 +533,8 @@ impl Settler<'_> {
     ) -> Result<()> {
         let note = format!(
             "credited {} {} as Splynx payment {payment_id}{}",
-            format_amount(record.price, &record.currency),
-            record.currency,
+            format_amount(record.order.price, &record.order.currency),
+            record.order.currency,
             if adopted { " (found in Splynx)" } else { "" }
         );
         // Watched until BitPay says complete; a payment sent more than once is watched
@@ -565,23 +565,23 @@ impl Settler<'_> {
         };
         let mut transactions = fetched.transaction_ids();
         transactions.truncate(500);
-        let document = match (record.doc_kind, &record.doc_number) {
+        let document = match (record.order.doc_kind, &record.order.doc_number) {
             (DocKind::Refill, _) => "balance top-up".to_string(),
             (kind, Some(number)) => format!("{} #{number}", kind.as_str()),
             (kind, None) => kind.as_str().to_string(),
         };
         NewPayment {
-            customer_id: record.customer_id,
-            invoice_id: (record.doc_kind == DocKind::Invoice)
-                .then_some(record.doc_id)
+            customer_id: record.order.customer_id,
+            invoice_id: (record.order.doc_kind == DocKind::Invoice)
+                .then_some(record.order.doc_id)
                 .flatten(),
-            request_id: (record.doc_kind == DocKind::Proforma)
-                .then_some(record.doc_id)
+            request_id: (record.order.doc_kind == DocKind::Proforma)
+                .then_some(record.order.doc_id)
                 .flatten(),
             payment_type: self.config.splynx.payment_method_id,
             receipt_number: bitpay_id.to_string(),
             date: clock::local_date(),
-            amount: format_amount(record.price, &record.currency),
+            amount: format_amount(record.order.price, &record.order.currency),
             comment: format!("BitPay invoice {bitpay_id} ({coin}), {document}"),
             field_1: bitpay_id.to_string(),
             field_2: paid,

@@ -577,7 +577,7 @@ mod tests {
             .unwrap());
         let stored = store.invoice_by_bitpay_id("B1").unwrap().unwrap();
         assert_eq!(stored.settlement, Settlement::Credited);
-        assert_eq!(stored.price.to_string(), "51.61");
+        assert_eq!(stored.order.price.to_string(), "51.61");
         assert_eq!(stored.splynx_payment_id, Some(9));
     }
 }

@@ -128,5 +128,5 @@ mod webhook;
 pub use bitpay::BitPaySandbox;
 pub use faults::{FaultSpec, Faults, DEFAULT_FAIL_STATUS};
 pub use server::RecordedRequest;
-pub use splynx::SplynxSandbox;
+pub use splynx::{SplynxSandbox, ADDON_WEBHOOK_PATH};
 pub use webhook::Delivery;

@@ -4,6 +4,10 @@
 //! nonces), per-controller permissions, payment validation (422 bodies), exact decimal
 //! money, and invoice/proforma linking. With `set_loose_json(true)` it serves every
 //! number and boolean as a string, the way older Splynx versions do.
+//!
+//! The Splynx host also serves the add-on's webhook URL, [`ADDON_WEBHOOK_PATH`]: it answers
+//! every request with 400, as the add-on's shim answers a POST without a body (what
+//! `doctor` probes with); `set_webhook_status` makes it answer like a misconfigured proxy.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,6 +26,8 @@ use crate::util::{
 };
 
 const API_PREFIX: &str = "/api/2.0/";
+/// Where the add-on's webhook shim is reached on the Splynx host.
+pub const ADDON_WEBHOOK_PATH: &str = "/bitpay/ipn";
 
 /// Fields holding money: stored exactly, served as strings with 4 decimals.
 const MONEY_KEYS: &[&str] = &[
@@ -176,6 +182,8 @@ struct State {
     next_transaction_id: i64,
     /// Administrator sessions by session hash (`sash`): (id, role, partner id).
     admin_sessions: BTreeMap<String, (i64, String, i64)>,
+    /// What the add-on's webhook URL answers; `None` is the shim's 400.
+    webhook_status: Option<u16>,
 }
 
 impl State {
@@ -301,6 +309,11 @@ impl SplynxSandbox {
     /// Serves ids, numbers and booleans as strings (`"id":"5"`, `"is_active":"1"`).
     pub fn set_loose_json(&self, on: bool) {
         self.core.lock().loose_json = on;
+    }
+
+    /// Makes the add-on's webhook URL answer `status` instead of the shim's 400.
+    pub fn set_webhook_status(&self, status: u16) {
+        self.core.lock().webhook_status = Some(status);
     }
 
     /// Adds a customer (id, login, name, email, status, partner_id, billing_type, ...);
@@ -686,6 +699,9 @@ fn relative_path(path: &str) -> &str {
 
 impl Service for Core {
     fn handle(&self, req: &Incoming) -> Reply {
+        if req.path == ADDON_WEBHOOK_PATH {
+            return Reply::empty(self.lock().webhook_status.unwrap_or(400));
+        }
         let Some(relative) = req.path.strip_prefix(API_PREFIX) else {
             return not_found();
         };

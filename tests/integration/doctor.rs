@@ -1,91 +1,26 @@
 //! `doctor`: every check passes against the sandboxes; each failure we can provoke names
 //! its fix and makes the exit code non-zero.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use serde_json::Value;
+use splynx_bitpay_sandbox::ADDON_WEBHOOK_PATH;
 
 use crate::util::{Env, Run, API_SECRET};
 
-/// A loopback HTTP endpoint answering every request with one status: stands in for the
-/// public webhook URL (the IPN shim answers 400 to an empty body).
-struct Responder {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
+/// The add-on's webhook URL on the sandbox's Splynx host (it answers like the shim).
+fn webhook_url(env: &Env) -> String {
+    format!("{}{ADDON_WEBHOOK_PATH}", env.splynx.url())
 }
 
-impl Responder {
-    fn start(status: u16) -> Responder {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/bitpay/ipn", listener.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (hits2, stop2) = (hits.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    if answer(stream, status) {
-                        hits2.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            }
-        });
-        Responder { url, hits, stop }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(
-            self.url
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap(),
-        );
-    }
-}
-
-/// Reads one request; true when it was a POST with an empty body.
-fn answer(stream: TcpStream, status: u16) -> bool {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return false;
-    }
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    request_line.starts_with("POST ") && body.is_empty()
+/// How many empty POSTs (doctor's probe) reached the webhook URL.
+fn webhook_probes(env: &Env) -> usize {
+    env.splynx
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path() == ADDON_WEBHOOK_PATH && r.body.is_empty())
+        .count()
 }
 
 /// A loopback URL nothing listens on.
@@ -107,17 +42,16 @@ fn set_mode(path: &std::path::Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Paired, config 0600, webhook URL answering `webhook_status`.
-fn ready(webhook_status: u16) -> (Env, Responder) {
+/// Paired, config 0600, the webhook URL on the sandbox's Splynx host.
+fn ready() -> Env {
     let env = Env::new();
-    let responder = Responder::start(webhook_status);
     env.write_config(&with_notification_url(
         &env.default_config(),
-        &responder.url,
+        &webhook_url(&env),
     ));
     set_mode(&env.config_path(), 0o600);
     env.pair();
-    (env, responder)
+    env
 }
 
 /// The line of check `id`: "<tag>  <id> <message> → fix: <fix>".
@@ -147,7 +81,7 @@ fn status_of(run: &Run, id: &str) -> String {
 
 #[test]
 fn every_check_passes_on_a_good_installation() {
-    let (env, webhook) = ready(400);
+    let env = ready();
     let run = env.run(&["doctor"]);
     run.assert_code(0);
     assert!(run.stderr.is_empty(), "{run:#?}");
@@ -172,7 +106,7 @@ fn every_check_passes_on_a_good_installation() {
         .ends_with("All checks passed, 3 warnings."));
     assert!(line(&run, "bitpay.currency").contains("Localization"));
     assert!(line(&run, "bitpay.confirmations").contains("medium"));
-    assert_eq!(webhook.hits(), 1, "one empty POST to the webhook URL");
+    assert_eq!(webhook_probes(&env), 1, "one empty POST to the webhook URL");
     // The probes changed nothing in Splynx, and no secret was printed.
     assert_eq!(env.splynx.payment_count(), 0);
     assert!(!run.stdout.contains(API_SECRET));
@@ -195,7 +129,7 @@ fn every_check_passes_on_a_good_installation() {
 
 #[test]
 fn json_has_one_entry_per_check() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let run = env.run(&["doctor", "--json"]);
     run.assert_code(0);
     let json = run.json();
@@ -240,7 +174,7 @@ fn json_has_one_entry_per_check() {
 
 #[test]
 fn world_readable_config_fails_with_chmod_advice() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     set_mode(&env.config_path(), 0o644);
     let run = env.run(&["doctor"]);
     run.assert_code(78);
@@ -256,7 +190,7 @@ fn world_readable_config_fails_with_chmod_advice() {
 
 #[test]
 fn open_data_dir_and_key_fail() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     set_mode(&env.data_dir(), 0o755);
     let run = env.run(&["doctor"]);
     run.assert_code(78);
@@ -278,8 +212,10 @@ fn open_data_dir_and_key_fail() {
 #[test]
 fn not_paired_says_how_to_pair_and_creates_no_key() {
     let env = Env::new();
-    let webhook = Responder::start(400);
-    env.write_config(&with_notification_url(&env.default_config(), &webhook.url));
+    env.write_config(&with_notification_url(
+        &env.default_config(),
+        &webhook_url(&env),
+    ));
     set_mode(&env.config_path(), 0o600);
     // No data directory yet: doctor does not create one.
     let run = env.run(&["doctor"]);
@@ -299,7 +235,7 @@ fn not_paired_says_how_to_pair_and_creates_no_key() {
 
 #[test]
 fn splynx_refusing_payments_names_the_permission() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     env.splynx.deny("admin/finance/payments", "POST");
     let run = env.run(&["doctor"]);
     run.assert_code(78);
@@ -348,7 +284,7 @@ fn splynx_refusing_payments_names_the_permission() {
 
 #[test]
 fn a_wrong_api_secret_is_reported_once_with_its_fix() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace(API_SECRET, "wrong-secret"));
     let run = env.run(&["doctor"]);
@@ -359,7 +295,7 @@ fn a_wrong_api_secret_is_reported_once_with_its_fix() {
 
 #[test]
 fn a_missing_payment_method_lists_the_real_ones() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("payment_method_id = 7", "payment_method_id = 9"));
     let run = env.run(&["doctor"]);
@@ -374,9 +310,11 @@ fn a_missing_payment_method_lists_the_real_ones() {
 
 #[test]
 fn splynx_down_is_temporary() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let config = std::fs::read_to_string(env.config_path()).unwrap();
-    env.write_config(&config.replace(&env.splynx.url(), &closed_url()));
+    // The API only: the webhook URL lives on the same host and stays reachable.
+    let api = |host: &str| format!("{host}/api/");
+    env.write_config(&config.replace(&api(&env.splynx.url()), &api(&closed_url())));
     let run = env.run(&["doctor"]);
     run.assert_code(75);
     assert_fails(&run, "splynx.api", "unreachable", "reaches");
@@ -392,7 +330,7 @@ fn splynx_down_is_temporary() {
 
 #[test]
 fn bitpay_down_is_temporary() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace(&env.bitpay.url(), &closed_url()));
     let run = env.run(&["doctor"]);
@@ -410,7 +348,7 @@ fn bitpay_down_is_temporary() {
 
 #[test]
 fn a_test_token_on_production_is_caught() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&config.replace("environment = \"test\"", "environment = \"production\""));
     let run = env.run(&["doctor"]);
@@ -425,7 +363,7 @@ fn a_test_token_on_production_is_caught() {
 
 #[test]
 fn a_token_bitpay_does_not_know_is_caught() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     env.db()
         .execute("UPDATE tokens SET token = 'revoked-token-value'", [])
         .unwrap();
@@ -442,7 +380,7 @@ fn a_token_bitpay_does_not_know_is_caught() {
 
 #[test]
 fn the_webhook_url_must_answer_400() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     for (status, message) in [
         (200, "answers HTTP 200 to an empty POST, not 400"),
@@ -450,12 +388,12 @@ fn the_webhook_url_must_answer_400() {
         (502, "answers HTTP 502"),
         (301, "redirects (HTTP 301)"),
     ] {
-        let other = Responder::start(status);
-        env.write_config(&with_notification_url(&env.default_config(), &other.url));
+        env.splynx.set_webhook_status(status);
+        env.splynx.clear_requests();
         let run = env.run(&["doctor"]);
         run.assert_code(78);
         assert_fails(&run, "webhook.url", message, "");
-        assert_eq!(other.hits(), 1);
+        assert_eq!(webhook_probes(&env), 1);
     }
     let unreachable = format!("{}/bitpay/ipn", closed_url());
     env.write_config(&with_notification_url(&env.default_config(), &unreachable));
@@ -487,7 +425,7 @@ fn a_broken_or_missing_config_is_the_first_failure() {
 
 #[test]
 fn a_damaged_database_is_reported() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     let db = env.data_dir().join("state.db");
     std::fs::write(&db, b"this is not a database, just some bytes long enough").unwrap();
     let _ = std::fs::remove_file(env.data_dir().join("state.db-wal"));
@@ -502,7 +440,7 @@ fn a_damaged_database_is_reported() {
 #[test]
 #[ignore = "needs root (./test.sh as root runs it)"]
 fn as_root_it_runs_the_checks_as_the_data_owner() {
-    let (env, _webhook) = ready(400);
+    let env = ready();
     // nobody (65534) cannot even reach the config in root's private temp dir.
     std::os::unix::fs::chown(env.data_dir(), Some(65534), Some(65534)).unwrap();
     let run = env.run(&["doctor"]);

@@ -1,5 +1,11 @@
 //! Splynx API v2: signed client and lenient models.
+mod auth;
 pub mod client;
+mod error;
 pub mod model;
+#[cfg(test)]
+mod tests;
 
-pub use client::{NewPayment, SharedState, SplynxClient, SplynxError, StateError};
+pub use auth::{signature, SharedState, StateError};
+pub use client::{NewPayment, SplynxClient};
+pub use error::{Result, SplynxError};

@@ -1,144 +1,16 @@
-//! The admin's settings: TOML parsed strictly (unknown keys are errors) into `RawConfig`,
-//! then validated into typed `Config`. Every error names the file, the key and the problem.
+//! The TOML file parsed strictly (unknown keys are errors) into `RawConfig`, then validated
+//! into `Config`. Every error names the file, the key and the problem.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use url::Url;
 
+use super::*;
 use crate::money;
 use crate::secret::Secret;
-
-pub const DEFAULT_PATH: &str = "/etc/splynx-bitpay/config.toml";
-pub const ENV_VAR: &str = "SPLYNX_BITPAY_CONFIG";
-
-/// 15 minutes: far above any Splynx timeout, and above PHP's usual `max_execution_time`,
-/// so a request Splynx was still working on has committed (or died) by then.
-pub const DEFAULT_PAYMENT_GRACE_SECONDS: u64 = 900;
-
-/// Only the super administrator may change the pairing from the web by default: whoever
-/// pairs decides which BitPay account customers pay.
-pub const DEFAULT_PAIRING_ROLE: &str = "super-administrator";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source} (pass --config PATH or set {ENV_VAR})")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("config file {path}: key `{key}`: {message}")]
-    Invalid {
-        path: String,
-        key: String,
-        message: String,
-    },
-}
-
-impl ConfigError {
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::CONFIG
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    Test,
-    Production,
-}
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Test => "test",
-            Environment::Production => "production",
-        }
-    }
-
-    pub fn default_api_url(self) -> &'static str {
-        match self {
-            Environment::Test => "https://test.bitpay.com",
-            Environment::Production => "https://bitpay.com",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreditOn {
-    /// `confirmed` or `complete`.
-    Confirmed,
-    Complete,
-}
-
-/// How requests to the Splynx API authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplynxAuth {
-    /// One signed `admin/auth/tokens` call, then a shared 30-minute access token: requests
-    /// from many processes run in parallel.
-    AccessToken,
-    /// Every request signed with the next nonce; requests are serialized across processes
-    /// so the nonces reach Splynx in order.
-    Signature,
-}
-
-#[derive(Debug, Clone)]
-pub struct SplynxSettings {
-    pub url: String,
-    /// Always ends with `/`.
-    pub api_url: String,
-    pub api_key: String,
-    pub api_secret: Secret,
-    pub payment_method_id: i64,
-    pub auth: SplynxAuth,
-    pub timeout: Duration,
-    /// How long a payment POST whose outcome is unknown is only looked up, never sent again.
-    pub payment_grace: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct BitPaySettings {
-    pub environment: Environment,
-    /// No trailing slash.
-    pub api_url: String,
-    pub currency: String,
-    pub transaction_speed: String,
-    pub credit_on: CreditOn,
-    /// The admin accepted crediting at zero confirmations (`high` speed + `confirmed`).
-    pub allow_zero_confirmation: bool,
-    pub notification_url: String,
-    pub redirect_url: String,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct RefillSettings {
-    pub min: Decimal,
-    pub max: Decimal,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReconcileSettings {
-    pub concurrency: usize,
-    pub requests_per_second: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub path: PathBuf,
-    pub splynx: SplynxSettings,
-    pub bitpay: BitPaySettings,
-    pub refill: RefillSettings,
-    pub reconcile: ReconcileSettings,
-    pub data_dir: PathBuf,
-    /// Journal detail of final records older than this is pruned (the mapping is kept).
-    pub journal_retention_days: u32,
-    /// Splynx administrator roles that may change the pairing from the admin page.
-    pub pairing_roles: Vec<String>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,13 +75,6 @@ struct RawStorage {
 struct RawReconcile {
     concurrency: Option<usize>,
     requests_per_second: Option<u32>,
-}
-
-/// Which file to read: `--config`, else `$SPLYNX_BITPAY_CONFIG`, else the default path.
-pub fn resolve_path(flag: Option<&Path>, env_value: Option<&str>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| env_value.filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
 }
 
 impl Config {
@@ -499,7 +364,7 @@ fn timeout(
 }
 
 /// An http(s) URL used as a base for paths: no trailing slash, no query or fragment.
-fn base_url(text: &str) -> Result<String, String> {
+pub(super) fn base_url(text: &str) -> Result<String, String> {
     if text.ends_with('/') {
         return Err(format!(
             "\"{text}\" must not end with a slash (write \"{}\")",
@@ -514,7 +379,7 @@ fn base_url(text: &str) -> Result<String, String> {
     Ok(url)
 }
 
-fn absolute_url(text: &str) -> Result<String, String> {
+pub(super) fn absolute_url(text: &str) -> Result<String, String> {
     let parsed = Url::parse(text).map_err(|e| format!("\"{text}\" is not a valid URL ({e})"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!(
@@ -525,7 +390,7 @@ fn absolute_url(text: &str) -> Result<String, String> {
 }
 
 /// `http://` to anything but this machine (127.0.0.0/8, ::1, localhost).
-fn is_plain_http_off_host(text: &str) -> bool {
+pub(super) fn is_plain_http_off_host(text: &str) -> bool {
     let Ok(url) = Url::parse(text) else {
         return false;
     };
@@ -538,7 +403,7 @@ fn is_plain_http_off_host(text: &str) -> bool {
     url.scheme() == "http" && !loopback
 }
 
-fn refill_amount(
+pub(super) fn refill_amount(
     value: Option<toml::Value>,
     default: &str,
     currency: &str,
@@ -561,225 +426,4 @@ fn refill_amount(
         return Err(format!("\"{text}\" is negative; amounts must be positive"));
     }
     money::parse_amount(&text, currency).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-[splynx]
-url = "https://splynx.example.com"
-api_key = "k"
-api_secret = "s"
-payment_method_id = 7
-
-[bitpay]
-environment = "test"
-currency = "USD"
-
-[storage]
-data_dir = "/var/lib/splynx-bitpay"
-"#;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("/etc/x.toml"), text)
-    }
-
-    fn error(text: &str) -> String {
-        parse(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn defaults_follow_the_contract() {
-        let config = parse(GOOD).unwrap();
-        assert_eq!(config.splynx.api_url, "https://splynx.example.com/api/2.0/");
-        assert_eq!(config.bitpay.api_url, "https://test.bitpay.com");
-        assert_eq!(
-            config.bitpay.notification_url,
-            "https://splynx.example.com/bitpay/ipn"
-        );
-        assert_eq!(
-            config.bitpay.redirect_url,
-            "https://splynx.example.com/bitpay/result"
-        );
-        assert_eq!(config.bitpay.transaction_speed, "medium");
-        assert_eq!(config.bitpay.credit_on, CreditOn::Confirmed);
-        assert_eq!(config.refill.min.to_string(), "1.00");
-        assert_eq!(config.refill.max.to_string(), "5000.00");
-        assert_eq!(config.reconcile.concurrency, 8);
-        assert!(!format!("{config:?}").contains("api_secret: \"s\""));
-    }
-
-    #[test]
-    fn errors_name_file_key_and_problem() {
-        let unknown = error(&GOOD.replace("currency = \"USD\"", "currency = \"USD\"\ncolour = 1"));
-        assert!(
-            unknown.contains("/etc/x.toml") && unknown.contains("colour"),
-            "{unknown}"
-        );
-        let slash = error(&GOOD.replace("example.com\"", "example.com/\""));
-        assert!(
-            slash.contains("splynx.url") && slash.contains("slash"),
-            "{slash}"
-        );
-        let env = error(&GOOD.replace("\"test\"", "\"prod\""));
-        assert!(
-            env.contains("bitpay.environment") && env.contains("prod"),
-            "{env}"
-        );
-        let url = error(&GOOD.replace("https://splynx.example.com", "ftp://x"));
-        assert!(url.contains("splynx.url"), "{url}");
-        let neg = error(&format!("{GOOD}\n[refill]\nmin = \"-1\"\n"));
-        assert!(
-            neg.contains("refill.min") && neg.contains("negative"),
-            "{neg}"
-        );
-        let float = error(&format!("{GOOD}\n[refill]\nmax = 10.5\n"));
-        assert!(
-            float.contains("refill.max") && float.contains("quoted"),
-            "{float}"
-        );
-        let order = error(&format!("{GOOD}\n[refill]\nmin = \"10\"\nmax = \"5\"\n"));
-        assert!(order.contains("refill.min"), "{order}");
-        let rel = error(&GOOD.replace("/var/lib/splynx-bitpay", "data"));
-        assert!(
-            rel.contains("storage.data_dir") && rel.contains("absolute"),
-            "{rel}"
-        );
-        let method = error(&GOOD.replace("= 7", "= 0"));
-        assert!(method.contains("payment_method_id"), "{method}");
-        let missing = error(&GOOD.replace("api_key = \"k\"\n", ""));
-        assert!(missing.contains("api_key"), "{missing}");
-        let credit = error(&GOOD.replace(
-            "currency = \"USD\"",
-            "currency = \"USD\"\ncredit_on = \"paid\"",
-        ));
-        assert!(credit.contains("bitpay.credit_on"), "{credit}");
-        let grace = error(&GOOD.replace(
-            "payment_method_id = 7",
-            "payment_method_id = 7\ntimeout_seconds = 60\npayment_grace_seconds = 60",
-        ));
-        assert!(
-            grace.contains("splynx.payment_grace_seconds") && grace.contains("longer"),
-            "{grace}"
-        );
-    }
-
-    #[test]
-    fn production_refuses_plain_http_except_loopback() {
-        let production = GOOD.replace("\"test\"", "\"production\"");
-        parse(&production).unwrap();
-        let splynx = error(&production.replace("https://splynx", "http://splynx"));
-        assert!(
-            splynx.contains("splynx.url") && splynx.contains("unencrypted"),
-            "{splynx}"
-        );
-        for (key, line) in [
-            ("splynx.api_url", "api_url = \"http://10.0.0.5/api/2.0/\""),
-            (
-                "bitpay.notification_url",
-                "notification_url = \"http://isp.example/bitpay/ipn\"",
-            ),
-        ] {
-            let section = if key.starts_with("splynx") {
-                "[splynx]"
-            } else {
-                "[bitpay]"
-            };
-            let text = production.replace(section, &format!("{section}\n{line}"));
-            let e = error(&text);
-            assert!(e.contains(key) && e.contains("https://"), "{e}");
-        }
-        let bitpay =
-            error(&production.replace("[bitpay]", "[bitpay]\napi_url = \"http://btcpay.example\""));
-        assert!(bitpay.contains("bitpay.api_url"), "{bitpay}");
-        // This machine is fine: a sandbox, a local BTCPay, a local Splynx API.
-        for local in [
-            "http://127.0.0.1:8080",
-            "http://localhost:8080",
-            "http://[::1]:8080",
-        ] {
-            parse(&production.replace("[bitpay]", &format!("[bitpay]\napi_url = \"{local}\"")))
-                .unwrap();
-        }
-        // The test environment keeps accepting http (doctor warns about it).
-        parse(&GOOD.replace("https://splynx", "http://splynx")).unwrap();
-    }
-
-    #[test]
-    fn zero_confirmation_crediting_is_a_conscious_choice() {
-        let risky = GOOD.replace(
-            "currency = \"USD\"",
-            "currency = \"USD\"\ntransaction_speed = \"high\"",
-        );
-        let refused = error(&risky);
-        assert!(
-            refused.contains("bitpay.transaction_speed")
-                && refused.contains("zero confirmations")
-                && refused.contains("allow_zero_confirmation"),
-            "{refused}"
-        );
-        let accepted = parse(&risky.replace(
-            "transaction_speed = \"high\"",
-            "transaction_speed = \"high\"\nallow_zero_confirmation = true",
-        ))
-        .unwrap();
-        assert!(accepted.bitpay.allow_zero_confirmation);
-        // Only on complete: BitPay's own settlement point, no risk to accept.
-        parse(&risky.replace(
-            "transaction_speed = \"high\"",
-            "transaction_speed = \"high\"\ncredit_on = \"complete\"",
-        ))
-        .unwrap();
-        let config = parse(GOOD).unwrap();
-        assert_eq!(config.splynx.payment_grace, Duration::from_secs(900));
-    }
-
-    #[test]
-    fn the_shipped_example_is_valid_and_complete() {
-        let config = parse(include_str!("../examples/config.toml")).unwrap();
-        assert_eq!(config.splynx.payment_method_id, 7);
-        assert_eq!(config.reconcile.requests_per_second, 400);
-    }
-
-    #[test]
-    fn path_resolution_order() {
-        assert_eq!(
-            resolve_path(Some(Path::new("/a")), Some("/b")),
-            PathBuf::from("/a")
-        );
-        assert_eq!(resolve_path(None, Some("/b")), PathBuf::from("/b"));
-        assert_eq!(resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
-    }
-
-    mod properties {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(3000))]
-
-            #[test]
-            fn arbitrary_text_never_panics(text in "\\PC{0,600}") {
-                let _ = parse(&text);
-            }
-
-            /// Damage the valid config one line at a time: it either still loads or the
-            /// error names the file.
-            #[test]
-            fn damaged_configs_fail_with_the_file_named(
-                line in 0usize..20,
-                replacement in "[a-z_\\[\\]=\" ./:0-9-]{0,40}",
-            ) {
-                let mut lines: Vec<String> = GOOD.lines().map(str::to_string).collect();
-                let at = line % lines.len();
-                lines[at] = replacement;
-                match parse(&lines.join("\n")) {
-                    Ok(config) => prop_assert!(config.data_dir.is_absolute()),
-                    Err(e) => prop_assert!(e.to_string().starts_with("config file /etc/x.toml"), "{}", e),
-                }
-            }
-        }
-    }
 }

@@ -1,0 +1,219 @@
+//! The config's validation rules, one test per rule.
+
+use super::*;
+
+const GOOD: &str = r#"
+[splynx]
+url = "https://splynx.example.com"
+api_key = "k"
+api_secret = "s"
+payment_method_id = 7
+
+[bitpay]
+environment = "test"
+currency = "USD"
+
+[storage]
+data_dir = "/var/lib/splynx-bitpay"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/x.toml"), text)
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_follow_the_contract() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.splynx.api_url, "https://splynx.example.com/api/2.0/");
+    assert_eq!(config.bitpay.api_url, "https://test.bitpay.com");
+    assert_eq!(
+        config.bitpay.notification_url,
+        "https://splynx.example.com/bitpay/ipn"
+    );
+    assert_eq!(
+        config.bitpay.redirect_url,
+        "https://splynx.example.com/bitpay/result"
+    );
+    assert_eq!(config.bitpay.transaction_speed, "medium");
+    assert_eq!(config.bitpay.credit_on, CreditOn::Confirmed);
+    assert_eq!(config.refill.min.to_string(), "1.00");
+    assert_eq!(config.refill.max.to_string(), "5000.00");
+    assert_eq!(config.reconcile.concurrency, 8);
+    assert!(!format!("{config:?}").contains("api_secret: \"s\""));
+}
+
+#[test]
+fn errors_name_file_key_and_problem() {
+    let unknown = error(&GOOD.replace("currency = \"USD\"", "currency = \"USD\"\ncolour = 1"));
+    assert!(
+        unknown.contains("/etc/x.toml") && unknown.contains("colour"),
+        "{unknown}"
+    );
+    let slash = error(&GOOD.replace("example.com\"", "example.com/\""));
+    assert!(
+        slash.contains("splynx.url") && slash.contains("slash"),
+        "{slash}"
+    );
+    let env = error(&GOOD.replace("\"test\"", "\"prod\""));
+    assert!(
+        env.contains("bitpay.environment") && env.contains("prod"),
+        "{env}"
+    );
+    let url = error(&GOOD.replace("https://splynx.example.com", "ftp://x"));
+    assert!(url.contains("splynx.url"), "{url}");
+    let neg = error(&format!("{GOOD}\n[refill]\nmin = \"-1\"\n"));
+    assert!(
+        neg.contains("refill.min") && neg.contains("negative"),
+        "{neg}"
+    );
+    let float = error(&format!("{GOOD}\n[refill]\nmax = 10.5\n"));
+    assert!(
+        float.contains("refill.max") && float.contains("quoted"),
+        "{float}"
+    );
+    let order = error(&format!("{GOOD}\n[refill]\nmin = \"10\"\nmax = \"5\"\n"));
+    assert!(order.contains("refill.min"), "{order}");
+    let rel = error(&GOOD.replace("/var/lib/splynx-bitpay", "data"));
+    assert!(
+        rel.contains("storage.data_dir") && rel.contains("absolute"),
+        "{rel}"
+    );
+    let method = error(&GOOD.replace("= 7", "= 0"));
+    assert!(method.contains("payment_method_id"), "{method}");
+    let missing = error(&GOOD.replace("api_key = \"k\"\n", ""));
+    assert!(missing.contains("api_key"), "{missing}");
+    let credit = error(&GOOD.replace(
+        "currency = \"USD\"",
+        "currency = \"USD\"\ncredit_on = \"paid\"",
+    ));
+    assert!(credit.contains("bitpay.credit_on"), "{credit}");
+    let grace = error(&GOOD.replace(
+        "payment_method_id = 7",
+        "payment_method_id = 7\ntimeout_seconds = 60\npayment_grace_seconds = 60",
+    ));
+    assert!(
+        grace.contains("splynx.payment_grace_seconds") && grace.contains("longer"),
+        "{grace}"
+    );
+}
+
+#[test]
+fn production_refuses_plain_http_except_loopback() {
+    let production = GOOD.replace("\"test\"", "\"production\"");
+    parse(&production).unwrap();
+    let splynx = error(&production.replace("https://splynx", "http://splynx"));
+    assert!(
+        splynx.contains("splynx.url") && splynx.contains("unencrypted"),
+        "{splynx}"
+    );
+    for (key, line) in [
+        ("splynx.api_url", "api_url = \"http://10.0.0.5/api/2.0/\""),
+        (
+            "bitpay.notification_url",
+            "notification_url = \"http://isp.example/bitpay/ipn\"",
+        ),
+    ] {
+        let section = if key.starts_with("splynx") {
+            "[splynx]"
+        } else {
+            "[bitpay]"
+        };
+        let text = production.replace(section, &format!("{section}\n{line}"));
+        let e = error(&text);
+        assert!(e.contains(key) && e.contains("https://"), "{e}");
+    }
+    let bitpay =
+        error(&production.replace("[bitpay]", "[bitpay]\napi_url = \"http://btcpay.example\""));
+    assert!(bitpay.contains("bitpay.api_url"), "{bitpay}");
+    // This machine is fine: a sandbox, a local BTCPay, a local Splynx API.
+    for local in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ] {
+        parse(&production.replace("[bitpay]", &format!("[bitpay]\napi_url = \"{local}\"")))
+            .unwrap();
+    }
+    // The test environment keeps accepting http (doctor warns about it).
+    parse(&GOOD.replace("https://splynx", "http://splynx")).unwrap();
+}
+
+#[test]
+fn zero_confirmation_crediting_is_a_conscious_choice() {
+    let risky = GOOD.replace(
+        "currency = \"USD\"",
+        "currency = \"USD\"\ntransaction_speed = \"high\"",
+    );
+    let refused = error(&risky);
+    assert!(
+        refused.contains("bitpay.transaction_speed")
+            && refused.contains("zero confirmations")
+            && refused.contains("allow_zero_confirmation"),
+        "{refused}"
+    );
+    let accepted = parse(&risky.replace(
+        "transaction_speed = \"high\"",
+        "transaction_speed = \"high\"\nallow_zero_confirmation = true",
+    ))
+    .unwrap();
+    assert!(accepted.bitpay.allow_zero_confirmation);
+    // Only on complete: BitPay's own settlement point, no risk to accept.
+    parse(&risky.replace(
+        "transaction_speed = \"high\"",
+        "transaction_speed = \"high\"\ncredit_on = \"complete\"",
+    ))
+    .unwrap();
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.splynx.payment_grace, Duration::from_secs(900));
+}
+
+#[test]
+fn the_shipped_example_is_valid_and_complete() {
+    let config = parse(include_str!("../../examples/config.toml")).unwrap();
+    assert_eq!(config.splynx.payment_method_id, 7);
+    assert_eq!(config.reconcile.requests_per_second, 400);
+}
+
+#[test]
+fn path_resolution_order() {
+    assert_eq!(
+        resolve_path(Some(Path::new("/a")), Some("/b")),
+        PathBuf::from("/a")
+    );
+    assert_eq!(resolve_path(None, Some("/b")), PathBuf::from("/b"));
+    assert_eq!(resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,600}") {
+            let _ = parse(&text);
+        }
+
+        /// Damage the valid config one line at a time: it either still loads or the
+        /// error names the file.
+        #[test]
+        fn damaged_configs_fail_with_the_file_named(
+            line in 0usize..20,
+            replacement in "[a-z_\\[\\]=\" ./:0-9-]{0,40}",
+        ) {
+            let mut lines: Vec<String> = GOOD.lines().map(str::to_string).collect();
+            let at = line % lines.len();
+            lines[at] = replacement;
+            match parse(&lines.join("\n")) {
+                Ok(config) => prop_assert!(config.data_dir.is_absolute()),
+                Err(e) => prop_assert!(e.to_string().starts_with("config file /etc/x.toml"), "{}", e),
+            }
+        }
+    }
+}

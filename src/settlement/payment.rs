@@ -1,0 +1,333 @@
+//! The Splynx side of settling: finish an interrupted credit, look the payment up by
+//! receipt number, send it once (recorded as sent first), respect the grace period while
+//! an outcome is unknown, and hold duplicates with every id.
+
+use anyhow::{Context as _, Result};
+
+use super::*;
+
+impl Settler<'_> {
+    /// A run that died, or gave up waiting for Splynx, while crediting: Splynx decides
+    /// before anything else is done.
+    pub(super) fn finish_interrupted(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+        decision: Decision,
+    ) -> Result<Outcome> {
+        match self.look_up_payments(record, bitpay_id)? {
+            Found::One(payment_id) => {
+                if !self.dry_run {
+                    self.finish_credit(record, bitpay_id, fetched, payment_id, true)?;
+                }
+                return Ok(Outcome::Credited {
+                    payment_id,
+                    adopted: true,
+                });
+            }
+            Found::Several(ids) => return self.hold_duplicates(record, bitpay_id, &ids),
+            Found::Nothing => {}
+        }
+        self.refuse_while_in_grace(record, bitpay_id)?;
+        self.record_check(record, bitpay_id, fetched, &decision)?;
+        if decision == Decision::Credit {
+            return if self.dry_run {
+                Ok(Outcome::Credited {
+                    payment_id: 0,
+                    adopted: false,
+                })
+            } else {
+                self.send_payment(record, bitpay_id, fetched)
+            };
+        }
+        // No payment in Splynx and nothing to credit: back to where BitPay says it is.
+        if !self.dry_run {
+            self.store.set_settlement(
+                record.id,
+                Settlement::Open,
+                Some("no payment in Splynx"),
+                clock::now_ms(),
+            )?;
+        }
+        self.apply(record, bitpay_id, fetched, decision)
+    }
+
+    /// A payment sent less than `payment_grace` ago may still be committed by Splynx:
+    /// until then it is only looked up (exit 75: BitPay and cron try again).
+    fn refuse_while_in_grace(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<()> {
+        let Some(sent_at) = record.payment_sent_at else {
+            return Ok(());
+        };
+        let until = sent_at + self.config.splynx.payment_grace.as_millis() as i64;
+        if record.settlement != Settlement::Sent || clock::now_ms() >= until {
+            return Ok(());
+        }
+        let message = format!(
+            "the Splynx payment for BitPay invoice {bitpay_id} was sent at {} and its outcome is unknown; it is only looked up, not sent again, until {} (splynx.payment_grace_seconds)",
+            clock::datetime_of(sent_at),
+            clock::datetime_of(until)
+        );
+        self.journal(bitpay_id, "decision", &format!("waiting: {message}"), None)?;
+        Err(Problem::Temporary(message).into())
+    }
+
+    /// Exactly once: mark "crediting", look the payment up in Splynx, create it only if
+    /// absent, record its id.
+    pub(super) fn credit(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+    ) -> Result<Outcome> {
+        self.store
+            .set_settlement(record.id, Settlement::Crediting, None, clock::now_ms())?;
+        match self.look_up_payments(record, bitpay_id)? {
+            Found::One(payment_id) => {
+                self.finish_credit(record, bitpay_id, fetched, payment_id, true)?;
+                Ok(Outcome::Credited {
+                    payment_id,
+                    adopted: true,
+                })
+            }
+            Found::Several(ids) => self.hold_duplicates(record, bitpay_id, &ids),
+            Found::Nothing => self.send_payment(record, bitpay_id, fetched),
+        }
+    }
+
+    /// Records the POST as sent, then sends it. Only a reply that proves Splynx did not
+    /// apply it (a refusal, or a connection never made) makes it safe to send again soon.
+    fn send_payment(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+    ) -> Result<Outcome> {
+        let payment = self.payment_for(record, bitpay_id, fetched);
+        let request = serde_json::to_string(&payment).unwrap_or_default();
+        let now = clock::now_ms();
+        {
+            let tx = self.store.begin()?;
+            if let Some(sent_at) = record.payment_sent_at {
+                self.store.journal(
+                    Some(bitpay_id),
+                    "decision",
+                    &format!(
+                        "the payment sent at {} has not appeared in Splynx within the grace period ({} s): sending it again",
+                        clock::datetime_of(sent_at),
+                        self.config.splynx.payment_grace.as_secs()
+                    ),
+                    None,
+                    now,
+                )?;
+            }
+            self.store.mark_payment_sent(record.id, now)?;
+            self.store.journal(
+                Some(bitpay_id),
+                "splynx",
+                "POST admin/finance/payments: sending",
+                Some(&request),
+                now,
+            )?;
+            tx.commit().map_err(crate::store::StoreError::from)?;
+        }
+        match self.splynx.create_payment(&payment) {
+            Ok(payment_id) => {
+                self.journal(
+                    bitpay_id,
+                    "splynx",
+                    &format!("POST admin/finance/payments → 201, payment {payment_id}"),
+                    None,
+                )?;
+                let sent = InvoiceRecord {
+                    payment_attempts: record.payment_attempts + 1,
+                    ..record.clone()
+                };
+                self.finish_credit(&sent, bitpay_id, fetched, payment_id, false)?;
+                Ok(Outcome::Credited {
+                    payment_id,
+                    adopted: false,
+                })
+            }
+            Err(SplynxError::Validation { message, body }) => {
+                let note = format!("Splynx refused the payment (HTTP 422): {message}");
+                self.journal(
+                    bitpay_id,
+                    "splynx",
+                    &format!("POST admin/finance/payments → 422: {message}"),
+                    Some(&format!("response {body}")),
+                )?;
+                self.store
+                    .mark_payment_not_sent(record.id, clock::now_ms())?;
+                self.hold(record, HoldKind::Review, &note, &[])?;
+                Ok(Outcome::Review(note))
+            }
+            Err(e) if e.outcome_unknown() => {
+                let until = now + self.config.splynx.payment_grace.as_millis() as i64;
+                self.journal(
+                    bitpay_id,
+                    "splynx",
+                    &format!(
+                        "POST admin/finance/payments: outcome unknown ({e}); looked up, not sent again, until {}",
+                        clock::datetime_of(until)
+                    ),
+                    None,
+                )?;
+                Err(anyhow::Error::new(e).context(Problem::Temporary(format!(
+                    "the Splynx payment for BitPay invoice {bitpay_id} may or may not have been made; later runs look it up and send it again only after {}",
+                    clock::datetime_of(until)
+                ))))
+            }
+            Err(e) => {
+                // Provably not applied: the next run looks it up and sends it again.
+                self.journal(
+                    bitpay_id,
+                    "splynx",
+                    &format!("POST admin/finance/payments failed, not applied: {e}"),
+                    None,
+                )?;
+                self.store
+                    .mark_payment_not_sent(record.id, clock::now_ms())?;
+                Err(e).context(format!(
+                    "creating the Splynx payment for BitPay invoice {bitpay_id}"
+                ))
+            }
+        }
+    }
+
+    /// Splynx's payments with our receipt number (for this customer).
+    pub(super) fn look_up_payments(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+    ) -> Result<Found> {
+        let mut ids: Vec<i64> = self
+            .splynx
+            .payments_by_receipt(bitpay_id, record.order.customer_id)
+            .with_context(|| {
+                format!("looking up the Splynx payment for BitPay invoice {bitpay_id}")
+            })?
+            .into_iter()
+            .filter(|p| p.receipt_number == bitpay_id && p.customer_id == record.order.customer_id)
+            .map(|p| p.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let (summary, found) = match ids.as_slice() {
+            [] => ("none".to_string(), Found::Nothing),
+            [one] => (format!("found payment {one}"), Found::One(*one)),
+            several => (
+                format!("found {} payments: {}", several.len(), join_ids(several)),
+                Found::Several(ids.clone()),
+            ),
+        };
+        self.journal(
+            bitpay_id,
+            "splynx",
+            &format!("GET admin/finance/payments?receipt_number → {summary}"),
+            None,
+        )?;
+        Ok(found)
+    }
+
+    pub(super) fn hold_duplicates(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        ids: &[i64],
+    ) -> Result<Outcome> {
+        let note = format!(
+            "{} Splynx payments carry receipt number {bitpay_id} (payments {}): one BitPay payment is credited more than once. Nothing was deleted: keep one, delete the others in Splynx (Finance → Payments), then run `splynx-bitpay resolve {bitpay_id}`",
+            ids.len(),
+            join_ids(ids)
+        );
+        self.hold(record, HoldKind::Duplicate, &note, ids)?;
+        Ok(Outcome::Review(note))
+    }
+
+    pub(super) fn hold(
+        &self,
+        record: &InvoiceRecord,
+        kind: HoldKind,
+        note: &str,
+        ids: &[i64],
+    ) -> Result<()> {
+        if !self.dry_run {
+            let newly = self.store.hold(record, kind, note, ids, clock::now_ms())?;
+            if newly {
+                log::warn!(
+                    "{}: {}: {note}",
+                    record.bitpay_id.as_deref().unwrap_or("?"),
+                    kind.as_str()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_credit(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+        payment_id: i64,
+        adopted: bool,
+    ) -> Result<()> {
+        let note = format!(
+            "credited {} {} as Splynx payment {payment_id}{}",
+            format_amount(record.order.price, &record.order.currency),
+            record.order.currency,
+            if adopted { " (found in Splynx)" } else { "" }
+        );
+        // Watched until BitPay says complete; a payment sent more than once is watched
+        // even then, so a late duplicate is still seen.
+        let now = clock::now_ms();
+        let watch =
+            (fetched.status != "complete" || record.payment_attempts > 1).then_some(now + WATCH_MS);
+        self.store
+            .mark_credited(record.id, payment_id, &note, watch, now)?;
+        self.journal(bitpay_id, "decision", &note, None)
+    }
+
+    fn payment_for(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        fetched: &BitPayInvoice,
+    ) -> NewPayment {
+        let coin = if fetched.transaction_currency.is_empty() {
+            "crypto".to_string()
+        } else {
+            fetched.transaction_currency.clone()
+        };
+        let paid = if fetched.display_amount_paid.is_empty() {
+            coin.clone()
+        } else {
+            format!("{} {coin}", fetched.display_amount_paid)
+        };
+        let mut transactions = fetched.transaction_ids();
+        transactions.truncate(500);
+        let document = match (record.order.doc_kind, &record.order.doc_number) {
+            (DocKind::Refill, _) => "balance top-up".to_string(),
+            (kind, Some(number)) => format!("{} #{number}", kind.as_str()),
+            (kind, None) => kind.as_str().to_string(),
+        };
+        NewPayment {
+            customer_id: record.order.customer_id,
+            invoice_id: (record.order.doc_kind == DocKind::Invoice)
+                .then_some(record.order.doc_id)
+                .flatten(),
+            request_id: (record.order.doc_kind == DocKind::Proforma)
+                .then_some(record.order.doc_id)
+                .flatten(),
+            payment_type: self.config.splynx.payment_method_id,
+            receipt_number: bitpay_id.to_string(),
+            date: clock::local_date(),
+            amount: format_amount(record.order.price, &record.order.currency),
+            comment: format!("BitPay invoice {bitpay_id} ({coin}), {document}"),
+            field_1: bitpay_id.to_string(),
+            field_2: paid,
+            field_3: transactions,
+        }
+    }
+}

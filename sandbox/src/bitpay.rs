@@ -109,6 +109,17 @@ struct StoredInvoice {
     api_token: String,
 }
 
+impl StoredInvoice {
+    /// A string field, empty when absent.
+    fn text(&self, key: &str) -> String {
+        self.data
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
 #[derive(Default)]
 struct State {
     tokens: Vec<ApiToken>,
@@ -133,13 +144,23 @@ impl State {
             .and_then(|at| self.invoices.get(*at))
     }
 
+    /// A fresh 7-character pairing code, neither a dashboard code nor a requested one.
+    fn unused_pairing_code(&self) -> String {
+        loop {
+            let code = random_string(ALNUM, 7);
+            let taken = self.server_codes.contains_key(&code)
+                || self
+                    .tokens
+                    .iter()
+                    .any(|t| t.pairing_code.as_deref() == Some(&code));
+            if !taken {
+                return code;
+            }
+        }
+    }
+
     fn push_invoice(&mut self, invoice: StoredInvoice) {
-        let id = invoice
-            .data
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let id = invoice.text("id");
         self.invoice_index.insert(id, self.invoices.len());
         self.invoices.push(invoice);
     }
@@ -459,25 +480,16 @@ impl Core {
 
     fn new_server_code(&self, production: bool) -> String {
         let mut state = self.lock();
-        loop {
-            let code = random_string(ALNUM, 7);
-            if !state.server_codes.contains_key(&code)
-                && !state
-                    .tokens
-                    .iter()
-                    .any(|t| t.pairing_code.as_deref() == Some(&code))
-            {
-                state.server_codes.insert(
-                    code.clone(),
-                    ServerCode {
-                        production,
-                        used: false,
-                        expires_ms: now_ms() + PAIRING_LIFETIME_MS,
-                    },
-                );
-                return code;
-            }
-        }
+        let code = state.unused_pairing_code();
+        state.server_codes.insert(
+            code.clone(),
+            ServerCode {
+                production,
+                used: false,
+                expires_ms: now_ms() + PAIRING_LIFETIME_MS,
+            },
+        );
+        code
     }
 
     fn expire_pairing_code(&self, code: &str) -> Result<(), String> {
@@ -600,17 +612,7 @@ impl Core {
             Some(_) => return plain_error(400, "Invalid facade"),
         };
         let token = random_string(BASE58, 44);
-        let code = loop {
-            let code = random_string(ALNUM, 7);
-            if !state.server_codes.contains_key(&code)
-                && !state
-                    .tokens
-                    .iter()
-                    .any(|t| t.pairing_code.as_deref() == Some(&code))
-            {
-                break code;
-            }
-        };
+        let code = state.unused_pairing_code();
         state.tokens.push(ApiToken {
             token: token.clone(),
             facade: facade.clone(),
@@ -925,12 +927,7 @@ impl Core {
     fn refund(&self, id: &str) -> Result<String, String> {
         let refund_id = random_string(BASE58, 22);
         self.with_invoice(id, |inv| {
-            let status = inv
-                .data
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let status = inv.text("status");
             match status.as_str() {
                 // "When used on a confirmed invoice - invoice will decline".
                 "confirmed" => {
@@ -1275,6 +1272,26 @@ struct CheckedInvoice {
     usd: Decimal,
 }
 
+/// Invoice request parameters that must be strings, and those that must be booleans; both
+/// are stored as given.
+const TEXT_PARAMETERS: [&str; 9] = [
+    "orderId",
+    "itemDesc",
+    "itemCode",
+    "posData",
+    "guid",
+    "notificationURL",
+    "notificationEmail",
+    "redirectURL",
+    "closeURL",
+];
+const FLAG_PARAMETERS: [&str; 4] = [
+    "fullNotifications",
+    "extendedNotifications",
+    "autoRedirect",
+    "physical",
+];
+
 fn validate_invoice_request(body: &Map<String, Value>) -> Result<CheckedInvoice, Reply> {
     let missing: Vec<Value> = ["price", "currency"]
         .iter()
@@ -1318,29 +1335,14 @@ fn validate_invoice_request(body: &Map<String, Value>) -> Result<CheckedInvoice,
         ));
     }
 
-    for key in [
-        "orderId",
-        "itemDesc",
-        "itemCode",
-        "posData",
-        "guid",
-        "notificationURL",
-        "notificationEmail",
-        "redirectURL",
-        "closeURL",
-    ] {
+    for key in TEXT_PARAMETERS {
         if let Some(v) = body.get(key) {
             if !v.is_string() && !v.is_null() {
                 return invalid(format!("Invalid parameter {key}: must be a string"));
             }
         }
     }
-    for key in [
-        "fullNotifications",
-        "extendedNotifications",
-        "autoRedirect",
-        "physical",
-    ] {
+    for key in FLAG_PARAMETERS {
         if let Some(v) = body.get(key) {
             if !v.is_boolean() && !v.is_null() {
                 return invalid(format!("Invalid parameter {key}: must be a boolean"));
@@ -1385,21 +1387,7 @@ fn build_invoice(
     data.insert("status".into(), json!("new"));
     data.insert("price".into(), checked.price.clone());
     data.insert("currency".into(), json!(checked.currency));
-    for key in [
-        "orderId",
-        "itemDesc",
-        "itemCode",
-        "posData",
-        "guid",
-        "notificationURL",
-        "notificationEmail",
-        "redirectURL",
-        "closeURL",
-        "fullNotifications",
-        "extendedNotifications",
-        "autoRedirect",
-        "physical",
-    ] {
+    for key in TEXT_PARAMETERS.into_iter().chain(FLAG_PARAMETERS) {
         if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
             data.insert(key.into(), v.clone());
         }
@@ -1638,35 +1626,40 @@ fn render_invoice(inv: &StoredInvoice) -> Value {
 /// The flat webhook fields (legacy format, also the extended format's `data`).
 fn webhook_data(invoice: &Value) -> Map<String, Value> {
     let mut data = Map::new();
-    for key in [
-        "id",
-        "url",
-        "posData",
-        "status",
-        "price",
-        "currency",
-        "invoiceTime",
-        "expirationTime",
-        "currentTime",
-        "exceptionStatus",
-    ] {
-        if let Some(v) = invoice.get(key) {
-            data.insert(key.into(), v.clone());
+    let copy = |data: &mut Map<String, Value>, keys: &[&str]| {
+        for key in keys {
+            if let Some(v) = invoice.get(key) {
+                data.insert(key.to_string(), v.clone());
+            }
         }
-    }
+    };
+    copy(
+        &mut data,
+        &[
+            "id",
+            "url",
+            "posData",
+            "status",
+            "price",
+            "currency",
+            "invoiceTime",
+            "expirationTime",
+            "currentTime",
+            "exceptionStatus",
+        ],
+    );
     data.insert("buyerFields".into(), buyer_fields(invoice.get("buyer")));
-    for key in [
-        "paymentSubtotals",
-        "paymentTotals",
-        "exchangeRates",
-        "amountPaid",
-        "orderId",
-        "transactionCurrency",
-    ] {
-        if let Some(v) = invoice.get(key) {
-            data.insert(key.into(), v.clone());
-        }
-    }
+    copy(
+        &mut data,
+        &[
+            "paymentSubtotals",
+            "paymentTotals",
+            "exchangeRates",
+            "amountPaid",
+            "orderId",
+            "transactionCurrency",
+        ],
+    );
     data
 }
 

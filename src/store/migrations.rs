@@ -1,5 +1,6 @@
 //! The schema, as an append-only list of migrations tracked in `PRAGMA user_version`.
-//! Never edit or remove an entry once released: add a new one.
+//! Never edit or remove an entry once released: add a new one. So a rebuilt table repeats
+//! its old columns on purpose (5 rebuilds 3's `invoices`): each entry is what ran.
 
 pub const MIGRATIONS: &[&str] = &[
     // 1: BitPay API tokens, one per environment and facade.

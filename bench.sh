@@ -4,6 +4,6 @@
 #   ./bench.sh --quick  small sizes
 set -euo pipefail
 cd "$(dirname "$0")"
-cargo build --quiet --release --bin splynx-bitpay --example bench
+cargo build --quiet --release --bin splynx-bitpay --example bench --example floor
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec "$target_dir/release/examples/bench" "$@"

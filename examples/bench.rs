@@ -91,65 +91,81 @@ impl Bench {
         self.run_capture(args, stdin).0
     }
 
-    // The child is reaped by wait4 (for its rusage), not by Child::wait.
-    #[allow(clippy::zombie_processes)]
     fn run_capture(&self, args: &[&str], stdin: &[u8]) -> (Sample, String) {
-        let started = Instant::now();
-        let mut child = Command::new(&self.binary)
-            .arg("--config")
-            .arg(self.config())
-            .arg("-vv")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            let mut input = child.stdin.take().unwrap();
-            let _ = input.write_all(stdin);
-        }
-        let mut stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let out = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err);
-        let mut status = 0;
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: waits for our own child; `status` and `usage` are valid out-pointers.
-        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-        assert_eq!(pid, child.id() as i32);
-        let wall = started.elapsed();
-        let code = if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        };
-        let stdout = out.join().unwrap();
-        if code != 0 {
-            eprintln!("{args:?} exited {code}: {err}");
-        }
-        let (inner, http) = parse_timing(&err).unwrap_or_default();
-        // wait4's maxrss includes the pages shared with this (large) parent between fork
-        // and exec, so the child's own VmHWM is the figure that counts.
-        let own_rss = parse_peak_rss(&err);
-        (
-            Sample {
-                wall,
-                cpu: cpu_time(&usage),
-                inner,
-                http,
-                max_rss_kib: own_rss.unwrap_or(usage.ru_maxrss),
-                code,
-            },
-            stdout,
-        )
+        let config = self.config();
+        let mut all = vec!["--config", config.to_str().unwrap(), "-vv"];
+        all.extend_from_slice(args);
+        spawn(&self.binary, &all, stdin)
     }
+
+    /// One command without `-vv` (as the shims run it): wall time, and stdout.
+    fn run_plain(&self, args: &[&str], stdin: &[u8]) -> (Duration, String) {
+        let config = self.config();
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let (sample, stdout) = spawn(&self.binary, &all, stdin);
+        assert_eq!(sample.code, 0, "{args:?}");
+        (sample.wall, stdout)
+    }
+}
+
+/// Runs `program` as its own process; measures wall time, CPU, peak RSS and (from `-vv`
+/// output) its own HTTP wait.
+// The child is reaped by wait4 (for its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
+fn spawn(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (Sample, String) {
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(stdin);
+    }
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let mut err = String::new();
+    let _ = stderr.read_to_string(&mut err);
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `usage` are valid out-pointers.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let wall = started.elapsed();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let stdout = out.join().unwrap();
+    if code != 0 {
+        eprintln!("{args:?} exited {code}: {err}");
+    }
+    let (inner, http) = parse_timing(&err).unwrap_or_default();
+    // wait4's maxrss includes the pages shared with this (large) parent between fork
+    // and exec, so the child's own VmHWM is the figure that counts.
+    let own_rss = parse_peak_rss(&err);
+    (
+        Sample {
+            wall,
+            cpu: cpu_time(&usage),
+            inner,
+            http,
+            max_rss_kib: own_rss.unwrap_or(usage.ru_maxrss),
+            code,
+        },
+        stdout,
+    )
 }
 
 /// `timing: wall 12.3ms, waiting on HTTP 4.5ms, peak RSS 9000 kB` (Debug-formatted durations).
@@ -350,6 +366,87 @@ fn per_process(bench: &Bench, runs: usize) {
         ids.len(),
         "every settle credited once"
     );
+}
+
+/// Each command's wall median as a ratio to the floor (`examples/floor.rs`: the I/O of
+/// `handle-ipn` and nothing else). Floor and commands take turns round by round, without
+/// `-vv`, as the shims run them.
+fn floor_ratio(bench: &Bench, rounds: usize) {
+    println!("\n## Against the floor (the same I/O as handle-ipn, nothing else)\n");
+    let floor = std::env::current_exe().unwrap().with_file_name("floor");
+    assert!(
+        floor.exists(),
+        "{} missing: run ./bench.sh",
+        floor.display()
+    );
+    let data_dir = bench.dir.path().join("data");
+    // The floor uses what the product stored: the BitPay token and Splynx's access token
+    // (create-invoice below fetches one first).
+    bench.run_plain(
+        &["create-invoice", "--customer", "42", "--refill", "1.00"],
+        b"",
+    );
+    let db = rusqlite::Connection::open(data_dir.join("state.db")).unwrap();
+    let token: String = db
+        .query_row("SELECT token FROM tokens WHERE approved = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let access_token: String = db
+        .query_row("SELECT token FROM splynx_token", [], |r| r.get(0))
+        .unwrap();
+    drop(db);
+    let names = ["floor", "handle-ipn", "create-invoice", "status", "show"];
+    let mut walls: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    let splynx_api = format!("{}/api/2.0/", bench.splynx.url());
+    for i in 0..rounds {
+        let amount = format!("{}.{:02}", 300 + i / 100, i % 100);
+        let (create, stdout) = bench.run_plain(
+            &[
+                "--json",
+                "create-invoice",
+                "--customer",
+                "42",
+                "--refill",
+                &amount,
+            ],
+            b"",
+        );
+        let out: Value = serde_json::from_str(&stdout).unwrap();
+        let id = out["bitpay_invoice_id"].as_str().unwrap().to_string();
+        bench.bitpay.set_status(&id, "confirmed", None);
+        let receipt = format!("floor-{i}");
+        let (sample, _) = spawn(
+            &floor,
+            &[
+                data_dir.to_str().unwrap(),
+                &bench.bitpay.url(),
+                &id,
+                &token,
+                &splynx_api,
+                &access_token,
+                &receipt,
+            ],
+            b"",
+        );
+        assert_eq!(sample.code, 0, "floor");
+        walls[0].push(sample.wall);
+        let body = bench.bitpay.webhook_body(&id, true);
+        walls[1].push(bench.run_plain(&["handle-ipn"], body.as_bytes()).0);
+        walls[2].push(create);
+        walls[3].push(bench.run_plain(&["--json", "status"], b"").0);
+        walls[4].push(bench.run_plain(&["--json", "show", &id], b"").0);
+    }
+    let medians: Vec<Duration> = walls.into_iter().map(median).collect();
+    println!("| process | runs | wall median | ratio to the floor |");
+    println!("|---|---|---|---|");
+    for (name, wall) in names.iter().zip(&medians) {
+        println!(
+            "| {name} | {rounds} | {} | {:.2}× |",
+            ms(*wall),
+            wall.as_secs_f64() / medians[0].as_secs_f64()
+        );
+    }
 }
 
 fn reconcile_scaling(sizes: &[usize], latency: Duration) {
@@ -717,6 +814,12 @@ fn main() {
         }
         return;
     }
+    // `--floor-only [ROUNDS]`: just the commands against the floor.
+    if let Some(at) = args.iter().position(|a| a == "--floor-only") {
+        let rounds = args.get(at + 1).and_then(|r| r.parse().ok()).unwrap_or(100);
+        floor_ratio(&Bench::new(), rounds);
+        return;
+    }
     // `--storm-only`: just the webhook storm.
     if args.iter().any(|a| a == "--storm-only") {
         webhook_storm(250, 4, 32);
@@ -733,6 +836,7 @@ fn main() {
     );
     let bench = Bench::new();
     per_process(&bench, if quick { 40 } else { 300 });
+    floor_ratio(&bench, if quick { 40 } else { 200 });
     let latency = Duration::from_millis(25);
     if quick {
         reconcile_scaling(&[200, 500], latency);

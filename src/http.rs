@@ -2,8 +2,9 @@
 //! ([`Transport`]), implemented once with reqwest (rustls, timeouts, a fixed User-Agent,
 //! no redirects). Tests hand the clients canned replies instead.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use reqwest::Method;
@@ -22,62 +23,84 @@ pub trait Transport: Send + Sync {
     fn send(&self, request: Request) -> Result<Reply, TransportError>;
 }
 
-/// The real transport: reqwest, one client per timeout per process.
+/// The real transport: async reqwest driven on this thread by a current-thread runtime.
+///
+/// reqwest's blocking wrapper runs its own runtime on an extra thread and hands every
+/// request over to it and back; a one-shot command pays for that thread and those
+/// hand-offs on every run. Here the calling thread drives the request itself. Runtime and
+/// clients are per thread (a pooled connection belongs to the runtime that opened it), so
+/// reconcile's workers each drive their own.
 struct Reqwest {
-    client: reqwest::blocking::Client,
+    timeout: Duration,
 }
 
 impl Transport for Reqwest {
     fn send(&self, request: Request) -> Result<Reply, TransportError> {
-        let mut builder = self.client.request(request.method, &request.url);
-        for (name, value) in request.headers {
-            builder = builder.header(name, value);
+        LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            let local = local.get_or_insert_with(Local::new);
+            let mut builder = local
+                .client(self.timeout)
+                .request(request.method, &request.url);
+            for (name, value) in request.headers {
+                builder = builder.header(name, value);
+            }
+            if let Some(body) = request.body {
+                builder = builder.body(body);
+            }
+            local.runtime.block_on(exchange(builder))
+        })
+    }
+}
+
+/// This thread's runtime and its clients, one per timeout (building one loads the TLS
+/// roots).
+struct Local {
+    runtime: tokio::runtime::Runtime,
+    clients: Vec<(Duration, reqwest::Client)>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+impl Local {
+    fn new() -> Local {
+        Local {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime needs no resources that can run out"),
+            clients: Vec::new(),
         }
-        if let Some(body) = request.body {
-            builder = builder.body(body);
+    }
+
+    fn client(&mut self, timeout: Duration) -> reqwest::Client {
+        if let Some((_, client)) = self.clients.iter().find(|(t, _)| *t == timeout) {
+            return client.clone();
         }
-        exchange(builder)
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // BitPay and Splynx never redirect API calls; following one would re-sign nothing.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the TLS backend is compiled in");
+        self.clients.push((timeout, client.clone()));
+        client
     }
 }
 
 /// The transport for this timeout.
 pub fn transport(timeout: Duration) -> Arc<dyn Transport> {
-    Arc::new(Reqwest {
-        client: client(timeout),
-    })
+    Arc::new(Reqwest { timeout })
 }
 
 /// Time this process spent waiting for HTTP replies, for the benchmark's overhead figure.
 static WAITING_NANOS: AtomicU64 = AtomicU64::new(0);
 
 pub const USER_AGENT: &str = concat!("splynx-bitpay/", env!("CARGO_PKG_VERSION"));
-
-/// A client with this timeout, built once per process (building one loads the TLS roots
-/// and starts a runtime thread; clones share it).
-pub fn client(timeout: Duration) -> reqwest::blocking::Client {
-    static CLIENTS: OnceLock<Mutex<Vec<(Duration, reqwest::blocking::Client)>>> = OnceLock::new();
-    let mut clients = CLIENTS
-        .get_or_init(Mutex::default)
-        .lock()
-        .expect("client cache lock");
-    if let Some((_, client)) = clients.iter().find(|(t, _)| *t == timeout) {
-        return client.clone();
-    }
-    let client = build(timeout);
-    clients.push((timeout, client.clone()));
-    client
-}
-
-fn build(timeout: Duration) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .user_agent(USER_AGENT)
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        // BitPay and Splynx never redirect API calls; following one would re-sign nothing.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("the TLS backend is compiled in")
-}
 
 /// A request that got no (complete) reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,17 +137,20 @@ impl Reply {
 }
 
 /// Sends a request and reads the whole reply, or the transport failure.
-fn exchange(request: reqwest::blocking::RequestBuilder) -> Result<Reply, TransportError> {
+async fn exchange(request: reqwest::RequestBuilder) -> Result<Reply, TransportError> {
     let started = Instant::now();
-    let result = request.send().and_then(|response| {
+    let result = async {
+        let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        response.text().map(|body| Reply {
+        let body = response.text().await?;
+        Ok::<_, reqwest::Error>(Reply {
             status,
             headers,
             body,
         })
-    });
+    }
+    .await;
     WAITING_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     result.map_err(|e| TransportError {
         may_have_arrived: !e.is_connect() && !e.is_builder(),
@@ -159,6 +185,8 @@ fn describe_transport_error(error: reqwest::Error) -> String {
 /// Canned replies for the API clients' unit tests.
 #[cfg(test)]
 pub mod canned {
+    use std::sync::Mutex;
+
     use super::*;
 
     /// Answers with queued replies in order and records every request.

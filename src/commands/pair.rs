@@ -107,6 +107,7 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
         None,
         now,
     )?;
+    ctx.store.make_durable()?;
     ctx.output.show(&Paired {
         environment: env.to_string(),
         api_url: client.base_url().to_string(),

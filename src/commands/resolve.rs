@@ -44,6 +44,7 @@ pub fn run(args: ResolveArgs, ctx: &Context) -> Result<u8> {
         ))
         .into());
     }
+    ctx.store.make_durable()?;
     ctx.output.show(&Resolved {
         bitpay_invoice_id: id.to_string(),
         result: "resolved",

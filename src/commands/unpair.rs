@@ -26,6 +26,7 @@ pub fn run(args: UnpairArgs, ctx: &Context) -> Result<u8> {
             clock::now_ms(),
         )?;
     }
+    ctx.store.make_durable()?;
     ctx.output.show(&Unpaired {
         environment: env.to_string(),
         tokens_removed: removed,

@@ -1,6 +1,7 @@
 //! The public webhook URL: BitPay must reach it, and the IPN shim must answer.
 
 use crate::config::{Config, Environment};
+use crate::http;
 
 use super::report::Report;
 
@@ -10,29 +11,25 @@ pub(super) fn check_webhook_url(report: &mut Report, config: &Config) {
     let production = config.bitpay.environment == Environment::Production;
     let https = url.starts_with("https://");
     let nginx_fix = "install the nginx snippet (/etc/nginx/sites-available/splynx-bitpay.addons, included by the Splynx vhost) and the link /var/www/splynx/web/bitpay, then reload nginx";
-    let http = crate::http::client(config.bitpay.timeout);
-    let reply = http
-        .post(url)
-        .header("Content-Type", "application/json")
-        .body(Vec::new())
-        .send();
+    let reply = http::transport(config.bitpay.timeout).send(http::Request {
+        method: http::Method::POST,
+        url: url.clone(),
+        headers: vec![("Content-Type", "application/json".into())],
+        body: Some(Vec::new()),
+    });
     let response = match reply {
         Ok(response) => response,
         Err(e) => {
             report.fail(
                 "webhook.url",
-                format!("POST {url}: {}", describe_transport(&e)),
+                format!("POST {url}: {}", e.message),
                 format!("BitPay must reach this URL from the internet: check DNS, the firewall (port 443) and the HTTPS certificate; {nginx_fix}; or set bitpay.notification_url in {}. (This check runs on this server: if it cannot reach its own public name, try from outside: curl -X POST {url})", config.path.display()),
             );
             return;
         }
     };
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let status = response.status;
+    let location = response.header("location").map(str::to_string);
     match status {
         400 if !https && production => report.fail(
             "webhook.url",
@@ -71,15 +68,5 @@ pub(super) fn check_webhook_url(report: &mut Report, config: &Config) {
             format!("{url} answers HTTP {status} to an empty POST, not 400: something else than the IPN endpoint answers there"),
             format!("{nginx_fix}; or set bitpay.notification_url in {}", config.path.display()),
         ),
-    }
-}
-
-pub(super) fn describe_transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "no reply before the timeout".into()
-    } else if e.is_connect() {
-        "cannot connect".into()
-    } else {
-        e.to_string()
     }
 }

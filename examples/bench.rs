@@ -328,6 +328,18 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
     ids.into_inner().unwrap()
 }
 
+/// `create-invoice` of a top-up for customer 42, with `--json`.
+fn top_up(amount: &str) -> [&str; 6] {
+    [
+        "--json",
+        "create-invoice",
+        "--customer",
+        "42",
+        "--refill",
+        amount,
+    ]
+}
+
 fn per_process(bench: &Bench, runs: usize) {
     println!("\n## Per process (sandboxes on loopback, no injected latency)\n");
     println!("| command | runs | wall median | wall p99 | own overhead median | own overhead p99 | in-process overhead median | peak RSS | failed |");
@@ -336,17 +348,7 @@ fn per_process(bench: &Bench, runs: usize) {
     let mut ids = Vec::new();
     for i in 0..runs {
         let amount = format!("{}.{:02}", 10 + i / 100, i % 100);
-        let (sample, stdout) = bench.run_capture(
-            &[
-                "--json",
-                "create-invoice",
-                "--customer",
-                "42",
-                "--refill",
-                &amount,
-            ],
-            b"",
-        );
+        let (sample, stdout) = bench.run_capture(&top_up(&amount), b"");
         let out: Value = serde_json::from_str(&stdout).unwrap_or_default();
         if let Some(id) = out["bitpay_invoice_id"].as_str() {
             ids.push(id.to_string());
@@ -401,17 +403,7 @@ fn floor_ratio(bench: &Bench, rounds: usize) {
     let splynx_api = format!("{}/api/2.0/", bench.splynx.url());
     for i in 0..rounds {
         let amount = format!("{}.{:02}", 300 + i / 100, i % 100);
-        let (create, stdout) = bench.run_plain(
-            &[
-                "--json",
-                "create-invoice",
-                "--customer",
-                "42",
-                "--refill",
-                &amount,
-            ],
-            b"",
-        );
+        let (create, stdout) = bench.run_plain(&top_up(&amount), b"");
         let out: Value = serde_json::from_str(&stdout).unwrap();
         let id = out["bitpay_invoice_id"].as_str().unwrap().to_string();
         bench.bitpay.set_status(&id, "confirmed", None);
@@ -629,17 +621,7 @@ fn command_medians(benches: [&Bench; 2], runs: usize) -> Vec<(&'static str, [Dur
                 sample.wall
             };
             let amount = format!("{}.{:02}", 200 + i / 100, i % 100);
-            let (create, stdout) = bench.run_capture(
-                &[
-                    "--json",
-                    "create-invoice",
-                    "--customer",
-                    "42",
-                    "--refill",
-                    &amount,
-                ],
-                b"",
-            );
+            let (create, stdout) = bench.run_capture(&top_up(&amount), b"");
             walls[0].1[side].push(ok(&create, "create-invoice"));
             let out: Value = serde_json::from_str(&stdout).unwrap_or_default();
             let id = out["bitpay_invoice_id"].as_str().unwrap().to_string();

@@ -1,6 +1,7 @@
 //! The one HTTP seam of both API clients: a request in, status + headers + body out
-//! ([`Transport`]), implemented once with reqwest (rustls, timeouts, a fixed User-Agent,
-//! no redirects). Tests hand the clients canned replies instead.
+//! ([`Transport`]), implemented once with reqwest on a current-thread runtime (rustls,
+//! timeouts, a fixed User-Agent, no redirects). Tests hand the clients canned replies
+//! instead.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -70,7 +70,7 @@ impl Bench {
         std::fs::write(
             bench.config(),
             format!(
-                "[splynx]\nurl = \"https://splynx.example.com\"\napi_url = \"{}/api/2.0/\"\napi_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{}\"\ncurrency = \"USD\"\n\n[refill]\nmin = \"1.00\"\nmax = \"100000.00\"\n\n[storage]\ndata_dir = \"{}\"\n",
+                "[splynx]\nurl = \"https://splynx.isp.test\"\napi_url = \"{}/api/2.0/\"\napi_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{}\"\ncurrency = \"USD\"\n\n[refill]\nmin = \"1.00\"\nmax = \"100000.00\"\n\n[storage]\ndata_dir = \"{}\"\n",
                 bench.splynx.url(),
                 bench.bitpay.url(),
                 bench.dir.path().join("data").display()
@@ -304,8 +304,8 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                         order_id: &order_id,
                         item_desc: "Balance top-up",
                         pos_data: "{}".into(),
-                        notification_url: "https://splynx.example.com/bitpay/ipn",
-                        redirect_url: "https://splynx.example.com/bitpay/result".into(),
+                        notification_url: "https://splynx.isp.test/bitpay/ipn",
+                        redirect_url: "https://splynx.isp.test/bitpay/result".into(),
                         transaction_speed: "medium",
                         full_notifications: true,
                         extended_notifications: true,

@@ -10,6 +10,14 @@ use crate::output::Output;
 use crate::splynx::SplynxClient;
 use crate::store::Store;
 
+/// Whether a command may create the data directory and the state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Create,
+    /// Read-only commands (`status`, `show`, `settings`): an empty store when none exists.
+    Existing,
+}
+
 pub struct Context {
     pub config: Config,
     pub store: Store,
@@ -23,12 +31,19 @@ impl Context {
         config_flag: Option<&Path>,
         config_env: Option<&str>,
         output: Output,
+        state: State,
     ) -> Result<Context> {
         let path = config::resolve_path(config_flag, config_env);
         let config = Config::load(&path)?;
         log::debug!("settings: {config:?}");
         refuse_foreign_data_dir(&config.data_dir)?;
-        let store = Store::open(&config.data_dir)?;
+        let store = match state {
+            State::Create => Store::open(&config.data_dir)?,
+            // Looking creates nothing: before the first pairing there is nothing to show,
+            // and a directory made now (by root, say) would lock the web server out later.
+            State::Existing if !config.database_path().exists() => Store::open_in_memory()?,
+            State::Existing => Store::open(&config.data_dir)?,
+        };
         Ok(Context {
             config,
             store,

@@ -47,6 +47,24 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     error.chain().find_map(code_of).unwrap_or(FAILURE)
 }
 
+/// The error and its causes in one line ("a: b: c"), each cause once: an error that
+/// already names its cause in its own text (`cannot read file X: No such file`) is not
+/// followed by that cause again.
+pub fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// What kind of failure, for `--json` errors: `not_found`, `bad_input`, `temporary`,
 /// `config` or `failure`.
 pub fn error_kind(error: &anyhow::Error) -> &'static str {
@@ -86,6 +104,22 @@ fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
 mod tests {
     use super::*;
     use anyhow::Context;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let read = ConfigError::Read {
+            path: "/etc/x.toml".into(),
+            source: io,
+        };
+        let text = message(&anyhow::Error::new(read).context("loading the settings"));
+        assert_eq!(
+            text.matches("No such file or directory").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.starts_with("loading the settings: cannot read config file /etc/x.toml"));
+    }
 
     #[test]
     fn the_first_known_cause_decides() {

@@ -42,10 +42,15 @@ pub fn run(cli: Cli) -> Result<u8> {
         let path = config::resolve_path(cli.config.as_deref(), config_env.as_deref());
         return commands::doctor::run(&path, Output { json: cli.json });
     }
+    let state = match cli.command {
+        Command::Status(_) | Command::Show(_) | Command::Settings => context::State::Existing,
+        _ => context::State::Create,
+    };
     let ctx = Context::open(
         cli.config.as_deref(),
         config_env.as_deref(),
         Output { json: cli.json },
+        state,
     )?;
     match cli.command {
         Command::Pair(args) => commands::pair::run(args, &ctx),

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let code = match splynx_bitpay::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let text = format!("{err:#}");
+            let text = exit::message(&err);
             eprintln!(
                 "splynx-bitpay: error: {}",
                 splynx_bitpay::output::printable(&text)

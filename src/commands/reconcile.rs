@@ -194,7 +194,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
                 if exit::exit_code(&e) == exit::TEMPORARY {
                     summary.temporary_errors += 1;
                 }
-                ("error", format!("{e:#}"))
+                ("error", exit::message(&e))
             }
         };
         items.push(Checked {

@@ -34,7 +34,8 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         let client = ctx.bitpay(identity);
         if let Err(e) = pairing::refresh_pending(ctx, &client, &mut tokens) {
             approval_check = Some(format!(
-                "could not ask BitPay about pending approvals: {e:#}"
+                "could not ask BitPay about pending approvals: {}",
+                crate::exit::message(&e)
             ));
         }
     }

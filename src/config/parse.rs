@@ -113,6 +113,25 @@ impl Config {
         if raw.splynx.api_secret.expose().trim().is_empty() {
             return Err(invalid("splynx.api_secret", "must not be empty".into()));
         }
+        if raw.splynx.api_key == EXAMPLE_API_KEY {
+            return Err(invalid(
+                "splynx.api_key",
+                "is the example's placeholder: create an API key in Splynx (Administration → API keys) and paste its key here".into(),
+            ));
+        }
+        if PLACEHOLDER_SECRETS.contains(
+            &raw.splynx
+                .api_secret
+                .expose()
+                .trim()
+                .to_ascii_lowercase()
+                .as_str(),
+        ) {
+            return Err(invalid(
+                "splynx.api_secret",
+                "is the example's placeholder: paste the secret of the API key (Administration → API keys)".into(),
+            ));
+        }
         if raw.splynx.payment_method_id <= 0 {
             return Err(invalid(
                 "splynx.payment_method_id",
@@ -199,6 +218,19 @@ impl Config {
             None => format!("{splynx_url}/bitpay/result"),
         };
 
+        for (key, url) in [
+            ("splynx.url", &splynx_url),
+            ("splynx.api_url", &api_url),
+            ("bitpay.notification_url", &notification_url),
+            ("bitpay.redirect_url", &redirect_url),
+        ] {
+            if is_placeholder_url(url) {
+                return Err(invalid(
+                    key,
+                    format!("\"{url}\" is the example's placeholder: set the public address of your Splynx server (where customers open the portal)"),
+                ));
+            }
+        }
         if environment == Environment::Production {
             for (key, url) in [
                 ("splynx.url", &splynx_url),
@@ -361,6 +393,22 @@ fn timeout(
         )),
         s => Ok(Duration::from_secs(s)),
     }
+}
+
+/// The example config's values, which must never reach Splynx or BitPay.
+const EXAMPLE_API_KEY: &str = "0123456789abcdef0123456789abcdef";
+const PLACEHOLDER_SECRETS: [&str; 2] = ["change-me", "changeme"];
+
+/// A URL on the documentation domains (`example.com`, `.net`, `.org`, RFC 2606).
+fn is_placeholder_url(text: &str) -> bool {
+    Url::parse(text)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|host| {
+            ["example.com", "example.net", "example.org"]
+                .iter()
+                .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")))
+        })
 }
 
 /// An http(s) URL used as a base for paths: no trailing slash, no query or fragment.

@@ -4,7 +4,7 @@ use super::*;
 
 const GOOD: &str = r#"
 [splynx]
-url = "https://splynx.example.com"
+url = "https://splynx.isp.test"
 api_key = "k"
 api_secret = "s"
 payment_method_id = 7
@@ -28,15 +28,15 @@ fn error(text: &str) -> String {
 #[test]
 fn defaults_follow_the_contract() {
     let config = parse(GOOD).unwrap();
-    assert_eq!(config.splynx.api_url, "https://splynx.example.com/api/2.0/");
+    assert_eq!(config.splynx.api_url, "https://splynx.isp.test/api/2.0/");
     assert_eq!(config.bitpay.api_url, "https://test.bitpay.com");
     assert_eq!(
         config.bitpay.notification_url,
-        "https://splynx.example.com/bitpay/ipn"
+        "https://splynx.isp.test/bitpay/ipn"
     );
     assert_eq!(
         config.bitpay.redirect_url,
-        "https://splynx.example.com/bitpay/result"
+        "https://splynx.isp.test/bitpay/result"
     );
     assert_eq!(config.bitpay.transaction_speed, "medium");
     assert_eq!(config.bitpay.credit_on, CreditOn::Confirmed);
@@ -53,7 +53,7 @@ fn errors_name_file_key_and_problem() {
         unknown.contains("/etc/x.toml") && unknown.contains("colour"),
         "{unknown}"
     );
-    let slash = error(&GOOD.replace("example.com\"", "example.com/\""));
+    let slash = error(&GOOD.replace("isp.test\"", "isp.test/\""));
     assert!(
         slash.contains("splynx.url") && slash.contains("slash"),
         "{slash}"
@@ -63,7 +63,7 @@ fn errors_name_file_key_and_problem() {
         env.contains("bitpay.environment") && env.contains("prod"),
         "{env}"
     );
-    let url = error(&GOOD.replace("https://splynx.example.com", "ftp://x"));
+    let url = error(&GOOD.replace("https://splynx.isp.test", "ftp://x"));
     assert!(url.contains("splynx.url"), "{url}");
     let neg = error(&format!("{GOOD}\n[refill]\nmin = \"-1\"\n"));
     assert!(
@@ -172,8 +172,17 @@ fn zero_confirmation_crediting_is_a_conscious_choice() {
 }
 
 #[test]
-fn the_shipped_example_is_valid_and_complete() {
-    let config = parse(include_str!("../../examples/config.toml")).unwrap();
+fn the_shipped_example_is_valid_and_complete_once_its_placeholders_are_filled_in() {
+    let shipped = include_str!("../../examples/config.toml");
+    assert!(error(shipped).contains("placeholder"));
+    let filled = shipped
+        .replace("splynx.example.com", "splynx.isp.test")
+        .replace(
+            "0123456789abcdef0123456789abcdef",
+            "f3a9c1d2e4b5a6978877665544332211",
+        )
+        .replace("change-me", "a-real-secret");
+    let config = parse(&filled).unwrap();
     assert_eq!(config.splynx.payment_method_id, 7);
     assert_eq!(config.reconcile.requests_per_second, 400);
 }
@@ -216,4 +225,51 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn the_examples_placeholders_are_refused_with_the_fix() {
+    let with_url = |url: &str| GOOD.replace("https://splynx.isp.test", url);
+    for (text, key, fix) in [
+        (
+            with_url("https://splynx.example.com"),
+            "splynx.url",
+            "public address",
+        ),
+        (
+            with_url("https://EXAMPLE.org"),
+            "splynx.url",
+            "public address",
+        ),
+        (
+            GOOD.replace(
+                "[bitpay]",
+                "[bitpay]\nnotification_url = \"https://pay.example.net/ipn\"",
+            ),
+            "bitpay.notification_url",
+            "public address",
+        ),
+        (
+            GOOD.replace(
+                "api_key = \"k\"",
+                "api_key = \"0123456789abcdef0123456789abcdef\"",
+            ),
+            "splynx.api_key",
+            "Administration → API keys",
+        ),
+        (
+            GOOD.replace("api_secret = \"s\"", "api_secret = \"change-me\""),
+            "splynx.api_secret",
+            "secret of the API key",
+        ),
+    ] {
+        let message = error(&text);
+        assert!(
+            message.contains(key) && message.contains("placeholder") && message.contains(fix),
+            "{message}"
+        );
+    }
+    // Lookalikes are real addresses.
+    assert!(parse(&with_url("https://splynx.example-isp.com")).is_ok());
+    assert!(parse(&with_url("https://notexample.com")).is_ok());
 }

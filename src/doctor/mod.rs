@@ -87,6 +87,27 @@ pub fn run(config_path: &Path, output: Output) -> Result<u8> {
     Ok(SUCCESS)
 }
 
+/// The Splynx checks need a place for the nonce, the access token and the request locks;
+/// without a usable data directory they get a private scratch directory and an in-memory
+/// store, so a broken data directory does not hide a second problem at Splynx.
+fn check_splynx_without_data_dir(report: &mut Report, config: &Config) {
+    use std::os::unix::fs::DirBuilderExt;
+    let scratch = std::env::temp_dir().join(format!("splynx-bitpay-doctor.{}", std::process::id()));
+    let made = std::fs::DirBuilder::new().mode(0o700).create(&scratch);
+    match (made, crate::store::Store::open_in_memory()) {
+        (Ok(()), Ok(store)) => check_splynx(report, config, &store, &scratch),
+        (made, _) => skip_splynx(
+            report,
+            &format!(
+                "no scratch directory for the API checks ({})",
+                made.err()
+                    .map_or("in-memory store".into(), |e| e.to_string())
+            ),
+        ),
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
 pub(super) fn check_everything(report: &mut Report, config: &Config, me: Option<u32>) {
     let usable_data_dir = check_data_dir(report, config, me);
     let identity = if usable_data_dir {
@@ -102,7 +123,10 @@ pub(super) fn check_everything(report: &mut Report, config: &Config, me: Option<
         None
     };
     check_bitpay(report, config, store.as_ref(), identity);
-    check_splynx(report, config, store.as_ref().filter(|_| usable_data_dir));
+    match store.as_ref().filter(|_| usable_data_dir) {
+        Some(store) => check_splynx(report, config, store, &config.data_dir),
+        None => check_splynx_without_data_dir(report, config),
+    }
     match &store {
         Some(store) => {
             check_last_webhook(report, store);

@@ -1,6 +1,8 @@
 //! Probes of BitPay and Splynx: reachability, the environment, the token, the API key's
 //! permissions and the payment method; nothing is changed at either.
 
+use std::path::Path;
+
 use crate::bitpay::{BitPayClient, BitPayError, Identity};
 use crate::config::{Config, CreditOn, Environment};
 use crate::splynx::{SplynxClient, SplynxError};
@@ -218,20 +220,16 @@ pub(super) fn check_token(report: &mut Report, config: &Config, store: &Store, i
     );
 }
 
-pub(super) fn check_splynx(report: &mut Report, config: &Config, store: Option<&Store>) {
-    let ids = || {
-        CHECKS
-            .iter()
-            .copied()
-            .filter(|id| id.starts_with("splynx."))
-    };
-    let Some(store) = store else {
-        for id in ids() {
-            report.skip(id, "needs a usable data directory and database");
-        }
-        return;
-    };
-    let client = SplynxClient::new(&config.splynx, &config.data_dir, store);
+/// Skips every Splynx check, saying why.
+pub(super) fn skip_splynx(report: &mut Report, why: &str) {
+    for id in CHECKS.iter().filter(|id| id.starts_with("splynx.")) {
+        report.skip(id, why);
+    }
+}
+
+/// The Splynx checks; `locks` is where the client keeps its request locks.
+pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, locks: &Path) {
+    let client = SplynxClient::new(&config.splynx, locks, store);
     let api = &config.splynx.api_url;
     let key_fix = || {
         format!(
@@ -259,7 +257,10 @@ pub(super) fn check_splynx(report: &mut Report, config: &Config, store: Option<&
                     format!("check splynx.url / splynx.api_url in {}", config.path.display()),
                 ),
             }
-            for id in ids().skip(1) {
+            for id in CHECKS
+                .iter()
+                .filter(|id| id.starts_with("splynx.") && **id != "splynx.api")
+            {
                 report.skip(id, "needs the Splynx API");
             }
             return;

@@ -21,8 +21,8 @@ fn invalid_values_are_explained() {
     let env = Env::new();
     let cases = [
         (
-            "url = \"https://splynx.example.com\"",
-            "url = \"https://splynx.example.com/\"",
+            "url = \"https://splynx.isp.test\"",
+            "url = \"https://splynx.isp.test/\"",
             "splynx.url",
         ),
         (
@@ -50,6 +50,39 @@ fn missing_config_file_says_how_to_point_at_one() {
     let dir = tempfile::tempdir().unwrap();
     let run = run_binary(&dir.path().join("nope.toml"), &["status"], b"");
     run.assert_code(78).assert_stderr_contains("--config");
+    // The cause is said once, not again after the message that already names it.
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "{run:?}"
+    );
+}
+
+#[test]
+fn looking_creates_no_state() {
+    let env = Env::new();
+    for args in [
+        vec!["status"],
+        vec!["--json", "status"],
+        vec!["show", "nothing-here"],
+        vec!["settings"],
+    ] {
+        let run = env.run(&args);
+        assert!(
+            !env.data_dir().exists(),
+            "{args:?} created {}: {run:?}",
+            env.data_dir().display()
+        );
+    }
+    let status = env.run(&["--json", "status"]);
+    status.assert_code(0);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["sin"], serde_json::Value::Null);
+    assert_eq!(json["paired"], serde_json::json!([]));
+    // The first command that stores something creates it.
+    env.pair();
+    assert!(env.data_dir().join("state.db").exists());
 }
 
 #[test]

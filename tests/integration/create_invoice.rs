@@ -42,12 +42,12 @@ fn invoice_by_id_becomes_a_checkout_url() {
     assert_eq!(body["itemDesc"], "Invoice #202401000001");
     assert_eq!(
         body["notificationURL"],
-        "https://splynx.example.com/bitpay/ipn"
+        "https://splynx.isp.test/bitpay/ipn"
     );
     assert!(body["redirectURL"]
         .as_str()
         .unwrap()
-        .starts_with("https://splynx.example.com/bitpay/result?order=splynx-invoice-101-"));
+        .starts_with("https://splynx.isp.test/bitpay/result?order=splynx-invoice-101-"));
     assert_eq!(body["transactionSpeed"], "medium");
     assert_eq!(body["extendedNotifications"], true);
     assert_eq!(body["buyer"]["name"], "Ada Lovelace");

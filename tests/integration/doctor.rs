@@ -2,7 +2,7 @@
 //! its fix and makes the exit code non-zero.
 
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 use serde_json::Value;
 use splynx_bitpay_sandbox::ADDON_WEBHOOK_PATH;
@@ -222,8 +222,43 @@ fn not_paired_says_how_to_pair_and_creates_no_key() {
     run.assert_code(78);
     assert_fails(&run, "data_dir", "No such file", "install -d -m 0700");
     assert!(!env.data_dir().exists());
+    // The Splynx checks still run: a second problem is not hidden behind the first.
+    for id in [
+        "splynx.api",
+        "splynx.customers",
+        "splynx.payments",
+        "splynx.payment_method",
+    ] {
+        assert_eq!(status_of(&run, id), "ok", "{id}: {run:#?}");
+    }
+    env.write_config(
+        &with_notification_url(&env.default_config(), &webhook_url(&env))
+            .replace("payment_method_id = 7", "payment_method_id = 9"),
+    );
+    let run = env.run(&["doctor"]);
+    assert_fails(
+        &run,
+        "splynx.payment_method",
+        "payment method 9 does not exist",
+        "",
+    );
+    assert!(!env.data_dir().exists());
+    env.write_config(&with_notification_url(
+        &env.default_config(),
+        &webhook_url(&env),
+    ));
+    set_mode(&env.config_path(), 0o600);
 
+    // Looking creates nothing either.
     env.run(&["status"]).assert_code(0);
+    assert!(
+        !env.data_dir().exists(),
+        "status created the data directory"
+    );
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(env.data_dir())
+        .unwrap();
     let run = env.run(&["doctor"]);
     run.assert_code(78);
     assert_fails(&run, "key", "not paired yet", "splynx-bitpay pair CODE");

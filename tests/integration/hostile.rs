@@ -168,8 +168,8 @@ fn production_refuses_plain_http_off_this_machine() {
     env.write_config(&production);
     env.run(&["status"]).assert_code(0);
     env.write_config(&production.replace(
-        "url = \"https://splynx.example.com\"",
-        "url = \"http://splynx.example.com\"",
+        "url = \"https://splynx.isp.test\"",
+        "url = \"http://splynx.isp.test\"",
     ));
     env.run(&["status"])
         .assert_code(78)

@@ -131,7 +131,7 @@ fn settings_are_what_the_pages_show() {
     assert_eq!(json["currency_decimals"], 0, "{json}");
     assert_eq!(json["refill"]["min"], "100");
     assert_eq!(json["refill"]["max"], "250000");
-    assert_eq!(json["splynx_url"], "https://splynx.example.com");
+    assert_eq!(json["splynx_url"], "https://splynx.isp.test");
     assert!(!settings.stdout.contains(crate::util::API_SECRET));
 }
 

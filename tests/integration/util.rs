@@ -83,7 +83,7 @@ impl Env {
     pub fn default_config(&self) -> String {
         format!(
             r#"[splynx]
-url = "https://splynx.example.com"
+url = "https://splynx.isp.test"
 api_url = "{splynx}/api/2.0/"
 api_key = "{API_KEY}"
 api_secret = "{API_SECRET}"

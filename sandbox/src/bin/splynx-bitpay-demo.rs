@@ -91,7 +91,7 @@ fn indent(text: &str) -> String {
 
 fn write_config(path: &Path, bitpay: &str, splynx: &str, data: &Path) -> Result<(), String> {
     let text = format!(
-        "[splynx]\nurl = \"https://splynx.example.com\"\napi_url = \"{splynx}/api/2.0/\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{bitpay}\"\ncurrency = \"USD\"\n\n[storage]\ndata_dir = \"{}\"\n",
+        "[splynx]\nurl = \"https://splynx.isp.test\"\napi_url = \"{splynx}/api/2.0/\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{bitpay}\"\ncurrency = \"USD\"\n\n[storage]\ndata_dir = \"{}\"\n",
         data.display()
     );
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))

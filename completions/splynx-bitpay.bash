@@ -16,6 +16,9 @@ _splynx__bitpay() {
             ",$1")
                 cmd="splynx__bitpay"
                 ;;
+            splynx__bitpay,config)
+                cmd="splynx__bitpay__subcmd__config"
+                ;;
             splynx__bitpay,create-invoice)
                 cmd="splynx__bitpay__subcmd__create__subcmd__invoice"
                 ;;
@@ -51,6 +54,9 @@ _splynx__bitpay() {
                 ;;
             splynx__bitpay,unpair)
                 cmd="splynx__bitpay__subcmd__unpair"
+                ;;
+            splynx__bitpay__subcmd__help,config)
+                cmd="splynx__bitpay__subcmd__help__subcmd__config"
                 ;;
             splynx__bitpay__subcmd__help,create-invoice)
                 cmd="splynx__bitpay__subcmd__help__subcmd__create__subcmd__invoice"
@@ -95,8 +101,26 @@ _splynx__bitpay() {
 
     case "${cmd}" in
         splynx__bitpay)
-            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve prune show settings doctor help"
+            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__config)
+            opts="-v -q -h --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -195,8 +219,22 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help)
-            opts="pair unpair status create-invoice handle-ipn reconcile resolve prune show settings doctor help"
+            opts="pair unpair status create-invoice handle-ipn reconcile resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

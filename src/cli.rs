@@ -76,6 +76,11 @@ pub enum Command {
     /// What the add-on's pages show: currency and its decimals, refill bounds, URLs
     #[command(after_help = "Example:\n  splynx-bitpay settings --json")]
     Settings,
+    /// Every effective setting and where it came from: Modules list, TOML file or default
+    #[command(
+        after_help = "Sources: modules-list (what the admin set in Splynx: Config → Integrations → Modules list), toml (the config file), default. Secrets are shown as (redacted).\n\nExamples:\n  splynx-bitpay config\n  splynx-bitpay config --json"
+    )]
+    Config,
     /// Check the installation: config, files, database, BitPay, Splynx API, webhook URL
     #[command(
         long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token, Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user).",

@@ -43,7 +43,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         return commands::doctor::run(&path, Output { json: cli.json });
     }
     let state = match cli.command {
-        Command::Status(_) | Command::Show(_) | Command::Settings => context::State::Existing,
+        Command::Status(_) | Command::Show(_) | Command::Settings | Command::Config => {
+            context::State::Existing
+        }
         _ => context::State::Create,
     };
     let ctx = Context::open(
@@ -65,6 +67,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
         Command::Settings => commands::settings::run(&ctx),
+        Command::Config => commands::config::run(&ctx),
         Command::Doctor => unreachable!("doctor runs before the context is opened"),
     }
 }

@@ -1,6 +1,7 @@
 //! The admin's settings as the rest of the program sees them: typed, validated, with
 //! defaults applied. Reading and checking the TOML file is `parse`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,6 +34,43 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// A value the admin entered in Splynx's Modules list.
+    #[error("Modules list setting \"{field}\": {message} (change it in Splynx: Config → Integrations → Modules list → splynx_bitpay_addon; read from {path})")]
+    ModulesListValue {
+        path: String,
+        field: String,
+        message: String,
+    },
+    #[error("Modules list settings {path}: {message}")]
+    ModulesList { path: String, message: String },
+}
+
+/// Where an effective setting came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    Toml,
+    ModulesList,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::Toml => "toml",
+            Source::ModulesList => "modules-list",
+        }
+    }
+}
+
+/// Whether Splynx's Modules-list settings are read (`[addon] modules_list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModulesListMode {
+    /// When the file exists.
+    Auto,
+    Off,
+    /// The file must exist.
+    Require,
 }
 
 impl ConfigError {
@@ -134,6 +172,21 @@ pub struct Config {
     pub journal_retention_days: u32,
     /// Splynx administrator roles that may change the pairing from the admin page.
     pub pairing_roles: Vec<String>,
+    /// The add-on's directory in Splynx, and whether its Modules-list settings are read.
+    pub addon_dir: PathBuf,
+    pub modules_list: ModulesListMode,
+    /// The Modules-list settings file in effect, if one was read.
+    pub modules_list_file: Option<PathBuf>,
+    /// Where each setting (`section.key`) came from; absent means the default.
+    pub sources: BTreeMap<String, Source>,
+    /// Keys the config file sets that the Modules list overrides.
+    pub overridden_toml: Vec<String>,
+}
+
+impl Config {
+    pub fn source(&self, key: &str) -> Source {
+        self.sources.get(key).copied().unwrap_or(Source::Default)
+    }
 }
 
 /// Which file to read: `--config`, else `$SPLYNX_BITPAY_CONFIG`, else the default path.
@@ -143,6 +196,7 @@ pub fn resolve_path(flag: Option<&Path>, env_value: Option<&str>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
 }
 
+pub mod modules_list;
 mod parse;
 #[cfg(test)]
 mod tests;

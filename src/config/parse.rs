@@ -21,6 +21,16 @@ struct RawConfig {
     storage: RawStorage,
     reconcile: Option<RawReconcile>,
     admin: Option<RawAdmin>,
+    /// Read on its own first (`addon_settings`): it says where the overlay comes from.
+    #[serde(rename = "addon")]
+    _addon: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAddon {
+    dir: Option<PathBuf>,
+    modules_list: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -78,24 +88,110 @@ struct RawReconcile {
 }
 
 impl Config {
+    /// The TOML file, overlaid with the Modules-list settings file when there is one.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(path, &text)
+        Config::parse_with(path, &text, &|file| std::fs::read_to_string(file))
     }
 
+    /// The TOML text alone (no Modules-list settings).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(path, text, &|_| {
+            Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+        })
+    }
+
+    /// The TOML text, overlaid with what `read` finds at the Modules-list settings file.
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: shown.clone(),
             message: e.to_string().trim_end().to_string(),
-        })?;
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            path: shown.clone(),
-            key: key.to_string(),
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+        for (section, keys) in &table {
+            if let Some(keys) = keys.as_table() {
+                for key in keys.keys() {
+                    sources.insert(format!("{section}.{key}"), Source::Toml);
+                }
+            }
+        }
+        let (addon_dir, mode) = addon_settings(&table, &shown)?;
+        let file = addon_dir.join(modules_list::SETTINGS_FILE);
+        let file_shown = file.display().to_string();
+        let list_error = |message: String| ConfigError::ModulesList {
+            path: file_shown.clone(),
             message,
+        };
+        let overlays = match (mode, read(&file)) {
+            (ModulesListMode::Off, _) => None,
+            (ModulesListMode::Auto, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+            (_, Err(e)) => {
+                return Err(list_error(format!(
+                    "cannot read it: {e} (addon.modules_list = {} in {shown})",
+                    if mode == ModulesListMode::Require {
+                        "\"require\""
+                    } else {
+                        "\"auto\""
+                    }
+                )))
+            }
+            (_, Ok(ini)) => {
+                let sections = modules_list::parse(&ini).map_err(list_error)?;
+                Some(modules_list::overlays(&sections).map_err(list_error)?)
+            }
+        };
+        let modules_list_file = overlays.as_ref().map(|_| file.clone());
+        let mut titles: BTreeMap<&'static str, &'static str> = BTreeMap::new();
+        let mut overridden_toml = Vec::new();
+        for overlay in overlays.iter().flatten() {
+            let (section, key) = overlay
+                .field
+                .toml
+                .split_once('.')
+                .expect("Modules-list fields name a TOML section.key");
+            table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| {
+                    parse_error(serde::de::Error::custom(format!(
+                        "`{section}` must be a table"
+                    )))
+                })?
+                .insert(key.to_string(), overlay.value.clone());
+            let key = overlay.field.toml.to_string();
+            if sources.get(&key) == Some(&Source::Toml) {
+                overridden_toml.push(key.clone());
+            }
+            sources.insert(key, Source::ModulesList);
+            titles.insert(overlay.field.toml, overlay.field.title);
+        }
+        let raw: RawConfig = match RawConfig::deserialize(toml::Value::Table(table)) {
+            Ok(raw) => raw,
+            // The TOML's own error names the line; with nothing overlaid it is the same.
+            Err(_) if titles.is_empty() => toml::from_str(text).map_err(parse_error)?,
+            Err(e) => return Err(parse_error(e)),
+        };
+        let invalid = |key: &str, message: String| match titles.get(key) {
+            Some(title) => ConfigError::ModulesListValue {
+                path: file_shown.clone(),
+                field: title.to_string(),
+                message,
+            },
+            None => ConfigError::Invalid {
+                path: shown.clone(),
+                key: key.to_string(),
+                message,
+            },
         };
 
         let splynx_url = base_url(&raw.splynx.url).map_err(|m| invalid("splynx.url", m))?;
@@ -368,6 +464,11 @@ impl Config {
             data_dir,
             journal_retention_days,
             pairing_roles,
+            addon_dir,
+            modules_list: mode,
+            modules_list_file,
+            sources,
+            overridden_toml,
         })
     }
 
@@ -393,6 +494,49 @@ fn timeout(
         )),
         s => Ok(Duration::from_secs(s)),
     }
+}
+
+/// `[addon] dir` and `modules_list`, read before the overlay (they decide where it is).
+fn addon_settings(
+    table: &toml::Table,
+    shown: &str,
+) -> Result<(PathBuf, ModulesListMode), ConfigError> {
+    let addon = match table.get("addon") {
+        Some(value) => RawAddon::deserialize(value.clone()).map_err(|e| ConfigError::Parse {
+            path: shown.to_string(),
+            message: format!("[addon]: {}", e.to_string().trim_end()),
+        })?,
+        None => RawAddon {
+            dir: None,
+            modules_list: None,
+        },
+    };
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        path: shown.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    let dir = addon
+        .dir
+        .unwrap_or_else(|| PathBuf::from(modules_list::DEFAULT_ADDON_DIR));
+    if !dir.is_absolute() {
+        return Err(invalid(
+            "addon.dir",
+            format!("\"{}\" must be an absolute path", dir.display()),
+        ));
+    }
+    let mode = match addon.modules_list.as_deref().unwrap_or("auto") {
+        "auto" => ModulesListMode::Auto,
+        "off" => ModulesListMode::Off,
+        "require" => ModulesListMode::Require,
+        other => {
+            return Err(invalid(
+                "addon.modules_list",
+                format!("unknown value \"{other}\" (expected \"auto\", \"off\" or \"require\")"),
+            ))
+        }
+    };
+    Ok((dir, mode))
 }
 
 /// The example config's values, which must never reach Splynx or BitPay.

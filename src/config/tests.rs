@@ -273,3 +273,117 @@ fn the_examples_placeholders_are_refused_with_the_fix() {
     assert!(parse(&with_url("https://splynx.example-isp.com")).is_ok());
     assert!(parse(&with_url("https://notexample.com")).is_ok());
 }
+
+/// GOOD with the Modules-list settings file `ini` (at the default add-on directory).
+fn with_modules_list(toml: &str, ini: &str) -> Result<Config, ConfigError> {
+    let expected = Path::new(modules_list::DEFAULT_ADDON_DIR).join(modules_list::SETTINGS_FILE);
+    let ini = ini.to_string();
+    Config::parse_with(Path::new("/etc/x.toml"), toml, &move |file| {
+        assert_eq!(file, expected);
+        Ok(ini.clone())
+    })
+}
+
+#[test]
+fn modules_list_wins_over_toml_which_wins_over_the_default() {
+    let toml = GOOD.replace(
+        "[bitpay]",
+        "[bitpay]\ntransaction_speed = \"low\"\ncredit_on = \"complete\"",
+    );
+    let ini = "; <?php exit(); ?>\n[common]\ncurrency = \"EUR\"\ntransaction_speed = \"high\"\ncredit_on = \"\"\n";
+    let config = with_modules_list(&toml, ini).unwrap();
+    // key: (value, source)
+    let cases = [
+        (
+            "bitpay.currency",
+            config.bitpay.currency.clone(),
+            Source::ModulesList,
+            "EUR",
+        ),
+        (
+            "bitpay.transaction_speed",
+            config.bitpay.transaction_speed.clone(),
+            Source::ModulesList,
+            "high",
+        ),
+        // An empty Modules-list value leaves the TOML's.
+        (
+            "bitpay.credit_on",
+            format!("{:?}", config.bitpay.credit_on),
+            Source::Toml,
+            "Complete",
+        ),
+        (
+            "splynx.url",
+            config.splynx.url.clone(),
+            Source::Toml,
+            "https://splynx.isp.test",
+        ),
+        (
+            "splynx.auth",
+            format!("{:?}", config.splynx.auth),
+            Source::Default,
+            "AccessToken",
+        ),
+    ];
+    for (key, value, source, expected) in cases {
+        assert_eq!(
+            (value.as_str(), config.source(key)),
+            (expected, source),
+            "{key}"
+        );
+    }
+    assert!(config.modules_list_file.is_some());
+    // Without the file (auto), the TOML alone.
+    let config = parse(&toml).unwrap();
+    assert_eq!(config.bitpay.transaction_speed, "low");
+    assert_eq!(config.source("bitpay.transaction_speed"), Source::Toml);
+    assert!(config.modules_list_file.is_none());
+}
+
+#[test]
+fn a_bad_modules_list_value_names_the_field_as_splynx_shows_it() {
+    let ini = "[common]\ntransaction_speed = \"ludicrous\"\n";
+    let message = with_modules_list(GOOD, ini).unwrap_err().to_string();
+    for part in [
+        "\"Transaction speed\"",
+        "ludicrous",
+        "Modules list",
+        "config/config.ini.php",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    let message = with_modules_list(GOOD, "[common]\nrefill_min = \"ten\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("\"Top-up minimum\""), "{message}");
+    let message = with_modules_list(GOOD, "[common]\npayment_method_id = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("Payment method") && message.contains("config.ini.php"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_modules_list_switch() {
+    let ini = "[common]\ncurrency = \"EUR\"\n";
+    let off = GOOD.to_string() + "\n[addon]\nmodules_list = \"off\"\n";
+    assert_eq!(with_modules_list(&off, ini).unwrap().bitpay.currency, "USD");
+    let require =
+        GOOD.to_string() + "\n[addon]\nmodules_list = \"require\"\ndir = \"/opt/bitpay\"\n";
+    let missing = Config::parse_with(Path::new("/etc/x.toml"), &require, &|_| {
+        Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        missing.contains("/opt/bitpay/config/config.ini.php") && missing.contains("require"),
+        "{missing}"
+    );
+    let bad = GOOD.to_string() + "\n[addon]\nmodules_list = \"sometimes\"\n";
+    assert!(error(&bad).contains("addon.modules_list"));
+    let unknown = GOOD.to_string() + "\n[addon]\ncolour = \"red\"\n";
+    assert!(error(&unknown).contains("colour"));
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::bitpay::Identity;
 use crate::clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Source};
 use crate::store::{Store, StoreError, MIGRATIONS};
 
 use super::owner::{group_name, groups_of, owner_of, primary_group, user_name};
@@ -38,13 +38,7 @@ pub(super) fn check_config(report: &mut Report, path: &Path, me: Option<u32>) ->
     };
     let config = match Config::load(path) {
         Ok(config) => {
-            report.ok(
-                "config",
-                format!(
-                    "{shown}: valid (Splynx {}, BitPay {})",
-                    config.splynx.url, config.bitpay.api_url
-                ),
-            );
+            report_sources(report, &config);
             Some(config)
         }
         Err(ConfigError::Read { source, .. })
@@ -73,6 +67,49 @@ pub(super) fn check_config(report: &mut Report, path: &Path, me: Option<u32>) ->
     };
     check_config_permissions(report, path, &meta, config.as_ref());
     config
+}
+
+/// The config is valid; says where its values came from, and warns when the Modules list
+/// overrides a value the config file sets too (two places for one setting).
+fn report_sources(report: &mut Report, config: &Config) {
+    let shown = config.path.display();
+    let valid = format!(
+        "{shown}: valid (Splynx {}, BitPay {})",
+        config.splynx.url, config.bitpay.api_url
+    );
+    let Some(file) = &config.modules_list_file else {
+        report.ok("config", valid);
+        return;
+    };
+    let from_list: Vec<&str> = config
+        .sources
+        .iter()
+        .filter(|(_, source)| **source == Source::ModulesList)
+        .map(|(key, _)| key.as_str())
+        .collect();
+    let read = format!(
+        "{valid}; Modules list settings {}: {}",
+        file.display(),
+        if from_list.is_empty() {
+            "none set".to_string()
+        } else {
+            from_list.join(", ")
+        }
+    );
+    if config.overridden_toml.is_empty() {
+        report.ok("config", read);
+    } else {
+        report.warn(
+            "config",
+            format!(
+                "{read}; the Modules list overrides what {shown} sets for {}",
+                config.overridden_toml.join(", ")
+            ),
+            Some(format!(
+                "keep each setting in one place: clear the field in Splynx (Config → Integrations → Modules list → splynx_bitpay_addon) or remove the key from {shown}; `splynx-bitpay config` shows where every value comes from"
+            )),
+        );
+    }
 }
 
 pub(super) fn check_config_permissions(

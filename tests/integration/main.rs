@@ -10,6 +10,7 @@ mod doctor;
 mod exactly_once;
 mod faults;
 mod hostile;
+mod modules_list;
 mod pages;
 mod pairing;
 mod secrets;

@@ -289,6 +289,17 @@ assert d['ok'] is True and len(d['checks']) == 19 and d['summary']['fail'] == 0,
 check "nothing in $DATA belongs to another user than www-data" \
     test -z "$(find "$DATA" ! -user www-data -print)"
 
+step "settings entered in Splynx's Modules list (config/config.ini.php) win over the TOML"
+check "the installed Modules-list form is config.json" cmp -s "$ADDON/config/config.json" "$ROOT/hooks/config/config.json"
+printf '; <?php exit(); ?>\n[common]\nrefill_max = "250.00"\ntransaction_speed = ""\n' >"$ADDON/config/config.ini.php"
+as_www "splynx-bitpay --json config" >"$WORK/config.json" 2>&1
+check "config --json: refill.max from the Modules list, transaction_speed from the TOML default" python3 -c "
+import json; d = json.load(open('$WORK/config.json')); s = {x['key']: x for x in d['settings']}
+assert (s['refill.max']['value'], s['refill.max']['source']) == ('250.00', 'modules-list'), s['refill.max']
+assert s['bitpay.transaction_speed']['source'] == 'default', s['bitpay.transaction_speed']
+assert d['modules_list_file'] == '$ADDON/config/config.ini.php', d" || show "$WORK/config.json"
+rm -f "$ADDON/config/config.ini.php"
+
 step "reconcile, exactly as cron runs it"
 cron_line=$(grep -E '^\*/10 ' "$CRON")
 cron_user=$(awk '{print $6}' <<<"$cron_line")

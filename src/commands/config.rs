@@ -1,0 +1,145 @@
+//! `config`: every effective setting, and where it came from (the Modules list in Splynx,
+//! the TOML file, or the built-in default). Secrets are redacted.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::{Config, ModulesListMode, SplynxAuth};
+use crate::context::Context;
+use crate::exit::SUCCESS;
+use crate::money::format_amount;
+use crate::output::View;
+
+/// `config`'s result.
+#[derive(Debug, Serialize)]
+struct Effective {
+    config_file: String,
+    /// The Modules-list settings file read, if any.
+    modules_list_file: Option<String>,
+    settings: Vec<Setting>,
+}
+
+#[derive(Debug, Serialize)]
+struct Setting {
+    key: &'static str,
+    value: String,
+    source: &'static str,
+}
+
+impl View for Effective {
+    fn human(&self) -> String {
+        let width = self.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        let mut lines = vec![
+            format!("Config file:  {}", self.config_file),
+            format!(
+                "Modules list: {}",
+                self.modules_list_file
+                    .as_deref()
+                    .unwrap_or("not read (no settings file, or addon.modules_list = \"off\")")
+            ),
+        ];
+        for s in &self.settings {
+            lines.push(format!("{:<width$}  {:<14} {}", s.key, s.source, s.value));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Every setting as text, in the config file's order.
+fn values(config: &Config) -> Vec<(&'static str, String)> {
+    let currency = &config.bitpay.currency;
+    let seconds = |d: std::time::Duration| d.as_secs().to_string();
+    vec![
+        ("splynx.url", config.splynx.url.clone()),
+        ("splynx.api_url", config.splynx.api_url.clone()),
+        ("splynx.api_key", config.splynx.api_key.clone()),
+        ("splynx.api_secret", "(redacted)".into()),
+        (
+            "splynx.payment_method_id",
+            config.splynx.payment_method_id.to_string(),
+        ),
+        (
+            "splynx.auth",
+            match config.splynx.auth {
+                SplynxAuth::AccessToken => "access_token",
+                SplynxAuth::Signature => "signature",
+            }
+            .into(),
+        ),
+        ("splynx.timeout_seconds", seconds(config.splynx.timeout)),
+        (
+            "splynx.payment_grace_seconds",
+            seconds(config.splynx.payment_grace),
+        ),
+        (
+            "bitpay.environment",
+            config.bitpay.environment.as_str().into(),
+        ),
+        ("bitpay.api_url", config.bitpay.api_url.clone()),
+        ("bitpay.currency", currency.clone()),
+        (
+            "bitpay.transaction_speed",
+            config.bitpay.transaction_speed.clone(),
+        ),
+        (
+            "bitpay.credit_on",
+            format!("{:?}", config.bitpay.credit_on).to_lowercase(),
+        ),
+        (
+            "bitpay.allow_zero_confirmation",
+            config.bitpay.allow_zero_confirmation.to_string(),
+        ),
+        (
+            "bitpay.notification_url",
+            config.bitpay.notification_url.clone(),
+        ),
+        ("bitpay.redirect_url", config.bitpay.redirect_url.clone()),
+        ("bitpay.timeout_seconds", seconds(config.bitpay.timeout)),
+        ("refill.min", format_amount(config.refill.min, currency)),
+        ("refill.max", format_amount(config.refill.max, currency)),
+        ("storage.data_dir", config.data_dir.display().to_string()),
+        (
+            "storage.journal_retention_days",
+            config.journal_retention_days.to_string(),
+        ),
+        (
+            "reconcile.concurrency",
+            config.reconcile.concurrency.to_string(),
+        ),
+        (
+            "reconcile.requests_per_second",
+            config.reconcile.requests_per_second.to_string(),
+        ),
+        ("admin.pairing_roles", config.pairing_roles.join(", ")),
+        ("addon.dir", config.addon_dir.display().to_string()),
+        (
+            "addon.modules_list",
+            match config.modules_list {
+                ModulesListMode::Auto => "auto",
+                ModulesListMode::Off => "off",
+                ModulesListMode::Require => "require",
+            }
+            .into(),
+        ),
+    ]
+}
+
+pub fn run(ctx: &Context) -> Result<u8> {
+    let config = &ctx.config;
+    ctx.output.show(&Effective {
+        config_file: config.path.display().to_string(),
+        modules_list_file: config
+            .modules_list_file
+            .as_ref()
+            .map(|f| f.display().to_string()),
+        settings: values(config)
+            .into_iter()
+            .map(|(key, value)| Setting {
+                key,
+                value,
+                source: config.source(key).as_str(),
+            })
+            .collect(),
+    });
+    Ok(SUCCESS)
+}

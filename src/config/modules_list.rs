@@ -1,0 +1,260 @@
+//! The settings an admin enters in Splynx (Config → Integrations → Modules list →
+//! `splynx_bitpay_addon`), which Splynx writes into the add-on's `config/config.ini.php`.
+//! They are an overlay: a non-empty value there wins over the TOML file, which wins over
+//! the built-in default. The form's fields are `hooks/config/config.json`.
+//!
+//! The file is PHP's INI dialect: a `; <?php exit(); ?>`-style guard line, `[section]`
+//! headers (`common`, `default_partners_settings`, one per partner id), `key = value` lines
+//! with optional double quotes, `;` comments. Written by hand: a dozen lines, and every
+//! error can name the line.
+
+use std::collections::BTreeMap;
+
+/// Where the add-on lives, and so where Splynx writes its Modules-list settings.
+pub const DEFAULT_ADDON_DIR: &str = "/var/www/splynx/addons/splynx-bitpay";
+/// Relative to the add-on directory.
+pub const SETTINGS_FILE: &str = "config/config.ini.php";
+
+/// A Modules-list field the binary uses: its INI key, the TOML key it overrides, its title
+/// in Splynx's form (what error messages name) and whether it is a number.
+pub struct Field {
+    pub ini: &'static str,
+    pub toml: &'static str,
+    pub title: &'static str,
+    pub integer: bool,
+}
+
+/// The fields of the "BitPay settings" block, in the form's order.
+pub const FIELDS: [Field; 7] = [
+    field("splynx_url", "splynx.url", "Splynx URL", false),
+    field(
+        "transaction_speed",
+        "bitpay.transaction_speed",
+        "Transaction speed",
+        false,
+    ),
+    field("currency", "bitpay.currency", "Currency", false),
+    field(
+        "payment_method_id",
+        "splynx.payment_method_id",
+        "Payment method",
+        true,
+    ),
+    field(
+        "credit_on",
+        "bitpay.credit_on",
+        "Credit payments when BitPay says",
+        false,
+    ),
+    field("refill_min", "refill.min", "Top-up minimum", false),
+    field("refill_max", "refill.max", "Top-up maximum", false),
+];
+
+/// Fields of the form the binary does not read yet (the service fee and payment
+/// statements), and `config_file` of the first version's form: accepted, so that the
+/// form's own fields are never "unknown".
+const NOT_USED_YET: [&str; 6] = [
+    "service_fee",
+    "fee_vat",
+    "fee_message",
+    "fee_category",
+    "statements_group",
+    "config_file",
+];
+
+const fn field(ini: &'static str, toml: &'static str, title: &'static str, integer: bool) -> Field {
+    Field {
+        ini,
+        toml,
+        title,
+        integer,
+    }
+}
+
+/// Sections of the file: name → key → value (unquoted).
+pub type Sections = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Parses the file's text. Errors name the line.
+pub fn parse(text: &str) -> Result<Sections, String> {
+    let mut sections = Sections::new();
+    let mut current: Option<String> = None;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim().to_string();
+            sections.entry(name.clone()).or_default();
+            current = Some(name);
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!(
+                "line {}: expected key = value, got {line:?}",
+                number + 1
+            ));
+        };
+        let Some(section) = &current else {
+            return Err(format!("line {}: {key:?} before any [section]", number + 1));
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        sections
+            .entry(section.clone())
+            .or_default()
+            .insert(key.trim().to_string(), value.to_string());
+    }
+    Ok(sections)
+}
+
+/// A value the admin set, for one TOML key.
+pub struct Overlay {
+    pub field: &'static Field,
+    pub value: toml::Value,
+}
+
+/// The non-empty values of the `common` section, typed for the TOML table. An unknown key
+/// is an error: a field Splynx shows that nothing reads would be a setting that silently
+/// does nothing.
+pub fn overlays(sections: &Sections) -> Result<Vec<Overlay>, String> {
+    let Some(common) = sections.get("common") else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for (key, value) in common {
+        if value.trim().is_empty() || NOT_USED_YET.contains(&key.as_str()) {
+            continue;
+        }
+        if is_splynx_own(key) {
+            continue;
+        }
+        let Some(field) = FIELDS.iter().find(|f| f.ini == key) else {
+            return Err(format!(
+                "unknown field {key:?} in [common] (known: {})",
+                FIELDS.map(|f| f.ini).join(", ")
+            ));
+        };
+        let value = if field.integer {
+            match value.trim().parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => {
+                    return Err(format!(
+                        "field \"{}\" ({key}): \"{value}\" is not a whole number",
+                        field.title
+                    ))
+                }
+            }
+        } else {
+            toml::Value::String(value.trim().to_string())
+        };
+        found.push(Overlay { field, value });
+    }
+    Ok(found)
+}
+
+/// Settings Splynx itself keeps in `common` for every add-on (the API key it created for
+/// the add-on, and its own bookkeeping): not ours to read.
+fn is_splynx_own(key: &str) -> bool {
+    matches!(
+        key,
+        "api_domain" | "api_key" | "api_secret" | "add_on_encryption_key"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = r#"; <?php exit(); ?>
+; Splynx Add-On config file
+[common]
+api_domain = "https://splynx.isp.test/"
+api_key = "abc"
+api_secret = "def"
+splynx_url = "https://portal.isp.test"
+transaction_speed = "low"
+currency = ""
+payment_method_id = "12"
+service_fee = "0"
+
+[default_partners_settings]
+currency = "EUR"
+
+[2]
+currency = "GBP"
+"#;
+
+    #[test]
+    fn reads_the_file_splynx_writes() {
+        let sections = parse(FIXTURE).unwrap();
+        assert_eq!(sections["common"]["splynx_url"], "https://portal.isp.test");
+        assert_eq!(sections["2"]["currency"], "GBP");
+        let overlays = overlays(&sections).unwrap();
+        let keys: Vec<&str> = overlays.iter().map(|o| o.field.toml).collect();
+        // Empty values do not override; Splynx's own API settings are not ours.
+        assert_eq!(
+            keys,
+            [
+                "splynx.payment_method_id",
+                "splynx.url",
+                "bitpay.transaction_speed"
+            ]
+        );
+        assert_eq!(overlays[0].value, toml::Value::Integer(12));
+    }
+
+    /// The form Splynx shows (`hooks/config/config.json`) and what the binary reads agree:
+    /// every field it reads is on the form with the title errors name, every other field
+    /// is known, and no field it reads has a default (an untouched form would otherwise
+    /// override the config file).
+    #[test]
+    fn the_form_matches_what_is_read() {
+        let form: serde_json::Value =
+            serde_json::from_str(include_str!("../../hooks/config/config.json")).unwrap();
+        assert_eq!(form["path"], "splynx_bitpay_addon");
+        let items = form["blocks"]["common_settings"]["items"]
+            .as_object()
+            .unwrap();
+        for field in &FIELDS {
+            let item = &items[field.ini];
+            assert_eq!(item["title"], field.title, "{}", field.ini);
+            assert!(item.get("default").is_none(), "{} has a default", field.ini);
+            if let Some(values) = item.get("values") {
+                assert_eq!(
+                    values.as_object().unwrap().keys().next().unwrap(),
+                    "",
+                    "{}",
+                    field.ini
+                );
+            }
+        }
+        for key in items.keys() {
+            assert!(
+                FIELDS.iter().any(|f| f.ini == key) || NOT_USED_YET.contains(&key.as_str()),
+                "{key} is on the form but nothing reads it"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_lines_and_values_are_named() {
+        assert!(parse("[common]\njust words\n")
+            .unwrap_err()
+            .contains("line 2"));
+        assert!(parse("key = 1\n")
+            .unwrap_err()
+            .contains("before any [section]"));
+        let sections = parse("[common]\npayment_method_id = \"seven\"\n").unwrap();
+        let error = overlays(&sections).err().unwrap();
+        assert!(
+            error.contains("Payment method") && error.contains("seven"),
+            "{error}"
+        );
+        let sections = parse("[common]\ncolour = \"red\"\n").unwrap();
+        assert!(overlays(&sections).err().unwrap().contains("colour"));
+    }
+}

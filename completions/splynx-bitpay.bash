@@ -119,12 +119,16 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__config)
-            opts="-v -q -h --config --json --verbose --quiet --help"
+            opts="-v -q -h --partner --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --partner)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -511,12 +515,16 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__settings)
-            opts="-v -q -h --config --json --verbose --quiet --help"
+            opts="-v -q -h --customer --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --customer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

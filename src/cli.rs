@@ -74,13 +74,15 @@ pub enum Command {
     #[command(after_help = "Example:\n  splynx-bitpay show UZjwcYkWAKfTMn9J1yyfs4")]
     Show(ShowArgs),
     /// What the add-on's pages show: currency and its decimals, refill bounds, URLs
-    #[command(after_help = "Example:\n  splynx-bitpay settings --json")]
-    Settings,
+    #[command(
+        after_help = "Examples:\n  splynx-bitpay settings --json\n  splynx-bitpay settings --customer 42 --json"
+    )]
+    Settings(SettingsArgs),
     /// Every effective setting and where it came from: Modules list, TOML file or default
     #[command(
-        after_help = "Sources: modules-list (what the admin set in Splynx: Config → Integrations → Modules list), toml (the config file), default. Secrets are shown as (redacted).\n\nExamples:\n  splynx-bitpay config\n  splynx-bitpay config --json"
+        after_help = "Sources: modules-list (what the admin set in Splynx: Config → Integrations → Modules list), modules-list default partner / modules-list partner N (its Partners settings), toml (the config file), default. Secrets are shown as (redacted).\n\nExamples:\n  splynx-bitpay config\n  splynx-bitpay config --partner 2 --json"
     )]
-    Config,
+    Config(ConfigArgs),
     /// Check the installation: config, files, database, BitPay, Splynx API, webhook URL
     #[command(
         long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token, Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user).",
@@ -197,6 +199,20 @@ pub struct PruneArgs {
     /// Prune detail older than DAYS instead of storage.journal_retention_days
     #[arg(long, value_name = "DAYS")]
     pub older_than: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// What this customer sees (their partner's currency and bounds)
+    #[arg(long, value_name = "ID")]
+    pub customer: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The settings that apply to this Splynx partner's customers
+    #[arg(long, value_name = "ID")]
+    pub partner: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         return commands::doctor::run(&path, Output { json: cli.json });
     }
     let state = match cli.command {
-        Command::Status(_) | Command::Show(_) | Command::Settings | Command::Config => {
+        Command::Status(_) | Command::Show(_) | Command::Settings(_) | Command::Config(_) => {
             context::State::Existing
         }
         _ => context::State::Create,
@@ -66,8 +66,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Resolve(args) => commands::resolve::run(args, &ctx),
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
-        Command::Settings => commands::settings::run(&ctx),
-        Command::Config => commands::config::run(&ctx),
+        Command::Settings(args) => commands::settings::run(args, &ctx),
+        Command::Config(args) => commands::config::run(args, &ctx),
         Command::Doctor => unreachable!("doctor runs before the context is opened"),
     }
 }

@@ -144,12 +144,6 @@ pub fn adopt_by_id(
             invoice.order_id
         ));
     };
-    if invoice.currency != ctx.config.bitpay.currency {
-        return ignore(&format!(
-            "currency {} is not the configured {}",
-            invoice.currency, ctx.config.bitpay.currency
-        ));
-    }
     let Some(price) = invoice.price else {
         return ignore("BitPay's invoice has no price");
     };
@@ -179,6 +173,21 @@ pub fn adopt_by_id(
     if pos_customer.is_some_and(|c| c != customer_id) {
         return ignore("posData names another customer than the document's");
     }
+    // The currency is the customer's partner's (Modules-list Partners settings).
+    let partner_id = match splynx.customer(customer_id) {
+        Ok(customer) => customer.partner_id,
+        Err(SplynxError::NotFound { .. }) => {
+            return ignore("its customer does not exist in Splynx")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let settings = ctx.config.for_partner(partner_id)?;
+    if invoice.currency != settings.bitpay.currency {
+        return ignore(&format!(
+            "currency {} is not the configured {}",
+            invoice.currency, settings.bitpay.currency
+        ));
+    }
     let guid = if invoice.guid.is_empty() {
         uuid::Uuid::new_v4().to_string()
     } else {
@@ -197,6 +206,7 @@ pub fn adopt_by_id(
             price,
             currency: invoice.currency.clone(),
             order_id: invoice.order_id.clone(),
+            partner_id,
         },
         &invoice,
         clock::now_ms(),

@@ -264,36 +264,39 @@ final class Binary
 /**
  * What the pages show and check against (currency and its decimals, refill bounds, the
  * Splynx URL), as `splynx-bitpay settings` reports it: the binary reads and validates the
- * config; PHP never parses it.
+ * config (and the Modules-list settings); PHP never parses it. Portal pages pass their
+ * customer: a partner's customers see their partner's currency and bounds.
  */
 final class Settings
 {
-    /** @var array<string, mixed>|null */
-    private static $cache = null;
+    /** @var array<string, array<string, mixed>> by customer id ('' for none) */
+    private static $cache = [];
 
     /** @return array<string, mixed> the settings, or [] when the binary cannot say */
-    public static function all(): array
+    public static function all(?int $customer = null): array
     {
-        if (self::$cache === null) {
-            $result = Binary::run(['settings']);
+        $key = (string) $customer;
+        if (!isset(self::$cache[$key])) {
+            $args = $customer === null ? ['settings'] : ['settings', '--customer', (string) $customer];
+            $result = Binary::run($args);
             if (!$result->ok()) {
                 Log::error('splynx-bitpay settings failed: ' . $result->message());
             }
-            self::$cache = $result->ok() ? $result->json : [];
+            self::$cache[$key] = $result->ok() ? $result->json : [];
         }
-        return self::$cache;
+        return self::$cache[$key];
     }
 
-    public static function currency(): string
+    public static function currency(?int $customer = null): string
     {
-        $all = self::all();
+        $all = self::all($customer);
         return isset($all['currency']) ? (string) $all['currency'] : '';
     }
 
     /** @return string[] [min, max] as decimal text ('' when unknown) */
-    public static function refillBounds(): array
+    public static function refillBounds(?int $customer = null): array
     {
-        $all = self::all();
+        $all = self::all($customer);
         return [
             isset($all['refill']['min']) ? (string) $all['refill']['min'] : '',
             isset($all['refill']['max']) ? (string) $all['refill']['max'] : '',
@@ -301,9 +304,9 @@ final class Settings
     }
 
     /** The input step for amounts: "1" for currencies without decimals, "0.01" for two. */
-    public static function amountStep(): string
+    public static function amountStep(?int $customer = null): string
     {
-        $all = self::all();
+        $all = self::all($customer);
         $decimals = isset($all['currency_decimals']) ? (int) $all['currency_decimals'] : 2;
         return $decimals === 0 ? '1' : '0.' . str_repeat('0', $decimals - 1) . '1';
     }

@@ -12,8 +12,8 @@ return static function (string $route): void {
     if ($customer === null) {
         return;
     }
-    $currency = Settings::currency();
-    list($min, $max) = Settings::refillBounds();
+    $currency = Settings::currency($customer);
+    list($min, $max) = Settings::refillBounds($customer);
     $post = Http::method() === 'POST';
     $amount = trim($post ? Http::post('amount') : Http::query('amount'));
     // Only a pre-fill from the query must look like an amount; what is posted goes to the
@@ -51,7 +51,7 @@ return static function (string $route): void {
         'min' => $min,
         'max' => $max,
         'currency' => $currency,
-        'step' => Settings::amountStep(),
+        'step' => Settings::amountStep($customer),
         'error' => $error,
         'csrf' => $token,
         'action' => URL_PREFIX . '/',

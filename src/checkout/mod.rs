@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::bitpay::model::{Buyer, Invoice as BitPayInvoice, InvoiceRequest};
 use crate::bitpay::{BitPayClient, BitPayError};
+use crate::config::Config;
 use crate::context::Context;
 use crate::exit::Problem;
 use crate::money::{self, json_number};
@@ -51,19 +52,35 @@ pub struct Checkout {
     pub reused: bool,
 }
 
-/// The customer and their payable document, checked (what `--check` shows).
-pub fn check(ctx: &Context, request: &Request, customer_id: i64) -> Result<(Customer, Document)> {
-    let splynx = ctx.splynx();
-    let customer = splynx
+/// The customer, and the settings that apply to them (their partner's, when the Modules
+/// list has Partners settings).
+pub fn customer(ctx: &Context, customer_id: i64) -> Result<(Customer, Config)> {
+    let customer = ctx
+        .splynx()
         .customer(customer_id)
         .map_err(|e| not_found_as(e, &format!("Customer {customer_id} does not exist")))?;
-    let document = resolve_document(&splynx, request, &customer, &ctx.config.bitpay.currency)?;
-    Ok((customer, document))
+    let settings = ctx.config.for_partner(customer.partner_id)?;
+    Ok((customer, settings))
+}
+
+/// The customer's payable document, checked (what `--check` shows).
+pub fn check(
+    ctx: &Context,
+    settings: &Config,
+    request: &Request,
+    customer: &Customer,
+) -> Result<Document> {
+    resolve_document(&ctx.splynx(), request, customer, &settings.bitpay.currency)
 }
 
 /// Creates the BitPay invoice for the document, or hands out the open one still payable,
 /// under the document's lock so two clicks never make two invoices.
-pub fn checkout(ctx: &Context, customer: &Customer, document: &Document) -> Result<Checkout> {
+pub fn checkout(
+    ctx: &Context,
+    settings: &Config,
+    customer: &Customer,
+    document: &Document,
+) -> Result<Checkout> {
     let identity = ctx.identity()?;
     let sin = identity.sin();
     let order_key = OrderKey::of(&identity);
@@ -84,6 +101,7 @@ pub fn checkout(ctx: &Context, customer: &Customer, document: &Document) -> Resu
     )?;
     let creator = Creator {
         ctx,
+        settings,
         bitpay: &bitpay,
         token: &token,
         sin: &sin,
@@ -268,6 +286,8 @@ fn describe_request(request: &Request) -> String {
 
 struct Creator<'a> {
     ctx: &'a Context,
+    /// The customer's settings (their partner's).
+    settings: &'a Config,
     bitpay: &'a BitPayClient,
     token: &'a TokenRecord,
     sin: &'a str,
@@ -387,7 +407,8 @@ impl Creator<'_> {
                     doc_number: document.number.clone(),
                     customer_id: customer.id,
                     price: document.price,
-                    currency: self.ctx.config.bitpay.currency.clone(),
+                    currency: self.settings.bitpay.currency.clone(),
+                    partner_id: customer.partner_id,
                 };
                 // Committed before the request: a timed-out POST is recovered by guid.
                 let record = store.insert_invoice(&new, clock::now_ms())?;
@@ -403,7 +424,7 @@ impl Creator<'_> {
         document: &Document,
         customer: &Customer,
     ) -> Result<BitPayInvoice> {
-        let settings = &self.ctx.config.bitpay;
+        let settings = &self.settings.bitpay;
         let pos_data = PosData {
             customer_id: customer.id,
             document: document.kind.as_str(),

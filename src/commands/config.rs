@@ -4,6 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::cli::ConfigArgs;
 use crate::config::{Config, ModulesListMode, SplynxAuth};
 use crate::context::Context;
 use crate::exit::SUCCESS;
@@ -13,6 +14,8 @@ use crate::output::View;
 /// `config`'s result.
 #[derive(Debug, Serialize)]
 struct Effective {
+    /// The partner whose customers these settings are for (`--partner`).
+    partner: Option<i64>,
     config_file: String,
     /// The Modules-list settings file read, if any.
     modules_list_file: Option<String>,
@@ -23,13 +26,20 @@ struct Effective {
 struct Setting {
     key: &'static str,
     value: String,
-    source: &'static str,
+    source: String,
 }
 
 impl View for Effective {
     fn human(&self) -> String {
         let width = self.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
         let mut lines = vec![
+            format!(
+                "Settings for: {}",
+                self.partner
+                    .map_or("every customer (no partner given)".into(), |p| format!(
+                        "customers of partner {p}"
+                    ))
+            ),
             format!("Config file:  {}", self.config_file),
             format!(
                 "Modules list: {}",
@@ -114,7 +124,7 @@ fn values(config: &Config) -> Vec<(&'static str, String)> {
         ("addon.dir", config.addon_dir.display().to_string()),
         (
             "addon.modules_list",
-            match config.modules_list {
+            match config.modules_list_mode {
                 ModulesListMode::Auto => "auto",
                 ModulesListMode::Off => "off",
                 ModulesListMode::Require => "require",
@@ -124,20 +134,18 @@ fn values(config: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub fn run(ctx: &Context) -> Result<u8> {
-    let config = &ctx.config;
+pub fn run(args: ConfigArgs, ctx: &Context) -> Result<u8> {
+    let config = &ctx.config.for_partner(args.partner)?;
     ctx.output.show(&Effective {
+        partner: args.partner,
         config_file: config.path.display().to_string(),
-        modules_list_file: config
-            .modules_list_file
-            .as_ref()
-            .map(|f| f.display().to_string()),
+        modules_list_file: config.modules_list_file().map(|f| f.display().to_string()),
         settings: values(config)
             .into_iter()
             .map(|(key, value)| Setting {
                 key,
                 value,
-                source: config.source(key).as_str(),
+                source: config.source(key).label(),
             })
             .collect(),
     });

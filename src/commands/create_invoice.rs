@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::checkout::{self, bad_input, Request};
 use crate::cli::CreateInvoiceArgs;
+use crate::config::Config;
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::money::{self, format_amount};
@@ -27,7 +28,7 @@ fn parse_number(text: &str, what: &str) -> Result<String> {
     Ok(number.to_string())
 }
 
-fn parse_request(args: &CreateInvoiceArgs, ctx: &Context) -> Result<Request> {
+fn parse_request(args: &CreateInvoiceArgs, settings: &Config) -> Result<Request> {
     if let Some(id) = &args.invoice {
         return Ok(Request::Invoice(parse_id(id, "invoice")?));
     }
@@ -44,10 +45,10 @@ fn parse_request(args: &CreateInvoiceArgs, ctx: &Context) -> Result<Request> {
         )?));
     }
     let text = args.refill.as_deref().unwrap_or_default();
-    let currency = &ctx.config.bitpay.currency;
+    let currency = &settings.bitpay.currency;
     let amount = money::parse_amount(text.trim(), currency)
         .map_err(|e| bad_input(format!("Top-up amount: {e}")))?;
-    let (min, max) = (ctx.config.refill.min, ctx.config.refill.max);
+    let (min, max) = (settings.refill.min, settings.refill.max);
     if amount < min || amount > max {
         return Err(bad_input(format!(
             "Top-up amount must be between {} and {} {currency}",
@@ -60,9 +61,11 @@ fn parse_request(args: &CreateInvoiceArgs, ctx: &Context) -> Result<Request> {
 
 pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     let customer_id = parse_id(&args.customer, "customer")?;
-    let request = parse_request(&args, ctx)?;
-    let currency = ctx.config.bitpay.currency.clone();
-    let (customer, document) = checkout::check(ctx, &request, customer_id)?;
+    // Amounts are checked against the customer's partner's currency and bounds.
+    let (customer, settings) = checkout::customer(ctx, customer_id)?;
+    let request = parse_request(&args, &settings)?;
+    let currency = settings.bitpay.currency.clone();
+    let document = checkout::check(ctx, &settings, &request, &customer)?;
     if args.check {
         ctx.output.show(&Payable {
             document: document.kind.as_str(),
@@ -74,7 +77,7 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
         });
         return Ok(SUCCESS);
     }
-    let done = checkout::checkout(ctx, &customer, &document)?;
+    let done = checkout::checkout(ctx, &settings, &customer, &document)?;
     ctx.output.show(&Created {
         bitpay_invoice_id: done.invoice.id.clone(),
         url: done.invoice.url.clone(),

@@ -1,9 +1,12 @@
 //! `settings`: what the add-on's pages show and check against (currency and its decimals,
-//! refill bounds, URLs), so PHP never reads the config file itself. No secrets.
+//! refill bounds, URLs), so PHP never reads the config file itself. No secrets. With
+//! `--customer`, what that customer's partner's settings say.
 
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::checkout;
+use crate::cli::SettingsArgs;
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::money::{currency_decimals, format_amount};
@@ -41,8 +44,15 @@ impl View for Settings {
     }
 }
 
-pub fn run(ctx: &Context) -> Result<u8> {
-    let config = &ctx.config;
+pub fn run(args: SettingsArgs, ctx: &Context) -> Result<u8> {
+    let partner_config;
+    let config = match args.customer {
+        Some(customer) => {
+            partner_config = checkout::customer(ctx, customer)?.1;
+            &partner_config
+        }
+        None => &ctx.config,
+    };
     let currency = &config.bitpay.currency;
     ctx.output.show(&Settings {
         environment: ctx.environment().to_string(),

@@ -34,8 +34,9 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    /// A value the admin entered in Splynx's Modules list.
-    #[error("Modules list setting \"{field}\": {message} (change it in Splynx: Config → Integrations → Modules list → splynx_bitpay_addon; read from {path})")]
+    /// A value the admin entered in Splynx's Modules list (`field` ends with its closing
+    /// quote, and says which partner when it is a partner's).
+    #[error("Modules list setting \"{field}: {message} (change it in Splynx: Config → Integrations → Modules list → splynx_bitpay_addon; read from {path})")]
     ModulesListValue {
         path: String,
         field: String,
@@ -45,20 +46,57 @@ pub enum ConfigError {
     ModulesList { path: String, message: String },
 }
 
+/// What the config was built from, kept to build a partner's: it holds the API secrets
+/// (ours, and Splynx's own in the Modules list), so `Debug` never shows it.
+#[derive(Clone)]
+pub struct Kept<T>(pub T);
+
+impl<T> std::fmt::Debug for Kept<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
 /// Where an effective setting came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Default,
     Toml,
+    /// The Modules list's main block.
     ModulesList,
+    /// Its Partners settings for the default partner (what other partners fall back to).
+    ModulesListDefaultPartner,
+    /// Its Partners settings for this partner.
+    ModulesListPartner(i64),
 }
 
 impl Source {
-    pub fn as_str(self) -> &'static str {
+    /// `default`, `toml`, `modules-list`, `modules-list default partner`,
+    /// `modules-list partner 3`.
+    pub fn label(self) -> String {
         match self {
-            Source::Default => "default",
-            Source::Toml => "toml",
-            Source::ModulesList => "modules-list",
+            Source::Default => "default".into(),
+            Source::Toml => "toml".into(),
+            Source::ModulesList => "modules-list".into(),
+            Source::ModulesListDefaultPartner => "modules-list default partner".into(),
+            Source::ModulesListPartner(id) => format!("modules-list partner {id}"),
+        }
+    }
+
+    pub fn is_modules_list(self) -> bool {
+        !matches!(self, Source::Default | Source::Toml)
+    }
+
+    /// A field's title as the admin finds it in Splynx.
+    pub fn field_title(self, title: &str) -> String {
+        match self {
+            Source::ModulesListDefaultPartner => {
+                format!("{title}\" (Partners settings, default partner)")
+            }
+            Source::ModulesListPartner(id) => {
+                format!("{title}\" (Partners settings, partner {id})")
+            }
+            _ => format!("{title}\""),
         }
     }
 }
@@ -174,9 +212,13 @@ pub struct Config {
     pub pairing_roles: Vec<String>,
     /// The add-on's directory in Splynx, and whether its Modules-list settings are read.
     pub addon_dir: PathBuf,
-    pub modules_list: ModulesListMode,
-    /// The Modules-list settings file in effect, if one was read.
-    pub modules_list_file: Option<PathBuf>,
+    pub modules_list_mode: ModulesListMode,
+    /// The Modules-list settings file read, and what it holds (for `for_partner`).
+    pub modules_list: Option<(PathBuf, Kept<modules_list::Sections>)>,
+    /// The partner these settings are for (`for_partner`), if any.
+    pub partner: Option<i64>,
+    /// The config file's text, kept for `for_partner`.
+    toml_text: Kept<String>,
     /// Where each setting (`section.key`) came from; absent means the default.
     pub sources: BTreeMap<String, Source>,
     /// Keys the config file sets that the Modules list overrides.
@@ -186,6 +228,24 @@ pub struct Config {
 impl Config {
     pub fn source(&self, key: &str) -> Source {
         self.sources.get(key).copied().unwrap_or(Source::Default)
+    }
+
+    /// The Modules-list settings file, if one was read.
+    pub fn modules_list_file(&self) -> Option<&Path> {
+        self.modules_list.as_ref().map(|(file, _)| file.as_path())
+    }
+
+    /// The partners with settings of their own in the Modules list.
+    pub fn partners_with_settings(&self) -> Vec<i64> {
+        let Some((_, sections)) = &self.modules_list else {
+            return Vec::new();
+        };
+        sections
+            .0
+            .iter()
+            .filter(|(_, values)| values.values().any(|v| !v.trim().is_empty()))
+            .filter_map(|(name, _)| name.parse().ok())
+            .collect()
     }
 }
 

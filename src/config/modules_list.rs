@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use super::Source;
+
 /// Where the add-on lives, and so where Splynx writes its Modules-list settings.
 pub const DEFAULT_ADDON_DIR: &str = "/var/www/splynx/addons/splynx-bitpay";
 /// Relative to the add-on directory.
@@ -111,21 +113,78 @@ pub fn parse(text: &str) -> Result<Sections, String> {
     Ok(sections)
 }
 
-/// A value the admin set, for one TOML key.
+/// The fields of the "Partners settings" block: what a partner may set differently.
+pub const PARTNER_FIELDS: [&str; 5] = [
+    "currency",
+    "payment_method_id",
+    "transaction_speed",
+    "refill_min",
+    "refill_max",
+];
+
+/// A value the admin set, for one TOML key, and where.
 pub struct Overlay {
     pub field: &'static Field,
     pub value: toml::Value,
+    pub source: Source,
 }
 
-/// The non-empty values of the `common` section, typed for the TOML table. An unknown key
-/// is an error: a field Splynx shows that nothing reads would be a setting that silently
-/// does nothing.
-pub fn overlays(sections: &Sections) -> Result<Vec<Overlay>, String> {
-    let Some(common) = sections.get("common") else {
-        return Ok(Vec::new());
-    };
+/// The values that apply, in order (later wins): the main block (`common`), then the
+/// Partners settings of the default partner, then those of `partner`. Only non-empty
+/// values count. An unknown key is an error: a field Splynx shows that nothing reads
+/// would be a setting that silently does nothing.
+pub fn overlays(sections: &Sections, partner: Option<i64>) -> Result<Vec<Overlay>, String> {
     let mut found = Vec::new();
-    for (key, value) in common {
+    if let Some(common) = sections.get("common") {
+        section_overlays(common, "[common]", Source::ModulesList, &mut found)?;
+    }
+    if let Some(default) = sections.get("default_partners_settings") {
+        partner_overlays(
+            default,
+            "[default_partners_settings]",
+            Source::ModulesListDefaultPartner,
+            &mut found,
+        )?;
+    }
+    if let Some(id) = partner {
+        if let Some(own) = sections.get(&id.to_string()) {
+            partner_overlays(
+                own,
+                &format!("[{id}]"),
+                Source::ModulesListPartner(id),
+                &mut found,
+            )?;
+        }
+    }
+    Ok(found)
+}
+
+fn partner_overlays(
+    values: &BTreeMap<String, String>,
+    section: &str,
+    source: Source,
+    found: &mut Vec<Overlay>,
+) -> Result<(), String> {
+    if let Some(key) = values
+        .iter()
+        .find(|(key, value)| !value.trim().is_empty() && !PARTNER_FIELDS.contains(&key.as_str()))
+        .map(|(key, _)| key)
+    {
+        return Err(format!(
+            "unknown field {key:?} in {section} (a partner may set: {})",
+            PARTNER_FIELDS.join(", ")
+        ));
+    }
+    section_overlays(values, section, source, found)
+}
+
+fn section_overlays(
+    values: &BTreeMap<String, String>,
+    section: &str,
+    source: Source,
+    found: &mut Vec<Overlay>,
+) -> Result<(), String> {
+    for (key, value) in values {
         if value.trim().is_empty() || NOT_USED_YET.contains(&key.as_str()) {
             continue;
         }
@@ -134,7 +193,7 @@ pub fn overlays(sections: &Sections) -> Result<Vec<Overlay>, String> {
         }
         let Some(field) = FIELDS.iter().find(|f| f.ini == key) else {
             return Err(format!(
-                "unknown field {key:?} in [common] (known: {})",
+                "unknown field {key:?} in {section} (known: {})",
                 FIELDS.map(|f| f.ini).join(", ")
             ));
         };
@@ -143,17 +202,21 @@ pub fn overlays(sections: &Sections) -> Result<Vec<Overlay>, String> {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {
                     return Err(format!(
-                        "field \"{}\" ({key}): \"{value}\" is not a whole number",
-                        field.title
+                        "field \"{} ({key}): \"{value}\" is not a whole number",
+                        source.field_title(field.title)
                     ))
                 }
             }
         } else {
             toml::Value::String(value.trim().to_string())
         };
-        found.push(Overlay { field, value });
+        found.push(Overlay {
+            field,
+            value,
+            source,
+        });
     }
-    Ok(found)
+    Ok(())
 }
 
 /// Settings Splynx itself keeps in `common` for every add-on (the API key it created for
@@ -193,18 +256,38 @@ currency = "GBP"
         let sections = parse(FIXTURE).unwrap();
         assert_eq!(sections["common"]["splynx_url"], "https://portal.isp.test");
         assert_eq!(sections["2"]["currency"], "GBP");
-        let overlays = overlays(&sections).unwrap();
-        let keys: Vec<&str> = overlays.iter().map(|o| o.field.toml).collect();
-        // Empty values do not override; Splynx's own API settings are not ours.
+        let found = overlays(&sections, None).unwrap();
+        let keys: Vec<(&str, Source)> = found.iter().map(|o| (o.field.toml, o.source)).collect();
+        // Empty values do not override; Splynx's own API settings are not ours; the
+        // default partner's settings apply to everyone without their own.
         assert_eq!(
             keys,
             [
-                "splynx.payment_method_id",
-                "splynx.url",
-                "bitpay.transaction_speed"
+                ("splynx.payment_method_id", Source::ModulesList),
+                ("splynx.url", Source::ModulesList),
+                ("bitpay.transaction_speed", Source::ModulesList),
+                ("bitpay.currency", Source::ModulesListDefaultPartner),
             ]
         );
-        assert_eq!(overlays[0].value, toml::Value::Integer(12));
+        assert_eq!(found[0].value, toml::Value::Integer(12));
+        // Partner 2's own currency comes last, so it wins; partner 5 has none of its own.
+        let last = |partner| {
+            let found = overlays(&sections, Some(partner)).unwrap();
+            let currency = found
+                .iter()
+                .rev()
+                .find(|o| o.field.ini == "currency")
+                .unwrap();
+            (
+                currency.value.as_str().unwrap().to_string(),
+                currency.source,
+            )
+        };
+        assert_eq!(last(2), ("GBP".to_string(), Source::ModulesListPartner(2)));
+        assert_eq!(
+            last(5),
+            ("EUR".to_string(), Source::ModulesListDefaultPartner)
+        );
     }
 
     /// The form Splynx shows (`hooks/config/config.json`) and what the binary reads agree:
@@ -238,6 +321,35 @@ currency = "GBP"
                 "{key} is on the form but nothing reads it"
             );
         }
+        // The Partners settings block: exactly the partner fields, titled as the main
+        // block's, without defaults.
+        let partner = form["blocks"]["per_partner_options"]["items"]
+            .as_object()
+            .unwrap();
+        let mut expected = PARTNER_FIELDS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(
+            partner.keys().map(String::as_str).collect::<Vec<_>>(),
+            expected
+        );
+        for key in PARTNER_FIELDS {
+            let field = FIELDS.iter().find(|f| f.ini == key).unwrap();
+            assert_eq!(partner[key]["title"], field.title, "{key}");
+            assert!(partner[key].get("default").is_none(), "{key} has a default");
+        }
+    }
+
+    #[test]
+    fn a_partner_sets_only_the_partner_fields() {
+        let sections = parse("[3]\nsplynx_url = \"https://other.isp.test\"\n").unwrap();
+        let error = overlays(&sections, Some(3)).err().unwrap();
+        assert!(
+            error.contains("splynx_url") && error.contains("[3]"),
+            "{error}"
+        );
+        let sections = parse("[3]\npayment_method_id = \"x\"\n").unwrap();
+        let error = overlays(&sections, Some(3)).err().unwrap();
+        assert!(error.contains("Partners settings, partner 3"), "{error}");
     }
 
     #[test]
@@ -249,12 +361,12 @@ currency = "GBP"
             .unwrap_err()
             .contains("before any [section]"));
         let sections = parse("[common]\npayment_method_id = \"seven\"\n").unwrap();
-        let error = overlays(&sections).err().unwrap();
+        let error = overlays(&sections, None).err().unwrap();
         assert!(
             error.contains("Payment method") && error.contains("seven"),
             "{error}"
         );
         let sections = parse("[common]\ncolour = \"red\"\n").unwrap();
-        assert!(overlays(&sections).err().unwrap().contains("colour"));
+        assert!(overlays(&sections, None).err().unwrap().contains("colour"));
     }
 }

@@ -115,7 +115,7 @@ impl Config {
             path: shown.clone(),
             message: e.to_string().trim_end().to_string(),
         };
-        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let table: toml::Table = toml::from_str(text).map_err(parse_error)?;
         let mut sources: BTreeMap<String, Source> = BTreeMap::new();
         for (section, keys) in &table {
             if let Some(keys) = keys.as_table() {
@@ -131,7 +131,7 @@ impl Config {
             path: file_shown.clone(),
             message,
         };
-        let overlays = match (mode, read(&file)) {
+        let sections = match (mode, read(&file)) {
             (ModulesListMode::Off, _) => None,
             (ModulesListMode::Auto, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
             (_, Err(e)) => {
@@ -144,15 +144,82 @@ impl Config {
                     }
                 )))
             }
-            (_, Ok(ini)) => {
-                let sections = modules_list::parse(&ini).map_err(list_error)?;
-                Some(modules_list::overlays(&sections).map_err(list_error)?)
-            }
+            (_, Ok(ini)) => Some(modules_list::parse(&ini).map_err(list_error)?),
         };
-        let modules_list_file = overlays.as_ref().map(|_| file.clone());
-        let mut titles: BTreeMap<&'static str, &'static str> = BTreeMap::new();
+        Config::build(
+            path,
+            text,
+            table,
+            sources,
+            (addon_dir, mode),
+            sections.map(|s| (file, s)),
+            None,
+        )
+    }
+
+    /// This partner's settings: the Modules list's Partners settings for it (else for the
+    /// default partner) over everything else. Without Modules-list settings, the same.
+    pub fn for_partner(&self, partner: Option<i64>) -> Result<Config, ConfigError> {
+        let (Some(partner), Some((file, sections))) = (partner, &self.modules_list) else {
+            return Ok(self.clone());
+        };
+        let table: toml::Table =
+            toml::from_str(&self.toml_text.0).map_err(|e| ConfigError::Parse {
+                path: self.path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Config::build(
+            &self.path,
+            &self.toml_text.0,
+            table,
+            self.toml_sources(),
+            (self.addon_dir.clone(), self.modules_list_mode),
+            Some((file.clone(), sections.0.clone())),
+            Some(partner),
+        )
+    }
+
+    /// The keys the TOML file sets.
+    fn toml_sources(&self) -> BTreeMap<String, Source> {
+        self.sources
+            .iter()
+            .filter(|(_, s)| **s == Source::Toml)
+            .map(|(k, s)| (k.clone(), *s))
+            .collect()
+    }
+
+    fn build(
+        path: &Path,
+        text: &str,
+        mut table: toml::Table,
+        mut sources: BTreeMap<String, Source>,
+        (addon_dir, mode): (PathBuf, ModulesListMode),
+        modules_list: Option<(PathBuf, modules_list::Sections)>,
+        partner: Option<i64>,
+    ) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string().trim_end().to_string(),
+        };
+        let file_shown = modules_list
+            .as_ref()
+            .map(|(file, _)| file.display().to_string())
+            .unwrap_or_default();
+        let overlays = match &modules_list {
+            Some((_, sections)) => {
+                modules_list::overlays(sections, partner).map_err(|message| {
+                    ConfigError::ModulesList {
+                        path: file_shown.clone(),
+                        message,
+                    }
+                })?
+            }
+            None => Vec::new(),
+        };
+        let mut titles: BTreeMap<&'static str, String> = BTreeMap::new();
         let mut overridden_toml = Vec::new();
-        for overlay in overlays.iter().flatten() {
+        for overlay in &overlays {
             let (section, key) = overlay
                 .field
                 .toml
@@ -172,8 +239,11 @@ impl Config {
             if sources.get(&key) == Some(&Source::Toml) {
                 overridden_toml.push(key.clone());
             }
-            sources.insert(key, Source::ModulesList);
-            titles.insert(overlay.field.toml, overlay.field.title);
+            sources.insert(key, overlay.source);
+            titles.insert(
+                overlay.field.toml,
+                overlay.source.field_title(overlay.field.title),
+            );
         }
         let raw: RawConfig = match RawConfig::deserialize(toml::Value::Table(table)) {
             Ok(raw) => raw,
@@ -184,7 +254,7 @@ impl Config {
         let invalid = |key: &str, message: String| match titles.get(key) {
             Some(title) => ConfigError::ModulesListValue {
                 path: file_shown.clone(),
-                field: title.to_string(),
+                field: title.clone(),
                 message,
             },
             None => ConfigError::Invalid {
@@ -465,8 +535,10 @@ impl Config {
             journal_retention_days,
             pairing_roles,
             addon_dir,
-            modules_list: mode,
-            modules_list_file,
+            modules_list_mode: mode,
+            modules_list: modules_list.map(|(file, sections)| (file, Kept(sections))),
+            partner,
+            toml_text: Kept(text.to_string()),
             sources,
             overridden_toml,
         })

@@ -333,12 +333,12 @@ fn modules_list_wins_over_toml_which_wins_over_the_default() {
             "{key}"
         );
     }
-    assert!(config.modules_list_file.is_some());
+    assert!(config.modules_list_file().is_some());
     // Without the file (auto), the TOML alone.
     let config = parse(&toml).unwrap();
     assert_eq!(config.bitpay.transaction_speed, "low");
     assert_eq!(config.source("bitpay.transaction_speed"), Source::Toml);
-    assert!(config.modules_list_file.is_none());
+    assert!(config.modules_list_file().is_none());
 }
 
 #[test]
@@ -386,4 +386,57 @@ fn the_modules_list_switch() {
     assert!(error(&bad).contains("addon.modules_list"));
     let unknown = GOOD.to_string() + "\n[addon]\ncolour = \"red\"\n";
     assert!(error(&unknown).contains("colour"));
+}
+
+#[test]
+fn a_partners_settings_win_for_its_customers() {
+    let ini = "[common]\ncurrency = \"USD\"\n[default_partners_settings]\ntransaction_speed = \"low\"\n[2]\ncurrency = \"GBP\"\npayment_method_id = \"12\"\n[3]\n";
+    let config = with_modules_list(GOOD, ini).unwrap();
+    let two = config.for_partner(Some(2)).unwrap();
+    assert_eq!(two.partner, Some(2));
+    assert_eq!(
+        (two.bitpay.currency.as_str(), two.source("bitpay.currency")),
+        ("GBP", Source::ModulesListPartner(2))
+    );
+    assert_eq!(two.splynx.payment_method_id, 12);
+    assert_eq!(
+        two.source("bitpay.transaction_speed"),
+        Source::ModulesListDefaultPartner
+    );
+    assert_eq!(
+        two.source("bitpay.transaction_speed").label(),
+        "modules-list default partner"
+    );
+    assert_eq!(
+        two.source("bitpay.currency").label(),
+        "modules-list partner 2"
+    );
+    // Partner 3 has nothing of its own: the main block and the default partner's.
+    let three = config.for_partner(Some(3)).unwrap();
+    assert_eq!(
+        (
+            three.bitpay.currency.as_str(),
+            three.splynx.payment_method_id
+        ),
+        ("USD", 7)
+    );
+    assert_eq!(three.bitpay.transaction_speed, "low");
+    // Without a partner (or without Modules-list settings) nothing changes.
+    assert_eq!(config.for_partner(None).unwrap().bitpay.currency, "USD");
+    assert_eq!(
+        parse(GOOD)
+            .unwrap()
+            .for_partner(Some(2))
+            .unwrap()
+            .bitpay
+            .currency,
+        "USD"
+    );
+    // A partner's bad value names the partner.
+    let bad = with_modules_list(GOOD, "[4]\ntransaction_speed = \"warp\"\n").unwrap();
+    let message = bad.for_partner(Some(4)).unwrap_err().to_string();
+    assert!(
+        message.contains("\"Transaction speed\" (Partners settings, partner 4)"),
+        "{message}"
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::bitpay::Identity;
 use crate::clock;
-use crate::config::{Config, ConfigError, Source};
+use crate::config::{Config, ConfigError};
 use crate::store::{Store, StoreError, MIGRATIONS};
 
 use super::owner::{group_name, groups_of, owner_of, primary_group, user_name};
@@ -77,23 +77,47 @@ fn report_sources(report: &mut Report, config: &Config) {
         "{shown}: valid (Splynx {}, BitPay {})",
         config.splynx.url, config.bitpay.api_url
     );
-    let Some(file) = &config.modules_list_file else {
+    let Some(file) = config.modules_list_file() else {
         report.ok("config", valid);
         return;
     };
     let from_list: Vec<&str> = config
         .sources
         .iter()
-        .filter(|(_, source)| **source == Source::ModulesList)
+        .filter(|(_, source)| source.is_modules_list())
         .map(|(key, _)| key.as_str())
         .collect();
+    // Every partner's settings are checked now, not when its first customer pays.
+    let partners = config.partners_with_settings();
+    for partner in &partners {
+        if let Err(e) = config.for_partner(Some(*partner)) {
+            report.fail(
+                "config",
+                e.to_string(),
+                "correct the field in Splynx (Config → Integrations → Modules list → splynx_bitpay_addon → Partners settings)",
+            );
+            return;
+        }
+    }
     let read = format!(
-        "{valid}; Modules list settings {}: {}",
+        "{valid}; Modules list settings {}: {}{}",
         file.display(),
         if from_list.is_empty() {
             "none set".to_string()
         } else {
             from_list.join(", ")
+        },
+        if partners.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; Partners settings for partner {}",
+                partners
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     );
     if config.overridden_toml.is_empty() {

@@ -103,7 +103,7 @@ impl Settler<'_> {
         bitpay_id: &str,
         fetched: &BitPayInvoice,
     ) -> Result<Outcome> {
-        let payment = self.payment_for(record, bitpay_id, fetched);
+        let payment = self.payment_for(record, bitpay_id, fetched)?;
         let request = serde_json::to_string(&payment).unwrap_or_default();
         let now = clock::now_ms();
         {
@@ -294,7 +294,13 @@ impl Settler<'_> {
         record: &InvoiceRecord,
         bitpay_id: &str,
         fetched: &BitPayInvoice,
-    ) -> NewPayment {
+    ) -> Result<NewPayment> {
+        // The payment method of the customer's partner (Modules-list Partners settings).
+        let payment_method = self
+            .config
+            .for_partner(record.order.partner_id)?
+            .splynx
+            .payment_method_id;
         let coin = if fetched.transaction_currency.is_empty() {
             "crypto".to_string()
         } else {
@@ -312,7 +318,7 @@ impl Settler<'_> {
             (kind, Some(number)) => format!("{} #{number}", kind.as_str()),
             (kind, None) => kind.as_str().to_string(),
         };
-        NewPayment {
+        Ok(NewPayment {
             customer_id: record.order.customer_id,
             invoice_id: (record.order.doc_kind == DocKind::Invoice)
                 .then_some(record.order.doc_id)
@@ -320,7 +326,7 @@ impl Settler<'_> {
             request_id: (record.order.doc_kind == DocKind::Proforma)
                 .then_some(record.order.doc_id)
                 .flatten(),
-            payment_type: self.config.splynx.payment_method_id,
+            payment_type: payment_method,
             receipt_number: bitpay_id.to_string(),
             date: clock::local_date(),
             amount: format_amount(record.order.price, &record.order.currency),
@@ -328,6 +334,6 @@ impl Settler<'_> {
             field_1: bitpay_id.to_string(),
             field_2: paid,
             field_3: transactions,
-        }
+        })
     }
 }

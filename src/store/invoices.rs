@@ -14,9 +14,10 @@ impl Store {
     pub fn insert_invoice(&self, new: &NewInvoice, now: i64) -> Result<InvoiceRecord> {
         self.conn.execute(
             "INSERT INTO invoices (guid, environment, facade, token, doc_kind, doc_id, doc_number,
-                 customer_id, price, currency, order_id, bitpay_status, settlement, created_at,
-                 updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'unknown', 'creating', ?12, ?12)",
+                 customer_id, price, currency, order_id, partner_id, bitpay_status, settlement,
+                 created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, 'unknown', 'creating',
+                 ?12, ?12)",
             params![
                 new.guid,
                 new.environment,
@@ -29,7 +30,8 @@ impl Store {
                 new.price.to_string(),
                 new.currency,
                 new.order_id,
-                now
+                now,
+                new.partner_id
             ],
         )?;
         self.invoice_by_guid(&new.guid)?

@@ -166,6 +166,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER settlement_count_delete AFTER DELETE ON invoices BEGIN
         UPDATE settlement_counts SET n = n - 1 WHERE settlement = old.settlement;
     END;",
+    // 9: the customer's Splynx partner, whose Modules-list settings (payment method) the
+    //    payment is made with. NULL for invoices from before, and for adopted ones whose
+    //    customer Splynx could not name: the main settings apply.
+    "ALTER TABLE invoices ADD COLUMN partner_id INTEGER;",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

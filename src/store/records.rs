@@ -177,6 +177,8 @@ pub struct NewInvoice {
     pub price: Decimal,
     pub currency: String,
     pub order_id: String,
+    /// The customer's Splynx partner (whose settings apply), when known.
+    pub partner_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -193,7 +195,7 @@ pub(super) const INVOICE_COLUMNS: &str =
     "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
     doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
     settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
-    payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at";
+    payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at, partner_id";
 
 pub(super) fn journal_from_row(r: &Row<'_>) -> rusqlite::Result<JournalEntry> {
     Ok(JournalEntry {
@@ -227,6 +229,7 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
             price: Decimal::from_str(&price).map_err(|e| text_error(10, e.to_string()))?,
             currency: row.get(11)?,
             order_id: row.get(12)?,
+            partner_id: row.get(28)?,
         },
         bitpay_id: row.get(2)?,
         url: row.get(13)?,
@@ -342,6 +345,7 @@ impl InvoiceRecord {
                 price: Decimal::new(5161, 2),
                 currency: "USD".into(),
                 order_id: format!("o{id}"),
+                partner_id: None,
             },
             bitpay_id: Some(format!("B{id}")),
             url: None,

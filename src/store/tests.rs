@@ -62,6 +62,7 @@ fn new_invoice(guid: &str) -> NewInvoice {
         price: Decimal::from_str("51.61").unwrap(),
         currency: "USD".into(),
         order_id: format!("o-{guid}"),
+        partner_id: Some(2),
     }
 }
 

@@ -124,3 +124,126 @@ fn doctor_says_where_settings_come_from_and_flags_two_places_for_one() {
         "{line}"
     );
 }
+
+/// The reference's file with Partners settings: partner 2 bills in GBP with its own payment
+/// method; everyone else in the main block's currency.
+const WITH_PARTNERS: &str = "; <?php exit(); ?>
+; Splynx Add-On config file
+[common]
+api_domain = \"https://splynx.isp.test/\"
+api_key = \"key-splynx-created\"
+api_secret = \"splynx-own-secret-4c2f\"
+currency = \"USD\"
+[default_partners_settings]
+currency = \"\"
+payment_method_id = \"\"
+[1]
+[2]
+currency = \"GBP\"
+payment_method_id = \"12\"
+refill_max = \"300.00\"
+[3]
+";
+
+#[test]
+fn a_customer_of_partner_2_pays_in_partner_2s_currency_and_method() {
+    let env = Env::new();
+    let addon = with_modules_list(&env, "");
+    std::fs::write(addon.join("config/config.ini.php"), WITH_PARTNERS).unwrap();
+    env.splynx.add_customer(serde_json::json!({"id": 44, "login": "lin", "name": "Lin Reseller-Customer", "email": "lin@isp.test", "status": "active", "partner_id": 2, "billing_type": "prepaid"}));
+    env.splynx.add_payment_method(
+        serde_json::json!({"id": 12, "name": "BitPay (partner 2)", "is_active": "1"}),
+    );
+    env.pair();
+
+    // The refill page shows partner 2's currency and bounds to its customer.
+    let shown: Value =
+        serde_json::from_str(&env.run(&["--json", "settings", "--customer", "44"]).stdout).unwrap();
+    assert_eq!(
+        (shown["currency"].as_str(), shown["refill"]["max"].as_str()),
+        (Some("GBP"), Some("300.00"))
+    );
+    // Partner 2's bounds apply to its customer: 300.00 at most.
+    let refused = env.create_invoice(&["--customer", "44", "--refill", "400.00"]);
+    refused.assert_code(65).assert_stderr_contains("300.00 GBP");
+    let run = env.create_invoice(&["--customer", "44", "--refill", "25.00"]);
+    run.assert_code(0);
+    let created = run.json();
+    assert_eq!(created["currency"], "GBP");
+    let id = created["bitpay_invoice_id"].as_str().unwrap().to_string();
+    assert_eq!(env.bitpay.invoice(&id).unwrap()["currency"], "GBP");
+    env.bitpay.set_status(&id, "confirmed", None);
+    env.deliver_webhook(&id, true).assert_code(0);
+    let payments = env.payments_with_receipt(&id);
+    assert_eq!(payments.len(), 1);
+    assert_eq!(
+        payments[0]["payment_type"].to_string().trim_matches('"'),
+        "12"
+    );
+
+    // A customer of partner 1 keeps the main settings.
+    let run = env.create_invoice(&["--customer", "42", "--refill", "25.00"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["currency"], "USD");
+    let other = run.json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.bitpay.set_status(&other, "confirmed", None);
+    env.deliver_webhook(&other, true).assert_code(0);
+    let payments = env.payments_with_receipt(&other);
+    assert_eq!(
+        payments[0]["payment_type"].to_string().trim_matches('"'),
+        "7"
+    );
+    // Splynx's own API secret in the file is never shown.
+    let doctor = env.run(&["doctor"]);
+    assert!(
+        doctor.stdout.contains("Partners settings for partner 2"),
+        "{doctor:?}"
+    );
+    let shown = env.run(&["-vv", "--json", "config"]);
+    assert!(
+        !shown.stdout.contains("splynx-own-secret-4c2f")
+            && !shown.stderr.contains("splynx-own-secret-4c2f")
+    );
+}
+
+#[test]
+fn config_for_a_partner_names_the_partner_as_the_source() {
+    let env = Env::new();
+    let addon = with_modules_list(&env, "");
+    std::fs::write(addon.join("config/config.ini.php"), WITH_PARTNERS).unwrap();
+    let run = env.run(&["--json", "config", "--partner", "2"]);
+    run.assert_code(0);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let s = setting(&json, "bitpay.currency");
+    assert_eq!(
+        (s["value"].as_str().unwrap(), s["source"].as_str().unwrap()),
+        ("GBP", "modules-list partner 2")
+    );
+    assert_eq!(json["partner"], 2);
+    let three: Value =
+        serde_json::from_str(&env.run(&["--json", "config", "--partner", "3"]).stdout).unwrap();
+    assert_eq!(setting(&three, "bitpay.currency")["source"], "modules-list");
+}
+
+#[test]
+fn doctor_checks_every_partners_settings() {
+    let env = Env::new();
+    let addon = with_modules_list(&env, "");
+    std::fs::write(
+        addon.join("config/config.ini.php"),
+        "[common]\n[7]\ntransaction_speed = \"warp\"\n",
+    )
+    .unwrap();
+    // Nothing else notices until partner 7's customer pays; doctor does.
+    env.run(&["status"]).assert_code(0);
+    let run = env.run(&["doctor"]);
+    run.assert_code(78);
+    let line = run.stdout.lines().find(|l| l.contains(" config ")).unwrap();
+    assert!(
+        line.starts_with("FAIL") && line.contains("partner 7") && line.contains("warp"),
+        "{line}"
+    );
+}

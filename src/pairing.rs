@@ -102,22 +102,41 @@ pub fn explain_token_error(
     anyhow::Error::new(error).context(Problem::Setup(advice))
 }
 
+/// Where the admin pairs: the shell, or the add-on's admin page in Splynx (where advice
+/// to run a command would be no help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingFrom {
+    Shell,
+    AdminPage,
+}
+
 /// Turns a failed `POST /tokens` into what the admin must do.
 pub fn explain_pairing_error(
     ctx: &Context,
     code: Option<&str>,
     error: BitPayError,
+    from: PairingFrom,
 ) -> anyhow::Error {
     if error.is_temporary() {
-        return error.into();
+        // BitPay's own words for a 5xx or a timeout mean nothing to an admin; nothing was
+        // paired, and trying again later is all there is to do.
+        log::warn!("pairing: {error}");
+        return Problem::Temporary(
+            "BitPay did not answer the pairing request (it is down or overloaded); nothing was changed: try again in a few minutes".into(),
+        )
+        .into();
     }
+    let enter_new_code = match from {
+        PairingFrom::Shell => "run `splynx-bitpay pair NEWCODE`",
+        PairingFrom::AdminPage => "enter it here",
+    };
     let message = error.message().to_string();
     let lower = message.to_ascii_lowercase();
     let env = ctx.environment();
     let advice = if lower.contains("production pairing code") || lower.contains("pairing failed") {
         let other = if env == "test" { "production" } else { "test" };
         format!(
-            "pairing code {} belongs to the other BitPay environment: this add-on is set to environment = \"{env}\" ({}). Create the code in that environment's dashboard, or set bitpay.environment = \"{other}\" in {}",
+            "pairing code {} belongs to the other BitPay environment: this add-on is set to environment = \"{env}\" ({}). Create the code in that environment's dashboard and {enter_new_code}, or set bitpay.environment = \"{other}\" in {}",
             code.unwrap_or("?"),
             ctx.config.bitpay.api_url,
             ctx.config.path.display()
@@ -127,13 +146,16 @@ pub fn explain_pairing_error(
         || lower.contains("expired")
     {
         format!(
-            "BitPay does not accept pairing code {}: it is unknown, expired (codes last 24 hours) or already used. Create a new code in the BitPay dashboard (Payment Tools → Manage API Tokens → Add New Token) and run `splynx-bitpay pair NEWCODE`",
+            "BitPay does not accept pairing code {}: it is unknown, expired (codes last 24 hours) or already used. Create a new code in the BitPay dashboard (Payment Tools → Manage API Tokens → Add New Token) and {enter_new_code}",
             code.unwrap_or("?")
         )
     } else {
         format!("BitPay refused pairing: {message}")
     };
-    anyhow::Error::new(error).context(Problem::Setup(advice))
+    // The advice names the problem and what to do; BitPay's own words (often "HTTP 500:
+    // Unable to create token" for a wrong code) go to the log, not to the admin page.
+    log::warn!("pairing: {error}");
+    Problem::Setup(advice).into()
 }
 
 /// A token as `status` shows it: masked (`abcd… (44 chars)`), with its approval state.

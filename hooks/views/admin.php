@@ -62,7 +62,7 @@ $invoiceBlock = static function (array $invoice) use ($journal): string {
 <div class="panel-heading">Pairing</div>
 <div class="panel-body">
 <?php if ($paired) : ?>
-<div class="alert alert-success pairing-state">Access token has been successfully generated: paired (<?= View::e(implode(', ', $status['paired'])) ?>) with the BitPay <?= View::e($environment) ?> environment.</div>
+<div class="alert alert-success pairing-state">Paired with the BitPay <?= View::e($environment) ?> environment: the <?= View::e(implode(', ', $status['paired'])) ?> token is active, and customers can pay.</div>
 <?php else : ?>
 <div class="alert alert-warning pairing-state">Access token is not set for <?= View::e($environment) ?> environment.</div>
 <p>Log in to your BitPay dashboard &rarr; <b>Payment Tools</b> &rarr; <b>Manage API Tokens</b> &rarr; <b>Add New Token</b> (with "Require Authentication" enabled), copy the <b>pairing code</b> (it looks like <code>u7m0VSR</code>), paste it below and click <b>Pair</b>.</p>
@@ -91,9 +91,9 @@ $invoiceBlock = static function (array $invoice) use ($journal): string {
 <input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
 <?= $sashField ?>
 <input type="hidden" name="action" value="pair">
-<div class="form-group"><label for="pairing_code">Pairing code</label>
-<input class="form-control" id="pairing_code" name="pairing_code" required maxlength="7" pattern="[A-Za-z0-9]{7}" placeholder="u7m0VSR" style="width:180px" autocomplete="off"></div>
-<button type="submit" class="btn btn-primary pair">Pair</button>
+<div class="form-group"><label for="pairing_code"><?= $paired ? 'New pairing code (replaces the active token)' : 'Pairing code' ?></label>
+<input class="form-control" id="pairing_code" name="pairing_code" required maxlength="7" pattern="[A-Za-z0-9]{7}"<?= $paired ? '' : ' placeholder="u7m0VSR"' ?> style="width:180px" autocomplete="off"></div>
+<button type="submit" class="btn btn-primary pair"><?= $paired ? 'Pair again' : 'Pair' ?></button>
 </form>
 <p class="muted" style="margin-top:12px">No dashboard code? Request one here and approve it in BitPay:</p>
 <form method="post" action="<?= View::e($action) ?>" class="inline-form request-form">
@@ -198,7 +198,7 @@ if (empty($status['invoices'])) {
 <dt>Currency</dt><dd><?= View::e($currency) ?></dd>
 <dt>Refill bounds</dt><dd><?= View::e($refill[0]) ?> – <?= View::e($refill[1]) ?> <?= View::e($currency) ?></dd>
 </dl>
-<p class="muted" style="margin-top:10px">Edit the file on the server (secrets are never shown here) and check it with <code>splynx-bitpay doctor</code>.</p>
+<p class="muted" style="margin-top:10px">Change them in Config &rarr; Integrations &rarr; Modules list &rarr; splynx_bitpay_addon (a value there wins over the file; Partners settings apply to a partner's customers), or in the file on the server. <code>splynx-bitpay config</code> shows where each value comes from; <code>splynx-bitpay doctor</code> checks them. Secrets are never shown here.</p>
 </div>
 </div>
 </div>

@@ -9,7 +9,7 @@ use crate::clock;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
 use crate::output::View;
-use crate::pairing::{explain_pairing_error, is_valid_pairing_code};
+use crate::pairing::{explain_pairing_error, is_valid_pairing_code, PairingFrom};
 use crate::secret::Secret;
 use crate::store::TokenRecord;
 
@@ -38,6 +38,10 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
         ))
         .into());
     }
+    let from = match caller {
+        Some(_) => PairingFrom::AdminPage,
+        None => PairingFrom::Shell,
+    };
     let identity = ctx.identity()?;
     let sin = identity.sin();
     let client = ctx.bitpay(Some(identity));
@@ -49,13 +53,13 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
         Some(code) => (
             client
                 .claim_pairing_code(&sin, code, &label)
-                .map_err(|e| explain_pairing_error(ctx, Some(code), e))?,
+                .map_err(|e| explain_pairing_error(ctx, Some(code), e, from))?,
             true,
         ),
         None => (
             client
                 .request_token(&sin, &args.facade, &label)
-                .map_err(|e| explain_pairing_error(ctx, None, e))?,
+                .map_err(|e| explain_pairing_error(ctx, None, e, from))?,
             false,
         ),
     };

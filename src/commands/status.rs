@@ -73,7 +73,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
                 facade: t.facade.clone(),
                 pairing_code: t.pairing_code.clone().filter(|_| shows_codes),
                 approve_url: approve_url.clone(),
-                pairing_expires_at: t.pairing_expires_at,
+                pairing_expires_at: t.pairing_expires_at.map(clock::datetime_of),
             })
             .collect(),
         shows_codes,
@@ -141,7 +141,7 @@ struct PendingApproval {
     /// `None` for administrators who may not pair.
     pairing_code: Option<String>,
     approve_url: String,
-    pairing_expires_at: Option<i64>,
+    pairing_expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -207,7 +207,8 @@ impl View for Status {
                 },
                 p.approve_url,
                 p.pairing_expires_at
-                    .map(|e| format!(" before {}", clock::datetime_of(e)))
+                    .as_deref()
+                    .map(|e| format!(" before {e}"))
                     .unwrap_or_default()
             ));
         }

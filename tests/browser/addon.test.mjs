@@ -38,23 +38,43 @@ describe('splynx-bitpay add-on in the browser', () => {
     await login(page, 'admin', { admin: true });
     assert.equal(new URL(page.url()).pathname, '/bitpay/admin');
     await page.getByText('Access token is not set for test environment').waitFor();
+    assert.equal(await page.locator('#pairing_code').getAttribute('placeholder'), 'u7m0VSR');
     await shot(page, 'admin-unpaired');
 
+    // A code BitPay does not know: what to do, in the page's own terms (no shell command).
     await page.fill('#pairing_code', 'ZZZZZZZ');
     await Promise.all([page.waitForLoadState('load'), page.click('button.pair')]);
-    assert.match(await page.locator('.flash').innerText(), /^Pairing failed: /);
+    const refused = await page.locator('.flash').innerText();
+    assert.match(refused, /^Pairing failed: BitPay does not accept pairing code ZZZZZZZ/);
+    assert.match(refused, /Add New Token\) and enter it here/);
+    assert.doesNotMatch(refused, /splynx-bitpay pair|HTTP/);
+    await shot(page, 'admin-error');
+
+    // BitPay failing (HTTP 500) reads as "try again later", not as a status code.
+    assert.equal((await bitpay('POST', '/_sandbox/faults', { fail_next: 1, status: 500 })).status, 200);
+    const { json: { pairingCode: early } } = await bitpay('POST', '/_sandbox/pairing-codes');
+    await page.fill('#pairing_code', early);
+    await Promise.all([page.waitForLoadState('load'), page.click('button.pair')]);
+    const down = await page.locator('.flash').innerText();
+    assert.match(down, /BitPay did not answer the pairing request .* try again in a few minutes/);
+    assert.doesNotMatch(down, /HTTP 500|500/);
 
     const { json: { pairingCode } } = await bitpay('POST', '/_sandbox/pairing-codes');
     await page.fill('#pairing_code', pairingCode);
     await Promise.all([page.waitForLoadState('load'), page.click('button.pair')]);
     assert.match(await page.locator('.flash').innerText(), /Paired with BitPay: the pos token is active/);
-    await page.getByText('Access token has been successfully generated').waitFor();
+    await page.getByText('Paired with the BitPay test environment: the pos token is active').waitFor();
+    assert.equal(await page.locator('#pairing_code').getAttribute('placeholder'), null, 'no example code once paired');
+    assert.match(await page.locator('label[for=pairing_code]').innerText(), /replaces the active token/);
 
     // Client-initiated pairing: request a merchant code, approve it "in the dashboard".
     await page.selectOption('#facade', 'merchant');
     await Promise.all([page.waitForLoadState('load'), page.click('button.request')]);
     const code = (await page.locator('.pending-code').innerText()).trim();
     assert.match(code, /^[A-Za-z0-9]{7}$/);
+    // Its expiry as a date a person reads, not a millisecond count.
+    assert.match(await page.locator('.pending').innerText(), /waits for approval until \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC/);
+    await shot(page, 'admin-pending');
 
     // Meanwhile a support administrator sees the pairing read-only, without the code.
     const support = await newPage(browser);

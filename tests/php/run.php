@@ -364,6 +364,44 @@ check('module definition: names, entry points, Twig widgets', static function ()
     truthy(strpos($addMoney, 'action="/bitpay/" method="get"') !== false, 'the add-money widget only pre-fills the refill page');
 });
 
+check('registration data uses only the field names and values Splynx documents', static function () use ($hooks): void {
+    // Entry point attributes, types, places and sizes (reference §3.3), API permission
+    // shape (§3.2), the Modules-list form (§3.4).
+    $module = require $hooks . '/config/module.php';
+    $attributes = ['name', 'module', 'place', 'type', 'size', 'title', 'root', 'model', 'icon', 'background', 'url', 'code', 'code_file', 'partners', 'location', 'enabled'];
+    foreach ($module['entry_points'] as $point) {
+        same([], array_values(array_diff(array_keys($point), $attributes)), $point['name'] . ' attributes');
+        truthy(in_array($point['place'], ['portal', 'admin'], true), $point['name'] . ' place');
+        truthy(in_array($point['type'], ['menu_link', 'code', 'action_link', 'tab'], true), $point['name'] . ' type');
+        if (isset($point['size'])) {
+            truthy(in_array($point['size'], ['extra_small', 'small', 'medium', 'large', 'extra_large'], true), $point['name'] . ' size');
+        }
+        if (isset($point['icon'])) {
+            same('fa-bitcoin', $point['icon'], $point['name'] . ' icon');
+        }
+        truthy(preg_match('/^[a-z0-9_]+$/', $point['name']) === 1, $point['name'] . ' name');
+    }
+    $byName = array_column($module['entry_points'], null, 'name');
+    same('controllers\admin\ConfigController', $byName['bitpay_admin_config']['root'], 'admin page under Config');
+    same('Bitpay', $byName['bitpay_admin_config']['title'], 'Config → Integrations → Bitpay');
+    foreach ($module['api_permissions'] as $permission) {
+        same(['controller', 'actions'], array_keys($permission));
+        truthy(strpos($permission['controller'], 'api\\admin\\') === 0, $permission['controller']);
+    }
+    $form = json_decode(file_get_contents($hooks . '/config/config.json'), true);
+    same($module['module'], $form['path'], 'the form belongs to the module');
+    $types = ['string', 'integer', 'decimal', 'boolean', 'select', 'multipleSelect', 'encrypted', 'textarea', 'date', 'datetime'];
+    foreach ($form['blocks'] as $block => $definition) {
+        truthy(isset($definition['title']) && is_array($definition['items']), $block);
+        foreach ($definition['items'] as $key => $item) {
+            truthy(isset($item['title']), "$block.$key title");
+            truthy(!isset($item['type']) || in_array($item['type'], $types, true), "$block.$key type");
+            truthy(($item['type'] ?? '') !== 'select' || is_array($item['values']), "$block.$key values");
+        }
+    }
+    same(['common_settings', 'per_partner_options'], array_keys($form['blocks']));
+});
+
 check('InstallController hands the definitions to the add-on base', static function () use ($hooks): void {
     eval('namespace splynx\base; class BaseInstallController {}');
     require $hooks . '/commands/InstallController.php';

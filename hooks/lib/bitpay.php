@@ -310,12 +310,6 @@ final class Settings
         $decimals = isset($all['currency_decimals']) ? (int) $all['currency_decimals'] : 2;
         return $decimals === 0 ? '1' : '0.' . str_repeat('0', $decimals - 1) . '1';
     }
-
-    public static function splynxUrl(): string
-    {
-        $all = self::all();
-        return isset($all['splynx_url']) ? (string) $all['splynx_url'] : '';
-    }
 }
 
 /**

@@ -113,6 +113,7 @@ return static function (string $route): void {
             }
         }
     }
+    $effective = Binary::run(['config']);
     View::page('admin', [
         'title' => 'Bitpay',
         'flash' => $flash,
@@ -126,8 +127,7 @@ return static function (string $route): void {
         'action' => $self,
         'sash' => $sash,
         'config_path' => Binary::configPath(),
-        'splynx_url' => Settings::splynxUrl(),
-        'currency' => Settings::currency(),
-        'refill' => Settings::refillBounds(),
+        'effective' => $effective->ok() ? $effective->json : null,
+        'effective_error' => $effective->ok() ? null : $effective->message(),
     ]);
 };

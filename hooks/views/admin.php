@@ -2,7 +2,7 @@
 /**
  * @var array|null $flash @var array|null $status @var string|null $status_error @var array|null $oldest
  * @var string $lookup @var array|null $found @var string|null $lookup_error @var string $csrf @var string $action
- * @var string $config_path @var string $splynx_url @var string $currency @var array $refill
+ * @var string $config_path @var array|null $effective (`config --json`) @var string|null $effective_error
  * @var string $sash
  */
 use SplynxBitpay\View;
@@ -194,10 +194,17 @@ if (empty($status['invoices'])) {
 <div class="panel-body">
 <dl class="dl-horizontal">
 <dt>Configuration file</dt><dd><code><?= View::e($config_path) ?></code></dd>
-<dt>Splynx URL</dt><dd><?= View::e($splynx_url) ?></dd>
-<dt>Currency</dt><dd><?= View::e($currency) ?></dd>
-<dt>Refill bounds</dt><dd><?= View::e($refill[0]) ?> – <?= View::e($refill[1]) ?> <?= View::e($currency) ?></dd>
+<?php if ($effective !== null && $effective['modules_list_file'] !== null) : ?><dt>Modules list</dt><dd><code><?= View::e($effective['modules_list_file']) ?></code></dd><?php endif; ?>
 </dl>
+<?php if ($effective !== null) : ?>
+<table class="table effective-settings"><tr><th>Setting</th><th>Value</th><th>Set in</th></tr>
+<?php foreach ($effective['settings'] as $s) : ?>
+<tr><td class="mono"><?= View::e($s['key']) ?></td><td><?= View::e($s['value']) ?></td><td><?= View::e($s['source_text']) ?></td></tr>
+<?php endforeach; ?>
+</table>
+<?php else : ?>
+<div class="alert alert-danger">The settings cannot be read: <?= View::e((string) $effective_error) ?></div>
+<?php endif; ?>
 <p class="muted" style="margin-top:10px">Change them in Config &rarr; Integrations &rarr; Modules list &rarr; splynx_bitpay_addon (a value there wins over the file; Partners settings apply to a partner's customers), or in the file on the server. <code>splynx-bitpay config</code> shows where each value comes from; <code>splynx-bitpay doctor</code> checks them. Secrets are never shown here.</p>
 </div>
 </div>

@@ -27,6 +27,8 @@ struct Setting {
     key: &'static str,
     value: String,
     source: String,
+    /// The source in an admin's words (the admin page shows it).
+    source_text: String,
 }
 
 impl View for Effective {
@@ -146,6 +148,7 @@ pub fn run(args: ConfigArgs, ctx: &Context) -> Result<u8> {
                 key,
                 value,
                 source: config.source(key).label(),
+                source_text: config.source(key).describe(),
             })
             .collect(),
     });

@@ -83,6 +83,17 @@ impl Source {
         }
     }
 
+    /// Where, in an admin's words: "Modules list (partner 3)", "config file", "default".
+    pub fn describe(self) -> String {
+        match self {
+            Source::Default => "default".into(),
+            Source::Toml => "config file".into(),
+            Source::ModulesList => "Modules list".into(),
+            Source::ModulesListDefaultPartner => "Modules list (default partner)".into(),
+            Source::ModulesListPartner(id) => format!("Modules list (partner {id})"),
+        }
+    }
+
     pub fn is_modules_list(self) -> bool {
         !matches!(self, Source::Default | Source::Toml)
     }

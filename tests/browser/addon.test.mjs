@@ -39,6 +39,11 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.equal(new URL(page.url()).pathname, '/bitpay/admin');
     await page.getByText('Access token is not set for test environment').waitFor();
     assert.equal(await page.locator('#pairing_code').getAttribute('placeholder'), 'u7m0VSR');
+    // Every effective setting, and where it is set, as the binary reports it.
+    const settings = await page.locator('table.effective-settings').innerText();
+    assert.match(settings, /bitpay\.currency\s+USD\s+config file/);
+    assert.match(settings, /splynx\.auth\s+access_token\s+default/);
+    assert.match(settings, /splynx\.api_secret\s+\(redacted\)/);
     await shot(page, 'admin-unpaired');
 
     // A code BitPay does not know: what to do, in the page's own terms (no shell command).

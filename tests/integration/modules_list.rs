@@ -53,6 +53,7 @@ fn config_shows_each_value_with_its_source() {
         ("splynx.auth", "access_token", "default"),
         ("splynx.api_secret", "(redacted)", "toml"),
     ] {
+        assert!(setting(&json, key)["source_text"].is_string(), "{key}");
         let s = setting(&json, key);
         assert_eq!(
             (s["value"].as_str().unwrap(), s["source"].as_str().unwrap()),
@@ -223,6 +224,7 @@ fn config_for_a_partner_names_the_partner_as_the_source() {
         ("GBP", "modules-list partner 2")
     );
     assert_eq!(json["partner"], 2);
+    assert_eq!(s["source_text"], "Modules list (partner 2)");
     let three: Value =
         serde_json::from_str(&env.run(&["--json", "config", "--partner", "3"]).stdout).unwrap();
     assert_eq!(setting(&three, "bitpay.currency")["source"], "modules-list");

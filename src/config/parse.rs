@@ -384,12 +384,14 @@ impl Config {
             None => format!("{splynx_url}/bitpay/result"),
         };
 
-        for (key, url) in [
+        let urls = [
             ("splynx.url", &splynx_url),
             ("splynx.api_url", &api_url),
+            ("bitpay.api_url", &bitpay_api_url),
             ("bitpay.notification_url", &notification_url),
             ("bitpay.redirect_url", &redirect_url),
-        ] {
+        ];
+        for (key, url) in urls {
             if is_placeholder_url(url) {
                 return Err(invalid(
                     key,
@@ -398,13 +400,7 @@ impl Config {
             }
         }
         if environment == Environment::Production {
-            for (key, url) in [
-                ("splynx.url", &splynx_url),
-                ("splynx.api_url", &api_url),
-                ("bitpay.api_url", &bitpay_api_url),
-                ("bitpay.notification_url", &notification_url),
-                ("bitpay.redirect_url", &redirect_url),
-            ] {
+            for (key, url) in urls {
                 if is_plain_http_off_host(url) {
                     return Err(invalid(
                         key,

@@ -23,6 +23,15 @@ fn with_config_and_modules_list(env: &Env, toml: &str, common: &str) -> std::pat
     addon
 }
 
+/// doctor's `config` line.
+fn config_line(run: &crate::util::Run) -> String {
+    run.stdout
+        .lines()
+        .find(|l| l.contains(" config "))
+        .unwrap_or_else(|| panic!("no config line: {run:?}"))
+        .to_string()
+}
+
 fn setting<'a>(json: &'a Value, key: &str) -> &'a Value {
     json["settings"]
         .as_array()
@@ -99,12 +108,7 @@ fn doctor_says_where_settings_come_from_and_flags_two_places_for_one() {
         .replace("[refill]\nmin = \"1.00\"\nmax = \"5000.00\"\n", "");
     with_config_and_modules_list(&env, &without_refill, "refill_max = \"250.00\"");
     let run = env.run(&["doctor"]);
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.contains(" config "))
-        .unwrap()
-        .to_string();
+    let line = config_line(&run);
     assert!(
         line.starts_with("ok")
             && line.contains("Modules list settings")
@@ -114,12 +118,7 @@ fn doctor_says_where_settings_come_from_and_flags_two_places_for_one() {
     // The default config sets currency; the Modules list setting it too is flagged.
     with_modules_list(&env, "currency = \"EUR\"");
     let run = env.run(&["doctor"]);
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.contains(" config "))
-        .unwrap()
-        .to_string();
+    let line = config_line(&run);
     assert!(
         line.starts_with("warn") && line.contains("overrides") && line.contains("bitpay.currency"),
         "{line}"
@@ -243,7 +242,7 @@ fn doctor_checks_every_partners_settings() {
     env.run(&["status"]).assert_code(0);
     let run = env.run(&["doctor"]);
     run.assert_code(78);
-    let line = run.stdout.lines().find(|l| l.contains(" config ")).unwrap();
+    let line = config_line(&run);
     assert!(
         line.starts_with("FAIL") && line.contains("partner 7") && line.contains("warp"),
         "{line}"

@@ -2,8 +2,10 @@
 # The product's main job end to end against the loopback sandboxes (see README):
 #   ./demo.sh            pair, a customer's invoice becomes a BitPay checkout, the customer
 #                        pays, BitPay's webhook arrives (twice), exactly one Splynx payment
-#   ./demo.sh --browser  then serve the Splynx portal pages locally against the sandboxes
-#                        and print the URL to open (Ctrl-C stops it; needs php-cli)
+#   ./demo.sh --browser  instead serve the add-on's pages, a stand-in Splynx and the BitPay
+#                        sandbox's dashboard on loopback, and print the URLs to walk the user
+#                        guide in a browser: pair as the admin, pay as a customer (Ctrl-C
+#                        stops it; needs php-cli)
 set -euo pipefail
 cd "$(dirname "$0")"
 browser=0
@@ -14,8 +16,9 @@ case "${1:-}" in
 esac
 cargo build --quiet --workspace --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-"$target_dir/debug/splynx-bitpay-demo"
-[ "$browser" -eq 1 ] || exit 0
+if [ "$browser" -eq 0 ]; then
+    exec "$target_dir/debug/splynx-bitpay-demo"
+fi
 
 command -v php >/dev/null || { echo "demo: the browser walk-through needs php (apt-get install php-cli)" >&2; exit 1; }
 repo=$(pwd)
@@ -23,17 +26,24 @@ here="$repo/tests/browser"
 bin="$target_dir/debug/splynx-bitpay"
 sandbox="$target_dir/debug/splynx-bitpay-sandbox"
 source "$here/serve.sh"
-code=$(curl -s -X POST "$bitpay_url/_sandbox/pairing-codes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pairingCode"])')
-"$bin" --config "$work/config.toml" pair "$code" >/dev/null
 cat <<INFO
+== splynx-bitpay in the browser, against the loopback sandboxes (no real money moves)
+The add-on is installed but not paired yet, as after "apt install". Walk the user guide:
 
-== Browser walk-through: the add-on's pages against the sandboxes
-Open $base/portal/login/ and log in as "ada" (any password): the dashboard shows
-"Pay your invoices by BitPay"; Finance → Invoices has the BitPay icon. Checkout Now leads to
-the sandbox's BitPay checkout: choose a coin, confirm, and BitPay's webhook reaches
-$base/bitpay/ipn; "Return to splynx" shows the result page ("Paid").
-Refill page: $base/bitpay/      Admin page (log in as "admin"): $base/bitpay/admin
-Payments in the Splynx sandbox: $splynx_url/_sandbox/payments
+1. BitPay dashboard, Payment Tools → Manage API Tokens:
+     $bitpay_url/dashboard/merchant/api-tokens
+   Click "Add New Token" and copy the pairing code.
+2. Splynx, Config → Integrations → Bitpay (log in as "admin", any password):
+     $base/bitpay/admin
+   Enter the code and click Pair. (Or request a code there and approve it in the dashboard.)
+3. The customer portal (log in as "ada", any password):
+     $base/portal/login/
+   Finance → Invoices → the BitPay icon → Checkout Now leads to the sandbox's BitPay
+   checkout: choose a coin and confirm. BitPay's webhook reaches /bitpay/ipn (POST only), and
+   "Return to splynx" shows the invoice paid. Balance top-up: $base/bitpay/
+4. The payments that landed in Splynx:
+     $splynx_url/_sandbox/payments
+
 Press Ctrl-C to stop.
 INFO
 wait

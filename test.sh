@@ -4,6 +4,7 @@
 #                               secret and bad-input suites, sandbox and xtask tests
 #   2. docs                     committed man pages and completions match the CLI
 #   3. browser                  the PHP add-on in headless Chromium (tests/browser/run.sh)
+#                               and ./demo.sh --browser's URLs and Ctrl-C (tests/demo)
 #   4. package                  build, lint, install, doctor, cron, remove, purge the .deb
 #                               (tests/package/run.sh; needs root, skip with --no-package)
 # Missing system packages (php-cli, chromium, groff, man-db) are installed with apt-get when
@@ -27,6 +28,7 @@ installed fonts-dejavu-core || need+=(fonts-dejavu-core)
 command -v groff >/dev/null || need+=(groff)
 command -v man >/dev/null || need+=(man-db)
 command -v node >/dev/null || need+=(nodejs npm)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "== apt-get install ${need[*]}"
@@ -52,6 +54,8 @@ cargo run --quiet --locked -p xtask -- check
 
 echo "== browser: the PHP add-on in headless Chromium"
 bash tests/browser/run.sh
+echo "== demo: ./demo.sh --browser prints live URLs and stops on Ctrl-C"
+python3 tests/demo/browser_demo.py
 
 if [ "$package" -eq 1 ]; then
     echo "== package: build, install, doctor, cron, remove, purge"

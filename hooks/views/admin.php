@@ -22,8 +22,17 @@ $journal = static function (array $entries): string {
     }
     return '<table class="table journal"><tr><th>When</th><th>What</th><th>Summary</th></tr>' . $rows . '</table>';
 };
-$invoiceBlock = static function (array $invoice) use ($journal): string {
-    $doc = $invoice['document'] === 'refill' ? 'Balance top-up' : ucfirst((string) $invoice['document']) . ' #' . (string) $invoice['document_number'];
+// "Invoice #2026-0042", "Proforma invoice #P-17", "Balance top-up": the number customers see, never an internal id.
+$documentName = static function (array $invoice): string {
+    $names = ['invoice' => 'Invoice', 'proforma' => 'Proforma invoice', 'refill' => 'Balance top-up'];
+    $name = isset($names[$invoice['document']]) ? $names[$invoice['document']] : (string) $invoice['document'];
+    if ($invoice['document'] === 'refill') {
+        return $name;
+    }
+    return $name . ($invoice['document_number'] !== null ? ' #' . (string) $invoice['document_number'] : '');
+};
+$invoiceBlock = static function (array $invoice) use ($journal, $documentName): string {
+    $doc = $documentName($invoice);
     return '<dl class="dl-horizontal">'
         . '<dt>BitPay invoice</dt><dd><span class="mono">' . View::e($invoice['bitpay_invoice_id']) . '</span></dd>'
         . '<dt>Document</dt><dd>' . View::e($doc) . ' of customer ' . View::e($invoice['customer_id']) . '</dd>'
@@ -51,7 +60,7 @@ $invoiceBlock = static function (array $invoice) use ($journal): string {
 <p>These payments are held: nothing is done with them automatically, and nothing is deleted. Check each one (the note says what happened), act in Splynx under Finance &rarr; Payments, then mark it resolved on the server with <code>splynx-bitpay resolve BITPAY-INVOICE-ID</code>.</p>
 <table class="table held-table"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>State</th><th>Splynx payment</th></tr>
 <?php foreach ($status['held'] as $row) : ?>
-<tr><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['document'] . ($row['document_number'] !== null ? ' #' . $row['document_number'] : '')) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><span class="label label-warning"><?= View::e($row['settlement_text']) ?></span></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : 'none') ?><?= !empty($row['duplicate_payment_ids']) ? '<br>duplicates: ' . View::e(implode(', ', $row['duplicate_payment_ids'])) : '' ?></td></tr>
+<tr><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><span class="label label-warning"><?= View::e($row['settlement_text']) ?></span></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : 'none') ?><?= !empty($row['duplicate_payment_ids']) ? '<br>duplicates: ' . View::e(implode(', ', $row['duplicate_payment_ids'])) : '' ?></td></tr>
 <tr class="note-row"><td class="note" colspan="6"><?= View::e($row['note'] !== null ? $row['note'] : '') ?></td></tr>
 <?php endforeach; ?>
 </table>
@@ -146,6 +155,14 @@ if (empty($status['invoices'])) {
 <dt>Last webhook</dt><dd class="last-webhook"><?= View::e($status['last_webhook_at'] !== null ? $status['last_webhook_at'] : 'none received yet') ?></dd>
 <dt>Oldest unsettled</dt><dd><?= $oldest === null ? 'none' : 'since ' . View::e($oldest['created_at']) . ' (below)' ?></dd>
 </dl>
+<?php if (!empty($status['recent_payments'])) : ?>
+<h4 style="margin-top:16px;font-size:15px">Recent payments</h4>
+<table class="table recent-payments"><tr><th>Credited</th><th>Document</th><th>Customer</th><th>Amount</th><th>Splynx payment</th><th>BitPay invoice</th><th>Now</th></tr>
+<?php foreach ($status['recent_payments'] as $row) : ?>
+<tr><td><?= View::e($row['credited_at']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : '-') ?></td><td><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['settlement_text']) ?></td></tr>
+<?php endforeach; ?>
+</table>
+<?php endif; ?>
 <?php if (!empty($status['recent_webhooks'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Last webhooks</h4>
 <table class="table recent-webhooks"><tr><th>When</th><th>BitPay invoice</th><th>What happened</th></tr>
@@ -158,7 +175,7 @@ if (empty($status['invoices'])) {
 <h4 style="margin-top:16px;font-size:15px">Unsettled invoices</h4>
 <table class="table unsettled"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>BitPay status</th><th>State</th><th>Since</th></tr>
 <?php foreach ($status['unsettled'] as $row) : ?>
-<tr><td><?= View::e($row['bitpay_invoice_id'] !== null ? $row['bitpay_invoice_id'] : '(being created)') ?></td><td><?= View::e($row['document'] . ($row['document_number'] !== null ? ' #' . $row['document_number'] : '')) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['bitpay_status']) ?></td><td><?= View::e($row['settlement']) ?></td><td><?= View::e($row['created_at']) ?></td></tr>
+<tr><td><?= View::e($row['bitpay_invoice_id'] !== null ? $row['bitpay_invoice_id'] : '(being created)') ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['bitpay_status']) ?></td><td><?= View::e($row['settlement']) ?></td><td><?= View::e($row['created_at']) ?></td></tr>
 <?php endforeach; ?>
 </table>
 <?php endif; ?>
@@ -202,6 +219,17 @@ if (empty($status['invoices'])) {
 <tr><td class="mono"><?= View::e($s['key']) ?></td><td><?= View::e($s['value']) ?></td><td><?= View::e($s['source_text']) ?></td></tr>
 <?php endforeach; ?>
 </table>
+<?php if (!empty($effective['partners'])) : ?>
+<h4 style="margin-top:16px;font-size:15px">Partners settings</h4>
+<p class="muted">A partner's customers get these instead of the values above.</p>
+<table class="table partner-settings"><tr><th>Partner</th><th>Setting</th><th>Value</th></tr>
+<?php foreach ($effective['partners'] as $partner) : ?>
+<?php foreach ($partner['settings'] as $s) : ?>
+<tr><td><?= View::e($partner['partner']) ?></td><td class="mono"><?= View::e($s['key']) ?></td><td><?= View::e($s['value']) ?></td></tr>
+<?php endforeach; ?>
+<?php endforeach; ?>
+</table>
+<?php endif; ?>
 <?php else : ?>
 <div class="alert alert-danger">The settings cannot be read: <?= View::e((string) $effective_error) ?></div>
 <?php endif; ?>

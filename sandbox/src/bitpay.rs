@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use splynx_bitpay::bitpay::identity;
 
 use crate::checkout;
+use crate::dashboard;
 use crate::server::{control_error, control_ok, HttpServer, Incoming, Reply, Service};
 use crate::util::{
     json_number, now_ms, parse_decimal, random_string, significant_scale, status_text, ALNUM,
@@ -375,6 +376,8 @@ impl Service for Core {
         let path = req.path.as_str();
         match (req.method.as_str(), path) {
             ("GET", "/invoice") => self.checkout_page(req),
+            ("GET", dashboard::PATH) => self.dashboard_page(req),
+            ("POST", dashboard::PATH) => self.dashboard_action(req),
             ("POST", "/invoice") => self.checkout_confirm(req),
             ("POST", "/tokens") => self.pair(req),
             ("GET", "/tokens") => self.list_tokens(req),
@@ -844,6 +847,73 @@ impl Core {
             }
             Err(_) => Reply::html(400, checkout::choose_currency(&invoice, CHECKOUT_COINS)),
         }
+    }
+
+    // ---- the merchant dashboard's API tokens page ---------------------------------
+
+    fn dashboard_page(&self, req: &Incoming) -> Reply {
+        let notice = [
+            (
+                "added",
+                dashboard::Notice::Added as fn(String) -> dashboard::Notice,
+            ),
+            ("approved", dashboard::Notice::Approved),
+            ("refused", dashboard::Notice::NotApproved),
+        ]
+        .into_iter()
+        .find_map(|(name, notice)| req.query_param(name).map(notice));
+        let now = now_ms();
+        let state = self.lock();
+        let tokens: Vec<dashboard::TokenRow> = state
+            .tokens
+            .iter()
+            .map(|t| dashboard::TokenRow {
+                facade: t.facade.clone(),
+                sin: t.sin.clone(),
+                active: t.active,
+                pending_code: t
+                    .pairing_code
+                    .clone()
+                    .filter(|_| now <= t.pairing_expiration),
+            })
+            .collect();
+        let mut unused: Vec<dashboard::UnusedCode> = state
+            .server_codes
+            .iter()
+            .filter(|(_, c)| !c.used && !c.production && c.expires_ms > now)
+            .map(|(code, c)| dashboard::UnusedCode {
+                code: code.clone(),
+                expires: DateTime::<Utc>::from_timestamp_millis(c.expires_ms)
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        unused.sort_by(|a, b| a.expires.cmp(&b.expires).then(a.code.cmp(&b.code)));
+        Reply::html(200, dashboard::render(&tokens, &unused, notice))
+    }
+
+    /// "Add New Token" and "Approve": then back to the page (post/redirect/get).
+    fn dashboard_action(&self, req: &Incoming) -> Reply {
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
+        let (name, code) = match form.get("action").map(String::as_str) {
+            Some("add") => ("added", self.new_server_code(false)),
+            Some("approve") => {
+                let code = form.get("code").cloned().unwrap_or_default();
+                let name = if self.approve_pairing(&code) {
+                    "approved"
+                } else {
+                    "refused"
+                };
+                (name, code)
+            }
+            _ => return plain_error(400, "Unknown action"),
+        };
+        Reply::empty(303).header(
+            "Location",
+            format!("{}?{name}={}", dashboard::PATH, url_encode(&code)),
+        )
     }
 
     // ---- test control -------------------------------------------------------------

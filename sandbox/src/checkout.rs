@@ -33,6 +33,15 @@ h2{font-size:16px;margin:8px 0 12px}
 .bad{background:#c0392b}
 .center{text-align:center}
 .error{background:#fdecea;color:#8a1f11;border-radius:6px;padding:10px 12px;margin-bottom:12px;font-size:14px}
+.card.wide{max-width:760px}
+table{width:100%;border-collapse:collapse;font-size:14px}
+th,td{text-align:left;padding:7px 6px;border-bottom:1px solid #eef1f6;vertical-align:top}
+th{color:#5b6785;font-weight:600}
+.code-box{background:#eaf7f0;color:#155d3b;border-radius:6px;padding:12px 14px;margin-bottom:12px}
+.code-box b{font-family:Menlo,Consolas,monospace;font-size:20px;letter-spacing:1px}
+.crumb{color:#5b6785;font-size:13px;padding:16px 22px 0}
+form.inline{display:inline}
+.btn.small{display:inline-block;width:auto;margin:0;padding:6px 14px;font-size:14px}
 .foot{padding:10px 22px;background:#f7f9fc;color:#8a94ad;font-size:12px;text-align:center}
 ";
 
@@ -45,9 +54,20 @@ fn text(invoice: &Value, key: &str) -> String {
 }
 
 fn page(title: &str, body: &str) -> String {
+    card_page(
+        title,
+        "card",
+        body,
+        "Loopback sandbox of BitPay's checkout: no real money moves.",
+    )
+}
+
+/// A page with BitPay's header on one card (the checkout's, or the dashboard's wider one).
+pub(crate) fn card_page(title: &str, card_class: &str, body: &str, foot: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title}</title><style>{STYLE}</style></head><body>\n<div class=\"card\">\n<div class=\"top\"><span class=\"logo\">bitpay</span><span class=\"env\">sandbox</span></div>\n{body}\n<div class=\"foot\">Loopback sandbox of BitPay's checkout: no real money moves.</div>\n</div>\n</body></html>\n",
-        title = html_escape(title)
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title}</title><style>{STYLE}</style></head><body>\n<div class=\"{card_class}\">\n<div class=\"top\"><span class=\"logo\">bitpay</span><span class=\"env\">sandbox</span></div>\n{body}\n<div class=\"foot\">{foot}</div>\n</div>\n</body></html>\n",
+        title = html_escape(title),
+        foot = html_escape(foot)
     )
 }
 

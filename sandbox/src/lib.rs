@@ -119,6 +119,7 @@ pub(crate) use sandbox_common_api;
 
 mod bitpay;
 mod checkout;
+mod dashboard;
 mod faults;
 mod server;
 mod splynx;

@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::ConfigArgs;
-use crate::config::{Config, ModulesListMode, SplynxAuth};
+use crate::config::{Config, ModulesListMode, Source, SplynxAuth};
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::money::format_amount;
@@ -19,6 +19,15 @@ struct Effective {
     config_file: String,
     /// The Modules-list settings file read, if any.
     modules_list_file: Option<String>,
+    settings: Vec<Setting>,
+    /// Without `--partner`: each partner with Partners settings of its own, and just
+    /// those settings (what its customers get instead of the above).
+    partners: Vec<PartnerSettings>,
+}
+
+#[derive(Debug, Serialize)]
+struct PartnerSettings {
+    partner: i64,
     settings: Vec<Setting>,
 }
 
@@ -52,6 +61,12 @@ impl View for Effective {
         ];
         for s in &self.settings {
             lines.push(format!("{:<width$}  {:<14} {}", s.key, s.source, s.value));
+        }
+        for p in &self.partners {
+            lines.push(format!("Customers of partner {} instead get:", p.partner));
+            for s in &p.settings {
+                lines.push(format!("  {:<width$}  {}", s.key, s.value));
+            }
         }
         lines.join("\n")
     }
@@ -110,6 +125,7 @@ fn values(config: &Config) -> Vec<(&'static str, String)> {
         ("refill.min", format_amount(config.refill.min, currency)),
         ("refill.max", format_amount(config.refill.max, currency)),
         ("storage.data_dir", config.data_dir.display().to_string()),
+        ("storage.owner", config.data_owner.clone()),
         (
             "storage.journal_retention_days",
             config.journal_retention_days.to_string(),
@@ -136,21 +152,38 @@ fn values(config: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The settings of `config` whose source `keep` accepts.
+fn settings(config: &Config, keep: impl Fn(Source) -> bool) -> Vec<Setting> {
+    values(config)
+        .into_iter()
+        .filter(|(key, _)| keep(config.source(key)))
+        .map(|(key, value)| Setting {
+            key,
+            value,
+            source: config.source(key).label(),
+            source_text: config.source(key).describe(),
+        })
+        .collect()
+}
+
 pub fn run(args: ConfigArgs, ctx: &Context) -> Result<u8> {
     let config = &ctx.config.for_partner(args.partner)?;
+    let mut partners = Vec::new();
+    if args.partner.is_none() {
+        for partner in config.partners_with_settings() {
+            let own = Source::ModulesListPartner(partner);
+            let settings = settings(&config.for_partner(Some(partner))?, |s| s == own);
+            if !settings.is_empty() {
+                partners.push(PartnerSettings { partner, settings });
+            }
+        }
+    }
     ctx.output.show(&Effective {
         partner: args.partner,
         config_file: config.path.display().to_string(),
         modules_list_file: config.modules_list_file().map(|f| f.display().to_string()),
-        settings: values(config)
-            .into_iter()
-            .map(|(key, value)| Setting {
-                key,
-                value,
-                source: config.source(key).label(),
-                source_text: config.source(key).describe(),
-            })
-            .collect(),
+        settings: settings(config, |_| true),
+        partners,
     });
     Ok(SUCCESS)
 }

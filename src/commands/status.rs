@@ -20,6 +20,7 @@ const WEBHOOKS_SHOWN: u32 = 10;
 const UNSETTLED_SHOWN: u32 = 25;
 const HELD_SHOWN: u32 = 25;
 const PAIRING_CHANGES_SHOWN: u32 = 5;
+const PAYMENTS_SHOWN: u32 = 10;
 
 pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     // At the admin page: who is looking, and whether they may see pending pairing codes.
@@ -52,6 +53,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     let webhooks = ctx.store.recent_journal("webhook", WEBHOOKS_SHOWN)?;
     let pairing_changes = ctx.store.recent_journal("pairing", PAIRING_CHANGES_SHOWN)?;
     let held = ctx.store.held_invoices(HELD_SHOWN)?;
+    let payments = ctx.store.recently_credited(PAYMENTS_SHOWN)?;
     let database_bytes: u64 = ["state.db", "state.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(ctx.config.data_dir.join(f)).ok())
@@ -101,6 +103,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         last_pruned_at: last_prune.map(clock::datetime_of),
         held: held.iter().map(InvoiceView::from).collect(),
         recent_webhooks: webhooks.iter().map(Dated::from).collect(),
+        recent_payments: payments.iter().map(InvoiceView::from).collect(),
     };
     ctx.output.show(&status);
     Ok(SUCCESS)
@@ -133,6 +136,8 @@ struct Status {
     last_pruned_at: Option<String>,
     held: Vec<InvoiceView>,
     recent_webhooks: Vec<Dated>,
+    /// Credited invoices, newest credit first (whatever happened to them since).
+    recent_payments: Vec<InvoiceView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,6 +265,22 @@ impl View for Status {
             human.push("Pairing changes:".into());
             for p in &self.pairing_changes {
                 human.push(format!("  {}  {}", p.at, p.summary));
+            }
+        }
+        if !self.recent_payments.is_empty() {
+            human.push("Recent payments:".into());
+            for p in self.recent_payments.iter().take(5) {
+                human.push(format!(
+                    "  {}  {}  {} {}  {} {}  Splynx payment {}",
+                    p.credited_at.as_deref().unwrap_or("-"),
+                    p.name(),
+                    p.document,
+                    p.document_number.as_deref().unwrap_or("-"),
+                    p.price,
+                    p.currency,
+                    p.splynx_payment_id
+                        .map_or_else(|| "-".to_string(), |id| id.to_string())
+                ));
             }
         }
         if !self.recent_webhooks.is_empty() {

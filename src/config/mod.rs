@@ -68,6 +68,9 @@ pub enum Source {
     ModulesListDefaultPartner,
     /// Its Partners settings for this partner.
     ModulesListPartner(i64),
+    /// The API key Splynx's add-on install created and wrote into the Modules-list file
+    /// (used where the TOML file sets none).
+    SplynxApiKey,
 }
 
 impl Source {
@@ -80,6 +83,7 @@ impl Source {
             Source::ModulesList => "modules-list".into(),
             Source::ModulesListDefaultPartner => "modules-list default partner".into(),
             Source::ModulesListPartner(id) => format!("modules-list partner {id}"),
+            Source::SplynxApiKey => "modules-list api key".into(),
         }
     }
 
@@ -91,6 +95,7 @@ impl Source {
             Source::ModulesList => "Modules list".into(),
             Source::ModulesListDefaultPartner => "Modules list (default partner)".into(),
             Source::ModulesListPartner(id) => format!("Modules list (partner {id})"),
+            Source::SplynxApiKey => "the API key Splynx created for the add-on".into(),
         }
     }
 
@@ -217,6 +222,8 @@ pub struct Config {
     pub refill: RefillSettings,
     pub reconcile: ReconcileSettings,
     pub data_dir: PathBuf,
+    /// Who must own `data_dir`: the user the add-on's pages run as (php-fpm's).
+    pub data_owner: String,
     /// Journal detail of final records older than this is pruned (the mapping is kept).
     pub journal_retention_days: u32,
     /// Splynx administrator roles that may change the pairing from the admin page.

@@ -219,6 +219,43 @@ fn section_overlays(
     Ok(())
 }
 
+/// What Splynx's add-on install writes into `[common]`: the API key it created for the
+/// add-on (with the permissions the add-on registered) and where its API is. They fill in
+/// what the TOML file leaves out; a key set in the file on purpose wins.
+const SPLYNX_KEY_FIELDS: [Field; 3] = [
+    field("api_key", "splynx.api_key", "api_key", false),
+    field("api_secret", "splynx.api_secret", "api_secret", false),
+    field("api_domain", "splynx.api_url", "api_domain", false),
+];
+
+/// Splynx's API key for the add-on, from `[common]`, as TOML values (`api_domain` becomes
+/// the API v2 base URL).
+pub fn splynx_key(sections: &Sections) -> Vec<Overlay> {
+    let Some(common) = sections.get("common") else {
+        return Vec::new();
+    };
+    SPLYNX_KEY_FIELDS
+        .iter()
+        .filter_map(|field| {
+            let value = common.get(field.ini)?.trim();
+            if value.is_empty() {
+                return None;
+            }
+            let value = match field.ini {
+                "api_domain" if !value.contains("/api/") => {
+                    format!("{}/api/2.0/", value.trim_end_matches('/'))
+                }
+                _ => value.to_string(),
+            };
+            Some(Overlay {
+                field,
+                value: toml::Value::String(value),
+                source: Source::SplynxApiKey,
+            })
+        })
+        .collect()
+}
+
 /// Settings Splynx itself keeps in `common` for every add-on (the API key it created for
 /// the add-on, and its own bookkeeping): not ours to read.
 fn is_splynx_own(key: &str) -> bool {

@@ -15,6 +15,8 @@ use crate::secret::Secret;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Every key may come from the Modules list instead (`required` says where to set it).
+    #[serde(default)]
     splynx: RawSplynx,
     bitpay: RawBitPay,
     refill: Option<RawRefill>,
@@ -39,14 +41,14 @@ struct RawAdmin {
     pairing_roles: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawSplynx {
-    url: String,
+    url: Option<String>,
     api_url: Option<String>,
-    api_key: String,
-    api_secret: Secret,
-    payment_method_id: i64,
+    api_key: Option<String>,
+    api_secret: Option<Secret>,
+    payment_method_id: Option<i64>,
     auth: Option<String>,
     timeout_seconds: Option<u64>,
     payment_grace_seconds: Option<u64>,
@@ -77,6 +79,7 @@ struct RawRefill {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     data_dir: PathBuf,
+    owner: Option<String>,
     journal_retention_days: Option<u32>,
 }
 
@@ -220,21 +223,8 @@ impl Config {
         let mut titles: BTreeMap<&'static str, String> = BTreeMap::new();
         let mut overridden_toml = Vec::new();
         for overlay in &overlays {
-            let (section, key) = overlay
-                .field
-                .toml
-                .split_once('.')
-                .expect("Modules-list fields name a TOML section.key");
-            table
-                .entry(section)
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
-                .ok_or_else(|| {
-                    parse_error(serde::de::Error::custom(format!(
-                        "`{section}` must be a table"
-                    )))
-                })?
-                .insert(key.to_string(), overlay.value.clone());
+            insert_at(&mut table, overlay.field.toml, overlay.value.clone())
+                .map_err(parse_error)?;
             let key = overlay.field.toml.to_string();
             if sources.get(&key) == Some(&Source::Toml) {
                 overridden_toml.push(key.clone());
@@ -243,6 +233,23 @@ impl Config {
             titles.insert(
                 overlay.field.toml,
                 overlay.source.field_title(overlay.field.title),
+            );
+        }
+        // Splynx's own API key for the add-on, where the file names none.
+        for overlay in modules_list
+            .as_ref()
+            .map(|(_, sections)| modules_list::splynx_key(sections))
+            .unwrap_or_default()
+        {
+            let key = overlay.field.toml;
+            if sources.get(key) == Some(&Source::Toml) {
+                continue;
+            }
+            insert_at(&mut table, key, overlay.value).map_err(parse_error)?;
+            sources.insert(key.to_string(), overlay.source);
+            titles.insert(
+                key,
+                format!("{}\" ([common], written by Splynx)", overlay.field.title),
             );
         }
         let raw: RawConfig = match RawConfig::deserialize(toml::Value::Table(table)) {
@@ -264,7 +271,34 @@ impl Config {
             },
         };
 
-        let splynx_url = base_url(&raw.splynx.url).map_err(|m| invalid("splynx.url", m))?;
+        let unset = |key: &str, how: &str| ConfigError::Invalid {
+            path: shown.clone(),
+            key: key.to_string(),
+            message: format!("is not set: {how}, or set it in this file"),
+        };
+        let in_modules_list = |title: &str| {
+            format!("enter \"{title}\" in Splynx (Config → Integrations → Modules list → splynx_bitpay_addon)")
+        };
+        let by_splynx = "run the add-on's install (php /var/www/splynx/addons/splynx-bitpay/install), which has Splynx create the add-on's API key";
+        let url = raw
+            .splynx
+            .url
+            .ok_or_else(|| unset("splynx.url", &in_modules_list("Splynx URL")))?;
+        let api_key = raw
+            .splynx
+            .api_key
+            .ok_or_else(|| unset("splynx.api_key", by_splynx))?;
+        let api_secret = raw
+            .splynx
+            .api_secret
+            .ok_or_else(|| unset("splynx.api_secret", by_splynx))?;
+        let payment_method_id = raw.splynx.payment_method_id.ok_or_else(|| {
+            unset(
+                "splynx.payment_method_id",
+                &in_modules_list("Payment method"),
+            )
+        })?;
+        let splynx_url = base_url(&url).map_err(|m| invalid("splynx.url", m))?;
         let api_url = match raw.splynx.api_url {
             Some(u) => {
                 let base =
@@ -273,38 +307,28 @@ impl Config {
             }
             None => format!("{splynx_url}/api/2.0/"),
         };
-        if raw.splynx.api_key.trim().is_empty() {
+        if api_key.trim().is_empty() {
             return Err(invalid("splynx.api_key", "must not be empty".into()));
         }
-        if raw.splynx.api_secret.expose().trim().is_empty() {
+        if api_secret.expose().trim().is_empty() {
             return Err(invalid("splynx.api_secret", "must not be empty".into()));
         }
-        if raw.splynx.api_key == EXAMPLE_API_KEY {
+        if api_key == EXAMPLE_API_KEY {
             return Err(invalid(
                 "splynx.api_key",
                 "is the example's placeholder: create an API key in Splynx (Administration → API keys) and paste its key here".into(),
             ));
         }
-        if PLACEHOLDER_SECRETS.contains(
-            &raw.splynx
-                .api_secret
-                .expose()
-                .trim()
-                .to_ascii_lowercase()
-                .as_str(),
-        ) {
+        if PLACEHOLDER_SECRETS.contains(&api_secret.expose().trim().to_ascii_lowercase().as_str()) {
             return Err(invalid(
                 "splynx.api_secret",
                 "is the example's placeholder: paste the secret of the API key (Administration → API keys)".into(),
             ));
         }
-        if raw.splynx.payment_method_id <= 0 {
+        if payment_method_id <= 0 {
             return Err(invalid(
                 "splynx.payment_method_id",
-                format!(
-                    "must be a positive Splynx payment method id, got {}",
-                    raw.splynx.payment_method_id
-                ),
+                format!("must be a positive Splynx payment method id, got {payment_method_id}"),
             ));
         }
 
@@ -454,6 +478,16 @@ impl Config {
                 format!("\"{}\" must be an absolute path", data_dir.display()),
             ));
         }
+        let data_owner = raw
+            .storage
+            .owner
+            .unwrap_or_else(|| DEFAULT_DATA_OWNER.to_string());
+        if !is_user_name(&data_owner) {
+            return Err(invalid(
+                "storage.owner",
+                format!("\"{data_owner}\" is not a user name (the user php-fpm runs the add-on's pages as, e.g. \"{DEFAULT_DATA_OWNER}\")"),
+            ));
+        }
 
         let reconcile = raw.reconcile.unwrap_or(RawReconcile {
             concurrency: None,
@@ -500,9 +534,9 @@ impl Config {
             splynx: SplynxSettings {
                 url: splynx_url,
                 api_url,
-                api_key: raw.splynx.api_key,
-                api_secret: raw.splynx.api_secret,
-                payment_method_id: raw.splynx.payment_method_id,
+                api_key,
+                api_secret,
+                payment_method_id,
                 auth,
                 timeout: splynx_timeout,
                 payment_grace,
@@ -528,6 +562,7 @@ impl Config {
                 requests_per_second,
             },
             data_dir,
+            data_owner,
             journal_retention_days,
             pairing_roles,
             addon_dir,
@@ -549,6 +584,24 @@ impl Config {
     }
 }
 
+/// Sets `section.key` in the TOML table (a Modules-list value overlaid).
+fn insert_at(
+    table: &mut toml::Table,
+    dotted: &str,
+    value: toml::Value,
+) -> Result<(), toml::de::Error> {
+    let (section, key) = dotted
+        .split_once('.')
+        .expect("Modules-list fields name a TOML section.key");
+    table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| serde::de::Error::custom(format!("`{section}` must be a table")))?
+        .insert(key.to_string(), value);
+    Ok(())
+}
+
 fn timeout(
     seconds: Option<u64>,
     key: &str,
@@ -562,6 +615,18 @@ fn timeout(
         )),
         s => Ok(Duration::from_secs(s)),
     }
+}
+
+/// The web server's user on Debian, as the package creates the data directory.
+pub const DEFAULT_DATA_OWNER: &str = "www-data";
+
+/// A POSIX-portable user name (letters, digits, `.`, `_`, `-`; not starting with `-`).
+fn is_user_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// `[addon] dir` and `modules_list`, read before the overlay (they decide where it is).

@@ -171,11 +171,47 @@ fn zero_confirmation_crediting_is_a_conscious_choice() {
     assert_eq!(config.splynx.payment_grace, Duration::from_secs(900));
 }
 
+/// What Splynx writes into the add-on's Modules-list file: the API key its install created
+/// for the add-on, and what the admin entered (Splynx URL, payment method).
+const SPLYNX_WROTE: &str = "; <?php exit(); ?>
+; Splynx Add-On config file
+[common]
+api_domain = \"https://splynx.isp.test/\"
+api_key = \"5f1e9a0c2b7d4e6f8a9b0c1d2e3f4a5b\"
+api_secret = \"splynx-made-secret\"
+splynx_url = \"https://portal.isp.test\"
+payment_method_id = \"12\"
+[default_partners_settings]
+";
+
 #[test]
-fn the_shipped_example_is_valid_and_complete_once_its_placeholders_are_filled_in() {
+fn the_shipped_example_works_with_the_modules_list_alone_or_filled_in_by_file() {
     let shipped = include_str!("../../examples/config.toml");
-    assert!(error(shipped).contains("placeholder"));
-    let filled = shipped
+    // Nothing in Splynx yet: what is missing, and both places to set it.
+    let message = error(shipped);
+    assert!(
+        message.contains("key `splynx.url`: is not set: enter \"Splynx URL\" in Splynx (Config → Integrations → Modules list → splynx_bitpay_addon), or set it in this file"),
+        "{message}"
+    );
+    // The guide's way: the install created the API key, the admin entered the rest.
+    let config = with_modules_list(shipped, SPLYNX_WROTE).unwrap();
+    assert_eq!(config.splynx.url, "https://portal.isp.test");
+    assert_eq!(config.splynx.api_url, "https://splynx.isp.test/api/2.0/");
+    assert_eq!(config.splynx.api_key, "5f1e9a0c2b7d4e6f8a9b0c1d2e3f4a5b");
+    assert_eq!(config.splynx.api_secret.expose(), "splynx-made-secret");
+    assert_eq!(config.splynx.payment_method_id, 12);
+    assert_eq!(config.source("splynx.api_key"), Source::SplynxApiKey);
+    assert_eq!(config.source("splynx.api_url"), Source::SplynxApiKey);
+    assert_eq!(config.source("splynx.url"), Source::ModulesList);
+    assert!(config.overridden_toml.is_empty());
+    // By file: its commented keys filled in (the placeholders are refused until then).
+    let uncommented = shipped
+        .replace("# url = ", "url = ")
+        .replace("# api_key = ", "api_key = ")
+        .replace("# api_secret = ", "api_secret = ")
+        .replace("# payment_method_id = ", "payment_method_id = ");
+    assert!(error(&uncommented).contains("placeholder"));
+    let filled = uncommented
         .replace("splynx.example.com", "splynx.isp.test")
         .replace(
             "0123456789abcdef0123456789abcdef",
@@ -185,6 +221,24 @@ fn the_shipped_example_is_valid_and_complete_once_its_placeholders_are_filled_in
     let config = parse(&filled).unwrap();
     assert_eq!(config.splynx.payment_method_id, 7);
     assert_eq!(config.reconcile.requests_per_second, 400);
+}
+
+#[test]
+fn an_api_key_in_the_file_wins_over_splynxs_own() {
+    // The file names its own key and secret: both used, Splynx's ignored.
+    let config = with_modules_list(GOOD, SPLYNX_WROTE).unwrap();
+    assert_eq!(config.splynx.api_key, "k");
+    assert_eq!(config.splynx.api_secret.expose(), "s");
+    assert_eq!(config.source("splynx.api_key"), Source::Toml);
+    // The API address still comes from Splynx when the file names none.
+    assert_eq!(config.splynx.api_url, "https://splynx.isp.test/api/2.0/");
+    // A bad api_domain is named as Splynx wrote it.
+    let bad = SPLYNX_WROTE.replace("https://splynx.isp.test/", "splynx.isp.test");
+    let message = with_modules_list(GOOD, &bad).unwrap_err().to_string();
+    assert!(
+        message.contains("api_domain\" ([common], written by Splynx)"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -219,11 +219,34 @@ pub(super) fn check_data_dir(report: &mut Report, config: &Config, me: Option<u3
     let mode = meta.permissions().mode() & 0o7777;
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
+    // E.g. created by `pair` run as root: the pages (php-fpm's user) cannot open it.
+    if owner != config.data_owner {
+        let wanted = &config.data_owner;
+        if uzers::get_user_by_name(wanted).is_none() {
+            problems.push(format!(
+                "{shown} belongs to {owner}, and there is no user {wanted} (storage.owner) on this machine"
+            ));
+            fixes.push(format!(
+                "set storage.owner in {} to the user php-fpm runs Splynx as",
+                config.path.display()
+            ));
+        } else {
+            problems.push(format!(
+                "{shown} belongs to {owner}, but the add-on's pages run as {wanted} (storage.owner), who cannot use it"
+            ));
+            fixes.push(format!("chown -R {wanted}: {shown}"));
+        }
+    }
     if mode & 0o077 != 0 {
         problems.push(format!("{shown} is open to other users (mode {mode:04o})"));
         fixes.push(format!("chmod 700 {shown}"));
     }
-    let strangers = foreign_files(dir, meta.uid());
+    // (After a chown to storage.owner there are none; the fix above says so already.)
+    let strangers = if fixes.is_empty() {
+        foreign_files(dir, meta.uid())
+    } else {
+        Vec::new()
+    };
     if !strangers.is_empty() {
         problems.push(format!(
             "{} belong(s) to another user than {owner}, who then cannot use them",

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::bitpay::{BitPayClient, BitPayError, Identity};
-use crate::config::{Config, CreditOn, Environment};
+use crate::config::{Config, CreditOn, Environment, Source};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
 
@@ -232,10 +232,21 @@ pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, 
     let client = SplynxClient::new(&config.splynx, locks, store);
     let api = &config.splynx.api_url;
     let key_fix = || {
-        format!(
+        match config.source("splynx.api_key") {
+        // Splynx's own key for the add-on (its secret may be stored encrypted there).
+        Source::SplynxApiKey => format!(
+            "the key Splynx created for the add-on ({}) must be enabled in Administration → API keys, with this server's IP in its allowed list; or create one there and set splynx.api_key and splynx.api_secret in {}",
+            config
+                .modules_list_file()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            config.path.display()
+        ),
+        _ => format!(
             "check splynx.api_key and splynx.api_secret in {}; the key must be enabled in Administration → API keys, with this server's IP in its allowed list",
             config.path.display()
-        )
+        ),
+    }
     };
     match client.check() {
         Ok(_) => report.ok("splynx.api", format!("{api}: API key accepted")),

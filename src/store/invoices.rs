@@ -145,6 +145,11 @@ impl Store {
     }
 
     /// Records held for the admin (review, reversed after credit), newest first.
+    /// The `limit` invoices credited last, newest first (the admin page's recent payments).
+    pub fn recently_credited(&self, limit: u32) -> Result<Vec<InvoiceRecord>> {
+        self.invoices_where(RECENTLY_CREDITED, &[&limit])
+    }
+
     pub fn held_invoices(&self, limit: u32) -> Result<Vec<InvoiceRecord>> {
         self.invoices_where(HELD, &[&limit])
     }

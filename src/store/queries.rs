@@ -19,6 +19,8 @@ pub(super) const WATCHED: &str =
     "watch_until > ?1 AND +settlement = 'credited' ORDER BY watch_until";
 pub(super) const HELD: &str =
     "settlement IN ('review', 'reversed') ORDER BY updated_at DESC LIMIT ?1";
+pub(super) const RECENTLY_CREDITED: &str =
+    "credited_at IS NOT NULL ORDER BY credited_at DESC LIMIT ?1";
 pub(super) const DUPLICATE_COUNT: &str =
     "SELECT count(*) FROM invoices WHERE settlement IN ('review', 'reversed')
      AND duplicate_payment_ids IS NOT NULL";
@@ -55,6 +57,7 @@ impl Store {
             ("oldest unsettled invoices", invoices(OLDEST_UNSETTLED)),
             ("watched credits", invoices(WATCHED)),
             ("held invoices", invoices(HELD)),
+            ("recently credited invoices", invoices(RECENTLY_CREDITED)),
             ("duplicate count", DUPLICATE_COUNT.to_string()),
             ("counts by state", SETTLEMENT_COUNTS.to_string()),
             ("journal of an invoice", JOURNAL_FOR.to_string()),

@@ -44,6 +44,10 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.match(settings, /bitpay\.currency\s+USD\s+config file/);
     assert.match(settings, /splynx\.auth\s+access_token\s+default/);
     assert.match(settings, /splynx\.api_secret\s+\(redacted\)/);
+    // A reseller's own Modules-list values, per partner.
+    const partners = await page.locator('table.partner-settings').innerText();
+    assert.match(partners, /2\s+bitpay\.currency\s+EUR/);
+    assert.match(partners, /2\s+refill\.max\s+250\.00/);
     await shot(page, 'admin-unpaired');
 
     // A code BitPay does not know: what to do, in the page's own terms (no shell command).
@@ -64,7 +68,15 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.match(down, /BitPay did not answer the pairing request .* try again in a few minutes/);
     assert.doesNotMatch(down, /HTTP 500|500/);
 
-    const { json: { pairingCode } } = await bitpay('POST', '/_sandbox/pairing-codes');
+    // The guide's way: BitPay dashboard → Payment Tools → Manage API Tokens → Add New Token.
+    const dashboard = await newPage(browser);
+    await dashboard.goto(`${BITPAY}/dashboard/merchant/api-tokens`);
+    assert.match(await dashboard.locator('.crumb').innerText(), /Payment Tools → Manage API Tokens/);
+    await Promise.all([dashboard.waitForLoadState('load'), dashboard.click('button.add-token')]);
+    const pairingCode = (await dashboard.locator('.new-code .pairing-code').innerText()).trim();
+    assert.match(pairingCode, /^[A-Za-z0-9]{7}$/);
+    assert.match(await dashboard.locator('.new-code').innerText(), /Config → Integrations → Bitpay/);
+    await shot(dashboard, 'bitpay-dashboard-new-code');
     await page.fill('#pairing_code', pairingCode);
     await Promise.all([page.waitForLoadState('load'), page.click('button.pair')]);
     assert.match(await page.locator('.flash').innerText(), /Paired with BitPay: the pos token is active/);
@@ -97,7 +109,18 @@ describe('splynx-bitpay add-on in the browser', () => {
     await shot(support, 'admin-read-only');
     await support.context().close();
 
-    assert.equal((await bitpay('POST', `/_sandbox/pairing-codes/${code}/approve`)).status, 200);
+    // Approved in the dashboard the page links to; the dashboard lists it with our SIN.
+    const approveLink = page.locator('.pending a');
+    assert.equal(await approveLink.getAttribute('href'), `${BITPAY}/dashboard/merchant/api-tokens`);
+    await dashboard.goto(await approveLink.getAttribute('href'));
+    assert.match(await dashboard.locator('table.tokens').innerText(), /pos\s+T\w+\s+Active/);
+    const waiting = dashboard.locator('tr', { hasText: code });
+    assert.match(await waiting.innerText(), /merchant\s+T\w+\s+Waiting for approval, pairing code/);
+    await shot(dashboard, 'bitpay-dashboard-approve');
+    await Promise.all([dashboard.waitForLoadState('load'), waiting.locator('button.approve').click()]);
+    assert.match(await dashboard.locator('.approved').innerText(), new RegExp(`Approved pairing code ${code}`));
+    assert.match(await dashboard.locator('table.tokens').innerText(), /merchant\s+T\w+\s+Active/);
+    await dashboard.context().close();
     await page.reload();
     const tokens = await page.locator('table.tokens').innerText();
     assert.match(tokens, /merchant\s+active/);
@@ -352,6 +375,14 @@ describe('splynx-bitpay add-on in the browser', () => {
     await shot(page, 'admin-reversed');
     const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === id);
     assert.equal(payments.length, 1, 'the payment stays until the admin acts');
+    // Recent payments: by the number customers see, with the Splynx payment and what became of it.
+    const recent = await page.locator('table.recent-payments').innerText();
+    const row = recent.split('\n').find((line) => line.includes(id));
+    assert.ok(row, `${id} among the recent payments: ${recent}`);
+    assert.match(row, /(Invoice #202401000001|Proforma invoice #2024000001|Balance top-up)/);
+    assert.ok(row.includes(`\t${payments[0].id}\t`), `Splynx payment ${payments[0].id} in ${row}`);
+    assert.match(row, /reversed after credit/);
+    assert.match(recent, /Balance top-up/);
     await page.context().close();
   });
 
@@ -365,7 +396,7 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.match(await page.locator('.oldest').innerText(), /Balance top-up of customer 42/);
     // The last webhooks (BitPay delivered them through /bitpay/ipn) and every unsettled invoice.
     assert.match(await page.locator('.recent-webhooks').innerText(), /signature valid/);
-    assert.match(await page.locator('.unsettled').innerText(), /refill/);
+    assert.match(await page.locator('.unsettled').innerText(), /Balance top-up\t42\t3.00 USD/);
     await page.fill('#show', '202401000001');
     await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Show")')]);
     const found = await page.locator('.lookup').innerText();

@@ -2,9 +2,10 @@
 # `here` (tests/browser), `bin` and `sandbox` (built binaries). Starts the BitPay and Splynx
 # sandboxes, writes a config, serves hooks/web with `php -S` (router.php plays nginx and the
 # Splynx portal) and sets `work`, `base`, `bitpay_url`, `splynx_url`; the EXIT trap stops
-# everything and prints the logs when the caller failed.
+# everything and prints the logs when the caller failed (not when stopped by Ctrl-C).
 work="$(mktemp -d "${TMPDIR:-/tmp}/splynx-bitpay-browser.XXXXXX")"
 pids=()
+stopped=0
 cleanup() {
     local status=$?
     for pid in "${pids[@]}"; do
@@ -13,7 +14,9 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
     done
     wait 2>/dev/null || true
-    if [ $status -ne 0 ]; then
+    if [ $stopped -eq 1 ]; then
+        echo "Stopped: the sandboxes and the PHP server are gone, $work removed." >&2
+    elif [ $status -ne 0 ]; then
         for log in "$work"/*.log; do
             [ -s "$log" ] || continue
             echo "---- $(basename "$log") (last 60 lines)"
@@ -23,7 +26,8 @@ cleanup() {
     rm -rf "$work"
     exit $status
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'stopped=1; exit 130' INT TERM
 
 "$sandbox" </dev/null >"$work/sandbox.json" 2>"$work/sandbox.log" &
 pids+=($!)
@@ -62,6 +66,24 @@ max = "5000.00"
 
 [storage]
 data_dir = "$work/data"
+
+[addon]
+dir = "$work/addon"
+EOF
+# The Modules list as Splynx writes it: the main block empty (the file above decides),
+# partner 2 (a reseller) bills in EUR with its own top-up limit.
+mkdir -p "$work/addon/config"
+cat >"$work/addon/config/config.ini.php" <<'EOF'
+; <?php exit(); ?>
+; Splynx Add-On config file
+[common]
+currency = ""
+[default_partners_settings]
+currency = ""
+[1]
+[2]
+currency = "EUR"
+refill_max = "250.00"
 EOF
 
 PHP_CLI_SERVER_WORKERS=4 \

@@ -7,7 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use serde_json::Value;
 use splynx_bitpay_sandbox::ADDON_WEBHOOK_PATH;
 
-use crate::util::{Env, Run, API_SECRET};
+use crate::util::{current_user, Env, Run, API_SECRET};
 
 /// The add-on's webhook URL on the sandbox's Splynx host (it answers like the shim).
 fn webhook_url(env: &Env) -> String {
@@ -72,6 +72,52 @@ fn assert_fails(run: &Run, id: &str, message: &str, fix: &str) {
         .unwrap_or_else(|| panic!("{id} has no fix: {line}"));
     assert!(text.contains(message), "{id}: {message:?} not in {line}");
     assert!(fix_text.contains(fix), "{id}: fix {fix:?} not in {line}");
+}
+
+#[test]
+fn a_data_directory_the_pages_cannot_use_is_flagged() {
+    let env = ready();
+    let me = current_user();
+    let owned_by = |owner: &str| {
+        env.default_config().replace(
+            &format!("owner = \"{me}\""),
+            &format!("owner = \"{owner}\""),
+        )
+    };
+    // Made by `pair` run as root, say, while php-fpm runs as another user.
+    env.write_config(&with_notification_url(
+        &owned_by("nobody"),
+        &webhook_url(&env),
+    ));
+    let run = env.run(&["doctor"]);
+    run.assert_code(78);
+    let dir = env.data_dir().display().to_string();
+    assert_fails(
+        &run,
+        "data_dir",
+        &format!("{dir} belongs to {me}, but the add-on's pages run as nobody (storage.owner)"),
+        &format!("chown -R nobody: {dir}"),
+    );
+    // Every other check still runs.
+    assert_eq!(status_of(&run, "splynx.api"), "ok", "{run:#?}");
+
+    env.write_config(&with_notification_url(
+        &owned_by("no-such-user-7"),
+        &webhook_url(&env),
+    ));
+    let run = env.run(&["doctor"]);
+    assert_fails(
+        &run,
+        "data_dir",
+        "there is no user no-such-user-7 (storage.owner) on this machine",
+        "set storage.owner in",
+    );
+
+    // Not a user name at all: the config is refused, naming the key.
+    env.write_config(&owned_by("www data;"));
+    env.run(&["status"])
+        .assert_code(78)
+        .assert_stderr_contains("storage.owner");
 }
 
 #[track_caller]

@@ -354,6 +354,28 @@ fn confirmed_credited_then_invalid_is_reversed_after_credit() {
     );
     assert!(journal_of(&env, &by_reconcile).contains("reversed after credit"));
     assert_eq!(env.splynx.payment_count(), 2);
+    // Both stay among the recent payments, with their Splynx payment and what became of them.
+    let recent = env.run(&["--json", "status"]).json()["recent_payments"].clone();
+    let listed: Vec<(&str, bool, &str)> = recent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["bitpay_invoice_id"].as_str().unwrap(),
+                p["splynx_payment_id"].is_i64() && p["credited_at"].is_string(),
+                p["settlement_text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 2, "{recent}");
+    for id in [&by_webhook, &by_reconcile] {
+        assert!(
+            listed.contains(&(id.as_str(), true, "reversed after credit")),
+            "{id} in {recent}"
+        );
+    }
+    assert!(status.stdout.contains("Recent payments:"), "{status:?}");
     env.run(&["resolve", &by_webhook]).assert_code(0);
     env.run(&["resolve", &by_reconcile]).assert_code(0);
     assert_eq!(

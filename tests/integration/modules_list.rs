@@ -227,6 +227,39 @@ fn config_for_a_partner_names_the_partner_as_the_source() {
     let three: Value =
         serde_json::from_str(&env.run(&["--json", "config", "--partner", "3"]).stdout).unwrap();
     assert_eq!(setting(&three, "bitpay.currency")["source"], "modules-list");
+
+    // Without --partner: the main settings, then each partner's own, and only those.
+    let all = env.run(&["--json", "config"]).json();
+    assert_eq!(setting(&all, "bitpay.currency")["value"], "USD");
+    let own: Vec<(i64, &str, &str)> = all["partners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["settings"].as_array().unwrap().iter().map(|s| {
+                (
+                    p["partner"].as_i64().unwrap(),
+                    s["key"].as_str().unwrap(),
+                    s["value"].as_str().unwrap(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        own,
+        vec![
+            (2, "splynx.payment_method_id", "12"),
+            (2, "bitpay.currency", "GBP"),
+            (2, "refill.max", "300.00"),
+        ]
+    );
+    let human = env.run(&["config"]);
+    assert!(
+        human
+            .stdout
+            .contains("Customers of partner 2 instead get:\n  splynx.payment_method_id"),
+        "{human:?}"
+    );
 }
 
 #[test]
@@ -246,5 +279,88 @@ fn doctor_checks_every_partners_settings() {
     assert!(
         line.starts_with("FAIL") && line.contains("partner 7") && line.contains("warp"),
         "{line}"
+    );
+}
+
+/// The user guide's setup, with nothing typed into the config file: the package's config
+/// as shipped, the API key Splynx's add-on install created (and wrote into the Modules-list
+/// file with its API address), the Splynx URL and payment method the admin entered there.
+/// Only the BitPay and data paths point at the sandboxes, as no admin would need.
+#[test]
+fn the_guide_setup_works_without_editing_the_config_file() {
+    let env = Env::new();
+    let addon = env.data_dir().with_file_name("addon");
+    std::fs::create_dir_all(addon.join("config")).unwrap();
+    std::fs::write(
+        addon.join("config/config.ini.php"),
+        format!(
+            "; <?php exit(); ?>\n; Splynx Add-On config file\n[common]\napi_domain = \"{}/\"\napi_key = \"{}\"\napi_secret = \"{}\"\nsplynx_url = \"https://splynx.isp.test\"\npayment_method_id = \"7\"\n[default_partners_settings]\n[1]\n",
+            env.splynx.url(),
+            crate::util::API_KEY,
+            crate::util::API_SECRET
+        ),
+    )
+    .unwrap();
+    let shipped = include_str!("../../examples/config.toml");
+    let sandboxed = shipped
+        .replace(
+            "# api_url = \"http://127.0.0.1:8080\"",
+            &format!("api_url = \"{}\"", env.bitpay.url()),
+        )
+        .replace(
+            "data_dir = \"/var/lib/splynx-bitpay\"",
+            &format!("data_dir = \"{}\"", env.data_dir().display()),
+        )
+        .replace(
+            "# dir = \"/var/www/splynx/addons/splynx-bitpay\"",
+            &format!("dir = \"{}\"", addon.display()),
+        );
+    assert_ne!(sandboxed, shipped);
+    env.write_config(&sandboxed);
+
+    let json = env.run(&["--json", "config"]).json();
+    for (key, source) in [
+        ("splynx.url", "modules-list"),
+        ("splynx.payment_method_id", "modules-list"),
+        ("splynx.api_key", "modules-list api key"),
+        ("splynx.api_url", "modules-list api key"),
+    ] {
+        assert_eq!(setting(&json, key)["source"], source, "{key}: {json}");
+    }
+    assert_eq!(setting(&json, "splynx.api_secret")["value"], "(redacted)");
+
+    env.pair();
+    let id = env.create_invoice_101();
+    env.bitpay.set_status(&id, "confirmed", None);
+    env.deliver_webhook(&id, true).assert_code(0);
+    let payments = env.payments_with_receipt(&id);
+    assert_eq!(
+        payments.len(),
+        1,
+        "exactly one payment, made with Splynx's key"
+    );
+    // Splynx's key refused (e.g. its secret stored encrypted): doctor says what to do.
+    let ini = addon.join("config/config.ini.php");
+    let text = std::fs::read_to_string(&ini).unwrap();
+    std::fs::write(
+        &ini,
+        text.replace(crate::util::API_SECRET, "stored-encrypted"),
+    )
+    .unwrap();
+    let doctor = env.run(&["doctor"]);
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.contains(" splynx.api "))
+        .unwrap_or_else(|| panic!("{doctor:?}"));
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains("the key Splynx created for the add-on")
+            && line.contains("set splynx.api_key and splynx.api_secret in"),
+        "{line}"
+    );
+    assert_eq!(
+        payments[0]["payment_type"].to_string().trim_matches('"'),
+        "7"
     );
 }

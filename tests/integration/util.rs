@@ -104,10 +104,12 @@ max = "5000.00"
 
 [storage]
 data_dir = "{data}"
+owner = "{owner}"
 "#,
             splynx = self.splynx.url(),
             bitpay = self.bitpay.url(),
-            data = self.data_dir().display()
+            data = self.data_dir().display(),
+            owner = current_user()
         )
     }
 
@@ -250,4 +252,13 @@ pub fn with_splynx_auth(config: &str, auth: &str) -> String {
         "payment_method_id = 7",
         &format!("payment_method_id = 7\nauth = \"{auth}\""),
     )
+}
+
+/// This process's user name: the test configs' `storage.owner`, so doctor accepts the
+/// temporary data directories the tests create.
+pub fn current_user() -> String {
+    uzers::get_current_username()
+        .expect("the test's user has a name")
+        .to_string_lossy()
+        .into_owned()
 }

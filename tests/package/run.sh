@@ -129,7 +129,7 @@ check "lintian reports no E: or W: tag" sh -c "! grep -Eq '^[EW]: ' '$WORK/linti
 step "install: apt-get install ./splynx-bitpay_*.deb"
 (cd "$PARENT" && apt-get install -y -q ./splynx-bitpay_*.deb) >"$WORK/install.log" 2>&1
 check "apt-get install ./splynx-bitpay_*.deb" test $? -eq 0 || show "$WORK/install.log"
-check "the install says what to do next" grep -q "splynx-bitpay pair CODE" "$WORK/install.log"
+check "the install says what to do next" grep -q "Config → Integrations → Bitpay" "$WORK/install.log"
 
 step "installed paths, owners and modes"
 # expect PATH "owner:group mode type"

@@ -533,6 +533,15 @@ final class Http
         return isset($_POST[$name]) && is_string($_POST[$name]) ? trim($_POST[$name]) : '';
     }
 
+    /**
+     * True when the browser says this page is the whole tab (`Sec-Fetch-Dest: document`),
+     * not the portal's iframe: a modal opened directly, e.g. from a bookmark.
+     */
+    public static function isTopLevel(): bool
+    {
+        return isset($_SERVER['HTTP_SEC_FETCH_DEST']) && $_SERVER['HTTP_SEC_FETCH_DEST'] === 'document';
+    }
+
     public static function securityHeaders(): void
     {
         header('X-Content-Type-Options: nosniff');
@@ -593,6 +602,11 @@ final class View
             $vars['title'] = 'Splynx BitPay add-on';
         }
         if (!isset($vars['modal'])) {
+            $vars['modal'] = false;
+        }
+        // A modal opened as a whole page gets the page's frame instead of a bare body.
+        $vars['standalone'] = $vars['modal'] && Http::isTopLevel();
+        if ($vars['standalone']) {
             $vars['modal'] = false;
         }
         http_response_code($status);

@@ -1,5 +1,5 @@
 <?php
-/** @var string $title @var string $content @var bool $modal */
+/** @var string $title @var string $content @var bool $modal @var bool $standalone (a modal opened as a whole page) */
 use SplynxBitpay\View;
 ?><!DOCTYPE html>
 <html lang="en">
@@ -17,7 +17,13 @@ use SplynxBitpay\View;
 </div>
 <?php else : ?>
 <div class="topbar"><?= View::partial('icon', []) ?><span class="brand">Splynx BitPay add-on</span></div>
+<?php if (!empty($standalone)) : ?>
+<div class="container narrow standalone"><div class="panel"><div class="panel-body">
 <?= $content ?>
+</div></div><p><a href="/portal/">Back to the customer portal</a></p></div>
+<?php else : ?>
+<?= $content ?>
+<?php endif; ?>
 <?php endif; ?>
 </body>
 </html>

@@ -163,6 +163,11 @@ describe('splynx-bitpay add-on in the browser', () => {
     await login(page, 'ada');
     assert.equal(`${new URL(page.url()).pathname}${new URL(page.url()).search}`, target);
     await page.getByText('Pay invoice #202401000001').waitFor();
+    // Opened as a whole page (not in the portal's iframe): framed like a page, with a way back.
+    assert.equal(await page.locator('.topbar .brand').innerText(), 'Splynx BitPay add-on');
+    assert.match(await page.locator('.standalone .panel').innerText(), /Invoice total: 51\.61 USD/);
+    assert.equal(await page.locator('.standalone a[href="/portal/"]').innerText(), 'Back to the customer portal');
+    await shot(page, 'invoice-modal-opened-directly');
     await page.context().close();
   });
 
@@ -221,6 +226,7 @@ describe('splynx-bitpay add-on in the browser', () => {
     await frame.getByText('Pay invoice #202401000001').waitFor();
     assert.equal((await frame.locator('li.total').innerText()).trim(), 'Invoice total: 51.61 USD');
     assert.equal(await frame.locator('form.checkout-form').getAttribute('target'), '_parent');
+    assert.equal(await frame.locator('.topbar').count(), 0, 'in the iframe: the modal body only');
     await shot(ada, 'invoice-modal');
 
     await frame.locator('button.checkout').click();

@@ -852,16 +852,14 @@ impl Core {
     // ---- the merchant dashboard's API tokens page ---------------------------------
 
     fn dashboard_page(&self, req: &Incoming) -> Reply {
-        let notice = [
-            (
-                "added",
-                dashboard::Notice::Added as fn(String) -> dashboard::Notice,
-            ),
-            ("approved", dashboard::Notice::Approved),
-            ("refused", dashboard::Notice::NotApproved),
-        ]
-        .into_iter()
-        .find_map(|(name, notice)| req.query_param(name).map(notice));
+        let notice = if let Some(code) = req.query_param("added") {
+            Some(dashboard::Notice::Added(code))
+        } else if let Some(code) = req.query_param("approved") {
+            Some(dashboard::Notice::Approved(code))
+        } else {
+            req.query_param("refused")
+                .map(dashboard::Notice::NotApproved)
+        };
         let now = now_ms();
         let state = self.lock();
         let tokens: Vec<dashboard::TokenRow> = state

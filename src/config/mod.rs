@@ -112,6 +112,7 @@ impl Source {
             Source::ModulesListPartner(id) => {
                 format!("{title}\" (Partners settings, partner {id})")
             }
+            Source::SplynxApiKey => format!("{title}\" ([common], written by Splynx)"),
             _ => format!("{title}\""),
         }
     }

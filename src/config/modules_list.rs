@@ -257,7 +257,8 @@ pub fn splynx_key(sections: &Sections) -> Vec<Overlay> {
 }
 
 /// Settings Splynx itself keeps in `common` for every add-on (the API key it created for
-/// the add-on, and its own bookkeeping): not ours to read.
+/// the add-on, and its own bookkeeping): not Modules-list fields of ours (the key is read
+/// by `splynx_key`, under the file's precedence instead).
 fn is_splynx_own(key: &str) -> bool {
     matches!(
         key,

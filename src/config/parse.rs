@@ -211,12 +211,19 @@ impl Config {
             .unwrap_or_default();
         let overlays = match &modules_list {
             Some((_, sections)) => {
-                modules_list::overlays(sections, partner).map_err(|message| {
+                let mut found = modules_list::overlays(sections, partner).map_err(|message| {
                     ConfigError::ModulesList {
                         path: file_shown.clone(),
                         message,
                     }
-                })?
+                })?;
+                // Splynx's own API key for the add-on, only where the file names none.
+                found.extend(
+                    modules_list::splynx_key(sections)
+                        .into_iter()
+                        .filter(|o| sources.get(o.field.toml) != Some(&Source::Toml)),
+                );
+                found
             }
             None => Vec::new(),
         };
@@ -233,23 +240,6 @@ impl Config {
             titles.insert(
                 overlay.field.toml,
                 overlay.source.field_title(overlay.field.title),
-            );
-        }
-        // Splynx's own API key for the add-on, where the file names none.
-        for overlay in modules_list
-            .as_ref()
-            .map(|(_, sections)| modules_list::splynx_key(sections))
-            .unwrap_or_default()
-        {
-            let key = overlay.field.toml;
-            if sources.get(key) == Some(&Source::Toml) {
-                continue;
-            }
-            insert_at(&mut table, key, overlay.value).map_err(parse_error)?;
-            sources.insert(key.to_string(), overlay.source);
-            titles.insert(
-                key,
-                format!("{}\" ([common], written by Splynx)", overlay.field.title),
             );
         }
         let raw: RawConfig = match RawConfig::deserialize(toml::Value::Table(table)) {

@@ -220,7 +220,8 @@ pub(super) fn check_data_dir(report: &mut Report, config: &Config, me: Option<u3
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
     // E.g. created by `pair` run as root: the pages (php-fpm's user) cannot open it.
-    if owner != config.data_owner {
+    let owned_by_the_pages = owner == config.data_owner;
+    if !owned_by_the_pages {
         let wanted = &config.data_owner;
         if uzers::get_user_by_name(wanted).is_none() {
             problems.push(format!(
@@ -241,8 +242,8 @@ pub(super) fn check_data_dir(report: &mut Report, config: &Config, me: Option<u3
         problems.push(format!("{shown} is open to other users (mode {mode:04o})"));
         fixes.push(format!("chmod 700 {shown}"));
     }
-    // (After a chown to storage.owner there are none; the fix above says so already.)
-    let strangers = if fixes.is_empty() {
+    // (After the chown to storage.owner above there are none.)
+    let strangers = if owned_by_the_pages {
         foreign_files(dir, meta.uid())
     } else {
         Vec::new()

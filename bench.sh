@@ -2,6 +2,7 @@
 # Benchmarks (release build) against the loopback sandboxes; see BENCHMARKS.md.
 #   ./bench.sh          full run (about two minutes)
 #   ./bench.sh --quick  small sizes
+#   ./bench.sh --statements [ROUNDS]  per process and storm, payment statements off vs on
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --quiet --release --bin splynx-bitpay --example bench --example floor

@@ -45,6 +45,12 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
+        Bench::with_statements("month")
+    }
+
+    /// `[statements] group`: "month" (the default: one statement record per payment) or
+    /// "off".
+    fn with_statements(group: &str) -> Bench {
         let here = std::env::current_exe().unwrap();
         let binary = here
             .parent()
@@ -70,7 +76,7 @@ impl Bench {
         std::fs::write(
             bench.config(),
             format!(
-                "[splynx]\nurl = \"https://splynx.isp.test\"\napi_url = \"{}/api/2.0/\"\napi_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{}\"\ncurrency = \"USD\"\n\n[refill]\nmin = \"1.00\"\nmax = \"100000.00\"\n\n[storage]\ndata_dir = \"{}\"\n",
+                "[splynx]\nurl = \"https://splynx.isp.test\"\napi_url = \"{}/api/2.0/\"\napi_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{}\"\ncurrency = \"USD\"\n\n[refill]\nmin = \"1.00\"\nmax = \"100000.00\"\n\n[storage]\ndata_dir = \"{}\"\n\n[statements]\ngroup = \"{group}\"\n",
                 bench.splynx.url(),
                 bench.bitpay.url(),
                 bench.dir.path().join("data").display()
@@ -80,6 +86,18 @@ impl Bench {
         let code = bench.bitpay.create_pairing_code();
         assert_eq!(bench.run(&["pair", &code], b"").code, 0);
         bench
+    }
+
+    /// With statements on, one statement record per payment; with them off, none.
+    fn assert_statement_records(&self, payments: usize) {
+        let on = std::fs::read_to_string(self.config())
+            .unwrap()
+            .contains("group = \"month\"");
+        assert_eq!(
+            self.splynx.statement_records().len(),
+            if on { payments } else { 0 },
+            "one statement record per payment"
+        );
     }
 
     fn config(&self) -> PathBuf {
@@ -369,6 +387,7 @@ fn per_process(bench: &Bench, runs: usize) {
         ids.len(),
         "every settle credited once"
     );
+    bench.assert_statement_records(ids.len());
 }
 
 /// Each command's wall median as a ratio to the floor (`examples/floor.rs`: the I/O of
@@ -726,9 +745,9 @@ fn large_store(invoices: usize, journal_per_invoice: usize, runs: usize) {
     }
 }
 
-fn webhook_storm(invoices: usize, deliveries_each: usize, parallel: usize) {
-    println!("\n## Webhook storm: {invoices} invoices × {deliveries_each} deliveries, {parallel} processes at a time\n");
-    let bench = Bench::new();
+fn webhook_storm(statements: &str, invoices: usize, deliveries_each: usize, parallel: usize) {
+    println!("\n## Webhook storm: {invoices} invoices × {deliveries_each} deliveries, {parallel} processes at a time, statements {statements}\n");
+    let bench = Bench::with_statements(statements);
     let ids = seed_open_invoices(&bench, invoices, 0);
     let mut bodies = Vec::new();
     for id in &ids {
@@ -775,6 +794,7 @@ fn webhook_storm(invoices: usize, deliveries_each: usize, parallel: usize) {
         "exactly one payment per invoice"
     );
     assert_eq!(non_zero, 0, "every delivery exits 0");
+    bench.assert_statement_records(invoices);
 }
 
 fn main() {
@@ -805,7 +825,20 @@ fn main() {
     }
     // `--storm-only`: just the webhook storm.
     if args.iter().any(|a| a == "--storm-only") {
-        webhook_storm(250, 4, 32);
+        webhook_storm("month", 250, 4, 32);
+        return;
+    }
+    // `--statements [ROUNDS]`: per process and the storm with payment statements off and
+    // on, taking turns, so the one extra Splynx round trip per payment can be compared.
+    if let Some(at) = args.iter().position(|a| a == "--statements") {
+        let rounds = args.get(at + 1).and_then(|r| r.parse().ok()).unwrap_or(2);
+        for _ in 0..rounds {
+            for group in ["off", "month"] {
+                println!("\n# statements {group}");
+                per_process(&Bench::with_statements(group), if quick { 40 } else { 200 });
+                webhook_storm(group, if quick { 50 } else { 250 }, 4, 32);
+            }
+        }
         return;
     }
     println!(
@@ -824,11 +857,11 @@ fn main() {
     if quick {
         reconcile_scaling(&[200, 500], latency);
         reconcile_with_watched(500, 50, latency);
-        webhook_storm(50, 4, 32);
+        webhook_storm("month", 50, 4, 32);
     } else {
         reconcile_scaling(&[1000, 2500, 5000, 10000], latency);
         reconcile_with_watched(10000, 1000, latency);
-        webhook_storm(250, 4, 32);
+        webhook_storm("month", 250, 4, 32);
     }
 }
 

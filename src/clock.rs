@@ -27,3 +27,11 @@ pub fn datetime_of(ms: i64) -> String {
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()
 }
+
+/// This server's local date and time (Splynx's) for a millisecond timestamp.
+pub fn local_datetime_of(ms: i64) -> chrono::NaiveDateTime {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local)
+        .naive_local()
+}

@@ -19,6 +19,9 @@ return [
         ['controller' => 'api\admin\finance\Requests', 'actions' => ['index', 'view']],
         ['controller' => 'api\admin\finance\Payments', 'actions' => ['index', 'add']],
         ['controller' => 'api\admin\finance\PaymentMethods', 'actions' => ['index']],
+        // Payment statements: one record per credited payment ([statements] group).
+        ['controller' => 'api\admin\finance\BankStatements', 'actions' => ['index', 'add']],
+        ['controller' => 'api\admin\finance\BankStatementsRecords', 'actions' => ['index', 'add']],
     ],
     'entry_points' => [
         // The bitcoin icon in Finance → Invoices "Operations"; opens /bitpay/pay-invoice in the modal.

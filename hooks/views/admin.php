@@ -67,6 +67,9 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 </div>
 </div>
 <?php endif; ?>
+<?php if (!empty($status['bookings_waiting']['count'])) : ?>
+<div class="alert alert-warning bookings-waiting" role="alert"><?= View::e($status['bookings_waiting']['count']) ?> credited payment(s) wait for their payment statement record. The payments are in Splynx; <code>splynx-bitpay reconcile</code> books the records. <?= View::e((string) $status['bookings_waiting']['oldest_note']) ?></div>
+<?php endif; ?>
 <div class="panel">
 <div class="panel-heading">Pairing</div>
 <div class="panel-body">

@@ -21,6 +21,8 @@ use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
 use crate::server::{control_error, control_ok, HttpServer, Incoming, Reply, Service};
+mod ledger;
+
 use crate::util::{
     decimal_from_json, int_from_json, parse_decimal, significant_scale, status_text, today,
 };
@@ -63,6 +65,10 @@ enum Kind {
     Proforma,
     PaymentMethod,
     Payment,
+    Statement,
+    StatementRecord,
+    Transaction,
+    TransactionCategory,
 }
 
 impl Kind {
@@ -73,6 +79,10 @@ impl Kind {
             "admin/finance/proforma-invoices" => Kind::Proforma,
             "admin/finance/payment-methods" => Kind::PaymentMethod,
             "admin/finance/payments" => Kind::Payment,
+            "admin/finance/bank-statements" => Kind::Statement,
+            "admin/finance/bank-statements-records" => Kind::StatementRecord,
+            "admin/finance/transactions" => Kind::Transaction,
+            "admin/finance/transaction-categories" => Kind::TransactionCategory,
             _ => return None,
         })
     }
@@ -84,6 +94,10 @@ impl Kind {
             Kind::Proforma => "proforma invoice",
             Kind::PaymentMethod => "payment method",
             Kind::Payment => "payment",
+            Kind::Statement => "payment statement",
+            Kind::StatementRecord => "payment statement record",
+            Kind::Transaction => "transaction",
+            Kind::TransactionCategory => "transaction category",
         }
     }
 
@@ -162,6 +176,9 @@ impl Kind {
                 "memo",
                 "is_sent",
             ],
+            Kind::TransactionCategory => &["id", "name"],
+            // Their schema's fields (`ledger`), and the id.
+            Kind::Statement | Kind::StatementRecord | Kind::Transaction => &["id"],
         }
     }
 }
@@ -187,6 +204,20 @@ struct State {
 }
 
 impl State {
+    /// What every Splynx has before anyone adds data: its transaction categories.
+    fn new() -> State {
+        let mut state = State {
+            next_transaction_id: 1,
+            ..State::default()
+        };
+        for category in ledger::default_categories() {
+            state
+                .insert(Kind::TransactionCategory, &category)
+                .expect("default categories");
+        }
+        state
+    }
+
     fn table(&self, kind: Kind) -> Option<&BTreeMap<i64, Row>> {
         self.tables.get(kind.name())
     }
@@ -256,10 +287,7 @@ impl SplynxSandbox {
         let (server, core) = HttpServer::start(port, |_| Core {
             api_key: api_key.to_string(),
             api_secret: api_secret.to_string(),
-            state: Mutex::new(State {
-                next_transaction_id: 1,
-                ..State::default()
-            }),
+            state: Mutex::new(State::new()),
             auth_failures: AtomicU64::new(0),
         })?;
         Ok(SplynxSandbox { server, core })
@@ -356,9 +384,37 @@ impl SplynxSandbox {
 
     /// Every payment created through the API, oldest first (strict JSON typing).
     pub fn payments(&self) -> Vec<Value> {
-        let state = self.core.lock();
+        self.all(Kind::Payment)
+    }
+
+    /// Payment statements, in id order.
+    pub fn statements(&self) -> Vec<Value> {
+        self.all(Kind::Statement)
+    }
+
+    /// Payment statement records, in id order.
+    pub fn statement_records(&self) -> Vec<Value> {
+        self.all(Kind::StatementRecord)
+    }
+
+    /// An admin deletes a payment statement in Splynx, with its records.
+    pub fn delete_statement(&self, id: i64) {
+        let mut state = self.core.lock();
+        state.table_mut(Kind::Statement).remove(&id);
         state
-            .rows(Kind::Payment)
+            .table_mut(Kind::StatementRecord)
+            .retain(|_, r| r.get("bank_statements_process_id") != Some(&json!(id)));
+    }
+
+    /// Transactions, in id order.
+    pub fn transactions(&self) -> Vec<Value> {
+        self.all(Kind::Transaction)
+    }
+
+    fn all(&self, kind: Kind) -> Vec<Value> {
+        self.core
+            .lock()
+            .rows(kind)
             .into_iter()
             .map(|r| render_row(r, false))
             .collect()
@@ -596,7 +652,7 @@ fn apply_defaults(kind: Kind, id: i64, row: &mut Row) -> Result<(), String> {
                 default(&format!("name_{n}"), json!(""));
             }
         }
-        Kind::Payment => {}
+        _ => {}
     }
     Ok(())
 }
@@ -649,6 +705,15 @@ fn api_error(status: u16, message: &str, internal_code: &str) -> Reply {
         status,
         &json!({"error": {"message": message, "code": status, "internal_code": internal_code}}),
     )
+}
+
+/// Splynx's 422: a list of `{field, message}`.
+fn validation_failed(errors: Vec<(String, String)>) -> Reply {
+    let list: Vec<Value> = errors
+        .into_iter()
+        .map(|(field, message)| json!({"field": field, "message": message}))
+        .collect();
+    Reply::json(422, &Value::Array(list))
 }
 
 fn not_found() -> Reply {
@@ -800,6 +865,7 @@ impl Core {
                 Err(reply) => Reply::empty(reply.status),
             },
             ("POST", None) if kind == Kind::Payment => self.create_payment(req, loose),
+            ("POST", None) if ledger::creatable(kind) => self.create_ledger_row(kind, req, loose),
             _ => method_not_allowed(),
         }
     }
@@ -1019,6 +1085,7 @@ impl Core {
         let mut rows: Vec<Row> = state.rows(kind).into_iter().cloned().collect();
         for field in conditions.keys() {
             let known = kind.attributes().contains(&field.as_str())
+                || ledger::schema_fields(kind).any(|f| f == field)
                 || rows.iter().any(|r| r.contains_key(field));
             if !known {
                 return Err(bad_request(&format!("Unknown attribute {field}")));
@@ -1054,6 +1121,22 @@ impl Core {
             .collect())
     }
 
+    /// `POST` of a payment statement, statement record or transaction (`ledger`).
+    fn create_ledger_row(&self, kind: Kind, req: &Incoming, loose: bool) -> Reply {
+        let body = match req.json() {
+            Ok(Value::Object(body)) => body,
+            Ok(_) => return bad_request("Request body must be a JSON object"),
+            Err(e) => return bad_request(&e),
+        };
+        match ledger::create(&mut self.lock(), kind, &body) {
+            Ok(id) => Reply::json(
+                201,
+                &render_row(&Map::from_iter([("id".into(), json!(id))]), loose),
+            ),
+            Err(errors) => validation_failed(errors),
+        }
+    }
+
     fn create_payment(&self, req: &Incoming, loose: bool) -> Reply {
         match req.json() {
             Ok(Value::Object(body)) => self.add_payment(&body, loose),
@@ -1068,13 +1151,7 @@ impl Core {
         let mut state = self.lock();
         let payment = match validate_payment(&state, body) {
             Ok(p) => p,
-            Err(errors) => {
-                let list: Vec<Value> = errors
-                    .into_iter()
-                    .map(|(field, message)| json!({"field": field, "message": message}))
-                    .collect();
-                return Reply::json(422, &Value::Array(list));
-            }
+            Err(errors) => return validation_failed(errors),
         };
         let id = state
             .table(Kind::Payment)

@@ -124,6 +124,7 @@ fn values(config: &Config) -> Vec<(&'static str, String)> {
         ("bitpay.timeout_seconds", seconds(config.bitpay.timeout)),
         ("refill.min", format_amount(config.refill.min, currency)),
         ("refill.max", format_amount(config.refill.max, currency)),
+        ("statements.group", config.statements.as_str().into()),
         ("storage.data_dir", config.data_dir.display().to_string()),
         ("storage.owner", config.data_owner.clone()),
         (

@@ -39,6 +39,8 @@ struct Summary {
     #[serde(skip)]
     temporary_errors: usize,
     discovered: usize,
+    /// Payment statement records still not booked (each is listed with why).
+    bookings_waiting: usize,
 }
 
 /// Spaces BitPay requests to at most `per_second` across all workers.
@@ -83,6 +85,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         "reconcile (another run is in progress)",
         Duration::ZERO,
     )?;
+    let started = clock::now_ms();
     let identity = ctx.identity()?;
     let order_key = OrderKey::of(&identity);
     let bitpay = ctx.bitpay(Some(identity));
@@ -205,6 +208,9 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         });
     }
     summary.errors += failures.into_inner();
+    if !args.dry_run {
+        book_open(ctx, &bitpay, started, &mut summary, &mut items)?;
+    }
     let findings = if args.dry_run {
         Vec::new()
     } else {
@@ -226,7 +232,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
     };
     let code = if needs_admin || summary.errors > summary.temporary_errors {
         exit::FAILURE
-    } else if summary.errors > 0 {
+    } else if summary.errors + summary.bookings_waiting > 0 {
         exit::TEMPORARY
     } else {
         exit::SUCCESS
@@ -306,7 +312,7 @@ impl View for Reconciled {
         }
         let summary = &self.summary;
         lines.push(format!(
-            "{}checked {}, credited {}, pending {}, expired {}, needs review {}, reversed after credit {}, still watched {}, errors {}{}",
+            "{}checked {}, credited {}, pending {}, expired {}, needs review {}, reversed after credit {}, still watched {}, errors {}{}{}",
             if self.dry_run {
                 "dry run (nothing changed): "
             } else {
@@ -324,11 +330,60 @@ impl View for Reconciled {
                 format!(", discovered at BitPay {}", summary.discovered)
             } else {
                 String::new()
+            },
+            if summary.bookings_waiting > 0 {
+                format!(
+                    ", payment statement records waiting {}",
+                    summary.bookings_waiting
+                )
+            } else {
+                String::new()
             }
         ));
         lines.join("\n")
     }
 }
+/// Books what earlier credits left open (a payment statement record Splynx was down for,
+/// or refused). Bookings deferred during this run (`next_try_at` after `started`) wait for
+/// the next one.
+fn book_open(
+    ctx: &Context,
+    bitpay: &BitPayClient,
+    started: i64,
+    summary: &mut Summary,
+    items: &mut Vec<Checked>,
+) -> Result<()> {
+    let splynx = ctx.splynx();
+    let settler = Settler {
+        config: &ctx.config,
+        store: &ctx.store,
+        bitpay,
+        splynx: &splynx,
+        dry_run: false,
+    };
+    for record in ctx.store.invoices_with_open_bookings(started)? {
+        let name = record.bitpay_id.clone().unwrap_or_default();
+        let booked = settler
+            .book_open(record.id)
+            .with_context(|| format!("booking after the credit of BitPay invoice {name}"))?;
+        summary.bookings_waiting += booked.waiting.len();
+        let done = booked.done.into_iter().map(|note| ("booked", note));
+        let waiting = booked
+            .waiting
+            .into_iter()
+            .map(|note| ("booking waiting", note));
+        for (result, detail) in done.chain(waiting) {
+            items.push(Checked {
+                bitpay_invoice_id: record.bitpay_id.clone(),
+                result,
+                detail,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Findings recorded since the last run reported, marked as reported now.
 fn new_findings(store: &Store) -> Result<Vec<Finding>> {
     let reported = store

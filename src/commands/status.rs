@@ -62,6 +62,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     let oldest_journal = ctx.store.oldest_journal_time()?;
     let last_prune = crate::retention::last_run(&ctx.store)?;
     let held_counts = ctx.store.held_counts()?;
+    let (open_bookings, booking_note) = ctx.store.open_bookings()?;
     let approve_url = ctx.dashboard_tokens_url();
     let status = Status {
         environment: env.to_string(),
@@ -89,6 +90,10 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
             reversed_after_credit: held_counts.reversed,
             duplicates: held_counts.duplicates,
             payment_outcome_unknown: held_counts.sent,
+        },
+        bookings_waiting: BookingsWaiting {
+            count: open_bookings,
+            oldest_note: booking_note,
         },
         administrator: caller
             .as_ref()
@@ -128,6 +133,8 @@ struct Status {
     oldest_unsettled: Option<InvoiceView>,
     unsettled: Vec<InvoiceView>,
     needs_admin: NeedsAdmin,
+    /// Payment statement records not booked yet (credits stand; reconcile retries).
+    bookings_waiting: BookingsWaiting,
     administrator: Option<CallerView>,
     pairing_refusal: Option<String>,
     pairing_changes: Vec<Dated>,
@@ -155,6 +162,12 @@ struct NeedsAdmin {
     reversed_after_credit: i64,
     duplicates: i64,
     payment_outcome_unknown: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct BookingsWaiting {
+    count: i64,
+    oldest_note: Option<String>,
 }
 
 /// A journal line with its time (pairing changes, webhooks).
@@ -260,6 +273,16 @@ impl View for Status {
                     o.note.as_deref().unwrap_or("")
                 ));
             }
+        }
+        if self.bookings_waiting.count > 0 {
+            human.push(format!(
+                "Not booked yet:    {} payment statement record(s); {}",
+                self.bookings_waiting.count,
+                self.bookings_waiting
+                    .oldest_note
+                    .as_deref()
+                    .unwrap_or("reconcile books them")
+            ));
         }
         if !self.pairing_changes.is_empty() {
             human.push("Pairing changes:".into());

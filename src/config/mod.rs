@@ -209,6 +209,26 @@ pub struct RefillSettings {
     pub max: Decimal,
 }
 
+/// Which payment statement a credited payment is recorded in (`[statements] group`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementGrouping {
+    /// "BitPay 12/2026"
+    Month,
+    /// "BitPay 01/12/2026"
+    Day,
+    Off,
+}
+
+impl StatementGrouping {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementGrouping::Month => "month",
+            StatementGrouping::Day => "day",
+            StatementGrouping::Off => "off",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ReconcileSettings {
     pub concurrency: usize,
@@ -221,6 +241,7 @@ pub struct Config {
     pub splynx: SplynxSettings,
     pub bitpay: BitPaySettings,
     pub refill: RefillSettings,
+    pub statements: StatementGrouping,
     pub reconcile: ReconcileSettings,
     pub data_dir: PathBuf,
     /// Who must own `data_dir`: the user the add-on's pages run as (php-fpm's).

@@ -27,7 +27,7 @@ pub struct Field {
 }
 
 /// The fields of the "BitPay settings" block, in the form's order.
-pub const FIELDS: [Field; 7] = [
+pub const FIELDS: [Field; 8] = [
     field("splynx_url", "splynx.url", "Splynx URL", false),
     field(
         "transaction_speed",
@@ -50,17 +50,21 @@ pub const FIELDS: [Field; 7] = [
     ),
     field("refill_min", "refill.min", "Top-up minimum", false),
     field("refill_max", "refill.max", "Top-up maximum", false),
+    field(
+        "statements_group",
+        "statements.group",
+        "Group bank statements",
+        false,
+    ),
 ];
 
-/// Fields of the form the binary does not read yet (the service fee and payment
-/// statements), and `config_file` of the first version's form: accepted, so that the
-/// form's own fields are never "unknown".
-const NOT_USED_YET: [&str; 6] = [
+/// Fields of the form the binary does not read yet (the service fee), and `config_file` of
+/// the first version's form: accepted, so that the form's own fields are never "unknown".
+const NOT_USED_YET: [&str; 5] = [
     "service_fee",
     "fee_vat",
     "fee_message",
     "fee_category",
-    "statements_group",
     "config_file",
 ];
 

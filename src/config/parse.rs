@@ -20,6 +20,7 @@ struct RawConfig {
     splynx: RawSplynx,
     bitpay: RawBitPay,
     refill: Option<RawRefill>,
+    statements: Option<RawStatements>,
     storage: RawStorage,
     reconcile: Option<RawReconcile>,
     admin: Option<RawAdmin>,
@@ -73,6 +74,12 @@ struct RawBitPay {
 struct RawRefill {
     min: Option<toml::Value>,
     max: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatements {
+    group: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -441,6 +448,18 @@ impl Config {
             ));
         }
 
+        let statements = match raw.statements.and_then(|s| s.group).as_deref() {
+            None | Some("month") => StatementGrouping::Month,
+            Some("day") => StatementGrouping::Day,
+            Some("off") => StatementGrouping::Off,
+            Some(other) => {
+                return Err(invalid(
+                    "statements.group",
+                    format!("expected \"month\", \"day\" or \"off\", got {other:?}"),
+                ))
+            }
+        };
+
         let pairing_roles: Vec<String> = raw
             .admin
             .and_then(|a| a.pairing_roles)
@@ -547,6 +566,7 @@ impl Config {
                 )?,
             },
             refill: RefillSettings { min, max },
+            statements,
             reconcile: ReconcileSettings {
                 concurrency,
                 requests_per_second,

@@ -494,3 +494,22 @@ fn a_partners_settings_win_for_its_customers() {
         "{message}"
     );
 }
+
+#[test]
+fn payment_statements_are_monthly_unless_the_admin_says_otherwise() {
+    assert_eq!(parse(GOOD).unwrap().statements, StatementGrouping::Month);
+    let toml = format!("{GOOD}\n[statements]\ngroup = \"off\"\n");
+    assert_eq!(parse(&toml).unwrap().statements, StatementGrouping::Off);
+    let config = with_modules_list(&toml, "[common]\nstatements_group = \"day\"\n").unwrap();
+    assert_eq!(config.statements, StatementGrouping::Day);
+    assert_eq!(config.source("statements.group"), Source::ModulesList);
+    let message = error(&format!("{GOOD}\n[statements]\ngroup = \"week\"\n"));
+    assert!(
+        message.contains("statements.group") && message.contains("\"week\""),
+        "{message}"
+    );
+    let message = with_modules_list(GOOD, "[common]\nstatements_group = \"year\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("\"Group bank statements\""), "{message}");
+}

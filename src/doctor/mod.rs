@@ -32,7 +32,7 @@ use webhook::*;
 pub use report::{Check, Report, Status};
 
 /// Every check, in the order they run (stable ids for `--json`).
-pub const CHECKS: [&str; 19] = [
+pub const CHECKS: [&str; 20] = [
     "config",
     "config.permissions",
     "data_dir",
@@ -49,6 +49,7 @@ pub const CHECKS: [&str; 19] = [
     "splynx.proformas",
     "splynx.payments",
     "splynx.payment_method",
+    "splynx.statements",
     "webhook.last",
     "invoices.held",
     "webhook.url",

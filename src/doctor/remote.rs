@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::bitpay::{BitPayClient, BitPayError, Identity};
-use crate::config::{Config, CreditOn, Environment, Source};
+use crate::config::{Config, CreditOn, Environment, Source, StatementGrouping};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
 
@@ -327,7 +327,10 @@ pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, 
 
     let payments = probe_list(&client, "admin/finance/payments", "payments")
         .map_err(|e| ("list payments".to_string(), e))
-        .and_then(|_| probe_payment_add(&client).map_err(|e| ("add payments".to_string(), e)));
+        .and_then(|_| {
+            probe_add(&client, "admin/finance/payments", "payment")
+                .map_err(|e| ("add payments".to_string(), e))
+        });
     match payments {
         Ok(422) => report.ok(
             "splynx.payments",
@@ -391,6 +394,79 @@ pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, 
             &key_fix(),
         ),
     }
+    check_statements(report, config, store, &client);
+}
+
+/// Payment statements: the key may list and add statements and their records (probed with
+/// empty ones, which Splynx refuses as invalid), and no credit waits for its record.
+fn check_statements(
+    report: &mut Report,
+    config: &Config,
+    store: &Store,
+    client: &SplynxClient<'_>,
+) {
+    const ID: &str = "splynx.statements";
+    if config.statements == StatementGrouping::Off {
+        report.ok(
+            ID,
+            "payment statements are off ([statements] group = \"off\")",
+        );
+        return;
+    }
+    let probes = [
+        (
+            "admin/finance/bank-statements",
+            "payment statement",
+            "payment statements",
+        ),
+        (
+            "admin/finance/bank-statements-records",
+            "payment statement record",
+            "payment statement records",
+        ),
+    ];
+    for (path, one, many) in probes {
+        let probe = probe_list(client, path, many)
+            .map_err(|e| (format!("list {many}"), e))
+            .and_then(|_| probe_add(client, path, one).map_err(|e| (format!("add {many}"), e)));
+        match probe {
+            Ok(422) => {}
+            Ok(status) => {
+                return report.warn(
+                    ID,
+                    format!("Splynx answered HTTP {status} to an empty {one} instead of refusing it"),
+                    Some("look for an empty one in Finance → Payment statements and delete it".into()),
+                )
+            }
+            Err((action, e)) => {
+                return splynx_failure(
+                    report,
+                    ID,
+                    &action,
+                    e,
+                    "in Splynx, Administration → API keys → this key → Permissions: allow Finance → Payment statements and Payment statements records (index, add); payments are credited meanwhile, and reconcile books their records once it may",
+                    "check splynx.api_key and splynx.api_secret",
+                )
+            }
+        }
+    }
+    match store.open_bookings() {
+        Ok((0, _)) | Err(_) => report.ok(
+            ID,
+            format!(
+                "may list and add payment statements and their records (one statement per {})",
+                config.statements.as_str()
+            ),
+        ),
+        Ok((waiting, note)) => report.warn(
+            ID,
+            format!(
+                "{waiting} credited payment(s) wait for their payment statement record: {}",
+                note.unwrap_or_default()
+            ),
+            Some("run `splynx-bitpay reconcile`; it books them".into()),
+        ),
+    }
 }
 
 /// `GET path?limit=1`: the first row, if any (needs the `index` permission).
@@ -415,17 +491,17 @@ fn probe_view(
         .map(|_| ())
 }
 
-/// `POST admin/finance/payments` with an empty object: Splynx checks the permission
-/// before validating, so 422 means "may add payments" and nothing is created. Returns the
-/// HTTP status of a reply that was not an error (never expected).
-fn probe_payment_add(client: &SplynxClient<'_>) -> Result<u16, SplynxError> {
+/// `POST path` with an empty object: Splynx checks the permission before validating, so
+/// 422 means "may add" and nothing is created. Returns the HTTP status of a reply that was
+/// not an error (never expected).
+fn probe_add(client: &SplynxClient<'_>, path: &str, what: &str) -> Result<u16, SplynxError> {
     // The expected 422 is not worth the warning the client logs for real payments (at the
     // default verbosity; `-v` still shows it).
     let level = log::max_level();
     if level == log::LevelFilter::Warn {
         log::set_max_level(log::LevelFilter::Error);
     }
-    let reply = client.post_value("admin/finance/payments", &serde_json::json!({}), "payment");
+    let reply = client.post_value(path, &serde_json::json!({}), what);
     log::set_max_level(level);
     match reply {
         Err(SplynxError::Validation { .. }) => Ok(422),

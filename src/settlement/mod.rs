@@ -10,15 +10,18 @@
 //! credit (invalid, declined, refunded) is held for the admin too.
 //!
 //! Here: the decision (`decision`), and the executor's BitPay side (fetch, record, decide,
-//! watch). The Splynx side, where a payment is made exactly once, is `payment`.
+//! watch). The Splynx side, where a payment is made exactly once, is `payment`; what is
+//! booked after the credit (the payment statement record), exactly once too, `booking`.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
+mod booking;
 mod decision;
 mod payment;
 
+pub use booking::{statement_title, Booked};
 pub use decision::{decide, Decision, Fetched, Stored};
 
 use crate::bitpay::model::Invoice as BitPayInvoice;
@@ -119,7 +122,19 @@ impl Settler<'_> {
             .store
             .invoice(record.id)?
             .context("stored invoice vanished")?;
-        let fetched = self.fetch(&record, &bitpay_id)?;
+        let outcome = self.settle_locked(&record, &bitpay_id)?;
+        if matches!(outcome, Outcome::Credited { .. } | Outcome::AlreadyCredited) {
+            // The payment stands whatever happens here: what is not booked now waits for
+            // reconcile.
+            if let Err(e) = self.book(record.id) {
+                log::warn!("{bitpay_id}: booking after the credit failed: {e:#}");
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Outcome> {
+        let fetched = self.fetch(record, bitpay_id)?;
         let paid = fetched.paid_text();
         let decision = decide(
             &Stored {
@@ -140,10 +155,10 @@ impl Settler<'_> {
             self.config.bitpay.credit_on,
         );
         if matches!(record.settlement, Settlement::Crediting | Settlement::Sent) {
-            return self.finish_interrupted(&record, &bitpay_id, &fetched, decision);
+            return self.finish_interrupted(record, bitpay_id, &fetched, decision);
         }
-        self.record_check(&record, &bitpay_id, &fetched, &decision)?;
-        self.apply(&record, &bitpay_id, &fetched, decision)
+        self.record_check(record, bitpay_id, &fetched, &decision)?;
+        self.apply(record, bitpay_id, &fetched, decision)
     }
 
     fn fetch(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<BitPayInvoice> {

@@ -284,9 +284,16 @@ impl Settler<'_> {
         let now = clock::now_ms();
         let watch =
             (fetched.status != "complete" || record.payment_attempts > 1).then_some(now + WATCH_MS);
+        let tx = self.store.begin()?;
         self.store
             .mark_credited(record.id, payment_id, &note, watch, now)?;
-        self.journal(bitpay_id, "decision", &note, None)
+        // In the credit's transaction: a crash right after still books them.
+        self.store
+            .add_bookings(record.id, &booking::bookings_for(self.config), now)?;
+        self.store
+            .journal(Some(bitpay_id), "decision", &note, None, now)?;
+        tx.commit().map_err(crate::store::StoreError::from)?;
+        Ok(())
     }
 
     fn payment_for(
@@ -320,12 +327,8 @@ impl Settler<'_> {
         };
         Ok(NewPayment {
             customer_id: record.order.customer_id,
-            invoice_id: (record.order.doc_kind == DocKind::Invoice)
-                .then_some(record.order.doc_id)
-                .flatten(),
-            request_id: (record.order.doc_kind == DocKind::Proforma)
-                .then_some(record.order.doc_id)
-                .flatten(),
+            invoice_id: record.order.invoice_id(),
+            request_id: record.order.request_id(),
             payment_type: payment_method,
             receipt_number: bitpay_id.to_string(),
             date: clock::local_date(),

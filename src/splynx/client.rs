@@ -14,7 +14,9 @@ use url::form_urlencoded;
 
 use super::auth::{token_header, SharedState};
 use super::error::{classify, decode, Result, SplynxError};
-use super::model::{Administrator, Customer, FinanceDocument, Payment, PaymentMethod};
+use super::model::{
+    Administrator, Customer, FinanceDocument, Payment, PaymentMethod, Statement, StatementRecord,
+};
 use crate::config::{SplynxAuth, SplynxSettings};
 use crate::http::{self, Method, Transport};
 use crate::lock;
@@ -51,6 +53,28 @@ pub struct NewPayment {
     pub field_1: String,
     pub field_2: String,
     pub field_3: String,
+}
+
+/// A payment statement record to create (`POST admin/finance/bank-statements-records`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewStatementRecord {
+    pub bank_statements_process_id: i64,
+    pub datetime: String,
+    pub payment_date: String,
+    pub amount: String,
+    pub status: &'static str,
+    pub customer_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<i64>,
+    pub payment_id: i64,
+    /// The customer id and the document number, as Splynx's own statement import pairs.
+    pub pairing_1: String,
+    pub pairing_2: String,
+    /// The BitPay invoice id: what the record is looked up by.
+    pub additional_1: String,
+    pub comment: String,
 }
 
 impl<'a> SplynxClient<'a> {
@@ -186,16 +210,52 @@ impl<'a> SplynxClient<'a> {
 
     /// Creates a payment; returns its id.
     pub fn create_payment(&self, payment: &NewPayment) -> Result<i64> {
-        let body = serde_json::to_value(payment).expect("payments serialize");
-        let reply = self.request(
-            Method::POST,
-            "admin/finance/payments",
-            &[],
-            Some(&body),
-            "payment",
-        )?;
-        let reply = reply.body;
-        let value: serde_json::Value = decode("admin/finance/payments", &reply)?;
+        self.post_for_id("admin/finance/payments", payment, "payment")
+    }
+
+    /// Payment statements titled `title`.
+    pub fn statements_by_title(&self, title: &str) -> Result<Vec<Statement>> {
+        self.get_json(
+            "admin/finance/bank-statements",
+            &[("main_attributes[title]", title)],
+            "payment statement list",
+        )
+    }
+
+    /// Creates a payment statement (status success: its records are processed as they
+    /// are added); returns its id.
+    pub fn create_statement(&self, title: &str) -> Result<i64> {
+        self.post_for_id(
+            "admin/finance/bank-statements",
+            &serde_json::json!({"title": title, "status": "success"}),
+            "payment statement",
+        )
+    }
+
+    /// Payment statement records whose `additional_1` is `key`.
+    pub fn statement_records_by_key(&self, key: &str) -> Result<Vec<StatementRecord>> {
+        self.get_json(
+            "admin/finance/bank-statements-records",
+            &[("main_attributes[additional_1]", key)],
+            "payment statement record list",
+        )
+    }
+
+    pub fn create_statement_record(&self, record: &NewStatementRecord) -> Result<i64> {
+        self.post_for_id(
+            "admin/finance/bank-statements-records",
+            record,
+            "payment statement record",
+        )
+    }
+
+    /// `POST path` with `body`; the new row's id from the reply.
+    fn post_for_id(&self, path: &str, body: &impl serde::Serialize, what: &str) -> Result<i64> {
+        let body = serde_json::to_value(body).expect("request bodies serialize");
+        let reply = self
+            .request(Method::POST, path, &[], Some(&body), what)?
+            .body;
+        let value: serde_json::Value = decode(path, &reply)?;
         value
             .get("id")
             .and_then(|id| {
@@ -203,8 +263,8 @@ impl<'a> SplynxClient<'a> {
                     .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
             })
             .ok_or_else(|| SplynxError::Decode {
-                path: "admin/finance/payments".into(),
-                message: format!("no payment id in {reply}"),
+                path: path.into(),
+                message: format!("no {what} id in {reply}"),
             })
     }
 

@@ -95,6 +95,24 @@ pub struct Payment {
     pub amount: Option<Decimal>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct Statement {
+    #[serde(deserialize_with = "de_id")]
+    pub id: i64,
+    #[serde(default, deserialize_with = "de_text")]
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatementRecord {
+    #[serde(deserialize_with = "de_id")]
+    pub id: i64,
+    #[serde(default, deserialize_with = "de_text")]
+    pub additional_1: String,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub payment_id: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -173,6 +173,28 @@ pub const MIGRATIONS: &[&str] = &[
     // 10: the admin page's recent payments, newest credit first, without sorting a year of
     //     credited invoices on every view.
     "CREATE INDEX invoices_credited ON invoices (credited_at) WHERE credited_at IS NOT NULL;",
+    // 11: what is booked in Splynx after a credit (the payment statement record), exactly
+    //     once like the payment: added with the credit, marked sent before each POST, done
+    //     with the Splynx id; open ones are retried by reconcile from `next_try_at`. And
+    //     the Splynx id of each payment statement by title, so a statement is looked up
+    //     once, not per payment.
+    "CREATE TABLE bookings (
+        invoice_id INTEGER NOT NULL REFERENCES invoices (id),
+        kind TEXT NOT NULL CHECK (kind IN ('statement', 'fee')),
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'done')),
+        splynx_id INTEGER,
+        sent_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try_at INTEGER NOT NULL,
+        note TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (invoice_id, kind)
+    );
+    CREATE INDEX bookings_open ON bookings (next_try_at) WHERE state != 'done';
+    CREATE TABLE statements (
+        title TEXT PRIMARY KEY,
+        splynx_id INTEGER NOT NULL
+    );",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

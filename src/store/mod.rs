@@ -5,6 +5,7 @@
 //! settlement states), `journal` (journal, findings, settings, unknown ids, retention),
 //! `queries` (the hot queries and their plans), `migrations` (the schema).
 
+mod bookings;
 mod invoices;
 mod journal;
 mod migrations;
@@ -12,6 +13,7 @@ mod queries;
 mod records;
 mod tokens;
 
+pub use bookings::{Booking, BookingKind, BookingState};
 pub use records::*;
 
 use std::fs;

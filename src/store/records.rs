@@ -181,6 +181,22 @@ pub struct NewInvoice {
     pub partner_id: Option<i64>,
 }
 
+impl NewInvoice {
+    /// The Splynx invoice a payment for this links to.
+    pub fn invoice_id(&self) -> Option<i64> {
+        (self.doc_kind == DocKind::Invoice)
+            .then_some(self.doc_id)
+            .flatten()
+    }
+
+    /// The Splynx proforma invoice (`request_id`) a payment for this links to.
+    pub fn request_id(&self) -> Option<i64> {
+        (self.doc_kind == DocKind::Proforma)
+            .then_some(self.doc_id)
+            .flatten()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct JournalEntry {
     pub id: i64,

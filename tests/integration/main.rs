@@ -15,3 +15,4 @@ mod pages;
 mod pairing;
 mod secrets;
 mod settlement;
+mod statements;

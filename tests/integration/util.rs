@@ -145,9 +145,18 @@ owner = "{owner}"
     /// Runs `handle-ipn` for `id` and kills it once Splynx has committed the payment POST
     /// whose reply it then never gets.
     pub fn kill_webhook_after_splynx_commits(&self, id: &str) {
+        self.kill_webhook_once_splynx_has("admin/finance/payments", id, || {
+            self.splynx.payment_count()
+        });
+    }
+
+    /// Runs `handle-ipn` for `id` and kills it once Splynx has committed its first POST to
+    /// a path containing `path` (one more row in `rows`), whose reply it then never gets.
+    pub fn kill_webhook_once_splynx_has(&self, path: &str, id: &str, rows: impl Fn() -> usize) {
         let faults = self.splynx.faults();
-        faults.set_filter(Some("admin/finance/payments"), Some("POST"));
+        faults.set_filter(Some(path), Some("POST"));
         faults.hang_after_next(1);
+        let before = rows();
         let body = self.bitpay.webhook_body(id, true);
         let mut child = spawn(&self.config_path(), &["handle-ipn"]);
         child
@@ -156,10 +165,7 @@ owner = "{owner}"
             .unwrap()
             .write_all(body.as_bytes())
             .unwrap();
-        let before = self.splynx.payment_count();
-        wait_until("Splynx has the payment", || {
-            self.splynx.payment_count() == before + 1
-        });
+        wait_until("Splynx has the row", || rows() == before + 1);
         child.kill().unwrap();
         child.wait().unwrap();
         faults.clear();
@@ -213,6 +219,8 @@ pub fn spawn(config: &Path, args: &[&str]) -> std::process::Child {
         .args(args)
         .env_remove("SPLYNX_BITPAY_CONFIG")
         .env_remove("RUST_LOG")
+        // Splynx dates are server-local; the sandbox's are UTC.
+        .env("TZ", "UTC")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -180,15 +180,28 @@ fn run() -> Result<(), String> {
             p["id"], p["customer_id"], p["amount"], p["receipt_number"], p["comment"]
         );
     }
-    if payments.len() != 1 || invoice["status"] != "paid" {
+    let statements = splynx.statements();
+    let records = splynx.statement_records();
+    for r in &records {
+        let title = statements
+            .iter()
+            .find(|s| s["id"] == r["bank_statements_process_id"])
+            .map_or("?", |s| s["title"].as_str().unwrap_or("?"));
+        println!(
+            "  payment statement \"{title}\": record {}, {}, customer {}, amount {}, payment {}, {}",
+            r["id"], r["status"], r["customer_id"], r["amount"], r["payment_id"], r["comment"]
+        );
+    }
+    if payments.len() != 1 || invoice["status"] != "paid" || records.len() != 1 {
         return Err(format!(
-            "expected exactly one payment and a paid invoice, got {} payment(s)",
-            payments.len()
+            "expected exactly one payment, one statement record and a paid invoice, got {} payment(s) and {} record(s)",
+            payments.len(),
+            records.len()
         ));
     }
     demo.run(&["show", &id], None)?;
     println!(
-        "\nDone: one BitPay invoice, one webhook delivered twice, exactly one Splynx payment."
+        "\nDone: one BitPay invoice, one webhook delivered twice, exactly one Splynx payment (and its payment statement record)."
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -314,6 +314,7 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                         currency: "USD".into(),
                         order_id: order_id.clone(),
                         partner_id: None,
+                        fee: None,
                     };
                     store.insert_invoice(&new, 0).unwrap();
                     let request = InvoiceRequest {

@@ -13,7 +13,8 @@ use crate::money::format_amount;
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
-use crate::store::{DocKind, InvoiceRecord, NewInvoice};
+use crate::store::{AppliedFee, DocKind, InvoiceRecord, NewInvoice};
+use rust_decimal::Decimal;
 
 /// Asks BitPay for the invoice a `creating` record asked for (by its guid). When BitPay has
 /// it, and `record_it`, the record learns its BitPay id; `how` says where it was found.
@@ -207,9 +208,57 @@ pub fn adopt_by_id(
             currency: invoice.currency.clone(),
             order_id: invoice.order_id.clone(),
             partner_id,
+            fee: fee_from_pos_data(&invoice.pos_data, price),
         },
         &invoice,
         clock::now_ms(),
     )?;
     Ok(Adoption::Adopted(Box::new(record)))
+}
+
+/// The service fee `checkout` wrote into posData, when it is consistent with the price
+/// (positive, less than the price); else none: the payment is then credited whole.
+fn fee_from_pos_data(pos_data: &str, price: Decimal) -> Option<AppliedFee> {
+    let value: serde_json::Value = serde_json::from_str(pos_data).ok()?;
+    let fee = value.get("fee")?;
+    let part = |key: &str| -> Option<Decimal> {
+        fee.get(key)?
+            .as_str()?
+            .parse::<Decimal>()
+            .ok()
+            .filter(|d| *d >= Decimal::ZERO)
+    };
+    let applied = AppliedFee {
+        percent: part("percent")?,
+        fee: part("fee")?,
+        vat_percent: part("vat_percent")?,
+        vat: part("vat")?,
+    };
+    (applied.fee > Decimal::ZERO && applied.total() < price).then_some(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuilt_record_keeps_the_fee_only_when_it_fits_the_price() {
+        let price: Decimal = "52.85".parse().unwrap();
+        let pos = r#"{"customer_id":42,"fee":{"percent":"2","fee":"1.03","vat_percent":"20","vat":"0.21"}}"#;
+        let fee = fee_from_pos_data(pos, price).unwrap();
+        assert_eq!(
+            (fee.fee.to_string(), fee.vat.to_string()),
+            ("1.03".into(), "0.21".into())
+        );
+        for bad in [
+            r#"{"customer_id":42}"#,
+            "not json",
+            r#"{"fee":{"percent":"2","fee":"60","vat_percent":"0","vat":"0"}}"#,
+            r#"{"fee":{"percent":"2","fee":"-1","vat_percent":"0","vat":"0"}}"#,
+            r#"{"fee":{"percent":"2","fee":"0","vat_percent":"0","vat":"0"}}"#,
+            r#"{"fee":{"percent":"2","fee":1.03,"vat_percent":"0","vat":"0"}}"#,
+        ] {
+            assert_eq!(fee_from_pos_data(bad, price), None, "{bad}");
+        }
+    }
 }

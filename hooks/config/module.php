@@ -22,6 +22,8 @@ return [
         // Payment statements: one record per credited payment ([statements] group).
         ['controller' => 'api\admin\finance\BankStatements', 'actions' => ['index', 'add']],
         ['controller' => 'api\admin\finance\BankStatementsRecords', 'actions' => ['index', 'add']],
+        // The service fee's debit transaction ([fee] percent).
+        ['controller' => 'api\admin\finance\Transactions', 'actions' => ['index', 'add']],
     ],
     'entry_points' => [
         // The bitcoin icon in Finance → Invoices "Operations"; opens /bitpay/pay-invoice in the modal.

@@ -303,6 +303,13 @@ final class Settings
         ];
     }
 
+    /** The refill page's sentence on whether the amount entered includes the service fee. */
+    public static function refillFeeNote(?int $customer = null): string
+    {
+        $all = self::all($customer);
+        return isset($all['refill']['fee_note']) ? (string) $all['refill']['fee_note'] : '';
+    }
+
     /** The input step for amounts: "1" for currencies without decimals, "0.01" for two. */
     public static function amountStep(?int $customer = null): string
     {

@@ -33,6 +33,7 @@ return static function (string $route) use ($checkDocument): void {
         ? [
             'heading' => 'Pay proforma invoice',
             'total' => 'Proforma invoice total',
+            'amount' => 'Proforma invoice amount',
             'by_number' => '--proforma-number',
             'by_id' => '--proforma',
             'back' => '/portal/finance/requests',
@@ -41,6 +42,7 @@ return static function (string $route) use ($checkDocument): void {
         : [
             'heading' => 'Pay invoice',
             'total' => 'Invoice total',
+            'amount' => 'Invoice amount',
             'by_number' => '--invoice-number',
             'by_id' => '--invoice',
             'back' => '/portal/finance/invoices',

@@ -52,6 +52,7 @@ return static function (string $route): void {
         'max' => $max,
         'currency' => $currency,
         'step' => Settings::amountStep($customer),
+        'fee_note' => Settings::refillFeeNote($customer),
         'error' => $error,
         'csrf' => $token,
         'action' => URL_PREFIX . '/',

@@ -68,7 +68,7 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 </div>
 <?php endif; ?>
 <?php if (!empty($status['bookings_waiting']['count'])) : ?>
-<div class="alert alert-warning bookings-waiting" role="alert"><?= View::e($status['bookings_waiting']['count']) ?> credited payment(s) wait for their payment statement record. The payments are in Splynx; <code>splynx-bitpay reconcile</code> books the records. <?= View::e((string) $status['bookings_waiting']['oldest_note']) ?></div>
+<div class="alert alert-warning bookings-waiting" role="alert"><?= View::e($status['bookings_waiting']['count']) ?> credited payment(s) wait for their payment statement record or fee transaction. The payments are in Splynx; <code>splynx-bitpay reconcile</code> books what waits. <?= View::e((string) $status['bookings_waiting']['oldest_note']) ?></div>
 <?php endif; ?>
 <div class="panel">
 <div class="panel-heading">Pairing</div>

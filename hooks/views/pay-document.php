@@ -3,9 +3,21 @@
 use SplynxBitpay\View;
 ?>
 <h4 class="pay-heading"><?= View::e($kind['heading']) ?> #<?= View::e($document['number']) ?></h4>
+<?php $currency = ' ' . (string) $document['currency']; ?>
+<?php if (empty($document['fee'])) : ?>
 <ul class="list-unstyled">
-<li class="total"><?= View::e($kind['total']) ?>: <strong class="amount"><?= View::e(View::money((string) $document['price'])) ?> <?= View::e($document['currency']) ?></strong></li>
+<li class="total"><?= View::e($kind['total']) ?>: <strong class="amount"><?= View::e(View::money((string) $document['price']) . $currency) ?></strong></li>
 </ul>
+<?php else : $fee = $document['fee']; ?>
+<table class="table fee-table">
+<tr class="document-amount"><td><?= View::e($kind['amount']) ?></td><td class="num"><?= View::e(View::money((string) $document['amount']) . $currency) ?></td></tr>
+<tr class="fee"><td><?= View::e($fee['label'] . ' (' . $fee['percent'] . ' %)') ?></td><td class="num"><?= View::e(View::money((string) $fee['fee']) . $currency) ?></td></tr>
+<?php if ((string) $fee['vat_percent'] !== '0') : ?>
+<tr class="fee-vat"><td><?= View::e('VAT on the fee (' . $fee['vat_percent'] . ' %)') ?></td><td class="num"><?= View::e(View::money((string) $fee['vat']) . $currency) ?></td></tr>
+<?php endif; ?>
+<tr class="total"><th>Total to pay</th><th class="num amount"><?= View::e(View::money((string) $document['price']) . $currency) ?></th></tr>
+</table>
+<?php endif; ?>
 <form method="post" action="<?= View::e($action) ?>" target="_parent" class="checkout-form">
 <input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
 <input type="hidden" name="item_id" value="<?= View::e($item_id) ?>">

@@ -1,5 +1,5 @@
 <?php
-/** @var string $amount @var string $min @var string $max @var string $currency @var string $step @var string|null $error @var string $csrf @var string $action */
+/** @var string $amount @var string $min @var string $max @var string $currency @var string $step @var string $fee_note @var string|null $error @var string $csrf @var string $action */
 use SplynxBitpay\View;
 ?>
 <div class="container narrow">
@@ -19,6 +19,9 @@ use SplynxBitpay\View;
 <span class="input-group-addon"><?= View::e($currency) ?></span>
 </div>
 <p class="help-block bounds">Between <?= View::e(View::money($min)) ?> and <?= View::e(View::money($max)) ?> <?= View::e($currency) ?>.</p>
+<?php if ($fee_note !== '') : ?>
+<p class="help-block fee-note"><?= View::e($fee_note) ?></p>
+<?php endif; ?>
 </div>
 <button type="submit" class="btn btn-primary btn-lg btn-block pay"><?= View::partial('icon', []) ?> Pay</button>
 </form>

@@ -41,7 +41,7 @@
 //! `confirmed`, each step's webhook is delivered, and the browser lands on the receipt
 //! ("Payment from bitpay", "Return to splynx" → the invoice's `redirectURL`).
 //!
-//! Splynx-only control routes: `GET /_sandbox/payments`; `POST /_sandbox/check-nonce` and
+//! Splynx-only control routes: `GET /_sandbox/payments`, `GET /_sandbox/{statements,statement-records,transactions}`; `POST /_sandbox/check-nonce` and
 //! `POST /_sandbox/loose-json` (`{"enabled":bool}`); `POST /_sandbox/seed`
 //! (`{"customers":[..],"invoices":[..],"proformas":[..],"payment_methods":[..]}`);
 //! `POST /_sandbox/seed-demo`; `POST /_sandbox/admin-sessions` (`{"sash","id","role"}`: API

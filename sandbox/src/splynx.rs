@@ -1271,6 +1271,20 @@ impl Core {
                     .collect();
                 Reply::json(200, &Value::Array(list))
             }
+            ("GET", [list @ ("statements" | "statement-records" | "transactions")]) => {
+                let kind = match *list {
+                    "statements" => Kind::Statement,
+                    "statement-records" => Kind::StatementRecord,
+                    _ => Kind::Transaction,
+                };
+                let state = self.lock();
+                let rows: Vec<Value> = state
+                    .rows(kind)
+                    .into_iter()
+                    .map(|r| render_row(r, false))
+                    .collect();
+                Reply::json(200, &Value::Array(rows))
+            }
             ("GET", ["customers", id]) => row(Kind::Customer, id)?,
             ("GET", ["invoices", id]) => row(Kind::Invoice, id)?,
             ("GET", ["proformas", id]) => row(Kind::Proforma, id)?,

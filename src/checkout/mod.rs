@@ -13,6 +13,7 @@ use crate::bitpay::{BitPayClient, BitPayError};
 use crate::config::Config;
 use crate::context::Context;
 use crate::exit::Problem;
+use crate::fee::{self, AppliedFee, Charge};
 use crate::money::{self, json_number};
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::model::{Customer, FinanceDocument};
@@ -40,7 +41,10 @@ pub struct Document {
     pub kind: DocKind,
     pub id: Option<i64>,
     pub number: Option<String>,
+    /// What the customer pays at BitPay: the document's amount, plus the service fee.
     pub price: Decimal,
+    /// The document's amount and the fee, part by part.
+    pub charge: Charge,
     pub description: String,
 }
 
@@ -63,15 +67,30 @@ pub fn customer(ctx: &Context, customer_id: i64) -> Result<(Customer, Config)> {
     Ok((customer, settings))
 }
 
-/// The customer's payable document, checked (what `--check` shows).
+/// The customer's payable document, checked, with the service fee of their partner (what
+/// `--check` shows).
 pub fn check(
     ctx: &Context,
     settings: &Config,
     request: &Request,
     customer: &Customer,
 ) -> Result<Document> {
-    resolve_document(&ctx.splynx(), request, customer, &settings.bitpay.currency)
+    let currency = &settings.bitpay.currency;
+    let (kind, id, number, amount, description) =
+        resolve_document(&ctx.splynx(), request, customer, currency)?;
+    let charge = fee::charge(amount, &settings.fee, currency);
+    Ok(Document {
+        kind,
+        id,
+        number,
+        price: charge.total(),
+        charge,
+        description,
+    })
 }
+
+/// A document as `resolve_document` finds it: kind, id, number, amount due, description.
+type Resolved = (DocKind, Option<i64>, Option<String>, Decimal, String);
 
 /// Creates the BitPay invoice for the document, or hands out the open one still payable,
 /// under the document's lock so two clicks never make two invoices.
@@ -195,16 +214,16 @@ fn resolve_document(
     request: &Request,
     customer: &Customer,
     currency: &str,
-) -> Result<Document> {
+) -> Result<Resolved> {
     let (kind, label, candidate) = match request {
         Request::Refill(amount) => {
-            return Ok(Document {
-                kind: DocKind::Refill,
-                id: None,
-                number: None,
-                price: *amount,
-                description: format!("Balance top-up, customer #{}", customer.id),
-            })
+            return Ok((
+                DocKind::Refill,
+                None,
+                None,
+                *amount,
+                format!("Balance top-up, customer #{}", customer.id),
+            ))
         }
         Request::Invoice(id) => (DocKind::Invoice, "Invoice", found(splynx.invoice(*id))?),
         Request::InvoiceNumber(n) => (
@@ -254,13 +273,13 @@ fn resolve_document(
             "{label} #{number} has nothing left to pay"
         )));
     }
-    Ok(Document {
+    Ok((
         kind,
-        id: Some(document.id),
-        description: format!("{label} #{number}"),
-        price: round_for(document.amount_due(), currency)?,
-        number: Some(document.number),
-    })
+        Some(document.id),
+        Some(document.number.clone()),
+        round_for(document.amount_due(), currency)?,
+        format!("{label} #{number}"),
+    ))
 }
 
 /// Splynx keeps 4 decimals; BitPay takes the currency's. A due amount with more precision
@@ -409,6 +428,7 @@ impl Creator<'_> {
                     price: document.price,
                     currency: self.settings.bitpay.currency.clone(),
                     partner_id: customer.partner_id,
+                    fee: document.charge.fee,
                 };
                 // Committed before the request: a timed-out POST is recovered by guid.
                 let record = store.insert_invoice(&new, clock::now_ms())?;
@@ -430,14 +450,19 @@ impl Creator<'_> {
             document: document.kind.as_str(),
             document_id: document.id,
             number: document.number.as_deref(),
+            fee: document.charge.fee.map(PosFee::from),
         };
         let email = customer.contact_email();
+        let item_desc = match document.charge.fee {
+            Some(_) => format!("{} + {}", document.description, self.settings.fee.message),
+            None => document.description.clone(),
+        };
         let request = InvoiceRequest {
             token: record.order.token.expose(),
             price: json_number(record.order.price),
             currency: &record.order.currency,
             order_id: &record.order.order_id,
-            item_desc: &document.description,
+            item_desc: &item_desc,
             pos_data: serde_json::to_string(&pos_data).expect("posData serializes"),
             notification_url: &settings.notification_url,
             redirect_url: format!("{}?order={}", settings.redirect_url, record.order.order_id),
@@ -525,6 +550,29 @@ struct PosData<'a> {
     document: &'static str,
     document_id: Option<i64>,
     number: Option<&'a str>,
+    /// The service fee in the price, so a record rebuilt from BitPay still books it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fee: Option<PosFee>,
+}
+
+/// The fee as exact decimal strings (`recovery::fee_from_pos_data` reads it back).
+#[derive(Serialize)]
+struct PosFee {
+    percent: String,
+    fee: String,
+    vat_percent: String,
+    vat: String,
+}
+
+impl From<AppliedFee> for PosFee {
+    fn from(f: AppliedFee) -> PosFee {
+        PosFee {
+            percent: f.percent.to_string(),
+            fee: f.fee.to_string(),
+            vat_percent: f.vat_percent.to_string(),
+            vat: f.vat.to_string(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -125,6 +125,10 @@ fn values(config: &Config) -> Vec<(&'static str, String)> {
         ("refill.min", format_amount(config.refill.min, currency)),
         ("refill.max", format_amount(config.refill.max, currency)),
         ("statements.group", config.statements.as_str().into()),
+        ("fee.percent", config.fee.percent.to_string()),
+        ("fee.vat_percent", config.fee.vat_percent.to_string()),
+        ("fee.message", config.fee.message.clone()),
+        ("fee.category", config.fee.category.to_string()),
         ("storage.data_dir", config.data_dir.display().to_string()),
         ("storage.owner", config.data_owner.clone()),
         (

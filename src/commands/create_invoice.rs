@@ -73,6 +73,14 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
             number: document.number.clone(),
             description: document.description.clone(),
             price: format_amount(document.price, &currency),
+            amount: format_amount(document.charge.amount, &currency),
+            fee: document.charge.fee.map(|f| FeeView {
+                label: settings.fee.message.clone(),
+                percent: f.percent.normalize().to_string(),
+                fee: format_amount(f.fee, &currency),
+                vat_percent: f.vat_percent.normalize().to_string(),
+                vat: format_amount(f.vat, &currency),
+            }),
             currency,
         });
         return Ok(SUCCESS);
@@ -96,13 +104,38 @@ struct Payable {
     document_id: Option<i64>,
     number: Option<String>,
     description: String,
+    /// The total the customer pays: `amount` plus the fee and its VAT.
     price: String,
+    /// The document's amount due (or the top-up entered).
+    amount: String,
+    /// The service fee, when one applies.
+    fee: Option<FeeView>,
     currency: String,
+}
+
+/// The service fee on the pay window.
+#[derive(Debug, Serialize)]
+struct FeeView {
+    label: String,
+    percent: String,
+    fee: String,
+    vat_percent: String,
+    vat: String,
 }
 
 impl View for Payable {
     fn human(&self) -> String {
-        format!("{}: {} {}", self.description, self.price, self.currency)
+        let parts = match &self.fee {
+            Some(f) => format!(
+                " ({} + {} {}% {} + VAT {}% {})",
+                self.amount, f.label, f.percent, f.fee, f.vat_percent, f.vat
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{}: {} {}{parts}",
+            self.description, self.price, self.currency
+        )
     }
 }
 

@@ -39,7 +39,8 @@ struct Summary {
     #[serde(skip)]
     temporary_errors: usize,
     discovered: usize,
-    /// Payment statement records still not booked (each is listed with why).
+    /// Payment statement records and fee transactions still not booked (each is listed
+    /// with why).
     bookings_waiting: usize,
 }
 
@@ -333,7 +334,7 @@ impl View for Reconciled {
             },
             if summary.bookings_waiting > 0 {
                 format!(
-                    ", payment statement records waiting {}",
+                    ", bookings waiting (statement records, fees) {}",
                     summary.bookings_waiting
                 )
             } else {
@@ -343,8 +344,8 @@ impl View for Reconciled {
         lines.join("\n")
     }
 }
-/// Books what earlier credits left open (a payment statement record Splynx was down for,
-/// or refused). Bookings deferred during this run (`next_try_at` after `started`) wait for
+/// Books what earlier credits left open (a payment statement record or fee transaction
+/// Splynx was down for, or refused). Bookings deferred during this run (`next_try_at` after `started`) wait for
 /// the next one.
 fn book_open(
     ctx: &Context,

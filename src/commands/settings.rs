@@ -9,6 +9,7 @@ use crate::checkout;
 use crate::cli::SettingsArgs;
 use crate::context::Context;
 use crate::exit::SUCCESS;
+use crate::fee::FeeSettings;
 use crate::money::{currency_decimals, format_amount};
 use crate::output::View;
 
@@ -27,21 +28,40 @@ struct Settings {
 struct RefillBounds {
     min: String,
     max: String,
+    /// Says plainly whether the amount entered includes the service fee.
+    fee_note: String,
 }
 
 impl View for Settings {
     fn human(&self) -> String {
         let currency = &self.currency;
         format!(
-            "Environment:   {}\nSplynx URL:    {}\nCurrency:      {currency} ({} decimals)\nRefill bounds: {} to {} {currency}\nConfig file:   {}",
+            "Environment:   {}\nSplynx URL:    {}\nCurrency:      {currency} ({} decimals)\nRefill bounds: {} to {} {currency}\nRefill fee:    {}\nConfig file:   {}",
             self.environment,
             self.splynx_url,
             self.currency_decimals,
             self.refill.min,
             self.refill.max,
+            self.refill.fee_note,
             self.config_path
         )
     }
+}
+
+/// The refill page's sentence about the fee.
+fn refill_fee_note(fee: &FeeSettings) -> String {
+    if fee.percent.is_zero() {
+        return "No fee is added: the amount you enter is what you pay and what is added to your balance.".into();
+    }
+    let vat = if fee.vat_percent.is_zero() {
+        String::new()
+    } else {
+        format!(" plus {} % VAT on the fee", fee.vat_percent.normalize())
+    };
+    format!(
+        "The amount you enter does not include the fee: a service fee of {} %{vat} is added on top, and the amount you enter is what is added to your balance.",
+        fee.percent.normalize()
+    )
 }
 
 pub fn run(args: SettingsArgs, ctx: &Context) -> Result<u8> {
@@ -62,6 +82,7 @@ pub fn run(args: SettingsArgs, ctx: &Context) -> Result<u8> {
         refill: RefillBounds {
             min: format_amount(config.refill.min, currency),
             max: format_amount(config.refill.max, currency),
+            fee_note: refill_fee_note(&config.fee),
         },
         config_path: config.path.display().to_string(),
     });

@@ -133,7 +133,8 @@ struct Status {
     oldest_unsettled: Option<InvoiceView>,
     unsettled: Vec<InvoiceView>,
     needs_admin: NeedsAdmin,
-    /// Payment statement records not booked yet (credits stand; reconcile retries).
+    /// Payment statement records and fee transactions not booked yet (credits stand;
+    /// reconcile retries).
     bookings_waiting: BookingsWaiting,
     administrator: Option<CallerView>,
     pairing_refusal: Option<String>,
@@ -276,7 +277,7 @@ impl View for Status {
         }
         if self.bookings_waiting.count > 0 {
             human.push(format!(
-                "Not booked yet:    {} payment statement record(s); {}",
+                "Not booked yet:    {} payment statement record(s) or fee transaction(s); {}",
                 self.bookings_waiting.count,
                 self.bookings_waiting
                     .oldest_note

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::fee::FeeSettings;
 use crate::secret::Secret;
 use rust_decimal::Decimal;
 
@@ -14,6 +15,12 @@ pub const ENV_VAR: &str = "SPLYNX_BITPAY_CONFIG";
 /// 15 minutes: far above any Splynx timeout, and above PHP's usual `max_execution_time`,
 /// so a request Splynx was still working on has committed (or died) by then.
 pub const DEFAULT_PAYMENT_GRACE_SECONDS: u64 = 900;
+
+/// The fee transaction's description when `[fee] message` is not set (the original
+/// add-on's "Text for invoice" default).
+pub const DEFAULT_FEE_MESSAGE: &str = "BitPay fee";
+/// Splynx's "Correction" transaction category, the original add-on's default.
+pub const DEFAULT_FEE_CATEGORY: i64 = 5;
 
 /// Only the super administrator may change the pairing from the web by default: whoever
 /// pairs decides which BitPay account customers pay.
@@ -242,6 +249,8 @@ pub struct Config {
     pub bitpay: BitPaySettings,
     pub refill: RefillSettings,
     pub statements: StatementGrouping,
+    /// The service fee (per partner).
+    pub fee: FeeSettings,
     pub reconcile: ReconcileSettings,
     pub data_dir: PathBuf,
     /// Who must own `data_dir`: the user the add-on's pages run as (php-fpm's).

@@ -27,7 +27,7 @@ pub struct Field {
 }
 
 /// The fields of the "BitPay settings" block, in the form's order.
-pub const FIELDS: [Field; 8] = [
+pub const FIELDS: [Field; 12] = [
     field("splynx_url", "splynx.url", "Splynx URL", false),
     field(
         "transaction_speed",
@@ -56,17 +56,20 @@ pub const FIELDS: [Field; 8] = [
         "Group bank statements",
         false,
     ),
+    field("service_fee", "fee.percent", "Service fee", false),
+    field("fee_vat", "fee.vat_percent", "VAT", false),
+    field("fee_message", "fee.message", "Text for invoice", false),
+    field(
+        "fee_category",
+        "fee.category",
+        "Transaction fee category",
+        true,
+    ),
 ];
 
-/// Fields of the form the binary does not read yet (the service fee), and `config_file` of
-/// the first version's form: accepted, so that the form's own fields are never "unknown".
-const NOT_USED_YET: [&str; 5] = [
-    "service_fee",
-    "fee_vat",
-    "fee_message",
-    "fee_category",
-    "config_file",
-];
+/// `config_file` of the first version's form: accepted, so that the form's own fields are
+/// never "unknown".
+const NOT_USED_YET: [&str; 1] = ["config_file"];
 
 const fn field(ini: &'static str, toml: &'static str, title: &'static str, integer: bool) -> Field {
     Field {
@@ -118,12 +121,16 @@ pub fn parse(text: &str) -> Result<Sections, String> {
 }
 
 /// The fields of the "Partners settings" block: what a partner may set differently.
-pub const PARTNER_FIELDS: [&str; 5] = [
+pub const PARTNER_FIELDS: [&str; 9] = [
     "currency",
     "payment_method_id",
     "transaction_speed",
     "refill_min",
     "refill_max",
+    "service_fee",
+    "fee_vat",
+    "fee_message",
+    "fee_category",
 ];
 
 /// A value the admin set, for one TOML key, and where.
@@ -300,12 +307,13 @@ currency = "GBP"
         assert_eq!(sections["2"]["currency"], "GBP");
         let found = overlays(&sections, None).unwrap();
         let keys: Vec<(&str, Source)> = found.iter().map(|o| (o.field.toml, o.source)).collect();
-        // Empty values do not override; Splynx's own API settings are not ours; the
+        // Empty values do not override ("0" does); Splynx's own API settings are not ours; the
         // default partner's settings apply to everyone without their own.
         assert_eq!(
             keys,
             [
                 ("splynx.payment_method_id", Source::ModulesList),
+                ("fee.percent", Source::ModulesList),
                 ("splynx.url", Source::ModulesList),
                 ("bitpay.transaction_speed", Source::ModulesList),
                 ("bitpay.currency", Source::ModulesListDefaultPartner),

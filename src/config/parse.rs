@@ -21,6 +21,7 @@ struct RawConfig {
     bitpay: RawBitPay,
     refill: Option<RawRefill>,
     statements: Option<RawStatements>,
+    fee: Option<RawFee>,
     storage: RawStorage,
     reconcile: Option<RawReconcile>,
     admin: Option<RawAdmin>,
@@ -74,6 +75,15 @@ struct RawBitPay {
 struct RawRefill {
     min: Option<toml::Value>,
     max: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFee {
+    percent: Option<toml::Value>,
+    vat_percent: Option<toml::Value>,
+    message: Option<String>,
+    category: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -460,6 +470,36 @@ impl Config {
             }
         };
 
+        let fee = raw.fee.unwrap_or(RawFee {
+            percent: None,
+            vat_percent: None,
+            message: None,
+            category: None,
+        });
+        let fee = FeeSettings {
+            percent: percentage(fee.percent).map_err(|m| invalid("fee.percent", m))?,
+            vat_percent: percentage(fee.vat_percent).map_err(|m| invalid("fee.vat_percent", m))?,
+            message: match fee.message.map(|m| m.trim().to_string()) {
+                None => DEFAULT_FEE_MESSAGE.to_string(),
+                Some(m) if m.is_empty() || m.chars().count() > 200 => {
+                    return Err(invalid(
+                        "fee.message",
+                        "must be 1 to 200 characters: the fee's description in Splynx and on the pay window".into(),
+                    ))
+                }
+                Some(m) => m,
+            },
+            category: match fee.category.unwrap_or(DEFAULT_FEE_CATEGORY) {
+                id if id > 0 => id,
+                id => {
+                    return Err(invalid(
+                        "fee.category",
+                        format!("must be a Splynx transaction category id (Config → Finance → Transaction categories), got {id}"),
+                    ))
+                }
+            },
+        };
+
         let pairing_roles: Vec<String> = raw
             .admin
             .and_then(|a| a.pairing_roles)
@@ -567,6 +607,7 @@ impl Config {
             },
             refill: RefillSettings { min, max },
             statements,
+            fee,
             reconcile: ReconcileSettings {
                 concurrency,
                 requests_per_second,
@@ -736,6 +777,29 @@ pub(super) fn is_plain_http_off_host(text: &str) -> bool {
         None => false,
     };
     url.scheme() == "http" && !loopback
+}
+
+/// A percentage, 0 up to (not including) 100, as an exact decimal: `"2.5"` or `2`.
+fn percentage(value: Option<toml::Value>) -> Result<Decimal, String> {
+    let text = match value {
+        None => return Ok(Decimal::ZERO),
+        Some(toml::Value::String(s)) => s.trim().to_string(),
+        Some(toml::Value::Integer(i)) => i.to_string(),
+        Some(toml::Value::Float(f)) => {
+            return Err(format!(
+                "write percentages as quoted decimals, e.g. \"{f}\", so they stay exact"
+            ))
+        }
+        Some(other) => return Err(format!("expected a percentage like \"2.5\", got {other}")),
+    };
+    let text = text.trim_end_matches('%').trim();
+    let exact = text.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !text.is_empty();
+    match text.parse::<Decimal>() {
+        Ok(p) if exact && p < Decimal::ONE_HUNDRED && p.scale() <= 4 => Ok(p.normalize()),
+        _ => Err(format!(
+            "\"{text}\" is not a percentage from 0 to under 100 (at most 4 decimal places), e.g. \"2.5\""
+        )),
+    }
 }
 
 pub(super) fn refill_amount(

@@ -513,3 +513,36 @@ fn payment_statements_are_monthly_unless_the_admin_says_otherwise() {
         .to_string();
     assert!(message.contains("\"Group bank statements\""), "{message}");
 }
+
+#[test]
+fn the_fee_is_off_by_default_and_its_values_are_checked() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.fee.percent, Decimal::ZERO);
+    assert_eq!(config.fee.message, DEFAULT_FEE_MESSAGE);
+    assert_eq!(config.fee.category, DEFAULT_FEE_CATEGORY);
+    let config = parse(&format!(
+        "{GOOD}\n[fee]\npercent = \"2.5\"\nvat_percent = 20\nmessage = \"Crypto fee\"\ncategory = 1\n"
+    ))
+    .unwrap();
+    assert_eq!(config.fee.percent.to_string(), "2.5");
+    assert_eq!(config.fee.vat_percent.to_string(), "20");
+    for (line, key, part) in [
+        ("percent = 2.5", "fee.percent", "quoted decimals"),
+        ("percent = \"100\"", "fee.percent", "under 100"),
+        ("percent = \"-1\"", "fee.percent", "\"-1\""),
+        ("vat_percent = \"1e2\"", "fee.vat_percent", "\"1e2\""),
+        ("percent = \"0.12345\"", "fee.percent", "4 decimal places"),
+        ("message = \" \"", "fee.message", "1 to 200 characters"),
+        ("category = 0", "fee.category", "transaction category id"),
+    ] {
+        let message = error(&format!("{GOOD}\n[fee]\n{line}\n"));
+        assert!(
+            message.contains(key) && message.contains(part),
+            "{line}: {message}"
+        );
+    }
+    let message = with_modules_list(GOOD, "[common]\nservice_fee = \"two\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("\"Service fee\""), "{message}");
+}

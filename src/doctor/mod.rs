@@ -32,7 +32,7 @@ use webhook::*;
 pub use report::{Check, Report, Status};
 
 /// Every check, in the order they run (stable ids for `--json`).
-pub const CHECKS: [&str; 20] = [
+pub const CHECKS: [&str; 21] = [
     "config",
     "config.permissions",
     "data_dir",
@@ -50,6 +50,7 @@ pub const CHECKS: [&str; 20] = [
     "splynx.payments",
     "splynx.payment_method",
     "splynx.statements",
+    "splynx.fee",
     "webhook.last",
     "invoices.held",
     "webhook.url",

@@ -7,6 +7,7 @@ use crate::bitpay::{BitPayClient, BitPayError, Identity};
 use crate::config::{Config, CreditOn, Environment, Source, StatementGrouping};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
+use rust_decimal::Decimal;
 
 use super::owner::owner_of;
 use super::report::Report;
@@ -395,10 +396,52 @@ pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, 
         ),
     }
     check_statements(report, config, store, &client);
+    check_fee(report, config, &client);
 }
 
-/// Payment statements: the key may list and add statements and their records (probed with
-/// empty ones, which Splynx refuses as invalid), and no credit waits for its record.
+/// The key may list and add each of `probes` (path, one, many), probed with empty rows
+/// Splynx refuses as invalid. Reports a failure (with `grant`) and returns false otherwise.
+fn may_list_and_add(
+    report: &mut Report,
+    id: &'static str,
+    client: &SplynxClient<'_>,
+    probes: &[(&str, &str, &str)],
+    grant: &str,
+) -> bool {
+    for (path, one, many) in probes {
+        let probe = probe_list(client, path, many)
+            .map_err(|e| (format!("list {many}"), e))
+            .and_then(|_| probe_add(client, path, one).map_err(|e| (format!("add {many}"), e)));
+        match probe {
+            Ok(422) => {}
+            Ok(status) => {
+                report.warn(
+                    id,
+                    format!(
+                        "Splynx answered HTTP {status} to an empty {one} instead of refusing it"
+                    ),
+                    Some(format!("look for an empty {one} in Splynx and delete it")),
+                );
+                return false;
+            }
+            Err((action, e)) => {
+                splynx_failure(
+                    report,
+                    id,
+                    &action,
+                    e,
+                    grant,
+                    "check splynx.api_key and splynx.api_secret",
+                );
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Payment statements: the key may list and add statements and their records, and no
+/// credit waits for its record.
 fn check_statements(
     report: &mut Report,
     config: &Config,
@@ -425,30 +468,9 @@ fn check_statements(
             "payment statement records",
         ),
     ];
-    for (path, one, many) in probes {
-        let probe = probe_list(client, path, many)
-            .map_err(|e| (format!("list {many}"), e))
-            .and_then(|_| probe_add(client, path, one).map_err(|e| (format!("add {many}"), e)));
-        match probe {
-            Ok(422) => {}
-            Ok(status) => {
-                return report.warn(
-                    ID,
-                    format!("Splynx answered HTTP {status} to an empty {one} instead of refusing it"),
-                    Some("look for an empty one in Finance → Payment statements and delete it".into()),
-                )
-            }
-            Err((action, e)) => {
-                return splynx_failure(
-                    report,
-                    ID,
-                    &action,
-                    e,
-                    "in Splynx, Administration → API keys → this key → Permissions: allow Finance → Payment statements and Payment statements records (index, add); payments are credited meanwhile, and reconcile books their records once it may",
-                    "check splynx.api_key and splynx.api_secret",
-                )
-            }
-        }
+    let grant = "in Splynx, Administration → API keys → this key → Permissions: allow Finance → Payment statements and Payment statements records (index, add); payments are credited meanwhile, and reconcile books their records once it may";
+    if !may_list_and_add(report, ID, client, &probes, grant) {
+        return;
     }
     match store.open_bookings() {
         Ok((0, _)) | Err(_) => report.ok(
@@ -461,11 +483,43 @@ fn check_statements(
         Ok((waiting, note)) => report.warn(
             ID,
             format!(
-                "{waiting} credited payment(s) wait for their payment statement record: {}",
+                "{waiting} credited payment(s) wait for a booking (payment statement record or fee transaction): {}",
                 note.unwrap_or_default()
             ),
             Some("run `splynx-bitpay reconcile`; it books them".into()),
         ),
+    }
+}
+
+/// The service fee, when any partner charges one: the key may list and add transactions.
+fn check_fee(report: &mut Report, config: &Config, client: &SplynxClient<'_>) {
+    const ID: &str = "splynx.fee";
+    let mut charging = Vec::new();
+    if config.fee.percent > Decimal::ZERO {
+        charging.push(format!("{} %", config.fee.percent));
+    }
+    for partner in config.partners_with_settings() {
+        if let Ok(settings) = config.for_partner(Some(partner)) {
+            if settings.fee.percent > Decimal::ZERO && settings.fee != config.fee {
+                charging.push(format!("partner {partner}: {} %", settings.fee.percent));
+            }
+        }
+    }
+    if charging.is_empty() {
+        report.ok(ID, "no service fee is charged ([fee] percent = \"0\")");
+        return;
+    }
+    let probes = [("admin/finance/transactions", "transaction", "transactions")];
+    let grant = "in Splynx, Administration → API keys → this key → Permissions: allow Finance → Transactions (index, add); payments are credited meanwhile, and reconcile charges their fees once it may";
+    if may_list_and_add(report, ID, client, &probes, grant) {
+        report.ok(
+            ID,
+            format!(
+                "service fee {} is charged as transactions in category {}; the key may list and add them",
+                charging.join(", "),
+                config.fee.category
+            ),
+        );
     }
 }
 

@@ -1,16 +1,17 @@
 //! After the credit: what Splynx's own payment add-ons also record, booked exactly once
-//! like the payment. A payment statement record ("BitPay 12/2026", one per payment, status
-//! processed) is looked up by the BitPay invoice id before it is created, marked sent
-//! before the POST, and while a POST's outcome is unknown only looked up until the grace
-//! period has passed. Nothing here undoes or delays the credit: a booking that cannot be
-//! made now (no permission, Splynx down) waits in the store and `reconcile` retries it.
+//! like the payment: the payment statement record ("BitPay 12/2026", one per payment,
+//! status processed) and the service fee's debit transaction. Each is looked up by the
+//! BitPay invoice id before it is created, marked sent before the POST, and while a POST's
+//! outcome is unknown only looked up until the grace period has passed. Nothing here undoes
+//! or delays the credit: a booking that cannot be made now (no permission, Splynx down)
+//! waits in the store and `reconcile` retries it.
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDateTime;
 
 use super::*;
 use crate::config::StatementGrouping;
-use crate::splynx::NewStatementRecord;
+use crate::splynx::{NewStatementRecord, NewTransaction};
 use crate::store::{Booking, BookingKind, BookingState};
 
 /// How long a booking Splynx refused (no permission, invalid data) waits before the next
@@ -27,12 +28,21 @@ pub fn statement_title(grouping: StatementGrouping, credited: NaiveDateTime) -> 
     }
 }
 
-/// What bookings a credit adds.
-pub(super) fn bookings_for(config: &Config) -> Vec<BookingKind> {
-    match config.statements {
-        StatementGrouping::Off => Vec::new(),
-        _ => vec![BookingKind::Statement],
+/// What bookings the credit of `record` adds.
+pub(super) fn bookings_for(config: &Config, record: &InvoiceRecord) -> Vec<BookingKind> {
+    let mut kinds = Vec::new();
+    if config.statements != StatementGrouping::Off {
+        kinds.push(BookingKind::Statement);
     }
+    if record.order.fee.is_some() {
+        kinds.push(BookingKind::Fee);
+    }
+    kinds
+}
+
+/// The fee transaction's `comment`, which it is looked up by.
+fn fee_key(bitpay_id: &str) -> String {
+    format!("BitPay invoice {bitpay_id}")
 }
 
 /// What booking an invoice's open items came to.
@@ -86,7 +96,7 @@ impl Settler<'_> {
             if booking.state == BookingState::Done {
                 continue;
             }
-            match self.book_statement(&record, bitpay_id, payment_id, &booking)? {
+            match self.book_one(&record, bitpay_id, payment_id, &booking)? {
                 Step::Done(note) => booked.done.push(note),
                 Step::Waiting(note) => {
                     log::warn!("{bitpay_id}: {note}");
@@ -97,32 +107,25 @@ impl Settler<'_> {
         Ok(booked)
     }
 
-    fn book_statement(
+    fn book_one(
         &self,
         record: &InvoiceRecord,
         bitpay_id: &str,
         payment_id: i64,
         booking: &Booking,
     ) -> Result<Step> {
-        let kind = BookingKind::Statement;
+        let kind = booking.kind;
+        let what = kind.describe();
         let now = clock::now_ms();
-        let found = match self.splynx.statement_records_by_key(bitpay_id) {
-            Ok(rows) => {
-                let mut ids: Vec<i64> = rows
-                    .into_iter()
-                    .filter(|r| r.additional_1 == bitpay_id)
-                    .map(|r| r.id)
-                    .collect();
-                ids.sort_unstable();
-                ids
-            }
+        let found = match self.look_up(kind, record, bitpay_id) {
+            Ok(ids) => ids,
             Err(e) => return self.defer(record, bitpay_id, kind, &e, false, "look it up"),
         };
         if let Some(&first) = found.first() {
             let note = match found.len() {
-                1 => format!("payment statement record {first} found in Splynx"),
+                1 => format!("{what} {first} found in Splynx"),
                 n => format!(
-                    "{n} payment statement records carry BitPay invoice {bitpay_id} (records {}); record {first} is kept as this payment's, delete the others in Finance → Payment statements",
+                    "{n} {what}s carry BitPay invoice {bitpay_id} ({}); {first} is kept as this payment's, delete the others in Splynx",
                     join_ids(&found)
                 ),
             };
@@ -132,7 +135,7 @@ impl Settler<'_> {
             let until = sent_at + self.config.splynx.payment_grace.as_millis() as i64;
             if now < until {
                 let note = format!(
-                    "the payment statement record sent at {} has not appeared in Splynx yet; it is only looked up, not sent again, until {}",
+                    "the {what} sent at {} has not appeared in Splynx yet; it is only looked up, not sent again, until {}",
                     clock::datetime_of(sent_at),
                     clock::datetime_of(until)
                 );
@@ -141,6 +144,49 @@ impl Settler<'_> {
                 return Ok(Step::Waiting(note));
             }
         }
+        match kind {
+            BookingKind::Statement => self.send_statement_record(record, bitpay_id, payment_id),
+            BookingKind::Fee => self.send_fee_transaction(record, bitpay_id),
+        }
+    }
+
+    /// What Splynx holds for this booking already, lowest id first.
+    fn look_up(
+        &self,
+        kind: BookingKind,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+    ) -> std::result::Result<Vec<i64>, SplynxError> {
+        let mut ids: Vec<i64> = match kind {
+            BookingKind::Statement => self
+                .splynx
+                .statement_records_by_key(bitpay_id)?
+                .into_iter()
+                .filter(|r| r.additional_1 == bitpay_id)
+                .map(|r| r.id)
+                .collect(),
+            BookingKind::Fee => {
+                let key = fee_key(bitpay_id);
+                self.splynx
+                    .transactions_by_comment(record.order.customer_id, &key)?
+                    .into_iter()
+                    .filter(|t| t.comment == key && t.customer_id == record.order.customer_id)
+                    .map(|t| t.id)
+                    .collect()
+            }
+        };
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn send_statement_record(
+        &self,
+        record: &InvoiceRecord,
+        bitpay_id: &str,
+        payment_id: i64,
+    ) -> Result<Step> {
+        let kind = BookingKind::Statement;
+        let now = clock::now_ms();
         let credited = clock::local_datetime_of(record.credited_at.unwrap_or(now));
         let Some(title) = statement_title(self.config.statements, credited) else {
             return Ok(Step::Waiting("payment statements are off".into()));
@@ -168,7 +214,9 @@ impl Settler<'_> {
                 additional_1: bitpay_id.to_string(),
                 comment: "BitPay".into(),
             };
-            self.mark_booking_sent(record, bitpay_id, kind, &body, &title)?;
+            let sending =
+                format!("POST admin/finance/bank-statements-records (statement \"{title}\")");
+            self.mark_booking_sent(record, bitpay_id, kind, &body, &sending)?;
             match self.splynx.create_statement_record(&body) {
                 Ok(id) => {
                     let note = format!("recorded in payment statement \"{title}\" as record {id}");
@@ -185,6 +233,52 @@ impl Settler<'_> {
             }
         }
         unreachable!("the second attempt returns")
+    }
+
+    /// The fee with its VAT as a debit transaction in the fee category of the customer's
+    /// partner, dated the day of the credit.
+    fn send_fee_transaction(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Step> {
+        let kind = BookingKind::Fee;
+        let Some(fee) = record.order.fee else {
+            return Ok(Step::Waiting("this payment has no service fee".into()));
+        };
+        let settings = self.config.for_partner(record.order.partner_id)?.fee;
+        let currency = &record.order.currency;
+        let credited = clock::local_datetime_of(record.credited_at.unwrap_or_else(clock::now_ms));
+        let document = record.order.document_label();
+        let body = NewTransaction {
+            kind: "debit",
+            customer_id: record.order.customer_id,
+            quantity: "1".into(),
+            price: format_amount(fee.fee, currency),
+            tax_percent: fee.vat_percent.normalize().to_string(),
+            date: credited.format("%Y-%m-%d").to_string(),
+            category: settings.category,
+            description: format!(
+                "{} ({}%), {document}",
+                settings.message,
+                fee.percent.normalize()
+            ),
+            comment: fee_key(bitpay_id),
+        };
+        self.mark_booking_sent(
+            record,
+            bitpay_id,
+            kind,
+            &body,
+            "POST admin/finance/transactions",
+        )?;
+        match self.splynx.create_transaction(&body) {
+            Ok(id) => {
+                let note = format!(
+                    "service fee {} + VAT {} {currency} charged as transaction {id}",
+                    format_amount(fee.fee, currency),
+                    format_amount(fee.vat, currency)
+                );
+                self.booking_done(record, bitpay_id, kind, id, &note)
+            }
+            Err(e) => self.defer(record, bitpay_id, kind, &e, !e.outcome_unknown(), "add it"),
+        }
     }
 
     /// The Splynx id of the payment statement titled `title`: remembered, else looked up,
@@ -229,8 +323,8 @@ impl Settler<'_> {
         record: &InvoiceRecord,
         bitpay_id: &str,
         kind: BookingKind,
-        body: &NewStatementRecord,
-        title: &str,
+        body: &impl serde::Serialize,
+        sending: &str,
     ) -> Result<()> {
         let now = clock::now_ms();
         let tx = self.store.begin()?;
@@ -238,7 +332,7 @@ impl Settler<'_> {
         self.store.journal(
             Some(bitpay_id),
             "splynx",
-            &format!("POST admin/finance/bank-statements-records (statement \"{title}\"): sending"),
+            &format!("{sending}: sending"),
             Some(&serde_json::to_string(body).unwrap_or_default()),
             now,
         )?;
@@ -285,7 +379,8 @@ impl Settler<'_> {
         );
         let next_try = if refused { now + REFUSED_RETRY_MS } else { now };
         let note = format!(
-            "the payment is credited, but its payment statement record is not booked yet: could not {action}: {e}; `splynx-bitpay reconcile` tries again{}",
+            "the payment is credited, but its {} is not booked yet: could not {action}: {e}; `splynx-bitpay reconcile` tries again{}",
+            kind.describe(),
             if refused {
                 format!(" from {}", clock::datetime_of(next_try))
             } else {

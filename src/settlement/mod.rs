@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::exit::Problem;
 use crate::money::format_amount;
 use crate::splynx::{NewPayment, SplynxClient, SplynxError};
-use crate::store::{DocKind, HoldKind, InvoiceRecord, Settlement, Store};
+use crate::store::{HoldKind, InvoiceRecord, Settlement, Store};
 use crate::{clock, lock};
 
 /// How long a credited invoice is re-checked at most, waiting for BitPay's `complete`

@@ -289,7 +289,7 @@ impl Settler<'_> {
             .mark_credited(record.id, payment_id, &note, watch, now)?;
         // In the credit's transaction: a crash right after still books them.
         self.store
-            .add_bookings(record.id, &booking::bookings_for(self.config), now)?;
+            .add_bookings(record.id, &booking::bookings_for(self.config, record), now)?;
         self.store
             .journal(Some(bitpay_id), "decision", &note, None, now)?;
         tx.commit().map_err(crate::store::StoreError::from)?;
@@ -320,11 +320,7 @@ impl Settler<'_> {
         };
         let mut transactions = fetched.transaction_ids();
         transactions.truncate(500);
-        let document = match (record.order.doc_kind, &record.order.doc_number) {
-            (DocKind::Refill, _) => "balance top-up".to_string(),
-            (kind, Some(number)) => format!("{} #{number}", kind.as_str()),
-            (kind, None) => kind.as_str().to_string(),
-        };
+        let document = record.order.document_label();
         Ok(NewPayment {
             customer_id: record.order.customer_id,
             invoice_id: record.order.invoice_id(),

@@ -16,6 +16,7 @@ use super::auth::{token_header, SharedState};
 use super::error::{classify, decode, Result, SplynxError};
 use super::model::{
     Administrator, Customer, FinanceDocument, Payment, PaymentMethod, Statement, StatementRecord,
+    Transaction,
 };
 use crate::config::{SplynxAuth, SplynxSettings};
 use crate::http::{self, Method, Transport};
@@ -74,6 +75,24 @@ pub struct NewStatementRecord {
     pub pairing_2: String,
     /// The BitPay invoice id: what the record is looked up by.
     pub additional_1: String,
+    pub comment: String,
+}
+
+/// A transaction to create (`POST admin/finance/transactions`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewTransaction {
+    /// "debit": a charge to the customer.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub customer_id: i64,
+    pub quantity: String,
+    /// Net of VAT; Splynx adds `tax_percent`.
+    pub price: String,
+    pub tax_percent: String,
+    pub date: String,
+    pub category: i64,
+    pub description: String,
+    /// The BitPay invoice it belongs to: what it is looked up by.
     pub comment: String,
 }
 
@@ -247,6 +266,27 @@ impl<'a> SplynxClient<'a> {
             record,
             "payment statement record",
         )
+    }
+
+    /// The customer's transactions whose comment is `comment`.
+    pub fn transactions_by_comment(
+        &self,
+        customer_id: i64,
+        comment: &str,
+    ) -> Result<Vec<Transaction>> {
+        let customer = customer_id.to_string();
+        self.get_json(
+            "admin/finance/transactions",
+            &[
+                ("main_attributes[customer_id]", &customer),
+                ("main_attributes[comment]", comment),
+            ],
+            "transaction list",
+        )
+    }
+
+    pub fn create_transaction(&self, transaction: &NewTransaction) -> Result<i64> {
+        self.post_for_id("admin/finance/transactions", transaction, "transaction")
     }
 
     /// `POST path` with `body`; the new row's id from the reply.

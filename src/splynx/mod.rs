@@ -7,5 +7,5 @@ pub mod model;
 mod tests;
 
 pub use auth::{signature, SharedState, StateError};
-pub use client::{NewPayment, NewStatementRecord, SplynxClient};
+pub use client::{NewPayment, NewStatementRecord, NewTransaction, SplynxClient};
 pub use error::{Result, SplynxError};

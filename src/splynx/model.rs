@@ -113,6 +113,16 @@ pub struct StatementRecord {
     pub payment_id: Option<i64>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct Transaction {
+    #[serde(deserialize_with = "de_id")]
+    pub id: i64,
+    #[serde(deserialize_with = "de_id")]
+    pub customer_id: i64,
+    #[serde(default, deserialize_with = "de_text")]
+    pub comment: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! Bookings: what is recorded in Splynx after a credit (the payment statement record),
+//! Bookings: what is recorded in Splynx after a credit (the payment statement record, the
+//! fee transaction),
 //! tracked like the payment itself so each is made exactly once; and the payment
 //! statements' Splynx ids by title.
 
@@ -12,18 +13,30 @@ use super::{InvoiceRecord, Result, Store};
 pub enum BookingKind {
     /// A record in the payment statement of the credit's month or day.
     Statement,
+    /// The service fee's debit transaction.
+    Fee,
 }
 
 impl BookingKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BookingKind::Statement => "statement",
+            BookingKind::Fee => "fee",
+        }
+    }
+
+    /// What it is in Splynx, in an admin's words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BookingKind::Statement => "payment statement record",
+            BookingKind::Fee => "fee transaction",
         }
     }
 
     fn parse(text: &str) -> rusqlite::Result<BookingKind> {
         match text {
             "statement" => Ok(BookingKind::Statement),
+            "fee" => Ok(BookingKind::Fee),
             other => Err(rusqlite::Error::InvalidColumnType(
                 1,
                 format!("booking kind {other:?}"),

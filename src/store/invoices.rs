@@ -15,9 +15,9 @@ impl Store {
         self.conn.execute(
             "INSERT INTO invoices (guid, environment, facade, token, doc_kind, doc_id, doc_number,
                  customer_id, price, currency, order_id, partner_id, bitpay_status, settlement,
-                 created_at, updated_at)
+                 created_at, updated_at, fee_percent, fee, fee_vat_percent, fee_vat)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, 'unknown', 'creating',
-                 ?12, ?12)",
+                 ?12, ?12, ?14, ?15, ?16, ?17)",
             params![
                 new.guid,
                 new.environment,
@@ -31,7 +31,11 @@ impl Store {
                 new.currency,
                 new.order_id,
                 now,
-                new.partner_id
+                new.partner_id,
+                new.fee.map(|f| f.percent.to_string()),
+                new.fee.map(|f| f.fee.to_string()),
+                new.fee.map(|f| f.vat_percent.to_string()),
+                new.fee.map(|f| f.vat.to_string())
             ],
         )?;
         self.invoice_by_guid(&new.guid)?

@@ -195,6 +195,12 @@ pub const MIGRATIONS: &[&str] = &[
         title TEXT PRIMARY KEY,
         splynx_id INTEGER NOT NULL
     );",
+    // 12: the service fee charged on top, as the customer saw it before paying (exact
+    //     decimals as text; NULL: no fee). Its transaction is a booking of kind 'fee'.
+    "ALTER TABLE invoices ADD COLUMN fee_percent TEXT;
+    ALTER TABLE invoices ADD COLUMN fee TEXT;
+    ALTER TABLE invoices ADD COLUMN fee_vat_percent TEXT;
+    ALTER TABLE invoices ADD COLUMN fee_vat TEXT;",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use rusqlite::Row;
 use rust_decimal::Decimal;
 
+pub use crate::fee::AppliedFee;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -179,6 +180,8 @@ pub struct NewInvoice {
     pub order_id: String,
     /// The customer's Splynx partner (whose settings apply), when known.
     pub partner_id: Option<i64>,
+    /// The service fee included in `price`, if any.
+    pub fee: Option<AppliedFee>,
 }
 
 impl NewInvoice {
@@ -187,6 +190,15 @@ impl NewInvoice {
         (self.doc_kind == DocKind::Invoice)
             .then_some(self.doc_id)
             .flatten()
+    }
+
+    /// "invoice #202401000001", "proforma #2024000001", "balance top-up".
+    pub fn document_label(&self) -> String {
+        match (self.doc_kind, &self.doc_number) {
+            (DocKind::Refill, _) => "balance top-up".to_string(),
+            (kind, Some(number)) => format!("{} #{number}", kind.as_str()),
+            (kind, None) => kind.as_str().to_string(),
+        }
     }
 
     /// The Splynx proforma invoice (`request_id`) a payment for this links to.
@@ -211,7 +223,8 @@ pub(super) const INVOICE_COLUMNS: &str =
     "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
     doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
     settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
-    payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at, partner_id";
+    payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at, partner_id, \
+    fee_percent, fee, fee_vat_percent, fee_vat";
 
 pub(super) fn journal_from_row(r: &Row<'_>) -> rusqlite::Result<JournalEntry> {
     Ok(JournalEntry {
@@ -230,6 +243,20 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
     };
     let kind: String = row.get(6)?;
     let price: String = row.get(10)?;
+    let decimal = |i: usize| -> rusqlite::Result<Option<Decimal>> {
+        row.get::<_, Option<String>>(i)?
+            .map(|text| Decimal::from_str(&text).map_err(|e| text_error(i, e.to_string())))
+            .transpose()
+    };
+    let fee = match (decimal(29)?, decimal(30)?, decimal(31)?, decimal(32)?) {
+        (Some(percent), Some(fee), Some(vat_percent), Some(vat)) => Some(AppliedFee {
+            percent,
+            fee,
+            vat_percent,
+            vat,
+        }),
+        _ => None,
+    };
     let settlement: String = row.get(16)?;
     Ok(InvoiceRecord {
         id: row.get(0)?,
@@ -246,6 +273,7 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
             currency: row.get(11)?,
             order_id: row.get(12)?,
             partner_id: row.get(28)?,
+            fee,
         },
         bitpay_id: row.get(2)?,
         url: row.get(13)?,
@@ -362,6 +390,7 @@ impl InvoiceRecord {
                 currency: "USD".into(),
                 order_id: format!("o{id}"),
                 partner_id: None,
+                fee: None,
             },
             bitpay_id: Some(format!("B{id}")),
             url: None,

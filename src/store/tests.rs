@@ -63,6 +63,7 @@ fn new_invoice(guid: &str) -> NewInvoice {
         currency: "USD".into(),
         order_id: format!("o-{guid}"),
         partner_id: Some(2),
+        fee: None,
     }
 }
 

@@ -3,6 +3,8 @@
 // /bitpay/ipn for real, and Splynx ends up with the payments. Plus the refusals.
 // Run through tests/browser/run.sh (it starts the sandboxes and the PHP server).
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
@@ -303,6 +305,51 @@ describe('splynx-bitpay add-on in the browser', () => {
     await shot(ada, 'refill-result-paid');
   });
 
+  test('with a service fee: the window shows amount, fee and total; BitPay charges the total', async () => {
+    // Partner 1's Modules-list Partners settings: 2 % fee, 20 % VAT on it (Ada and Grace).
+    const ini = join(dirname(process.env.SPLYNX_BITPAY_CONFIG), 'addon/config/config.ini.php');
+    const original = readFileSync(ini, 'utf8');
+    writeFileSync(ini, original.replace('[1]\n', '[1]\nservice_fee = "2"\nfee_vat = "20"\nfee_message = "Crypto fee"\n'));
+    const grace = await newPage(browser);
+    try {
+      await grace.goto(`${BASE}/portal/finance/invoices`);
+      await login(grace, 'grace');
+      await openInvoiceModal(grace, '202401000003');
+      const frame = modal(grace);
+      await frame.getByText('Pay invoice #202401000003').waitFor();
+      const rows = await frame.locator('table.fee-table tr').allInnerTexts();
+      assert.deepEqual(rows.map((r) => r.replace(/\s+/g, ' ').trim()), [
+        'Invoice amount 25.00 USD',
+        'Crypto fee (2 %) 0.50 USD',
+        'VAT on the fee (20 %) 0.10 USD',
+        'Total to pay 25.60 USD',
+      ]);
+      await shot(grace, 'invoice-modal-fee');
+      await frame.locator('button.checkout').click();
+      const invoiceId = await payOnBitPay(grace, 'BTC');
+      assert.equal((await bitpay('GET', `/_sandbox/invoices/${invoiceId}`)).json.price, 25.6);
+      assert.equal((await deliveriesFor(invoiceId)).at(-1).status, 200);
+      const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === invoiceId);
+      assert.equal(payments.length, 1);
+      assert.equal(payments[0].amount, '25.6000');
+      assert.equal((await splynx('GET', '/_sandbox/invoices/103')).json.status, 'paid');
+      const fees = (await splynx('GET', '/_sandbox/transactions')).json.filter((t) => t.comment === `BitPay invoice ${invoiceId}`);
+      assert.equal(fees.length, 1);
+      assert.deepEqual([fees[0].type, fees[0].price, fees[0].tax_percent], ['debit', '0.5000', '20']);
+
+      // The refill page says plainly that the fee comes on top of the amount entered.
+      await grace.goto(`${BASE}/bitpay/`);
+      assert.match(await grace.locator('.fee-note').innerText(), /does not include the fee: a service fee of 2 % plus 20 % VAT on the fee is added on top/);
+      await shot(grace, 'refill-fee-note');
+    } finally {
+      writeFileSync(ini, original);
+      await grace.context().close();
+    }
+    // Without the fee, the refill page says there is none.
+    await ada.goto(`${BASE}/bitpay/`);
+    assert.match(await ada.locator('.fee-note').innerText(), /No fee is added/);
+  });
+
   test('result page: waiting for confirmations, expired, and only for its owner', async () => {
     const waiting = binary('create-invoice', '--customer', '42', '--refill', '3.00');
     const waitingId = waiting.bitpay_invoice_id;
@@ -396,7 +443,7 @@ describe('splynx-bitpay add-on in the browser', () => {
     const page = await newPage(browser);
     await page.goto(`${BASE}/bitpay/admin`);
     await login(page, 'admin', { admin: true });
-    assert.match(await page.locator('.counts').innerText(), /credited: 3/);
+    assert.match(await page.locator('.counts').innerText(), /credited: 4/);
     assert.match(await page.locator('.counts').innerText(), /reversed: 1/);
     assert.match(await page.locator('.last-webhook').innerText(), /UTC$/);
     assert.match(await page.locator('.oldest').innerText(), /Balance top-up of customer 42/);

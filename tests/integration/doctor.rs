@@ -194,7 +194,7 @@ fn json_has_one_entry_per_check() {
         assert!(c["message"].as_str().is_some_and(|m| !m.is_empty()), "{c}");
         assert!(c.get("fix").is_some());
     }
-    assert_eq!(json["summary"]["ok"], 17);
+    assert_eq!(json["summary"]["ok"], 18);
     assert_eq!(json["summary"]["warn"], 3);
     assert_eq!(json["summary"]["fail"], 0);
 
@@ -215,7 +215,7 @@ fn json_has_one_entry_per_check() {
     assert!(failed[0]["fix"].as_str().unwrap().contains("chmod 640"));
     assert!(run
         .stderr
-        .contains("1 of 20 checks failed (config.permissions)"));
+        .contains("1 of 21 checks failed (config.permissions)"));
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn world_readable_config_fails_with_chmod_advice() {
         "open to every user (mode 0644",
         "chmod 640",
     );
-    assert!(run.stdout.contains("1 of 20 checks failed"));
+    assert!(run.stdout.contains("1 of 21 checks failed"));
     assert!(run.stderr.contains("checks failed"), "{run:#?}");
 }
 

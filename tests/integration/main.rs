@@ -9,6 +9,7 @@ mod create_invoice;
 mod doctor;
 mod exactly_once;
 mod faults;
+mod fee;
 mod hostile;
 mod modules_list;
 mod pages;

@@ -46,17 +46,6 @@ fn records_for(env: &Env, id: &str) -> Vec<Value> {
         .collect()
 }
 
-fn booking_state(env: &Env, id: &str) -> String {
-    env.db()
-        .query_row(
-            "SELECT b.state FROM bookings b JOIN invoices i ON i.id = b.invoice_id
-             WHERE i.bitpay_id = ?1 AND b.kind = 'statement'",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap()
-}
-
 /// Makes a waiting booking due now (a refused one otherwise waits an hour).
 fn due_now(env: &Env) {
     env.db()
@@ -96,7 +85,7 @@ fn each_credit_is_one_processed_record_in_the_months_statement() {
     assert_eq!(record["amount"], "51.6100");
     assert_eq!(record["comment"], "BitPay");
     assert_eq!(record["pairing_2"], "202401000001");
-    assert_eq!(booking_state(&env, &id), "done");
+    assert_eq!(env.booking_state(&id, "statement"), "done");
 
     // Duplicate webhooks and reconcile book nothing more.
     env.deliver_webhook(&id, true).assert_code(0);
@@ -123,13 +112,13 @@ fn a_kill_after_splynx_recorded_it_is_finished_by_look_up_not_sent_again() {
         env.splynx.statement_records().len()
     });
     assert_eq!(env.payments_with_receipt(&id).len(), 1);
-    assert_eq!(booking_state(&env, &id), "sent");
+    assert_eq!(env.booking_state(&id, "statement"), "sent");
 
     // The next webhook (or reconcile) finds the record and sends none.
     env.deliver_webhook(&id, true).assert_code(0);
     env.run(&["reconcile"]).assert_code(0);
     assert_eq!(records_for(&env, &id).len(), 1);
-    assert_eq!(booking_state(&env, &id), "done");
+    assert_eq!(env.booking_state(&id, "statement"), "done");
     assert!(env
         .run(&["show", &id])
         .stdout
@@ -151,7 +140,7 @@ fn a_record_splynx_never_got_is_booked_by_reconcile_once() {
     assert_eq!(env.payments_with_receipt(&id).len(), 1);
     assert!(records_for(&env, &id).is_empty());
     // A 503's outcome is unknown: only looked up until the grace period has passed.
-    assert_eq!(booking_state(&env, &id), "sent");
+    assert_eq!(env.booking_state(&id, "statement"), "sent");
     let status = env.run(&["status"]);
     assert!(
         status
@@ -183,7 +172,7 @@ fn without_the_permission_payments_land_and_doctor_names_it() {
     let id = confirmed_101(&env);
     env.deliver_webhook(&id, true).assert_code(0);
     assert_eq!(env.payments_with_receipt(&id).len(), 1);
-    assert_eq!(booking_state(&env, &id), "pending");
+    assert_eq!(env.booking_state(&id, "statement"), "pending");
 
     let doctor = env.run(&["doctor"]);
     assert_ne!(doctor.code, 0);
@@ -202,7 +191,7 @@ fn without_the_permission_payments_land_and_doctor_names_it() {
     let reconcile = env.run(&["reconcile"]);
     reconcile.assert_code(0);
     assert_eq!(records_for(&env, &id).len(), 1);
-    assert_eq!(booking_state(&env, &id), "done");
+    assert_eq!(env.booking_state(&id, "statement"), "done");
 }
 
 /// Two credits, one in the last minutes of November and one in the first of December
@@ -294,5 +283,5 @@ fn a_statement_deleted_in_splynx_is_looked_up_again() {
     let statements = env.splynx.statements();
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(statement_of(&env, &second), this_month());
-    assert_eq!(booking_state(&env, &second), "done");
+    assert_eq!(env.booking_state(&second, "statement"), "done");
 }

@@ -202,6 +202,19 @@ owner = "{owner}"
             .collect()
     }
 
+    /// Where the booking of `kind` ("statement", "fee") after the credit of BitPay
+    /// invoice `id` stands.
+    pub fn booking_state(&self, id: &str, kind: &str) -> String {
+        self.db()
+            .query_row(
+                "SELECT b.state FROM bookings b JOIN invoices i ON i.id = b.invoice_id
+                 WHERE i.bitpay_id = ?1 AND b.kind = ?2",
+                [id, kind],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.data_dir().join("state.db")).unwrap()
     }

@@ -22,6 +22,9 @@ _splynx__bitpay() {
             splynx__bitpay,create-invoice)
                 cmd="splynx__bitpay__subcmd__create__subcmd__invoice"
                 ;;
+            splynx__bitpay,direct-pay)
+                cmd="splynx__bitpay__subcmd__direct__subcmd__pay"
+                ;;
             splynx__bitpay,doctor)
                 cmd="splynx__bitpay__subcmd__doctor"
                 ;;
@@ -60,6 +63,9 @@ _splynx__bitpay() {
                 ;;
             splynx__bitpay__subcmd__help,create-invoice)
                 cmd="splynx__bitpay__subcmd__help__subcmd__create__subcmd__invoice"
+                ;;
+            splynx__bitpay__subcmd__help,direct-pay)
+                cmd="splynx__bitpay__subcmd__help__subcmd__direct__subcmd__pay"
                 ;;
             splynx__bitpay__subcmd__help,doctor)
                 cmd="splynx__bitpay__subcmd__help__subcmd__doctor"
@@ -101,7 +107,7 @@ _splynx__bitpay() {
 
     case "${cmd}" in
         splynx__bitpay)
-            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice handle-ipn reconcile resolve prune show settings config doctor help"
+            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice direct-pay handle-ipn reconcile resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -182,6 +188,40 @@ _splynx__bitpay() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        splynx__subcmd__bitpay__subcmd__direct__subcmd__pay)
+            opts="-v -q -h --invoice --invoice-number --proforma --proforma-number --check --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --invoice)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --invoice-number)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proforma)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proforma-number)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         splynx__subcmd__bitpay__subcmd__doctor)
             opts="-v -q -h --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -223,7 +263,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help)
-            opts="pair unpair status create-invoice handle-ipn reconcile resolve prune show settings config doctor help"
+            opts="pair unpair status create-invoice direct-pay handle-ipn reconcile resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -251,6 +291,20 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help__subcmd__create__subcmd__invoice)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__direct__subcmd__pay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

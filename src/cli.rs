@@ -48,6 +48,11 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay create-invoice --customer 42 --invoice 101\n  splynx-bitpay create-invoice --customer 42 --refill 25.00 --json"
     )]
     CreateInvoice(CreateInvoiceArgs),
+    /// A direct pay link from an e-mail: the document's own customer, no portal session
+    #[command(
+        after_help = "Works only for customers whose partner grants access to unauthorized customers ([direct_pay] enabled, or the Modules-list setting); any other document reads as not found. Prints no customer data.\n\nExamples:\n  splynx-bitpay direct-pay --invoice-number 202401000001 --check --json\n  splynx-bitpay direct-pay --invoice 101"
+    )]
+    DirectPay(DirectPayArgs),
     /// Handle one BitPay webhook: body on stdin; re-fetch the invoice and settle it
     #[command(
         after_help = "Example:\n  splynx-bitpay handle-ipn --signature \"$HTTP_X_SIGNATURE\" < body.json"
@@ -145,6 +150,17 @@ pub struct CreateInvoiceArgs {
     /// The logged-in Splynx customer's id
     #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub customer: String,
+    #[command(flatten)]
+    pub document: DocumentArgs,
+    /// Top up the balance by AMOUNT (in the configured currency)
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub refill: Option<String>,
+}
+
+/// The Splynx document to pay, and `--check`.
+#[derive(Debug, Args)]
+#[group(skip)]
+pub struct DocumentArgs {
     /// Splynx invoice id
     #[arg(long, value_name = "ID")]
     pub invoice: Option<String>,
@@ -160,9 +176,19 @@ pub struct CreateInvoiceArgs {
     /// Only check that the document can be paid and print what would be charged
     #[arg(long)]
     pub check: bool,
-    /// Top up the balance by AMOUNT (in the configured currency)
-    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
-    pub refill: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("document")
+        .required(true)
+        .multiple(false)
+        .args(["invoice", "invoice_number", "proforma", "proforma_number"])
+))]
+pub struct DirectPayArgs {
+    #[command(flatten)]
+    pub document: DocumentArgs,
 }
 
 #[derive(Debug, Args)]

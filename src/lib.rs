@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Unpair(args) => commands::unpair::run(args, &ctx),
         Command::Status(args) => commands::status::run(args, &ctx),
         Command::CreateInvoice(args) => commands::create_invoice::run(args, &ctx),
+        Command::DirectPay(args) => commands::direct_pay::run(args, &ctx),
         Command::HandleIpn(args) => {
             commands::handle_ipn::run(args, &ctx, &mut std::io::stdin().lock())
         }

@@ -611,8 +611,9 @@ final class View
         if (!isset($vars['modal'])) {
             $vars['modal'] = false;
         }
-        // A modal opened as a whole page gets the page's frame instead of a bare body.
-        $vars['standalone'] = $vars['modal'] && Http::isTopLevel();
+        // A modal opened as a whole page gets the page's frame instead of a bare body (so
+        // do pages that are only ever whole pages, like the direct pay links).
+        $vars['standalone'] = !empty($vars['standalone']) || ($vars['modal'] && Http::isTopLevel());
         if ($vars['standalone']) {
             $vars['modal'] = false;
         }
@@ -661,6 +662,13 @@ final class App
         '' => 'refill',
         '/pay-invoice' => 'pay-document',
         '/pay-request' => 'pay-document',
+        // Direct pay links for e-mails, named as Splynx's other payment add-ons name them.
+        '/direct-pay-invoice' => 'direct-pay',
+        '/direct-pay-invoice-by-id' => 'direct-pay',
+        '/direct-pay-proforma' => 'direct-pay',
+        '/direct-pay-proforma-by-id' => 'direct-pay',
+        '/direct-pay-request' => 'direct-pay',
+        '/direct-pay-request-by-id' => 'direct-pay',
         '/result' => 'result',
         '/ipn' => 'ipn',
         '/admin' => 'admin',

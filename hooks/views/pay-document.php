@@ -19,7 +19,9 @@ use SplynxBitpay\View;
 </table>
 <?php endif; ?>
 <form method="post" action="<?= View::e($action) ?>" target="_parent" class="checkout-form">
+<?php if ($csrf !== '') : ?>
 <input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<?php endif; ?>
 <input type="hidden" name="item_id" value="<?= View::e($item_id) ?>">
 <input type="hidden" name="document_id" value="<?= View::e((string) $document['document_id']) ?>">
 <button type="submit" class="btn btn-success btn-lg checkout"><?= View::partial('icon', []) ?> Checkout Now</button>

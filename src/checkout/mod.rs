@@ -48,6 +48,17 @@ pub struct Document {
     pub description: String,
 }
 
+/// Where the customer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The portal, logged in.
+    Portal,
+    /// A direct pay link from an e-mail, with no session: whoever holds the link sees only
+    /// the document's number and amount, so BitPay gets no name or e-mail address to show,
+    /// and the customer returns to the link (which then says paid or in progress).
+    DirectLink,
+}
+
 /// A checkout's result: the stored record, BitPay's invoice, and whether an open one was
 /// handed out again.
 pub struct Checkout {
@@ -89,6 +100,58 @@ pub fn check(
     })
 }
 
+/// A direct pay link's document (from an e-mail, no portal session): its customer is the
+/// document's, and the link works only when that customer's partner grants access to
+/// unauthorized customers (`[direct_pay] enabled`). A document of a partner without it
+/// reads exactly like one that does not exist.
+pub fn direct(ctx: &Context, request: &Request) -> Result<(Customer, Config, Document)> {
+    let splynx = ctx.splynx();
+    let owner = |d: FinanceDocument| d.customer_id;
+    let only = |list: Vec<FinanceDocument>, number: &str| {
+        let mut matching = list.into_iter().filter(|d| d.number == number);
+        match (matching.next(), matching.next()) {
+            (Some(one), None) => Some(one.customer_id),
+            _ => None,
+        }
+    };
+    let (label, customer_id) = match request {
+        Request::Invoice(id) => ("Invoice", found(splynx.invoice(*id))?.map(owner)),
+        Request::InvoiceNumber(n) => ("Invoice", only(splynx.invoices_by_number(n)?, n)),
+        Request::Proforma(id) => ("Proforma invoice", found(splynx.proforma(*id))?.map(owner)),
+        Request::ProformaNumber(n) => ("Proforma invoice", only(splynx.proformas_by_number(n)?, n)),
+        Request::Refill(_) => return Err(bad_input("A balance top-up has no direct pay link")),
+    };
+    let missing = || {
+        anyhow::Error::from(Problem::NotFound(format!(
+            "{label} {} was not found",
+            describe_request(request)
+        )))
+    };
+    let customer = match customer_id.map(|id| splynx.customer(id)) {
+        None | Some(Err(SplynxError::NotFound { .. })) => return Err(missing()),
+        Some(Err(e)) => return Err(e.into()),
+        Some(Ok(customer)) => customer,
+    };
+    let settings = ctx.config.for_partner(customer.partner_id)?;
+    if !settings.direct_pay_links {
+        return Err(missing());
+    }
+    let document = check(ctx, &settings, request, &customer)?;
+    Ok((customer, settings, document))
+}
+
+/// The direct pay link of a document, by number: where its payer returns from BitPay.
+fn direct_link(splynx_url: &str, document: &Document) -> String {
+    let page = match document.kind {
+        DocKind::Proforma => "direct-pay-proforma",
+        _ => "direct-pay-invoice",
+    };
+    let number: String =
+        url::form_urlencoded::byte_serialize(document.number.as_deref().unwrap_or("").as_bytes())
+            .collect();
+    format!("{splynx_url}/bitpay/{page}?item_id={number}")
+}
+
 /// A document as `resolve_document` finds it: kind, id, number, amount due, description.
 type Resolved = (DocKind, Option<i64>, Option<String>, Decimal, String);
 
@@ -99,6 +162,7 @@ pub fn checkout(
     settings: &Config,
     customer: &Customer,
     document: &Document,
+    origin: Origin,
 ) -> Result<Checkout> {
     let identity = ctx.identity()?;
     let sin = identity.sin();
@@ -125,6 +189,7 @@ pub fn checkout(
         token: &token,
         sin: &sin,
         order_key: &order_key,
+        origin,
     };
     let (record, invoice, reused) = creator.find_or_create(document, customer)?;
     Ok(Checkout {
@@ -311,6 +376,7 @@ struct Creator<'a> {
     token: &'a TokenRecord,
     sin: &'a str,
     order_key: &'a OrderKey,
+    origin: Origin,
 }
 
 impl Creator<'_> {
@@ -465,15 +531,27 @@ impl Creator<'_> {
             item_desc: &item_desc,
             pos_data: serde_json::to_string(&pos_data).expect("posData serializes"),
             notification_url: &settings.notification_url,
-            redirect_url: format!("{}?order={}", settings.redirect_url, record.order.order_id),
+            redirect_url: match self.origin {
+                Origin::Portal => {
+                    format!("{}?order={}", settings.redirect_url, record.order.order_id)
+                }
+                Origin::DirectLink => direct_link(&self.settings.splynx.url, document),
+            },
             transaction_speed: &settings.transaction_speed,
             full_notifications: true,
             extended_notifications: true,
             guid: &record.order.guid,
-            buyer: Buyer {
-                name: &customer.name,
-                email: email.contains('@').then_some(email),
-                notify: true,
+            buyer: match self.origin {
+                Origin::Portal => Buyer {
+                    name: &customer.name,
+                    email: email.contains('@').then_some(email),
+                    notify: true,
+                },
+                Origin::DirectLink => Buyer {
+                    name: "",
+                    email: None,
+                    notify: false,
+                },
             },
         };
         let store = &self.ctx.store;

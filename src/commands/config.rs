@@ -129,6 +129,7 @@ fn values(config: &Config) -> Vec<(&'static str, String)> {
         ("fee.vat_percent", config.fee.vat_percent.to_string()),
         ("fee.message", config.fee.message.clone()),
         ("fee.category", config.fee.category.to_string()),
+        ("direct_pay.enabled", config.direct_pay_links.to_string()),
         ("storage.data_dir", config.data_dir.display().to_string()),
         ("storage.owner", config.data_owner.clone()),
         (

@@ -3,8 +3,8 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::checkout::{self, bad_input, Request};
-use crate::cli::CreateInvoiceArgs;
+use crate::checkout::{self, bad_input, Checkout, Document, Origin, Request};
+use crate::cli::{CreateInvoiceArgs, DocumentArgs};
 use crate::config::Config;
 use crate::context::Context;
 use crate::exit::SUCCESS;
@@ -28,21 +28,25 @@ fn parse_number(text: &str, what: &str) -> Result<String> {
     Ok(number.to_string())
 }
 
+/// The document named by `--invoice`, `--invoice-number`, `--proforma` or
+/// `--proforma-number`, if one is.
+pub(super) fn document_request(args: &DocumentArgs) -> Result<Option<Request>> {
+    Ok(Some(if let Some(id) = &args.invoice {
+        Request::Invoice(parse_id(id, "invoice")?)
+    } else if let Some(number) = &args.invoice_number {
+        Request::InvoiceNumber(parse_number(number, "invoice")?)
+    } else if let Some(id) = &args.proforma {
+        Request::Proforma(parse_id(id, "proforma invoice")?)
+    } else if let Some(number) = &args.proforma_number {
+        Request::ProformaNumber(parse_number(number, "proforma invoice")?)
+    } else {
+        return Ok(None);
+    }))
+}
+
 fn parse_request(args: &CreateInvoiceArgs, settings: &Config) -> Result<Request> {
-    if let Some(id) = &args.invoice {
-        return Ok(Request::Invoice(parse_id(id, "invoice")?));
-    }
-    if let Some(number) = &args.invoice_number {
-        return Ok(Request::InvoiceNumber(parse_number(number, "invoice")?));
-    }
-    if let Some(id) = &args.proforma {
-        return Ok(Request::Proforma(parse_id(id, "proforma invoice")?));
-    }
-    if let Some(number) = &args.proforma_number {
-        return Ok(Request::ProformaNumber(parse_number(
-            number,
-            "proforma invoice",
-        )?));
+    if let Some(request) = document_request(&args.document)? {
+        return Ok(request);
     }
     let text = args.refill.as_deref().unwrap_or_default();
     let currency = &settings.bitpay.currency;
@@ -64,28 +68,40 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     // Amounts are checked against the customer's partner's currency and bounds.
     let (customer, settings) = checkout::customer(ctx, customer_id)?;
     let request = parse_request(&args, &settings)?;
-    let currency = settings.bitpay.currency.clone();
     let document = checkout::check(ctx, &settings, &request, &customer)?;
-    if args.check {
-        ctx.output.show(&Payable {
-            document: document.kind.as_str(),
-            document_id: document.id,
-            number: document.number.clone(),
-            description: document.description.clone(),
-            price: format_amount(document.price, &currency),
-            amount: format_amount(document.charge.amount, &currency),
-            fee: document.charge.fee.map(|f| FeeView {
-                label: settings.fee.message.clone(),
-                percent: f.percent.normalize().to_string(),
-                fee: format_amount(f.fee, &currency),
-                vat_percent: f.vat_percent.normalize().to_string(),
-                vat: format_amount(f.vat, &currency),
-            }),
-            currency,
-        });
+    if args.document.check {
+        show_payable(ctx, &settings, &document);
         return Ok(SUCCESS);
     }
-    let done = checkout::checkout(ctx, &settings, &customer, &document)?;
+    let done = checkout::checkout(ctx, &settings, &customer, &document, Origin::Portal)?;
+    show_created(ctx, &done);
+    Ok(SUCCESS)
+}
+
+/// What the customer would pay (`--check`): no customer data, only the document and the
+/// amounts.
+pub(super) fn show_payable(ctx: &Context, settings: &Config, document: &Document) {
+    let currency = settings.bitpay.currency.clone();
+    ctx.output.show(&Payable {
+        document: document.kind.as_str(),
+        document_id: document.id,
+        number: document.number.clone(),
+        description: document.description.clone(),
+        price: format_amount(document.price, &currency),
+        amount: format_amount(document.charge.amount, &currency),
+        fee: document.charge.fee.map(|f| FeeView {
+            label: settings.fee.message.clone(),
+            percent: f.percent.normalize().to_string(),
+            fee: format_amount(f.fee, &currency),
+            vat_percent: f.vat_percent.normalize().to_string(),
+            vat: format_amount(f.vat, &currency),
+        }),
+        currency,
+    });
+}
+
+/// The BitPay invoice to send the customer to.
+pub(super) fn show_created(ctx: &Context, done: &Checkout) {
     ctx.output.show(&Created {
         bitpay_invoice_id: done.invoice.id.clone(),
         url: done.invoice.url.clone(),
@@ -94,7 +110,6 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
         status: done.invoice.status.clone(),
         reused: done.reused,
     });
-    Ok(SUCCESS)
 }
 
 /// `create-invoice --check`'s result: what the customer would pay.

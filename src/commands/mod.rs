@@ -1,6 +1,7 @@
 //! One file per subcommand: argument checks and glue; decisions live in the library.
 pub mod config;
 pub mod create_invoice;
+pub mod direct_pay;
 pub mod doctor;
 pub mod handle_ipn;
 pub mod pair;

@@ -251,6 +251,9 @@ pub struct Config {
     pub statements: StatementGrouping,
     /// The service fee (per partner).
     pub fee: FeeSettings,
+    /// Direct pay links for e-mails work without a portal login ("Grant access to
+    /// unauthorized customers"; per partner; off by default).
+    pub direct_pay_links: bool,
     pub reconcile: ReconcileSettings,
     pub data_dir: PathBuf,
     /// Who must own `data_dir`: the user the add-on's pages run as (php-fpm's).

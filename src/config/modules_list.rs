@@ -27,7 +27,7 @@ pub struct Field {
 }
 
 /// The fields of the "BitPay settings" block, in the form's order.
-pub const FIELDS: [Field; 12] = [
+pub const FIELDS: [Field; 13] = [
     field("splynx_url", "splynx.url", "Splynx URL", false),
     field(
         "transaction_speed",
@@ -64,6 +64,12 @@ pub const FIELDS: [Field; 12] = [
         "fee.category",
         "Transaction fee category",
         true,
+    ),
+    field(
+        "direct_pay_links",
+        "direct_pay.enabled",
+        "Grant access to unauthorized customers",
+        false,
     ),
 ];
 
@@ -121,7 +127,7 @@ pub fn parse(text: &str) -> Result<Sections, String> {
 }
 
 /// The fields of the "Partners settings" block: what a partner may set differently.
-pub const PARTNER_FIELDS: [&str; 9] = [
+pub const PARTNER_FIELDS: [&str; 10] = [
     "currency",
     "payment_method_id",
     "transaction_speed",
@@ -131,6 +137,7 @@ pub const PARTNER_FIELDS: [&str; 9] = [
     "fee_vat",
     "fee_message",
     "fee_category",
+    "direct_pay_links",
 ];
 
 /// A value the admin set, for one TOML key, and where.

@@ -22,6 +22,7 @@ struct RawConfig {
     refill: Option<RawRefill>,
     statements: Option<RawStatements>,
     fee: Option<RawFee>,
+    direct_pay: Option<RawDirectPay>,
     storage: RawStorage,
     reconcile: Option<RawReconcile>,
     admin: Option<RawAdmin>,
@@ -84,6 +85,13 @@ struct RawFee {
     vat_percent: Option<toml::Value>,
     message: Option<String>,
     category: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectPay {
+    /// A boolean; from the Modules list "1"/"0".
+    enabled: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -500,6 +508,27 @@ impl Config {
             },
         };
 
+        let direct_pay_links = match raw.direct_pay.and_then(|d| d.enabled) {
+            None => false,
+            Some(toml::Value::Boolean(on)) => on,
+            Some(toml::Value::String(text)) => match text.trim() {
+                "1" | "yes" | "true" => true,
+                "0" | "no" | "false" => false,
+                other => {
+                    return Err(invalid(
+                        "direct_pay.enabled",
+                        format!("expected yes (1) or no (0), got {other:?}"),
+                    ))
+                }
+            },
+            Some(other) => {
+                return Err(invalid(
+                    "direct_pay.enabled",
+                    format!("expected true or false, got {other}"),
+                ))
+            }
+        };
+
         let pairing_roles: Vec<String> = raw
             .admin
             .and_then(|a| a.pairing_roles)
@@ -608,6 +637,7 @@ impl Config {
             refill: RefillSettings { min, max },
             statements,
             fee,
+            direct_pay_links,
             reconcile: ReconcileSettings {
                 concurrency,
                 requests_per_second,

@@ -546,3 +546,30 @@ fn the_fee_is_off_by_default_and_its_values_are_checked() {
         .to_string();
     assert!(message.contains("\"Service fee\""), "{message}");
 }
+
+#[test]
+fn direct_pay_links_are_off_unless_granted() {
+    assert!(!parse(GOOD).unwrap().direct_pay_links);
+    assert!(
+        parse(&format!("{GOOD}\n[direct_pay]\nenabled = true\n"))
+            .unwrap()
+            .direct_pay_links
+    );
+    let config = with_modules_list(
+        GOOD,
+        "[common]\ndirect_pay_links = \"1\"\n[2]\ndirect_pay_links = \"0\"\n",
+    )
+    .unwrap();
+    assert!(config.direct_pay_links);
+    assert!(!config.for_partner(Some(2)).unwrap().direct_pay_links);
+    assert!(config.for_partner(Some(3)).unwrap().direct_pay_links);
+    let message = error(&format!("{GOOD}\n[direct_pay]\nenabled = \"maybe\"\n"));
+    assert!(message.contains("direct_pay.enabled"), "{message}");
+    let message = with_modules_list(GOOD, "[common]\ndirect_pay_links = \"sure\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("\"Grant access to unauthorized customers\""),
+        "{message}"
+    );
+}

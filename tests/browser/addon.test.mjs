@@ -350,6 +350,61 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.match(await ada.locator('.fee-note').innerText(), /No fee is added/);
   });
 
+  test('direct pay links: off by default; on, number and amount only, paid without a login', async () => {
+    await splynx('POST', '/_sandbox/seed', {
+      invoices: [{ id: 106, number: '202401000006', customer_id: 43, status: 'not_paid', total: '12.34', due: '12.34' }],
+    });
+    const link = `${BASE}/bitpay/direct-pay-invoice?item_id=202401000006`;
+    const visitor = await newPage(browser);
+    let response = await visitor.goto(link);
+    assert.equal(response.status(), 404);
+    assert.equal(new URL(visitor.url()).pathname, '/bitpay/direct-pay-invoice', 'no login asked');
+    assert.match(await visitor.locator('.alert').innerText(), /Invoice #202401000006 was not found/);
+    await shot(visitor, 'direct-link-off');
+
+    // "Grant access to unauthorized customers" in the Modules list.
+    const ini = join(dirname(process.env.SPLYNX_BITPAY_CONFIG), 'addon/config/config.ini.php');
+    const original = readFileSync(ini, 'utf8');
+    writeFileSync(ini, original.replace('[common]\n', '[common]\ndirect_pay_links = "1"\n'));
+    try {
+      response = await visitor.goto(link);
+      assert.equal(response.status(), 200);
+      await visitor.getByText('Pay invoice #202401000006').waitFor();
+      assert.equal((await visitor.locator('li.total').innerText()).trim(), 'Invoice total: 12.34 USD');
+      const html = await visitor.content();
+      for (const private_ of ['Grace', 'Hopper', 'grace@example.com', 'customer #43']) {
+        assert.ok(!html.includes(private_), `${private_} is not shown`);
+      }
+      await shot(visitor, 'direct-link');
+      await visitor.goto(`${BASE}/bitpay/direct-pay-invoice-by-id?item_id=106`);
+      await visitor.getByText('Pay invoice #202401000006').waitFor();
+
+      await visitor.locator('button.checkout').click();
+      const invoiceId = await payOnBitPay(visitor, 'LTC');
+      assert.equal((await deliveriesFor(invoiceId)).at(-1).status, 200);
+      const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === invoiceId);
+      assert.equal(payments.length, 1);
+      assert.equal(Number(payments[0].customer_id), 43);
+      // Back from BitPay to the link, which now says paid.
+      await Promise.all([visitor.waitForURL(/direct-pay-invoice\?item_id=202401000006/), visitor.click('a.return')]);
+      assert.match(await visitor.locator('.alert').innerText(), /Invoice #202401000006 is already paid/);
+      await shot(visitor, 'direct-link-paid');
+
+      for (const [path, text] of [
+        ['/bitpay/direct-pay-invoice?item_id=209999999999', /Invoice #209999999999 was not found/],
+        ['/bitpay/direct-pay-proforma?item_id=2024000001', /Proforma invoice #2024000001 is already paid/],
+        ['/bitpay/direct-pay-request-by-id?item_id=x1', /payment link is incomplete or not valid/],
+      ]) {
+        await visitor.goto(`${BASE}${path}`);
+        assert.match(await visitor.locator('.alert').innerText(), text, path);
+        assert.equal(await visitor.locator('button.checkout').count(), 0, path);
+      }
+    } finally {
+      writeFileSync(ini, original);
+      await visitor.context().close();
+    }
+  });
+
   test('result page: waiting for confirmations, expired, and only for its owner', async () => {
     const waiting = binary('create-invoice', '--customer', '42', '--refill', '3.00');
     const waitingId = waiting.bitpay_invoice_id;
@@ -443,7 +498,7 @@ describe('splynx-bitpay add-on in the browser', () => {
     const page = await newPage(browser);
     await page.goto(`${BASE}/bitpay/admin`);
     await login(page, 'admin', { admin: true });
-    assert.match(await page.locator('.counts').innerText(), /credited: 4/);
+    assert.match(await page.locator('.counts').innerText(), /credited: 5/);
     assert.match(await page.locator('.counts').innerText(), /reversed: 1/);
     assert.match(await page.locator('.last-webhook').innerText(), /UTC$/);
     assert.match(await page.locator('.oldest').innerText(), /Balance top-up of customer 42/);

@@ -171,22 +171,10 @@ fn a_top_up_with_a_fee_credits_what_the_customer_entered() {
 fn a_partners_fee_applies_to_its_customers_only() {
     let env = Env::new();
     env.pair();
-    env.splynx.add_customer(
-        serde_json::json!({"id": 77, "name": "Partner Two", "status": "active", "partner_id": 2}),
-    );
-    env.splynx.add_invoice(serde_json::json!({"id": 701, "number": "202402000001", "customer_id": 77, "status": "not_paid", "total": "100.00", "due": "100.00"}));
-    let addon = env.data_dir().with_file_name("addon");
-    std::fs::create_dir_all(addon.join("config")).unwrap();
-    std::fs::write(
-        addon.join("config/config.ini.php"),
+    env.add_partner_two_customer();
+    env.with_modules_list_ini(
         "; <?php exit(); ?>\n[common]\n[default_partners_settings]\n[2]\nservice_fee = \"3.5\"\nfee_vat = \"\"\nfee_category = \"4\"\n",
-    )
-    .unwrap();
-    env.write_config(&format!(
-        "{}\n[addon]\ndir = \"{}\"\n",
-        env.default_config(),
-        addon.display()
-    ));
+    );
     let theirs = env
         .create_invoice(&["--customer", "77", "--invoice", "701", "--check"])
         .json();

@@ -6,6 +6,7 @@ mod admin_roles;
 mod bad_input;
 mod config_errors;
 mod create_invoice;
+mod direct_pay;
 mod doctor;
 mod exactly_once;
 mod faults;

@@ -202,6 +202,26 @@ owner = "{owner}"
             .collect()
     }
 
+    /// Customer 77 of partner 2, with unpaid invoice 701 (number 202402000001, 100.00).
+    pub fn add_partner_two_customer(&self) {
+        self.splynx.add_customer(
+            json!({"id": 77, "name": "Partner Two", "status": "active", "partner_id": 2}),
+        );
+        self.splynx.add_invoice(json!({"id": 701, "number": "202402000001", "customer_id": 77, "status": "not_paid", "total": "100.00", "due": "100.00"}));
+    }
+
+    /// The default config, reading Splynx's Modules-list settings file holding `ini`.
+    pub fn with_modules_list_ini(&self, ini: &str) {
+        let addon = self.data_dir().with_file_name("addon");
+        std::fs::create_dir_all(addon.join("config")).unwrap();
+        std::fs::write(addon.join("config/config.ini.php"), ini).unwrap();
+        self.write_config(&format!(
+            "{}\n[addon]\ndir = \"{}\"\n",
+            self.default_config(),
+            addon.display()
+        ));
+    }
+
     /// Where the booking of `kind` ("statement", "fee") after the credit of BitPay
     /// invoice `id` stands.
     pub fn booking_state(&self, id: &str, kind: &str) -> String {

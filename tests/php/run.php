@@ -449,6 +449,17 @@ check('nginx: the webhook URL is rate-limited in the zone the package defines', 
     truthy(preg_match('#^limit_req_zone \$binary_remote_addr zone=splynx_bitpay_ipn:1m rate=5r/s;#m', $zone) === 1, $zone);
 });
 
+check('nginx: the direct pay links are rate-limited in their own zone', static function () use ($hooks): void {
+    $site = file_get_contents($hooks . '/nginx/splynx-bitpay.addons');
+    $zone = file_get_contents($hooks . '/nginx/splynx-bitpay-ratelimit.conf');
+    truthy(preg_match('#location ~ \^/bitpay/direct-pay-\[a-z-\]\+\$ \{[^}]*limit_req zone=splynx_bitpay_direct #s', $site) === 1, $site);
+    truthy(preg_match('#^limit_req_zone \$binary_remote_addr zone=splynx_bitpay_direct:1m rate=1r/s;#m', $zone) === 1, $zone);
+    foreach (['invoice', 'invoice-by-id', 'proforma', 'proforma-by-id', 'request', 'request-by-id'] as $name) {
+        truthy(preg_match('#^/bitpay/direct-pay-[a-z-]+$#', '/bitpay/direct-pay-' . $name) === 1, $name);
+        same('direct-pay', \SplynxBitpay\App::ROUTES['/direct-pay-' . $name], $name);
+    }
+});
+
 check('nginx snippet routes /bitpay to the front controller', static function () use ($hooks): void {
     $snippet = file_get_contents($hooks . '/nginx/splynx-bitpay.addons');
     truthy(preg_match('#location /bitpay \{\s*try_files \$uri \$uri/ /bitpay/index\.php\?\$args;\s*\}#', $snippet) === 1, $snippet);

@@ -1,0 +1,23 @@
+//! `direct-pay`: a direct pay link from an e-mail (`/bitpay/direct-pay-invoice?item_id=`):
+//! the document's own customer, when their partner grants access to unauthorized
+//! customers; the checkout itself is `checkout`.
+
+use anyhow::Result;
+
+use super::create_invoice::{document_request, show_created, show_payable};
+use crate::checkout::{self, Origin};
+use crate::cli::DirectPayArgs;
+use crate::context::Context;
+use crate::exit::SUCCESS;
+
+pub fn run(args: DirectPayArgs, ctx: &Context) -> Result<u8> {
+    let request = document_request(&args.document)?.expect("clap requires one document");
+    let (customer, settings, document) = checkout::direct(ctx, &request)?;
+    if args.document.check {
+        show_payable(ctx, &settings, &document);
+        return Ok(SUCCESS);
+    }
+    let done = checkout::checkout(ctx, &settings, &customer, &document, Origin::DirectLink)?;
+    show_created(ctx, &done);
+    Ok(SUCCESS)
+}

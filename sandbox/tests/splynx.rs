@@ -43,6 +43,19 @@ fn post(s: &SplynxSandbox, path: &str, body: Value) -> (u16, Value) {
     )
 }
 
+/// `POST path` must be refused with 422: the fields named, in order.
+#[track_caller]
+fn refused_fields(s: &SplynxSandbox, path: &str, body: Value) -> Vec<String> {
+    let (status, errors) = post(s, path, body);
+    assert_eq!(status, 422, "{path}: {errors}");
+    errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn payment(invoice_id: Option<i64>, amount: Value) -> Value {
     let mut p = json!({"customer_id": 42, "payment_type": 7, "receipt_number": "BP-1",
                        "date": "2024-01-05", "amount": amount});
@@ -280,16 +293,7 @@ fn invalid_payments_get_422() {
             json!([{"field": "amount", "message": "Amount must be greater than 0"}])
         )
     );
-    let fields = |body: Value| -> Vec<String> {
-        let (status, errors) = post(&s, "admin/finance/payments", body);
-        assert_eq!(status, 422, "{errors}");
-        errors
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let fields = |body: Value| refused_fields(&s, "admin/finance/payments", body);
     assert_eq!(
         fields(payment(Some(103), json!("1"))),
         ["invoice_id"],
@@ -309,6 +313,88 @@ fn invalid_payments_get_422() {
     );
     assert_eq!(s.payment_count(), 0);
     assert_eq!(s.invoice(101).unwrap()["due"], "51.6100");
+}
+
+#[test]
+fn statements_records_and_transactions_are_created_strictly() {
+    let s = sandbox();
+    let fields = |path: &str, body: Value| refused_fields(&s, path, body);
+    let statements = "admin/finance/bank-statements";
+    assert_eq!(
+        fields(
+            statements,
+            json!({"title": "BitPay 12/2026", "status": "success", "colour": 1})
+        ),
+        ["colour"]
+    );
+    assert_eq!(
+        fields(statements, json!({"status": "done"})),
+        ["title", "status"]
+    );
+    let (status, created) = post(
+        &s,
+        statements,
+        json!({"title": "BitPay 12/2026", "status": "success"}),
+    );
+    assert_eq!(status, 201);
+    let statement = created["id"].as_i64().unwrap();
+    let (_, found) = get(
+        &s,
+        "admin/finance/bank-statements?main_attributes%5Btitle%5D=BitPay%2012%2F2026",
+    );
+    assert_eq!(found.as_array().unwrap().len(), 1);
+
+    let records = "admin/finance/bank-statements-records";
+    assert_eq!(
+        fields(records, json!({"amount": "1.00", "status": "processed"})),
+        ["bank_statements_process_id"]
+    );
+    // Another customer's invoice, a payment that does not exist, 5 decimals.
+    assert_eq!(
+        fields(
+            records,
+            json!({"bank_statements_process_id": statement, "customer_id": 42, "invoice_id": 103,
+                   "payment_id": 9, "amount": "1.00001"})
+        ),
+        ["amount", "payment_id", "invoice_id"]
+    );
+    let (status, _) = post(
+        &s,
+        records,
+        json!({"bank_statements_process_id": statement, "customer_id": 42, "invoice_id": 101,
+               "amount": "51.61", "status": "processed", "additional_1": "BP-1",
+               "datetime": "2026-12-01 10:00:00", "payment_date": "2026-12-01"}),
+    );
+    assert_eq!(status, 201);
+    let (_, found) = get(
+        &s,
+        "admin/finance/bank-statements-records?main_attributes%5Badditional_1%5D=BP-1",
+    );
+    assert_eq!(found[0]["amount"], "51.6100");
+    assert_eq!(found[0]["status"], "processed");
+
+    let transactions = "admin/finance/transactions";
+    assert_eq!(
+        fields(transactions, json!({"type": "charge", "customer_id": 42})),
+        ["type", "price", "date", "category"]
+    );
+    assert_eq!(
+        fields(
+            transactions,
+            json!({"type": "debit", "customer_id": 42, "price": "1.03", "date": "2026-12-01",
+                   "category": 99})
+        ),
+        ["category"]
+    );
+    let (status, _) = post(
+        &s,
+        transactions,
+        json!({"type": "debit", "customer_id": 42, "price": "1.03", "tax_percent": "20",
+               "date": "2026-12-01", "category": 5, "comment": "BitPay invoice BP-1"}),
+    );
+    assert_eq!(status, 201);
+    assert_eq!(s.transactions()[0]["quantity"], "1");
+    assert_eq!(s.transactions()[0]["price"], "1.0300");
 }
 
 #[test]

@@ -7,9 +7,10 @@ use serde::Serialize;
 use crate::cli::ShowArgs;
 use crate::context::Context;
 use crate::exit::{Problem, SUCCESS};
+use crate::money::format_amount;
 use crate::output::View;
 use crate::portal::{self, CustomerView};
-use crate::store::InvoiceRecord;
+use crate::store::{BookingState, InvoiceRecord};
 use crate::view::{InvoiceView, JournalView};
 
 pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
@@ -55,8 +56,31 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
             Some(bitpay_id) => ctx.store.journal_for(bitpay_id)?,
             None => Vec::new(),
         };
+        let currency = &record.order.currency;
         invoices.push(ShownInvoice {
             invoice: record.into(),
+            fee: record.order.fee.map(|f| FeeShown {
+                amount: format_amount(record.order.price - f.total(), currency),
+                percent: f.percent.normalize().to_string(),
+                fee: format_amount(f.fee, currency),
+                vat_percent: f.vat_percent.normalize().to_string(),
+                vat: format_amount(f.vat, currency),
+            }),
+            bookings: ctx
+                .store
+                .bookings(record.id)?
+                .iter()
+                .map(|b| BookingShown {
+                    what: b.kind.describe(),
+                    state: match b.state {
+                        BookingState::Pending => "waiting",
+                        BookingState::Sent => "sent, outcome unknown",
+                        BookingState::Done => "done",
+                    },
+                    splynx_id: b.splynx_id,
+                    note: b.note.clone(),
+                })
+                .collect(),
             customer_view: portal::customer_view(record),
             journal: journal.iter().map(JournalView::from).collect(),
         });
@@ -82,15 +106,61 @@ struct Shown {
 struct ShownInvoice {
     #[serde(flatten)]
     invoice: InvoiceView,
+    /// The service fee included in the price.
+    fee: Option<FeeShown>,
+    /// What was booked in Splynx after the credit.
+    bookings: Vec<BookingShown>,
     customer_view: CustomerView,
     journal: Vec<JournalView>,
+}
+
+#[derive(Debug, Serialize)]
+struct FeeShown {
+    /// The document's amount (or the top-up entered).
+    amount: String,
+    percent: String,
+    fee: String,
+    vat_percent: String,
+    vat: String,
+}
+
+#[derive(Debug, Serialize)]
+struct BookingShown {
+    what: &'static str,
+    state: &'static str,
+    splynx_id: Option<i64>,
+    note: Option<String>,
 }
 
 impl View for Shown {
     fn human(&self) -> String {
         let mut lines = Vec::new();
         for shown in &self.invoices {
-            lines.push(shown.invoice.block());
+            let block = shown.invoice.block();
+            let (head, journal) = block
+                .rsplit_once('\n')
+                .unwrap_or((block.as_str(), "  journal:"));
+            lines.push(head.to_string());
+            if let Some(f) = &shown.fee {
+                lines.push(format!(
+                    "  fee:        {} + fee {} % {} + VAT {} % {}",
+                    f.amount, f.percent, f.fee, f.vat_percent, f.vat
+                ));
+            }
+            for b in &shown.bookings {
+                lines.push(format!(
+                    "  booked:     {} {}: {}{}",
+                    b.what,
+                    b.splynx_id.map_or("-".into(), |id| id.to_string()),
+                    b.state,
+                    b.note
+                        .as_deref()
+                        .filter(|_| b.state != "done")
+                        .map(|n| format!(" — {n}"))
+                        .unwrap_or_default()
+                ));
+            }
+            lines.push(journal.to_string());
             lines.extend(shown.journal.iter().map(JournalView::line));
         }
         if self.invoices.is_empty() {

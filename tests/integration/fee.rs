@@ -104,10 +104,14 @@ fn the_fee_is_paid_at_bitpay_and_charged_in_splynx_once() {
     assert_eq!(fee_transactions(&env, &id).len(), 1);
     assert_eq!(env.payments_with_receipt(&id).len(), 1);
     let shown = env.run(&["show", &id]).stdout;
-    assert!(
-        shown.contains("service fee 1.03 + VAT 0.21 USD charged as transaction"),
-        "{shown}"
-    );
+    for line in [
+        "service fee 1.03 + VAT 0.21 USD charged as transaction",
+        "  fee:        51.61 + fee 2 % 1.03 + VAT 20 % 0.21",
+        "  booked:     fee transaction 1: done",
+        "  booked:     payment statement record 1: done",
+    ] {
+        assert!(shown.contains(line), "{line}: {shown}");
+    }
 }
 
 #[test]

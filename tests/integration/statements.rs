@@ -141,6 +141,11 @@ fn a_record_splynx_never_got_is_booked_by_reconcile_once() {
     assert!(records_for(&env, &id).is_empty());
     // A 503's outcome is unknown: only looked up until the grace period has passed.
     assert_eq!(env.booking_state(&id, "statement"), "sent");
+    let shown = env.run(&["show", &id]).stdout;
+    assert!(
+        shown.contains("  booked:     payment statement record -: sent, outcome unknown — the payment is credited, but its payment statement record is not booked yet"),
+        "{shown}"
+    );
     let status = env.run(&["status"]);
     assert!(
         status

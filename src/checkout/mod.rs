@@ -87,17 +87,26 @@ pub fn check(
     customer: &Customer,
 ) -> Result<Document> {
     let currency = &settings.bitpay.currency;
-    let (kind, id, number, amount, description) =
-        resolve_document(&ctx.splynx(), request, customer, currency)?;
-    let charge = fee::charge(amount, &settings.fee, currency);
-    Ok(Document {
-        kind,
-        id,
-        number,
-        price: charge.total(),
-        charge,
-        description,
-    })
+    let resolved = match request {
+        Request::Refill(amount) => (
+            DocKind::Refill,
+            None,
+            None,
+            *amount,
+            format!("Balance top-up, customer #{}", customer.id),
+        ),
+        _ => {
+            let (kind, label, candidates) = fetch_documents(&ctx.splynx(), request)?;
+            // A foreign document gets the same words as a missing one: nothing about other
+            // customers' documents is revealed.
+            let document = candidates
+                .into_iter()
+                .find(|d| d.customer_id == customer.id)
+                .ok_or_else(|| not_found(label, request, " for your account"))?;
+            payable(kind, label, document, currency)?
+        }
+    };
+    Ok(priced(resolved, settings))
 }
 
 /// A direct pay link's document (from an e-mail, no portal session): its customer is the
@@ -105,39 +114,39 @@ pub fn check(
 /// unauthorized customers (`[direct_pay] enabled`). A document of a partner without it
 /// reads exactly like one that does not exist.
 pub fn direct(ctx: &Context, request: &Request) -> Result<(Customer, Config, Document)> {
+    if matches!(request, Request::Refill(_)) {
+        return Err(bad_input("A balance top-up has no direct pay link"));
+    }
     let splynx = ctx.splynx();
-    let owner = |d: FinanceDocument| d.customer_id;
-    let only = |list: Vec<FinanceDocument>, number: &str| {
-        let mut matching = list.into_iter().filter(|d| d.number == number);
-        match (matching.next(), matching.next()) {
-            (Some(one), None) => Some(one.customer_id),
-            _ => None,
-        }
-    };
-    let (label, customer_id) = match request {
-        Request::Invoice(id) => ("Invoice", found(splynx.invoice(*id))?.map(owner)),
-        Request::InvoiceNumber(n) => ("Invoice", only(splynx.invoices_by_number(n)?, n)),
-        Request::Proforma(id) => ("Proforma invoice", found(splynx.proforma(*id))?.map(owner)),
-        Request::ProformaNumber(n) => ("Proforma invoice", only(splynx.proformas_by_number(n)?, n)),
-        Request::Refill(_) => return Err(bad_input("A balance top-up has no direct pay link")),
-    };
-    let missing = || {
-        anyhow::Error::from(Problem::NotFound(format!(
-            "{label} {} was not found",
-            describe_request(request)
-        )))
-    };
-    let customer = match customer_id.map(|id| splynx.customer(id)) {
-        None | Some(Err(SplynxError::NotFound { .. })) => return Err(missing()),
-        Some(Err(e)) => return Err(e.into()),
-        Some(Ok(customer)) => customer,
+    let (kind, label, candidates) = fetch_documents(&splynx, request)?;
+    let missing = || not_found(label, request, "");
+    // A number more than one customer's documents carry names none of them.
+    let [document] = <[FinanceDocument; 1]>::try_from(candidates).map_err(|_| missing())?;
+    let customer = match splynx.customer(document.customer_id) {
+        Ok(customer) => customer,
+        Err(SplynxError::NotFound { .. }) => return Err(missing()),
+        Err(e) => return Err(e.into()),
     };
     let settings = ctx.config.for_partner(customer.partner_id)?;
     if !settings.direct_pay_links {
         return Err(missing());
     }
-    let document = check(ctx, &settings, request, &customer)?;
+    let resolved = payable(kind, label, document, &settings.bitpay.currency)?;
+    let document = priced(resolved, &settings);
     Ok((customer, settings, document))
+}
+
+/// The document with the service fee of `settings` on top.
+fn priced((kind, id, number, amount, description): Resolved, settings: &Config) -> Document {
+    let charge = fee::charge(amount, &settings.fee, &settings.bitpay.currency);
+    Document {
+        kind,
+        id,
+        number,
+        price: charge.total(),
+        charge,
+        description,
+    }
 }
 
 /// The direct pay link of a document, by number: where its payer returns from BitPay.
@@ -152,7 +161,7 @@ fn direct_link(splynx_url: &str, document: &Document) -> String {
     format!("{splynx_url}/bitpay/{page}?item_id={number}")
 }
 
-/// A document as `resolve_document` finds it: kind, id, number, amount due, description.
+/// A payable document: kind, id, number, amount due, description.
 type Resolved = (DocKind, Option<i64>, Option<String>, Decimal, String);
 
 /// Creates the BitPay invoice for the document, or hands out the open one still payable,
@@ -265,58 +274,57 @@ fn found(result: Result<FinanceDocument, SplynxError>) -> Result<Option<FinanceD
     }
 }
 
-fn by_number(
-    list: Vec<FinanceDocument>,
-    number: &str,
-    customer_id: i64,
-) -> Option<FinanceDocument> {
-    list.into_iter()
-        .find(|d| d.number == number && d.customer_id == customer_id)
-}
-
-fn resolve_document(
+/// The documents a request names, as Splynx has them: by id the one (if it exists), by
+/// number every one with that number. Not for a top-up.
+fn fetch_documents(
     splynx: &SplynxClient<'_>,
     request: &Request,
-    customer: &Customer,
-    currency: &str,
-) -> Result<Resolved> {
-    let (kind, label, candidate) = match request {
-        Request::Refill(amount) => {
-            return Ok((
-                DocKind::Refill,
-                None,
-                None,
-                *amount,
-                format!("Balance top-up, customer #{}", customer.id),
-            ))
-        }
-        Request::Invoice(id) => (DocKind::Invoice, "Invoice", found(splynx.invoice(*id))?),
+) -> Result<(DocKind, &'static str, Vec<FinanceDocument>)> {
+    let with_number = |list: Vec<FinanceDocument>, number: &str| -> Vec<FinanceDocument> {
+        list.into_iter().filter(|d| d.number == number).collect()
+    };
+    Ok(match request {
+        Request::Invoice(id) => (
+            DocKind::Invoice,
+            "Invoice",
+            found(splynx.invoice(*id))?.into_iter().collect(),
+        ),
         Request::InvoiceNumber(n) => (
             DocKind::Invoice,
             "Invoice",
-            by_number(splynx.invoices_by_number(n)?, n, customer.id),
+            with_number(splynx.invoices_by_number(n)?, n),
         ),
         Request::Proforma(id) => (
             DocKind::Proforma,
             "Proforma invoice",
-            found(splynx.proforma(*id))?,
+            found(splynx.proforma(*id))?.into_iter().collect(),
         ),
         Request::ProformaNumber(n) => (
             DocKind::Proforma,
             "Proforma invoice",
-            by_number(splynx.proformas_by_number(n)?, n, customer.id),
+            with_number(splynx.proformas_by_number(n)?, n),
         ),
-    };
-    // A foreign document gets the same words as a missing one: nothing about other
-    // customers' documents is revealed.
-    let document = candidate
-        .filter(|d| d.customer_id == customer.id)
-        .ok_or_else(|| {
-            anyhow::Error::from(Problem::NotFound(format!(
-                "{label} {} was not found for your account",
-                describe_request(request)
-            )))
-        })?;
+        Request::Refill(_) => unreachable!("a top-up names no Splynx document"),
+    })
+}
+
+/// "Invoice #N was not found" (+ `scope`).
+fn not_found(label: &str, request: &Request, scope: &str) -> anyhow::Error {
+    Problem::NotFound(format!(
+        "{label} {} was not found{scope}",
+        describe_request(request)
+    ))
+    .into()
+}
+
+/// The document checked to be payable now: unpaid, not cancelled, something due in the
+/// currency's precision.
+fn payable(
+    kind: DocKind,
+    label: &str,
+    document: FinanceDocument,
+    currency: &str,
+) -> Result<Resolved> {
     let number = &document.number;
     match document.status.as_str() {
         "paid" => return Err(bad_input(format!("{label} #{number} is already paid"))),

@@ -365,7 +365,7 @@ fn book_open(
     for record in ctx.store.invoices_with_open_bookings(started)? {
         let name = record.bitpay_id.clone().unwrap_or_default();
         let booked = settler
-            .book_open(record.id)
+            .book_open(&record)
             .with_context(|| format!("booking after the credit of BitPay invoice {name}"))?;
         summary.bookings_waiting += booked.waiting.len();
         let done = booked.done.into_iter().map(|note| ("booked", note));

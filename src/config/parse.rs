@@ -78,7 +78,7 @@ struct RawRefill {
     max: Option<toml::Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFee {
     percent: Option<toml::Value>,
@@ -478,12 +478,7 @@ impl Config {
             }
         };
 
-        let fee = raw.fee.unwrap_or(RawFee {
-            percent: None,
-            vat_percent: None,
-            message: None,
-            category: None,
-        });
+        let fee = raw.fee.unwrap_or_default();
         let fee = FeeSettings {
             percent: percentage(fee.percent).map_err(|m| invalid("fee.percent", m))?,
             vat_percent: percentage(fee.vat_percent).map_err(|m| invalid("fee.vat_percent", m))?,

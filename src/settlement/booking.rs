@@ -61,21 +61,11 @@ enum Step {
 }
 
 impl Settler<'_> {
-    /// Books what the credit of stored invoice `invoice_id` left open, under its lock
-    /// (`reconcile`'s sweep).
-    pub fn book_open(&self, invoice_id: i64) -> Result<Booked> {
-        let record = self
-            .store
-            .invoice(invoice_id)?
-            .context("stored invoice vanished")?;
-        let bitpay_id = record.bitpay_id.clone().unwrap_or_default();
-        let _lock = lock::acquire(
-            &self.config.data_dir,
-            &lock::bucket_name("invoice", &bitpay_id),
-            "this invoice's settlement",
-            self.config.splynx.timeout * 4 + Duration::from_secs(5),
-        )?;
-        self.book(invoice_id)
+    /// Books what the credit of a stored invoice left open, under its lock (`reconcile`'s
+    /// sweep).
+    pub fn book_open(&self, record: &InvoiceRecord) -> Result<Booked> {
+        let _lock = self.lock_invoice(record.bitpay_id.as_deref().unwrap_or_default())?;
+        self.book(record.id)
     }
 
     /// Books what is open for a credited invoice (the caller holds its lock).
@@ -93,7 +83,10 @@ impl Settler<'_> {
             return Ok(booked);
         };
         for booking in self.store.bookings(invoice_id)? {
-            if booking.state == BookingState::Done {
+            // Statements turned off after the credit: its record is no longer wanted.
+            let unwanted = booking.kind == BookingKind::Statement
+                && self.config.statements == StatementGrouping::Off;
+            if booking.state == BookingState::Done || unwanted {
                 continue;
             }
             match self.book_one(&record, bitpay_id, payment_id, &booking)? {
@@ -188,9 +181,8 @@ impl Settler<'_> {
         let kind = BookingKind::Statement;
         let now = clock::now_ms();
         let credited = clock::local_datetime_of(record.credited_at.unwrap_or(now));
-        let Some(title) = statement_title(self.config.statements, credited) else {
-            return Ok(Step::Waiting("payment statements are off".into()));
-        };
+        let title = statement_title(self.config.statements, credited)
+            .context("payment statements are off")?;
         // A statement Splynx no longer has (deleted there) is looked up again, once.
         for attempt in 0..2 {
             let statement = match self.statement_id(&title) {
@@ -239,9 +231,10 @@ impl Settler<'_> {
     /// partner, dated the day of the credit.
     fn send_fee_transaction(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Step> {
         let kind = BookingKind::Fee;
-        let Some(fee) = record.order.fee else {
-            return Ok(Step::Waiting("this payment has no service fee".into()));
-        };
+        let fee = record
+            .order
+            .fee
+            .context("this payment has no service fee")?;
         let settings = self.config.for_partner(record.order.partner_id)?.fee;
         let currency = &record.order.currency;
         let credited = clock::local_datetime_of(record.credited_at.unwrap_or_else(clock::now_ms));

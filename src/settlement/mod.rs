@@ -109,14 +109,7 @@ impl Settler<'_> {
             .bitpay_id
             .clone()
             .context("invoice has no BitPay id yet")?;
-        let wait =
-            self.config.bitpay.timeout + self.config.splynx.timeout * 3 + Duration::from_secs(5);
-        let _lock = lock::acquire(
-            &self.config.data_dir,
-            &lock::bucket_name("invoice", &bitpay_id),
-            "this invoice's settlement",
-            wait,
-        )?;
+        let _lock = self.lock_invoice(&bitpay_id)?;
         // Another process may have settled it while we waited.
         let record = self
             .store
@@ -131,6 +124,18 @@ impl Settler<'_> {
             }
         }
         Ok(outcome)
+    }
+
+    /// The invoice's lock: one process at a time settles it or books after its credit.
+    fn lock_invoice(&self, bitpay_id: &str) -> Result<lock::Lock> {
+        let wait =
+            self.config.bitpay.timeout + self.config.splynx.timeout * 3 + Duration::from_secs(5);
+        Ok(lock::acquire(
+            &self.config.data_dir,
+            &lock::bucket_name("invoice", bitpay_id),
+            "this invoice's settlement",
+            wait,
+        )?)
     }
 
     fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Outcome> {

@@ -290,3 +290,20 @@ fn a_statement_deleted_in_splynx_is_looked_up_again() {
     assert_eq!(statement_of(&env, &second), this_month());
     assert_eq!(env.booking_state(&second, "statement"), "done");
 }
+
+#[test]
+fn a_record_left_open_when_statements_are_turned_off_is_not_booked() {
+    let env = paired();
+    let id = env.create_invoice_101();
+    env.bitpay.set_status(&id, "complete", None);
+    let faults = env.splynx.faults();
+    faults.set_filter(Some("bank-statements-records"), Some("POST"));
+    faults.fail_next(1, 403);
+    env.deliver_webhook(&id, true).assert_code(0);
+    faults.clear();
+    assert_eq!(env.booking_state(&id, "statement"), "pending");
+    with_grouping(&env, "off");
+    due_now(&env);
+    env.run(&["reconcile"]).assert_code(0);
+    assert!(env.splynx.statement_records().is_empty());
+}

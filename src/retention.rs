@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use crate::store::{Pruned, Store, REPORTED_FINDING};
+use crate::store::{Pruned, Store};
 
 /// When the last prune ran (ms).
 const LAST_PRUNE: &str = "prune.last_run";
@@ -12,11 +12,7 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Prunes what is older than `days`.
 pub fn prune(store: &Store, days: u32, dry_run: bool, now: i64) -> Result<Pruned> {
-    let reported = store
-        .meta(REPORTED_FINDING)?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let pruned = store.prune(now - i64::from(days) * DAY_MS, reported, dry_run, now)?;
+    let pruned = store.prune(now - i64::from(days) * DAY_MS, dry_run, now)?;
     if !dry_run {
         store.set_meta(LAST_PRUNE, &now.to_string())?;
     }

@@ -18,7 +18,7 @@ use crate::order_id::{self, OrderKey};
 use crate::output::View;
 use crate::settlement::{Outcome, Settler};
 use crate::splynx::SplynxClient;
-use crate::store::{Finding, InvoiceRecord, Pruned, Settlement, Store, REPORTED_FINDING};
+use crate::store::{Finding, InvoiceRecord, Pruned, Settlement, Store};
 use crate::view::FindingView;
 use crate::{clock, lock, pairing, retention};
 
@@ -42,6 +42,18 @@ struct Summary {
     /// Payment statement records and fee transactions still not booked (each is listed
     /// with why).
     bookings_waiting: usize,
+}
+
+impl Summary {
+    /// Counts one record's failure (the sweep goes on; the worst decides the exit code)
+    /// and says what it was.
+    fn failed(&mut self, e: &anyhow::Error) -> String {
+        self.errors += 1;
+        if exit::exit_code(e) == exit::TEMPORARY {
+            self.temporary_errors += 1;
+        }
+        exit::message(e)
+    }
 }
 
 /// Spaces BitPay requests to at most `per_second` across all workers.
@@ -193,13 +205,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
                 summary.review += 1;
                 ("needs review", note)
             }
-            Err(e) => {
-                summary.errors += 1;
-                if exit::exit_code(&e) == exit::TEMPORARY {
-                    summary.temporary_errors += 1;
-                }
-                ("error", exit::message(&e))
-            }
+            Err(e) => ("error", summary.failed(&e)),
         };
         items.push(Checked {
             bitpay_invoice_id: record.bitpay_id,
@@ -364,9 +370,22 @@ fn book_open(
     };
     for record in ctx.store.invoices_with_open_bookings(started)? {
         let name = record.bitpay_id.clone().unwrap_or_default();
-        let booked = settler
-            .book_open(&record)
-            .with_context(|| format!("booking after the credit of BitPay invoice {name}"))?;
+        // One record's failure is counted like the settle loop's, never ends the sweep.
+        let booked = match settler.book_open(&record) {
+            Ok(booked) => booked,
+            Err(e) => {
+                let e = e.context(format!("booking after the credit of BitPay invoice {name}"));
+                let detail = summary.failed(&e);
+                log::error!("{detail}");
+                items.push(Checked {
+                    bitpay_invoice_id: record.bitpay_id.clone(),
+                    result: "error",
+                    detail,
+                    name,
+                });
+                continue;
+            }
+        };
         summary.bookings_waiting += booked.waiting.len();
         let done = booked.done.into_iter().map(|note| ("booked", note));
         let waiting = booked
@@ -385,16 +404,10 @@ fn book_open(
     Ok(())
 }
 
-/// Findings recorded since the last run reported, marked as reported now.
+/// Findings no run has reported yet, marked as reported now.
 fn new_findings(store: &Store) -> Result<Vec<Finding>> {
-    let reported = store
-        .meta(REPORTED_FINDING)?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let findings = store.findings_after(reported)?;
-    if let Some(last) = findings.last() {
-        store.set_meta(REPORTED_FINDING, &last.id.to_string())?;
-    }
+    let findings = store.unreported_findings()?;
+    store.mark_findings_reported(&findings, clock::now_ms())?;
     Ok(findings)
 }
 

@@ -42,12 +42,13 @@ impl Store {
 
     // ---- findings ----
 
-    /// Findings recorded after finding `after_id`, oldest first.
-    pub fn findings_after(&self, after_id: i64) -> Result<Vec<Finding>> {
+    /// Findings no `reconcile` has reported yet, oldest first.
+    pub fn unreported_findings(&self) -> Result<Vec<Finding>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, at, bitpay_id, kind, summary FROM findings WHERE id > ?1 ORDER BY id",
+            "SELECT id, at, bitpay_id, kind, summary FROM findings
+             WHERE reported_at IS NULL ORDER BY id",
         )?;
-        let rows = stmt.query_map([after_id], |r| {
+        let rows = stmt.query_map([], |r| {
             Ok(Finding {
                 id: r.get(0)?,
                 at: r.get(1)?,
@@ -57,6 +58,20 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks findings as reported (cron mailed them): they are never reported again, and
+    /// only reported ones are pruned.
+    pub fn mark_findings_reported(&self, findings: &[Finding], now: i64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for finding in findings {
+            self.conn.execute(
+                "UPDATE findings SET reported_at = ?2 WHERE id = ?1 AND reported_at IS NULL",
+                params![finding.id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     // ---- small settings the program keeps for itself ----
@@ -143,13 +158,7 @@ impl Store {
     /// no invoice of ours; reported findings. Held and unsettled records keep everything;
     /// the invoices table (the BitPay ↔ Splynx mapping) is never touched. Works in batches
     /// so webhooks are never blocked for long. With `dry_run`, only counts.
-    pub fn prune(
-        &self,
-        cutoff: i64,
-        reported_finding: i64,
-        dry_run: bool,
-        now: i64,
-    ) -> Result<Pruned> {
+    pub fn prune(&self, cutoff: i64, dry_run: bool, now: i64) -> Result<Pruned> {
         const SETTLED: &str = "(settlement IN ('expired', 'resolved')
              OR (settlement = 'credited' AND watch_until IS NULL))";
         let mut pruned = Pruned::default();
@@ -176,8 +185,8 @@ impl Store {
             |r| r.get(0),
         )?;
         pruned.findings = self.conn.query_row(
-            "SELECT count(*) FROM findings WHERE at < ?1 AND id <= ?2",
-            params![cutoff, reported_finding],
+            "SELECT count(*) FROM findings WHERE reported_at < ?1",
+            [cutoff],
             |r| r.get(0),
         )?;
         if dry_run {
@@ -218,8 +227,8 @@ impl Store {
             }
         }
         self.conn.execute(
-            "DELETE FROM findings WHERE at < ?1 AND id <= ?2",
-            params![cutoff, reported_finding],
+            "DELETE FROM findings WHERE reported_at < ?1",
+            [cutoff],
         )?;
         Ok(pruned)
     }

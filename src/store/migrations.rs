@@ -201,6 +201,15 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE invoices ADD COLUMN fee TEXT;
     ALTER TABLE invoices ADD COLUMN fee_vat_percent TEXT;
     ALTER TABLE invoices ADD COLUMN fee_vat TEXT;",
+    // 13: "reported" is a property of the finding, not an id watermark: `findings.id` has
+    //     no AUTOINCREMENT, so SQLite hands a pruned finding's id to the next one, which a
+    //     watermark then skipped. The findings up to the old watermark are reported.
+    "ALTER TABLE findings ADD COLUMN reported_at INTEGER;
+    UPDATE findings SET reported_at = at
+        WHERE id <= coalesce((SELECT CAST(value AS INTEGER) FROM meta
+                              WHERE key = 'reconcile.reported_finding'), 0);
+    DELETE FROM meta WHERE key = 'reconcile.reported_finding';
+    CREATE INDEX findings_unreported ON findings (id) WHERE reported_at IS NULL;",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

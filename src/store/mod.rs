@@ -29,8 +29,6 @@ use crate::splynx::StateError;
 
 pub use migrations::MIGRATIONS;
 
-/// `meta` key: the last finding a reconcile run reported (each is mailed once).
-pub const REPORTED_FINDING: &str = "reconcile.reported_finding";
 /// Bytes a checkpointed WAL is truncated to (16 MiB).
 const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 use migrations::SCRUB_MIGRATION;

@@ -85,7 +85,9 @@ fn a_hold_is_recorded_as_a_finding_once() {
     assert_eq!(held.settlement, Settlement::Reversed);
     assert_eq!(held.splynx_payment_id, Some(9), "the payment id stays");
     assert_eq!(held.watch_until, None);
-    assert_eq!(store.findings_after(0).unwrap().len(), 1);
+    let first = store.unreported_findings().unwrap();
+    assert_eq!(first.len(), 1);
+    store.mark_findings_reported(&first, 5).unwrap();
     // Duplicates on another record: the ids are kept.
     let other = store.insert_invoice(&new_invoice("g2"), 5).unwrap();
     assert!(store
@@ -94,7 +96,7 @@ fn a_hold_is_recorded_as_a_finding_once() {
     let other = store.invoice(other.id).unwrap().unwrap();
     assert_eq!(other.duplicate_payment_ids, vec![7, 8]);
     assert_eq!(store.duplicate_count().unwrap(), 1);
-    let findings = store.findings_after(1).unwrap();
+    let findings = store.unreported_findings().unwrap();
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].kind, "duplicate");
     // Resolved: never held again, never moved by automation.

@@ -15,6 +15,7 @@ mod hostile;
 mod modules_list;
 mod pages;
 mod pairing;
+mod review;
 mod secrets;
 mod settlement;
 mod statements;

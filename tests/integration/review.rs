@@ -1,0 +1,110 @@
+//! The outside review of the third round (issue 20), item by item: each test failed on the
+//! code before its fix.
+
+use crate::util::Env;
+
+fn paired() -> Env {
+    let env = Env::new();
+    env.pair();
+    env
+}
+
+/// Item 4: a finding reported, then pruned, must not hide the next one (SQLite reuses the
+/// ids of deleted rows in a table without AUTOINCREMENT).
+#[test]
+fn findings_after_a_prune_are_still_reported() {
+    let env = paired();
+    let late = env.create_invoice_101();
+    env.bitpay.set_status(&late, "expired", Some("paidLate"));
+    env.deliver_webhook(&late, true).assert_code(0);
+    env.run(&["reconcile"]).assert_code(1);
+    env.run(&["reconcile"]).assert_code(0);
+    // Two hundred days later the reported finding is pruned.
+    let old = splynx_bitpay::clock::now_ms() - 200 * 24 * 3600 * 1000;
+    env.db()
+        .execute(
+            "UPDATE findings SET at = ?1, reported_at = ?1",
+            rusqlite::params![old],
+        )
+        .unwrap();
+    let pruned = env.run(&["--json", "prune"]);
+    pruned.assert_code(0);
+    assert_eq!(pruned.json()["findings"], 1, "{pruned:?}");
+    // Then a credit is reversed: the webhook records the finding, reconcile mails it.
+    let reversed = env
+        .create_invoice(&["--customer", "42", "--proforma", "201"])
+        .json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.bitpay.set_status(&reversed, "confirmed", None);
+    env.deliver_webhook(&reversed, true).assert_code(0);
+    env.bitpay.set_status(&reversed, "invalid", None);
+    env.deliver_webhook(&reversed, true).assert_code(0);
+    let run = env.run(&["--json", "reconcile"]);
+    run.assert_code(1);
+    let findings = run.json()["needs_admin"].clone();
+    assert_eq!(findings.as_array().unwrap().len(), 1, "{run:?}");
+    assert_eq!(findings[0]["kind"], "reversed after credit", "{run:?}");
+    env.run(&["reconcile"]).assert_code(0);
+}
+
+/// Item 2: one record whose booking fails does not stop the sweep: the other bookings are
+/// made, findings are reported, and the exit code is the worst.
+#[test]
+fn one_failing_booking_does_not_stop_the_sweep() {
+    let env = paired();
+    let faults = env.splynx.faults();
+    faults.set_filter(Some("bank-statements"), None);
+    faults.fail_next(1000, 503);
+    let broken = env.create_invoice_101();
+    let fine = env
+        .create_invoice(&["--customer", "42", "--proforma", "201"])
+        .json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for id in [&broken, &fine] {
+        env.bitpay.set_status(id, "confirmed", None);
+        env.deliver_webhook(id, true).assert_code(0);
+        assert_eq!(env.booking_state(id, "statement"), "pending");
+    }
+    // A fee booking on a payment that has no fee: booking it fails with an error.
+    env.db()
+        .execute(
+            "INSERT INTO bookings (invoice_id, kind, state, attempts, next_try_at, updated_at)
+             SELECT id, 'fee', 'pending', 0, 0, 0 FROM invoices WHERE bitpay_id = ?1",
+            [&broken],
+        )
+        .unwrap();
+    let late = env
+        .create_invoice(&["--customer", "42", "--invoice", "105"])
+        .json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.bitpay.set_status(&late, "expired", Some("paidLate"));
+    faults.clear();
+    env.deliver_webhook(&late, true).assert_code(0);
+
+    let run = env.run(&["--json", "reconcile"]);
+    run.assert_code(1);
+    let report = run.json();
+    assert_eq!(report["errors"], 1, "{run:?}");
+    assert_eq!(env.booking_state(&fine, "statement"), "done", "{run:?}");
+    let kinds: Vec<&str> = report["needs_admin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["paid late"], "{run:?}");
+    assert!(
+        report["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["result"] == "error" && i["bitpay_invoice_id"] == broken.as_str()),
+        "{run:?}"
+    );
+}

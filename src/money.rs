@@ -7,13 +7,25 @@ use rust_decimal::Decimal;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-/// Decimal places a currency's amounts may carry when sent to BitPay.
-pub fn currency_decimals(currency: &str) -> u32 {
-    match currency {
-        "JPY" | "KRW" | "CLP" | "ISK" | "VND" | "UGX" | "XAF" | "XOF" | "PYG" => 0,
-        "BTC" | "BCH" | "ETH" => 6,
-        _ => 2,
+/// Coins BitPay prices invoices in, which ISO 4217 does not list, and the places BitPay
+/// takes for them.
+const PRICING_COINS: [(&str, u32); 3] = [("BTC", 6), ("BCH", 6), ("ETH", 6)];
+
+/// Decimal places a currency's amounts carry: ISO 4217's minor units from the maintained
+/// `iso_currency` table (KWD 3, XPF 0, ...), BitPay's for the coins it prices in.
+pub fn known_decimals(currency: &str) -> Option<u32> {
+    if let Some((_, places)) = PRICING_COINS.iter().find(|(code, _)| *code == currency) {
+        return Some(*places);
     }
+    iso_currency::Currency::from_code(currency)
+        .and_then(|c| c.exponent())
+        .map(u32::from)
+}
+
+/// Decimal places of a currency the config accepted (`known_decimals`); 2 only for a code
+/// stored by an older version that no table knows.
+pub fn currency_decimals(currency: &str) -> u32 {
+    known_decimals(currency).unwrap_or(2)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,6 +172,40 @@ mod tests {
             parse_amount("100.5", "JPY"),
             Err(AmountError::TooPrecise { places: 0, .. })
         ));
+    }
+
+    #[test]
+    fn decimals_follow_iso_4217() {
+        for (code, places) in [
+            ("USD", 2),
+            ("EUR", 2),
+            ("JPY", 0),
+            ("KWD", 3),
+            ("BHD", 3),
+            ("JOD", 3),
+            ("OMR", 3),
+            ("TND", 3),
+            ("LYD", 3),
+            ("IQD", 3),
+            ("XPF", 0),
+            ("BIF", 0),
+            ("DJF", 0),
+            ("GNF", 0),
+            ("KMF", 0),
+            ("RWF", 0),
+            ("VUV", 0),
+            ("CLF", 4),
+            ("BTC", 6),
+        ] {
+            assert_eq!(known_decimals(code), Some(places), "{code}");
+        }
+        // Not currencies, or without minor units (gold): refused by the config.
+        for code in ["XAU", "ABC", "usd", ""] {
+            assert_eq!(known_decimals(code), None, "{code}");
+        }
+        assert_eq!(parse_amount("10.125", "KWD").unwrap().to_string(), "10.125");
+        assert!(parse_amount("100.5", "XPF").is_err());
+        assert_eq!(format_amount(Decimal::from(1500), "XPF"), "1500");
     }
 
     #[test]

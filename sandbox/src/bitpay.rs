@@ -58,9 +58,21 @@ const CURRENCIES: &[(&str, u32, &str)] = &[
     ("DKK", 2, "0.1450"),
     ("PLN", 2, "0.2510"),
     ("CZK", 2, "0.0431"),
+    ("KWD", 3, "3.2541"),
+    ("XPF", 0, "0.0091"),
     ("BTC", 6, "57204.993195"),
     ("BCH", 6, "330.12"),
 ];
+
+/// `GET /currencies` (public, unsigned): what invoices may be priced in, with the places
+/// BitPay takes.
+fn currencies() -> Value {
+    let data: Vec<Value> = CURRENCIES
+        .iter()
+        .map(|(code, places, _)| json!({"code": code, "precision": places, "name": code}))
+        .collect();
+    json!({ "data": data })
+}
 
 /// Payment coins: code, smallest-unit decimals, US dollars per coin.
 pub(crate) const COINS: &[(&str, u32, &str)] = &[
@@ -381,6 +393,7 @@ impl Service for Core {
             ("POST", "/invoice") => self.checkout_confirm(req),
             ("POST", "/tokens") => self.pair(req),
             ("GET", "/tokens") => self.list_tokens(req),
+            ("GET", "/currencies") => Reply::json(200, &currencies()),
             ("POST", "/invoices") => self.create_invoice(req),
             ("GET", "/invoices") => self.list_invoices(req),
             ("GET", _) if path.starts_with("/invoices/guid/") => {

@@ -376,11 +376,11 @@ impl Config {
             None => environment.default_api_url().to_string(),
         };
         let currency = raw.bitpay.currency.clone();
-        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        if money::known_decimals(&currency).is_none() {
             return Err(invalid(
                 "bitpay.currency",
                 format!(
-                    "\"{currency}\" is not a three-letter upper-case ISO 4217 code such as \"USD\""
+                    "\"{currency}\" is not an ISO 4217 currency code with minor units, such as \"USD\" (upper case)"
                 ),
             ));
         }

@@ -50,20 +50,6 @@ pub(super) fn check_bitpay(
     }
 
     check_confirmations(report, settings);
-    // Splynx's API has no system-currency field (reference §2.5): the admin compares.
-    report.warn(
-        "bitpay.currency",
-        format!(
-            "BitPay invoices are in {}; Splynx's API does not report its system currency, so they cannot be compared here",
-            settings.currency
-        ),
-        Some(format!(
-            "check by hand that Config → Main → Localization → Finance format → Currency in Splynx is {} (payments are recorded in it); otherwise set bitpay.currency in {}",
-            settings.currency,
-            config.path.display()
-        )),
-    );
-
     let client = BitPayClient::new(settings, None);
     // An unsigned `GET /tokens`: any definitive answer (even a refusal) means BitPay is
     // reachable; only transport failures, 429 and 5xx are errors.
@@ -80,10 +66,12 @@ pub(super) fn check_bitpay(
                 settings.api_url
             ),
         );
+        check_currency(report, config, None);
         report.skip("bitpay.token", "needs BitPay to be reachable");
         return;
     }
     report.ok("bitpay.reachable", format!("{} answers", settings.api_url));
+    check_currency(report, config, Some(&client));
 
     let Some(store) = store else {
         report.skip("bitpay.token", "needs the database");
@@ -94,6 +82,49 @@ pub(super) fn check_bitpay(
         return;
     };
     check_token(report, config, store, identity);
+}
+
+/// The currency against BitPay's `GET /currencies` (whether it prices invoices in it, and
+/// with the decimals we use), and a reminder that Splynx's must be the same.
+fn check_currency(report: &mut Report, config: &Config, reachable: Option<&BitPayClient>) {
+    let currency = &config.bitpay.currency;
+    let ours = crate::money::currency_decimals(currency);
+    let splynx = format!(
+        "check by hand that Config → Main → Localization → Finance format → Currency in Splynx is {currency} (payments are recorded in it; Splynx's API does not report it)"
+    );
+    let Some(client) = reachable else {
+        let message = format!("BitPay invoices are in {currency} ({ours} decimal places by ISO 4217); BitPay is not reachable to compare");
+        return report.warn("bitpay.currency", message, Some(splynx));
+    };
+    let listed = client.get_unsigned("/currencies").map(|data| {
+        data.as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("code").and_then(|c| c.as_str()) == Some(currency.as_str()))
+            .map(|c| c.get("precision").and_then(crate::money::id_from_json))
+    });
+    match listed {
+        Ok(None) => report.fail(
+            "bitpay.currency",
+            format!("BitPay does not list {currency} among the currencies it prices invoices in (GET /currencies)"),
+            format!("set bitpay.currency (Modules list \"Currency\") to your Splynx system currency, one BitPay supports; {splynx}"),
+        ),
+        Ok(Some(Some(theirs))) if theirs != i64::from(ours) => report.fail(
+            "bitpay.currency",
+            format!("{currency}: BitPay takes {theirs} decimal places, ISO 4217 says {ours}; amounts could be refused or rounded"),
+            "report this to the add-on's maintainers with the output of doctor",
+        ),
+        Ok(_) => report.warn(
+            "bitpay.currency",
+            format!("BitPay invoices are in {currency} ({ours} decimal places, as BitPay takes them)"),
+            Some(splynx),
+        ),
+        Err(e) => report.warn(
+            "bitpay.currency",
+            format!("BitPay invoices are in {currency} ({ours} decimal places by ISO 4217); BitPay's list of currencies could not be read: {e}"),
+            Some(splynx),
+        ),
+    }
 }
 
 pub(super) fn check_confirmations(report: &mut Report, settings: &crate::config::BitPaySettings) {

@@ -226,10 +226,8 @@ impl Store {
                 break;
             }
         }
-        self.conn.execute(
-            "DELETE FROM findings WHERE reported_at < ?1",
-            [cutoff],
-        )?;
+        self.conn
+            .execute("DELETE FROM findings WHERE reported_at < ?1", [cutoff])?;
         Ok(pruned)
     }
 

@@ -108,3 +108,69 @@ fn one_failing_booking_does_not_stop_the_sweep() {
         "{run:?}"
     );
 }
+
+fn with_currency(env: &Env, currency: &str) {
+    env.write_config(
+        &env.default_config()
+            .replace("currency = \"USD\"", &format!("currency = \"{currency}\"")),
+    );
+}
+
+/// Item 6: minor units by ISO 4217: three places for KWD, none for XPF; doctor compares
+/// with BitPay's list of currencies.
+#[test]
+fn currency_decimals_follow_iso_4217() {
+    let env = paired();
+    with_currency(&env, "KWD");
+    let run = env.create_invoice(&["--customer", "42", "--refill", "10.125"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["price"], "10.125", "{run:?}");
+    env.create_invoice(&["--customer", "42", "--refill", "10.1255"])
+        .assert_code(65);
+    let doctor = env.run(&["--json", "doctor"]).json();
+    let currency = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "bitpay.currency")
+        .unwrap()
+        .clone();
+    assert_eq!(currency["status"], "warn", "{currency}");
+    assert!(
+        currency["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 decimal places"),
+        "{currency}"
+    );
+
+    with_currency(&env, "XPF");
+    let run = env.create_invoice(&["--customer", "42", "--refill", "1500"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["price"], "1500", "{run:?}");
+    env.create_invoice(&["--customer", "42", "--refill", "1500.50"])
+        .assert_code(65);
+
+    // A currency BitPay does not price invoices in fails doctor's check.
+    with_currency(&env, "TND");
+    let doctor = env.run(&["--json", "doctor"]).json();
+    let currency = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "bitpay.currency")
+        .unwrap()
+        .clone();
+    assert_eq!(currency["status"], "fail", "{currency}");
+    assert!(
+        currency["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not list TND"),
+        "{currency}"
+    );
+    // Not a currency at all: the config names it.
+    with_currency(&env, "XAU");
+    env.run(&["status"])
+        .assert_stderr_contains("is not an ISO 4217 currency code");
+}

@@ -315,6 +315,8 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                         order_id: order_id.clone(),
                         partner_id: None,
                         fee: None,
+                        origin: None,
+                        terms: None,
                     };
                     store.insert_invoice(&new, 0).unwrap();
                     let request = InvoiceRequest {

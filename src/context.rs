@@ -34,7 +34,8 @@ impl Context {
         state: State,
     ) -> Result<Context> {
         let path = config::resolve_path(config_flag, config_env);
-        let config = Config::load(&path)?;
+        // Only what settlement cannot run without refuses here; checkout refuses the rest.
+        let config = Config::read(&path)?;
         log::debug!("settings: {config:?}");
         refuse_foreign_data_dir(&config.data_dir)?;
         let store = match state {

@@ -43,18 +43,19 @@ pub fn run(cli: Cli) -> Result<u8> {
         let path = config::resolve_path(cli.config.as_deref(), config_env.as_deref());
         return commands::doctor::run(&path, Output { json: cli.json });
     }
-    let state = match cli.command {
-        Command::Status(_) | Command::Show(_) | Command::Settings(_) | Command::Config(_) => {
-            context::State::Existing
-        }
+    let output = Output { json: cli.json };
+    if let Command::Config(args) = cli.command {
+        // Shows every value, the wrong ones marked: it needs only the settings.
+        let path = config::resolve_path(cli.config.as_deref(), config_env.as_deref());
+        return commands::config::run(args, &config::Config::inspect(&path)?, output);
+    }
+    let state = match &cli.command {
+        Command::Status(_) | Command::Show(_) | Command::Settings(_) => context::State::Existing,
+        Command::Reconcile(args) if args.dry_run => context::State::Existing,
+        Command::Prune(args) if args.dry_run => context::State::Existing,
         _ => context::State::Create,
     };
-    let ctx = Context::open(
-        cli.config.as_deref(),
-        config_env.as_deref(),
-        Output { json: cli.json },
-        state,
-    )?;
+    let ctx = Context::open(cli.config.as_deref(), config_env.as_deref(), output, state)?;
     match cli.command {
         Command::Pair(args) => commands::pair::run(args, &ctx),
         Command::Unpair(args) => commands::unpair::run(args, &ctx),
@@ -69,7 +70,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
         Command::Settings(args) => commands::settings::run(args, &ctx),
-        Command::Config(args) => commands::config::run(args, &ctx),
-        Command::Doctor => unreachable!("doctor runs before the context is opened"),
+        Command::Config(_) | Command::Doctor => {
+            unreachable!("config and doctor run before the context is opened")
+        }
     }
 }

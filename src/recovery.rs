@@ -13,7 +13,7 @@ use crate::money::format_amount;
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
-use crate::store::{AppliedFee, DocKind, InvoiceRecord, NewInvoice};
+use crate::store::{AppliedFee, DocKind, InvoiceRecord, NewInvoice, Origin, SettlementTerms};
 use rust_decimal::Decimal;
 
 /// Asks BitPay for the invoice a `creating` record asked for (by its guid). When BitPay has
@@ -182,12 +182,22 @@ pub fn adopt_by_id(
         }
         Err(e) => return Err(e.into()),
     };
-    let settings = ctx.config.for_partner(partner_id)?;
-    if invoice.currency != settings.bitpay.currency {
-        return ignore(&format!(
-            "currency {} is not the configured {}",
-            invoice.currency, settings.bitpay.currency
-        ));
+    let pos_data: serde_json::Value = serde_json::from_str(&invoice.pos_data).unwrap_or_default();
+    let terms = pos_data.get("terms").and_then(SettlementTerms::from_json);
+    let origin = pos_data
+        .get("origin")
+        .and_then(|o| o.as_str())
+        .and_then(Origin::parse);
+    // Rebuilt as its checkout decided; one from before terms were stored is checked
+    // against today's settings of the partner.
+    if terms.is_none() {
+        let settings = ctx.config.for_partner(partner_id)?;
+        if invoice.currency != settings.bitpay.currency {
+            return ignore(&format!(
+                "currency {} is not the configured {}",
+                invoice.currency, settings.bitpay.currency
+            ));
+        }
     }
     let guid = if invoice.guid.is_empty() {
         uuid::Uuid::new_v4().to_string()
@@ -209,6 +219,8 @@ pub fn adopt_by_id(
             order_id: invoice.order_id.clone(),
             partner_id,
             fee: fee_from_pos_data(&invoice.pos_data, price),
+            origin,
+            terms,
         },
         &invoice,
         clock::now_ms(),

@@ -18,7 +18,8 @@ use crate::money::{self, json_number};
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::model::{Customer, FinanceDocument};
 use crate::splynx::{SplynxClient, SplynxError};
-use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement, TokenRecord};
+pub use crate::store::Origin;
+use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement, SettlementTerms, TokenRecord};
 use crate::{clock, lock};
 use crate::{pairing, recovery};
 
@@ -48,17 +49,6 @@ pub struct Document {
     pub description: String,
 }
 
-/// Where the customer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// The portal, logged in.
-    Portal,
-    /// A direct pay link from an e-mail, with no session: whoever holds the link sees only
-    /// the document's number and amount, so BitPay gets no name or e-mail address to show,
-    /// and the customer returns to the link (which then says paid or in progress).
-    DirectLink,
-}
-
 /// A checkout's result: the stored record, BitPay's invoice, and whether an open one was
 /// handed out again.
 pub struct Checkout {
@@ -74,8 +64,16 @@ pub fn customer(ctx: &Context, customer_id: i64) -> Result<(Customer, Config)> {
         .splynx()
         .customer(customer_id)
         .map_err(|e| not_found_as(e, &format!("Customer {customer_id} does not exist")))?;
-    let settings = ctx.config.for_partner(customer.partner_id)?;
+    let settings = checkout_settings(ctx, customer.partner_id)?;
     Ok((customer, settings))
+}
+
+/// The settings of a partner's customers, every one of them valid: a wrong value refuses
+/// the checkout (naming the field), never a credit.
+fn checkout_settings(ctx: &Context, partner: Option<i64>) -> Result<Config> {
+    let settings = ctx.config.for_partner(partner)?;
+    settings.ensure_valid()?;
+    Ok(settings)
 }
 
 /// The customer's payable document, checked, with the service fee of their partner (what
@@ -127,7 +125,7 @@ pub fn direct(ctx: &Context, request: &Request) -> Result<(Customer, Config, Doc
         Err(SplynxError::NotFound { .. }) => return Err(missing()),
         Err(e) => return Err(e.into()),
     };
-    let settings = ctx.config.for_partner(customer.partner_id)?;
+    let settings = checkout_settings(ctx, customer.partner_id)?;
     if !settings.direct_pay_links {
         return Err(missing());
     }
@@ -503,6 +501,8 @@ impl Creator<'_> {
                     currency: self.settings.bitpay.currency.clone(),
                     partner_id: customer.partner_id,
                     fee: document.charge.fee,
+                    origin: Some(self.origin),
+                    terms: Some(SettlementTerms::of(self.settings)?),
                 };
                 // Committed before the request: a timed-out POST is recovered by guid.
                 let record = store.insert_invoice(&new, clock::now_ms())?;
@@ -524,7 +524,9 @@ impl Creator<'_> {
             document: document.kind.as_str(),
             document_id: document.id,
             number: document.number.as_deref(),
-            fee: document.charge.fee.map(PosFee::from),
+            fee: record.order.fee.map(PosFee::from),
+            origin: record.order.origin().as_str(),
+            terms: record.order.terms.as_ref().map(SettlementTerms::to_json),
         };
         let email = customer.contact_email();
         let item_desc = match document.charge.fee {
@@ -639,6 +641,11 @@ struct PosData<'a> {
     /// The service fee in the price, so a record rebuilt from BitPay still books it.
     #[serde(skip_serializing_if = "Option::is_none")]
     fee: Option<PosFee>,
+    /// Where the checkout started, and the settlement terms it decided: a record rebuilt
+    /// from BitPay is settled as the checkout decided, not by today's settings.
+    origin: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    terms: Option<serde_json::Value>,
 }
 
 /// The fee as exact decimal strings (`recovery::fee_from_pos_data` reads it back).

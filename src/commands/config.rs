@@ -5,11 +5,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::ConfigArgs;
-use crate::config::{Config, ModulesListMode, Source, SplynxAuth};
-use crate::context::Context;
+use crate::config::{Config, ConfigProblem, ModulesListMode, Source, SplynxAuth};
 use crate::exit::SUCCESS;
 use crate::money::format_amount;
-use crate::output::View;
+use crate::output::{Output, View};
 
 /// `config`'s result.
 #[derive(Debug, Serialize)]
@@ -20,6 +19,9 @@ struct Effective {
     /// The Modules-list settings file read, if any.
     modules_list_file: Option<String>,
     settings: Vec<Setting>,
+    /// What is wrong, each with its fix (checkout is refused until none is left; a
+    /// problem marked critical stops every command).
+    problems: Vec<ConfigProblem>,
     /// Without `--partner`: each partner with Partners settings of its own, and just
     /// those settings (what its customers get instead of the above).
     partners: Vec<PartnerSettings>,
@@ -38,6 +40,9 @@ struct Setting {
     source: String,
     /// The source in an admin's words (the admin page shows it).
     source_text: String,
+    /// Why the value shown is the default instead of what was set, if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
 }
 
 impl View for Effective {
@@ -60,12 +65,25 @@ impl View for Effective {
             ),
         ];
         for s in &self.settings {
-            lines.push(format!("{:<width$}  {:<14} {}", s.key, s.source, s.value));
+            let value = match &s.problem {
+                Some(_) => format!("{} (WRONG as set: the default applies; see below)", s.value),
+                None => s.value.clone(),
+            };
+            lines.push(format!("{:<width$}  {:<14} {value}", s.key, s.source));
         }
         for p in &self.partners {
             lines.push(format!("Customers of partner {} instead get:", p.partner));
             for s in &p.settings {
                 lines.push(format!("  {:<width$}  {}", s.key, s.value));
+            }
+        }
+        if !self.problems.is_empty() {
+            lines.push(format!(
+                "{} problem(s): checkout is refused until they are fixed; payments already received are still credited",
+                self.problems.len()
+            ));
+            for p in &self.problems {
+                lines.push(format!("  - {}", p.message));
             }
         }
         lines.join("\n")
@@ -168,12 +186,13 @@ fn settings(config: &Config, keep: impl Fn(Source) -> bool) -> Vec<Setting> {
             value,
             source: config.source(key).label(),
             source_text: config.source(key).describe(),
+            problem: config.problem(key).map(|p| p.message.clone()),
         })
         .collect()
 }
 
-pub fn run(args: ConfigArgs, ctx: &Context) -> Result<u8> {
-    let config = &ctx.config.for_partner(args.partner)?;
+pub fn run(args: ConfigArgs, config: &Config, output: Output) -> Result<u8> {
+    let config = &config.for_partner(args.partner)?;
     let mut partners = Vec::new();
     if args.partner.is_none() {
         for partner in config.partners_with_settings() {
@@ -184,11 +203,16 @@ pub fn run(args: ConfigArgs, ctx: &Context) -> Result<u8> {
             }
         }
     }
-    ctx.output.show(&Effective {
+    output.show(&Effective {
         partner: args.partner,
         config_file: config.path.display().to_string(),
         modules_list_file: config.modules_list_file().map(|f| f.display().to_string()),
         settings: settings(config, |_| true),
+        problems: if args.partner.is_some() {
+            config.problems.clone()
+        } else {
+            config.every_problem()
+        },
         partners,
     });
     Ok(SUCCESS)

@@ -221,6 +221,14 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
     let findings = if args.dry_run {
         Vec::new()
     } else {
+        let problems: Vec<String> = ctx
+            .config
+            .every_problem()
+            .into_iter()
+            .map(|p| format!("{} (checkout is refused until it is fixed)", p.message))
+            .collect();
+        ctx.store
+            .record_config_problems(&problems, clock::now_ms())?;
         new_findings(&ctx.store)?
     };
     let days = ctx.config.journal_retention_days;

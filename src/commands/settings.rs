@@ -73,6 +73,8 @@ pub fn run(args: SettingsArgs, ctx: &Context) -> Result<u8> {
         }
         None => &ctx.config,
     };
+    // The pages show these before a checkout: a wrong value refuses here like checkout.
+    config.ensure_valid()?;
     let currency = &config.bitpay.currency;
     ctx.output.show(&Settings {
         environment: ctx.environment().to_string(),

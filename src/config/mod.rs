@@ -28,7 +28,10 @@ pub const DEFAULT_PAIRING_ROLE: &str = "super-administrator";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source} (pass --config PATH or set {ENV_VAR})")]
+    #[error(
+        "cannot read config file {path}: {source} ({})",
+        read_fix(path, source)
+    )]
     Read {
         path: String,
         source: std::io::Error,
@@ -51,6 +54,51 @@ pub enum ConfigError {
     },
     #[error("Modules list settings {path}: {message}")]
     ModulesList { path: String, message: String },
+    /// Settings that are wrong: each is said once, with its fix.
+    #[error("{}", list_problems(path, problems))]
+    Problems {
+        path: String,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+/// A setting that is wrong: which key, whether settlement needs it, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigProblem {
+    /// `section.key` (or the section, for a section that does not parse).
+    pub key: String,
+    /// Settlement cannot run without it (where Splynx and BitPay are, the credentials,
+    /// the data directory): then no command runs.
+    pub critical: bool,
+    /// The error, naming the file or Modules-list field and the fix.
+    pub message: String,
+}
+
+/// What to do about a config file that cannot be read: a missing file is the wrong path,
+/// an unreadable one the wrong owner or mode.
+fn read_fix(path: &str, error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("let the web server's group read it: chgrp www-data {path} && chmod 640 {path}")
+        }
+        _ => format!("pass --config PATH or set {ENV_VAR}"),
+    }
+}
+
+/// One problem as itself; several as a list, one a line.
+fn list_problems(path: &str, problems: &[ConfigProblem]) -> String {
+    match problems {
+        [one] => one.message.clone(),
+        several => format!(
+            "config file {path}: {} settings need fixing:\n{}",
+            several.len(),
+            several
+                .iter()
+                .map(|p| format!("  - {}", p.message))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
 }
 
 /// What the config was built from, kept to build a partner's: it holds the API secrets
@@ -170,6 +218,21 @@ pub enum CreditOn {
     Complete,
 }
 
+impl CreditOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreditOn::Confirmed => "confirmed",
+            CreditOn::Complete => "complete",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CreditOn> {
+        [CreditOn::Confirmed, CreditOn::Complete]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
 /// How requests to the Splynx API authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplynxAuth {
@@ -234,6 +297,16 @@ impl StatementGrouping {
             StatementGrouping::Off => "off",
         }
     }
+
+    pub fn parse(text: &str) -> Option<StatementGrouping> {
+        [
+            StatementGrouping::Month,
+            StatementGrouping::Day,
+            StatementGrouping::Off,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -275,9 +348,59 @@ pub struct Config {
     pub sources: BTreeMap<String, Source>,
     /// Keys the config file sets that the Modules list overrides.
     pub overridden_toml: Vec<String>,
+    /// What is wrong with these settings (each falls back to its default meanwhile). None
+    /// is critical in a `Config` that `read` returned; checkout refuses while any exists.
+    pub problems: Vec<ConfigProblem>,
 }
 
 impl Config {
+    /// Refuses while any setting is wrong (checkout, and the pages' settings): every
+    /// problem is said at once.
+    pub fn ensure_valid(&self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() {
+            return Ok(());
+        }
+        Err(self.problems_error(self.problems.clone()))
+    }
+
+    /// Refuses only what settlement cannot run without (the credentials, where the servers
+    /// are); the error lists every problem, not only the critical ones.
+    pub fn ensure_runnable(&self) -> Result<(), ConfigError> {
+        if self.problems.iter().any(|p| p.critical) {
+            return Err(self.problems_error(self.problems.clone()));
+        }
+        Ok(())
+    }
+
+    /// `problems` as one error.
+    pub fn problems_error(&self, problems: Vec<ConfigProblem>) -> ConfigError {
+        ConfigError::Problems {
+            path: self.path.display().to_string(),
+            problems,
+        }
+    }
+
+    /// Every problem of these settings and of each partner's, each once.
+    pub fn every_problem(&self) -> Vec<ConfigProblem> {
+        let mut all = self.problems.clone();
+        for partner in self.partners_with_settings() {
+            let Ok(settings) = self.for_partner(Some(partner)) else {
+                continue;
+            };
+            for problem in settings.problems {
+                if !all.iter().any(|p| p.message == problem.message) {
+                    all.push(problem);
+                }
+            }
+        }
+        all
+    }
+
+    /// The problem with `key`, if it has one.
+    pub fn problem(&self, key: &str) -> Option<&ConfigProblem> {
+        self.problems.iter().find(|p| p.key == key)
+    }
+
     pub fn source(&self, key: &str) -> Source {
         self.sources.get(key).copied().unwrap_or(Source::Default)
     }

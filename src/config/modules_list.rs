@@ -149,80 +149,92 @@ pub struct Overlay {
 
 /// The values that apply, in order (later wins): the main block (`common`), then the
 /// Partners settings of the default partner, then those of `partner`. Only non-empty
-/// values count. An unknown key is an error: a field Splynx shows that nothing reads
-/// would be a setting that silently does nothing.
-pub fn overlays(sections: &Sections, partner: Option<i64>) -> Result<Vec<Overlay>, String> {
+/// values count. An unknown key is a problem (a field Splynx shows that nothing reads
+/// would be a setting that silently does nothing), as is a value of the wrong kind; each
+/// goes to `problems` as (TOML key or section, message) and the rest still applies.
+pub fn overlays(
+    sections: &Sections,
+    partner: Option<i64>,
+    problems: &mut Vec<(String, String)>,
+) -> Vec<Overlay> {
     let mut found = Vec::new();
     if let Some(common) = sections.get("common") {
-        section_overlays(common, "[common]", Source::ModulesList, &mut found)?;
-    }
-    if let Some(default) = sections.get("default_partners_settings") {
-        partner_overlays(
-            default,
-            "[default_partners_settings]",
-            Source::ModulesListDefaultPartner,
+        section_overlays(
+            common,
+            "[common]",
+            Source::ModulesList,
+            None,
             &mut found,
-        )?;
+            problems,
+        );
     }
-    if let Some(id) = partner {
-        if let Some(own) = sections.get(&id.to_string()) {
-            partner_overlays(
-                own,
-                &format!("[{id}]"),
-                Source::ModulesListPartner(id),
+    let partner_sections = [
+        Some((
+            "default_partners_settings".to_string(),
+            Source::ModulesListDefaultPartner,
+        )),
+        partner.map(|id| (id.to_string(), Source::ModulesListPartner(id))),
+    ];
+    for (name, source) in partner_sections.into_iter().flatten() {
+        if let Some(values) = sections.get(&name) {
+            let section = format!("[{name}]");
+            section_overlays(
+                values,
+                &section,
+                source,
+                Some(&PARTNER_FIELDS),
                 &mut found,
-            )?;
+                problems,
+            );
         }
     }
-    Ok(found)
-}
-
-fn partner_overlays(
-    values: &BTreeMap<String, String>,
-    section: &str,
-    source: Source,
-    found: &mut Vec<Overlay>,
-) -> Result<(), String> {
-    if let Some(key) = values
-        .iter()
-        .find(|(key, value)| !value.trim().is_empty() && !PARTNER_FIELDS.contains(&key.as_str()))
-        .map(|(key, _)| key)
-    {
-        return Err(format!(
-            "unknown field {key:?} in {section} (a partner may set: {})",
-            PARTNER_FIELDS.join(", ")
-        ));
-    }
-    section_overlays(values, section, source, found)
+    found
 }
 
 fn section_overlays(
     values: &BTreeMap<String, String>,
     section: &str,
     source: Source,
+    allowed: Option<&[&str]>,
     found: &mut Vec<Overlay>,
-) -> Result<(), String> {
+    problems: &mut Vec<(String, String)>,
+) {
     for (key, value) in values {
         if value.trim().is_empty() || NOT_USED_YET.contains(&key.as_str()) {
             continue;
         }
-        if is_splynx_own(key) {
+        if allowed.is_none() && is_splynx_own(key) {
             continue;
         }
-        let Some(field) = FIELDS.iter().find(|f| f.ini == key) else {
-            return Err(format!(
-                "unknown field {key:?} in {section} (known: {})",
-                FIELDS.map(|f| f.ini).join(", ")
+        let field = FIELDS.iter().find(|f| f.ini == key);
+        let Some(field) = field.filter(|_| allowed.is_none_or(|a| a.contains(&key.as_str())))
+        else {
+            let known = match allowed {
+                Some(allowed) => format!("a partner may set: {}", allowed.join(", ")),
+                None => format!("known: {}", FIELDS.map(|f| f.ini).join(", ")),
+            };
+            problems.push((
+                format!("modules_list.{key}"),
+                format!(
+                    "unknown field \"{}\" in {section} ({known})",
+                    super::parse::quoted_prefix(key)
+                ),
             ));
+            continue;
         };
         let value = if field.integer {
             match value.trim().parse::<i64>() {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {
-                    return Err(format!(
-                        "field \"{} ({key}): \"{value}\" is not a whole number",
-                        source.field_title(field.title)
-                    ))
+                    problems.push((
+                        field.toml.to_string(),
+                        format!(
+                            "field \"{} ({key}): \"{}\" is not a whole number",
+                            source.field_title(field.title),
+                            super::parse::quoted_prefix(value.trim())
+                        ),
+                    ));
+                    continue;
                 }
             }
         } else {
@@ -234,7 +246,6 @@ fn section_overlays(
             source,
         });
     }
-    Ok(())
 }
 
 /// What Splynx's add-on install writes into `[common]`: the API key it created for the
@@ -307,12 +318,28 @@ currency = "EUR"
 currency = "GBP"
 "#;
 
+    /// The overlays of a file without problems.
+    fn clean(sections: &Sections, partner: Option<i64>) -> Vec<Overlay> {
+        let mut problems = Vec::new();
+        let found = overlays(sections, partner, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        found
+    }
+
+    /// The one problem of a file.
+    fn problem(sections: &Sections, partner: Option<i64>) -> String {
+        let mut problems = Vec::new();
+        overlays(sections, partner, &mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems.remove(0).1
+    }
+
     #[test]
     fn reads_the_file_splynx_writes() {
         let sections = parse(FIXTURE).unwrap();
         assert_eq!(sections["common"]["splynx_url"], "https://portal.isp.test");
         assert_eq!(sections["2"]["currency"], "GBP");
-        let found = overlays(&sections, None).unwrap();
+        let found = clean(&sections, None);
         let keys: Vec<(&str, Source)> = found.iter().map(|o| (o.field.toml, o.source)).collect();
         // Empty values do not override ("0" does); Splynx's own API settings are not ours; the
         // default partner's settings apply to everyone without their own.
@@ -329,7 +356,7 @@ currency = "GBP"
         assert_eq!(found[0].value, toml::Value::Integer(12));
         // Partner 2's own currency comes last, so it wins; partner 5 has none of its own.
         let last = |partner| {
-            let found = overlays(&sections, Some(partner)).unwrap();
+            let found = clean(&sections, Some(partner));
             let currency = found
                 .iter()
                 .rev()
@@ -399,13 +426,13 @@ currency = "GBP"
     #[test]
     fn a_partner_sets_only_the_partner_fields() {
         let sections = parse("[3]\nsplynx_url = \"https://other.isp.test\"\n").unwrap();
-        let error = overlays(&sections, Some(3)).err().unwrap();
+        let error = problem(&sections, Some(3));
         assert!(
             error.contains("splynx_url") && error.contains("[3]"),
             "{error}"
         );
         let sections = parse("[3]\npayment_method_id = \"x\"\n").unwrap();
-        let error = overlays(&sections, Some(3)).err().unwrap();
+        let error = problem(&sections, Some(3));
         assert!(error.contains("Partners settings, partner 3"), "{error}");
     }
 
@@ -418,12 +445,12 @@ currency = "GBP"
             .unwrap_err()
             .contains("before any [section]"));
         let sections = parse("[common]\npayment_method_id = \"seven\"\n").unwrap();
-        let error = overlays(&sections, None).err().unwrap();
+        let error = problem(&sections, None);
         assert!(
             error.contains("Payment method") && error.contains("seven"),
             "{error}"
         );
         let sections = parse("[common]\ncolour = \"red\"\n").unwrap();
-        assert!(overlays(&sections, None).err().unwrap().contains("colour"));
+        assert!(problem(&sections, None).contains("colour"));
     }
 }

@@ -12,11 +12,10 @@ use super::*;
 use crate::money;
 use crate::secret::Secret;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The file's sections, each read on its own so that every section's problem is found in
+/// one run (`[addon]` is read first, by `addon_settings`: it says where the overlay is).
 struct RawConfig {
-    /// Every key may come from the Modules list instead (`required` says where to set it).
-    #[serde(default)]
+    /// Every key may come from the Modules list instead (`unset` says where to set it).
     splynx: RawSplynx,
     bitpay: RawBitPay,
     refill: Option<RawRefill>,
@@ -26,9 +25,153 @@ struct RawConfig {
     storage: RawStorage,
     reconcile: Option<RawReconcile>,
     admin: Option<RawAdmin>,
-    /// Read on its own first (`addon_settings`): it says where the overlay comes from.
-    #[serde(rename = "addon")]
-    _addon: Option<serde::de::IgnoredAny>,
+}
+
+/// The sections a config file may have.
+const SECTIONS: [&str; 10] = [
+    "splynx",
+    "bitpay",
+    "refill",
+    "statements",
+    "fee",
+    "direct_pay",
+    "storage",
+    "reconcile",
+    "admin",
+    "addon",
+];
+
+impl RawConfig {
+    /// The sections of `table`; a section that does not fit its schema (an unknown key, a
+    /// wrong type) is a problem and reads as empty.
+    fn read(table: &toml::Table, shown: &str, problems: &mut Problems) -> RawConfig {
+        for (name, value) in table
+            .iter()
+            .filter(|(k, _)| !SECTIONS.contains(&k.as_str()))
+        {
+            let name = quoted_prefix(name);
+            let message = match value {
+                toml::Value::Table(_) => format!(
+                    "unknown section [{name}] (known: {})",
+                    SECTIONS.map(|s| format!("[{s}]")).join(", ")
+                ),
+                _ => format!("key `{name}` is outside any section: put it under its [section]"),
+            };
+            problems.push(
+                "file",
+                ConfigError::Parse {
+                    path: shown.to_string(),
+                    message,
+                },
+            );
+        }
+        fn typed<T: serde::de::DeserializeOwned>(
+            name: &str,
+            table: &toml::Table,
+            shown: &str,
+            problems: &mut Problems,
+        ) -> Option<T> {
+            let value = table.get(name)?.clone();
+            match T::deserialize(value) {
+                Ok(raw) => Some(raw),
+                Err(e) => {
+                    let message = format!("[{name}]: {}", e.to_string().trim_end());
+                    problems.push(
+                        name,
+                        ConfigError::Parse {
+                            path: shown.to_string(),
+                            message,
+                        },
+                    );
+                    None
+                }
+            }
+        }
+        macro_rules! read {
+            ($name:literal) => {
+                typed($name, table, shown, problems)
+            };
+        }
+        RawConfig {
+            splynx: read!("splynx").unwrap_or_default(),
+            bitpay: read!("bitpay").unwrap_or_default(),
+            refill: read!("refill"),
+            statements: read!("statements"),
+            fee: read!("fee"),
+            direct_pay: read!("direct_pay"),
+            storage: read!("storage").unwrap_or_default(),
+            reconcile: read!("reconcile"),
+            admin: read!("admin"),
+        }
+    }
+}
+
+/// What is wrong with the settings, collected so that all of it is said at once.
+#[derive(Default)]
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn push(&mut self, key: &str, error: ConfigError) {
+        let message = error.to_string();
+        if self.0.iter().any(|p| p.message == message) {
+            return;
+        }
+        self.0.push(ConfigProblem {
+            key: key.to_string(),
+            critical: is_critical(key),
+            message,
+        });
+    }
+}
+
+/// Settings the credit of money already received needs (where Splynx and BitPay are, and
+/// the credentials): without them nothing runs. Every other setting is only read at
+/// checkout, which is where a bad value refuses.
+fn is_critical(key: &str) -> bool {
+    matches!(
+        key,
+        "file"
+            | "splynx"
+            | "bitpay"
+            | "storage"
+            | "addon"
+            | "splynx.url"
+            | "splynx.api_url"
+            | "splynx.api_key"
+            | "splynx.api_secret"
+            | "splynx.auth"
+            | "splynx.timeout_seconds"
+            | "splynx.payment_grace_seconds"
+            | "bitpay.environment"
+            | "bitpay.api_url"
+            | "bitpay.timeout_seconds"
+            | "storage.data_dir"
+    )
+}
+
+/// Stand-ins for values that are missing or wrong, so the rest can still be checked and
+/// shown; a problem about them is always recorded.
+const FALLBACK_URL: &str = "https://splynx.invalid";
+const FALLBACK_CURRENCY: &str = "USD";
+const FALLBACK_DATA_DIR: &str = "/var/lib/splynx-bitpay";
+
+/// At most this much of a bad value is quoted back (errors reach cron mail and pages).
+const QUOTED_CHARS: usize = 40;
+
+/// The start of a bad value, for an error: at most `QUOTED_CHARS` characters, control
+/// characters escaped, "…" when cut.
+pub(super) fn quoted_prefix(value: &str) -> String {
+    let mut text: String = value
+        .chars()
+        .take(QUOTED_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    // `escape_debug` escapes quotes too, which read badly inside the error's own quotes.
+    text = text.replace("\\\"", "\"").replace("\\'", "'");
+    if value.chars().count() > QUOTED_CHARS {
+        text.push('…');
+    }
+    text
 }
 
 #[derive(Deserialize)]
@@ -57,12 +200,12 @@ struct RawSplynx {
     payment_grace_seconds: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawBitPay {
-    environment: String,
+    environment: Option<String>,
     api_url: Option<String>,
-    currency: String,
+    currency: Option<String>,
     transaction_speed: Option<String>,
     credit_on: Option<String>,
     allow_zero_confirmation: Option<bool>,
@@ -71,7 +214,7 @@ struct RawBitPay {
     timeout_seconds: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRefill {
     min: Option<toml::Value>,
@@ -100,15 +243,15 @@ struct RawStatements {
     group: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     owner: Option<String>,
     journal_retention_days: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawReconcile {
     concurrency: Option<usize>,
@@ -116,24 +259,52 @@ struct RawReconcile {
 }
 
 impl Config {
-    /// The TOML file, overlaid with the Modules-list settings file when there is one.
+    /// The settings as settlement needs them: refused only when something it cannot run
+    /// without is wrong (then every problem is listed); other problems are kept in
+    /// `problems` for checkout to refuse and `doctor`, `config` and `reconcile` to report.
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
+        let config = Config::inspect(path)?;
+        config.ensure_runnable()?;
+        Ok(config)
+    }
+
+    /// Every setting valid, or every problem at once.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let config = Config::inspect(path)?;
+        config.ensure_valid()?;
+        Ok(config)
+    }
+
+    /// The settings with whatever is wrong in `problems`: only a file that cannot be read
+    /// or is not TOML is an error (`config` and `doctor` show the rest).
+    pub fn inspect(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse_with(path, &text, &|file| std::fs::read_to_string(file))
+        Config::build_from(path, &text, &|file| std::fs::read_to_string(file))
     }
 
-    /// The TOML text alone (no Modules-list settings).
+    /// The TOML text alone (no Modules-list settings), every setting valid.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Config::parse_with(path, text, &|_| {
             Err(std::io::Error::from(std::io::ErrorKind::NotFound))
         })
     }
 
-    /// The TOML text, overlaid with what `read` finds at the Modules-list settings file.
+    /// The TOML text, overlaid with what `read` finds at the Modules-list settings file,
+    /// every setting valid.
     pub fn parse_with(
+        path: &Path,
+        text: &str,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Config, ConfigError> {
+        let config = Config::build_from(path, text, read)?;
+        config.ensure_valid()?;
+        Ok(config)
+    }
+
+    fn build_from(
         path: &Path,
         text: &str,
         read: &dyn Fn(&Path) -> std::io::Result<String>,
@@ -234,14 +405,20 @@ impl Config {
             .as_ref()
             .map(|(file, _)| file.display().to_string())
             .unwrap_or_default();
+        let mut problems = Problems::default();
         let overlays = match &modules_list {
             Some((_, sections)) => {
-                let mut found = modules_list::overlays(sections, partner).map_err(|message| {
-                    ConfigError::ModulesList {
-                        path: file_shown.clone(),
-                        message,
-                    }
-                })?;
+                let mut list_problems = Vec::new();
+                let mut found = modules_list::overlays(sections, partner, &mut list_problems);
+                for (key, message) in list_problems {
+                    problems.push(
+                        &key,
+                        ConfigError::ModulesList {
+                            path: file_shown.clone(),
+                            message,
+                        },
+                    );
+                }
                 // Splynx's own API key for the add-on, only where the file names none.
                 found.extend(
                     modules_list::splynx_key(sections)
@@ -267,12 +444,7 @@ impl Config {
                 overlay.source.field_title(overlay.field.title),
             );
         }
-        let raw: RawConfig = match RawConfig::deserialize(toml::Value::Table(table)) {
-            Ok(raw) => raw,
-            // The TOML's own error names the line; with nothing overlaid it is the same.
-            Err(_) if titles.is_empty() => toml::from_str(text).map_err(parse_error)?,
-            Err(e) => return Err(parse_error(e)),
-        };
+        let raw = RawConfig::read(&table, &shown, &mut problems);
         let invalid = |key: &str, message: String| match titles.get(key) {
             Some(title) => ConfigError::ModulesListValue {
                 path: file_shown.clone(),
@@ -285,123 +457,163 @@ impl Config {
                 message,
             },
         };
+        // Every problem is collected (each with its fix) and the value falls back to a
+        // default: `Config::read` refuses only what settlement cannot run without.
+        let mut bad = |key: &str, message: String| problems.push(key, invalid(key, message));
 
-        let unset = |key: &str, how: &str| ConfigError::Invalid {
-            path: shown.clone(),
-            key: key.to_string(),
-            message: format!("is not set: {how}, or set it in this file"),
-        };
+        let unset = |how: &str| format!("is not set: {how}, or set it in this file");
         let in_modules_list = |title: &str| {
             format!("enter \"{title}\" in Splynx (Config → Integrations → Modules list → splynx_bitpay_addon)")
         };
         let by_splynx = "run the add-on's install (php /var/www/splynx/addons/splynx-bitpay/install), which has Splynx create the add-on's API key";
-        let url = raw
-            .splynx
-            .url
-            .ok_or_else(|| unset("splynx.url", &in_modules_list("Splynx URL")))?;
-        let api_key = raw
-            .splynx
-            .api_key
-            .ok_or_else(|| unset("splynx.api_key", by_splynx))?;
-        let api_secret = raw
-            .splynx
-            .api_secret
-            .ok_or_else(|| unset("splynx.api_secret", by_splynx))?;
-        let payment_method_id = raw.splynx.payment_method_id.ok_or_else(|| {
-            unset(
+        let api_key_given = raw.splynx.api_key.is_some();
+        let api_secret_given = raw.splynx.api_secret.is_some();
+        let url = raw.splynx.url.unwrap_or_else(|| {
+            bad("splynx.url", unset(&in_modules_list("Splynx URL")));
+            FALLBACK_URL.to_string()
+        });
+        let api_key = raw.splynx.api_key.unwrap_or_else(|| {
+            bad("splynx.api_key", unset(by_splynx));
+            String::new()
+        });
+        let api_secret = raw.splynx.api_secret.unwrap_or_else(|| {
+            bad("splynx.api_secret", unset(by_splynx));
+            Secret::new("")
+        });
+        let payment_method_id = raw.splynx.payment_method_id.unwrap_or_else(|| {
+            bad(
                 "splynx.payment_method_id",
-                &in_modules_list("Payment method"),
-            )
-        })?;
-        let splynx_url = base_url(&url).map_err(|m| invalid("splynx.url", m))?;
+                unset(&in_modules_list("Payment method")),
+            );
+            0
+        });
+        let splynx_url = base_url(&url).unwrap_or_else(|m| {
+            bad("splynx.url", m);
+            FALLBACK_URL.to_string()
+        });
         let api_url = match raw.splynx.api_url {
-            Some(u) => {
-                let base =
-                    base_url(u.trim_end_matches('/')).map_err(|m| invalid("splynx.api_url", m))?;
-                format!("{base}/")
-            }
+            Some(u) => match base_url(u.trim_end_matches('/')) {
+                Ok(base) => format!("{base}/"),
+                Err(m) => {
+                    bad("splynx.api_url", m);
+                    format!("{FALLBACK_URL}/")
+                }
+            },
             None => format!("{splynx_url}/api/2.0/"),
         };
-        if api_key.trim().is_empty() {
-            return Err(invalid("splynx.api_key", "must not be empty".into()));
+        if api_key_given && api_key.trim().is_empty() {
+            bad("splynx.api_key", "must not be empty".into());
         }
-        if api_secret.expose().trim().is_empty() {
-            return Err(invalid("splynx.api_secret", "must not be empty".into()));
+        if api_secret_given && api_secret.expose().trim().is_empty() {
+            bad("splynx.api_secret", "must not be empty".into());
         }
         if api_key == EXAMPLE_API_KEY {
-            return Err(invalid(
+            bad(
                 "splynx.api_key",
                 "is the example's placeholder: create an API key in Splynx (Administration → API keys) and paste its key here".into(),
-            ));
+            );
         }
         if PLACEHOLDER_SECRETS.contains(&api_secret.expose().trim().to_ascii_lowercase().as_str()) {
-            return Err(invalid(
+            bad(
                 "splynx.api_secret",
                 "is the example's placeholder: paste the secret of the API key (Administration → API keys)".into(),
-            ));
+            );
         }
-        if payment_method_id <= 0 {
-            return Err(invalid(
+        if raw.splynx.payment_method_id.is_some() && payment_method_id <= 0 {
+            bad(
                 "splynx.payment_method_id",
                 format!("must be a positive Splynx payment method id, got {payment_method_id}"),
-            ));
+            );
         }
 
         let auth = match raw.splynx.auth.as_deref().unwrap_or("access_token") {
             "access_token" => SplynxAuth::AccessToken,
             "signature" => SplynxAuth::Signature,
             other => {
-                return Err(invalid(
+                bad(
                     "splynx.auth",
                     format!(
-                        "unknown method \"{other}\" (expected \"access_token\" or \"signature\")"
+                        "unknown method \"{}\" (expected \"access_token\" or \"signature\")",
+                        quoted_prefix(other)
                     ),
-                ))
+                );
+                SplynxAuth::AccessToken
             }
         };
-        let environment = match raw.bitpay.environment.as_str() {
-            "test" => Environment::Test,
-            "production" => Environment::Production,
-            other => {
-                return Err(invalid(
+        let environment = match raw.bitpay.environment.as_deref() {
+            Some("test") => Environment::Test,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                bad(
                     "bitpay.environment",
                     format!(
-                        "unknown environment \"{other}\" (expected \"test\" or \"production\")"
+                        "unknown environment \"{}\" (expected \"test\" or \"production\")",
+                        quoted_prefix(other)
                     ),
-                ))
+                );
+                Environment::Test
+            }
+            None => {
+                bad(
+                    "bitpay.environment",
+                    "is not set: \"test\" or \"production\"".into(),
+                );
+                Environment::Test
             }
         };
         let bitpay_api_url = match raw.bitpay.api_url {
-            Some(u) => base_url(&u).map_err(|m| invalid("bitpay.api_url", m))?,
+            Some(u) => base_url(&u).unwrap_or_else(|m| {
+                bad("bitpay.api_url", m);
+                environment.default_api_url().to_string()
+            }),
             None => environment.default_api_url().to_string(),
         };
-        let currency = raw.bitpay.currency.clone();
-        if money::known_decimals(&currency).is_none() {
-            return Err(invalid(
-                "bitpay.currency",
-                format!(
-                    "\"{currency}\" is not an ISO 4217 currency code with minor units, such as \"USD\" (upper case)"
-                ),
-            ));
-        }
+        let currency = match raw.bitpay.currency {
+            Some(currency) if money::known_decimals(&currency).is_some() => currency,
+            Some(currency) => {
+                bad(
+                    "bitpay.currency",
+                    format!(
+                        "\"{}\" is not an ISO 4217 currency code with minor units, such as \"USD\" (upper case)",
+                        quoted_prefix(&currency)
+                    ),
+                );
+                FALLBACK_CURRENCY.to_string()
+            }
+            None => {
+                bad("bitpay.currency", unset(&in_modules_list("Currency")));
+                FALLBACK_CURRENCY.to_string()
+            }
+        };
         let transaction_speed = raw
             .bitpay
             .transaction_speed
             .unwrap_or_else(|| "medium".into());
-        if !matches!(transaction_speed.as_str(), "high" | "medium" | "low") {
-            return Err(invalid(
+        let transaction_speed = if matches!(transaction_speed.as_str(), "high" | "medium" | "low") {
+            transaction_speed
+        } else {
+            bad(
                 "bitpay.transaction_speed",
-                format!("unknown speed \"{transaction_speed}\" (expected \"high\", \"medium\" or \"low\")"),
-            ));
-        }
+                format!(
+                    "unknown speed \"{}\" (expected \"high\", \"medium\" or \"low\")",
+                    quoted_prefix(&transaction_speed)
+                ),
+            );
+            "medium".to_string()
+        };
         let credit_on = match raw.bitpay.credit_on.as_deref().unwrap_or("confirmed") {
             "confirmed" => CreditOn::Confirmed,
             "complete" => CreditOn::Complete,
             other => {
-                return Err(invalid(
+                bad(
                     "bitpay.credit_on",
-                    format!("unknown value \"{other}\" (expected \"confirmed\" or \"complete\")"),
-                ))
+                    format!(
+                        "unknown value \"{}\" (expected \"confirmed\" or \"complete\")",
+                        quoted_prefix(other)
+                    ),
+                );
+                // The stricter rule while the admin's intent is unknown.
+                CreditOn::Complete
             }
         };
         let allow_zero_confirmation = raw.bitpay.allow_zero_confirmation.unwrap_or(false);
@@ -409,17 +621,23 @@ impl Config {
             && credit_on == CreditOn::Confirmed
             && !allow_zero_confirmation
         {
-            return Err(invalid(
+            bad(
                 "bitpay.transaction_speed",
                 "\"high\" with credit_on = \"confirmed\" credits customers at zero confirmations: BitPay marks an invoice confirmed as soon as the payment is seen, before any block includes it, so a double-spent or dropped transaction is credited anyway and reversed later. Use \"medium\" (one confirmation), set credit_on = \"complete\", or accept the risk with allow_zero_confirmation = true".into(),
-            ));
+            );
         }
         let notification_url = match raw.bitpay.notification_url {
-            Some(u) => absolute_url(&u).map_err(|m| invalid("bitpay.notification_url", m))?,
+            Some(u) => absolute_url(&u).unwrap_or_else(|m| {
+                bad("bitpay.notification_url", m);
+                format!("{splynx_url}/bitpay/ipn")
+            }),
             None => format!("{splynx_url}/bitpay/ipn"),
         };
         let redirect_url = match raw.bitpay.redirect_url {
-            Some(u) => absolute_url(&u).map_err(|m| invalid("bitpay.redirect_url", m))?,
+            Some(u) => absolute_url(&u).unwrap_or_else(|m| {
+                bad("bitpay.redirect_url", m);
+                format!("{splynx_url}/bitpay/result")
+            }),
             None => format!("{splynx_url}/bitpay/result"),
         };
 
@@ -431,39 +649,38 @@ impl Config {
             ("bitpay.redirect_url", &redirect_url),
         ];
         for (key, url) in urls {
+            if url.starts_with(FALLBACK_URL) {
+                continue;
+            }
             if is_placeholder_url(url) {
-                return Err(invalid(
+                bad(
                     key,
                     format!("\"{url}\" is the example's placeholder: set the public address of your Splynx server (where customers open the portal)"),
-                ));
-            }
-        }
-        if environment == Environment::Production {
-            for (key, url) in urls {
-                if is_plain_http_off_host(url) {
-                    return Err(invalid(
-                        key,
-                        format!(
-                            "\"{url}\" is plain http:// in production: API keys, tokens and payment data would cross the network unencrypted. Use https:// (plain http is accepted only for this machine's loopback addresses)"
-                        ),
-                    ));
-                }
+                );
+            } else if environment == Environment::Production && is_plain_http_off_host(url) {
+                bad(
+                    key,
+                    format!(
+                        "\"{url}\" is plain http:// in production: API keys, tokens and payment data would cross the network unencrypted. Use https:// (plain http is accepted only for this machine's loopback addresses)"
+                    ),
+                );
             }
         }
 
-        let refill = raw.refill.unwrap_or(RawRefill {
-            min: None,
-            max: None,
-        });
-        let min =
-            refill_amount(refill.min, "1.00", &currency).map_err(|m| invalid("refill.min", m))?;
-        let max = refill_amount(refill.max, "5000.00", &currency)
-            .map_err(|m| invalid("refill.max", m))?;
+        let refill = raw.refill.unwrap_or_default();
+        let mut amount = |key: &str, value: Option<toml::Value>, default: &str| {
+            refill_amount(value, default, &currency).unwrap_or_else(|m| {
+                bad(key, m);
+                refill_amount(None, default, FALLBACK_CURRENCY).expect("the default is valid")
+            })
+        };
+        let min = amount("refill.min", refill.min, "1.00");
+        let max = amount("refill.max", refill.max, "5000.00");
         if min > max {
-            return Err(invalid(
+            bad(
                 "refill.min",
                 format!("{min} is greater than refill.max ({max})"),
-            ));
+            );
         }
 
         let statements = match raw.statements.and_then(|s| s.group).as_deref() {
@@ -471,34 +688,50 @@ impl Config {
             Some("day") => StatementGrouping::Day,
             Some("off") => StatementGrouping::Off,
             Some(other) => {
-                return Err(invalid(
+                bad(
                     "statements.group",
-                    format!("expected \"month\", \"day\" or \"off\", got {other:?}"),
-                ))
+                    format!(
+                        "expected \"month\", \"day\" or \"off\", got \"{}\"",
+                        quoted_prefix(other)
+                    ),
+                );
+                StatementGrouping::Month
             }
         };
 
         let fee = raw.fee.unwrap_or_default();
+        let mut percent = |key: &str, value| {
+            percentage(value).unwrap_or_else(|m| {
+                bad(key, m);
+                Decimal::ZERO
+            })
+        };
         let fee = FeeSettings {
-            percent: percentage(fee.percent).map_err(|m| invalid("fee.percent", m))?,
-            vat_percent: percentage(fee.vat_percent).map_err(|m| invalid("fee.vat_percent", m))?,
+            percent: percent("fee.percent", fee.percent),
+            vat_percent: percent("fee.vat_percent", fee.vat_percent),
             message: match fee.message.map(|m| m.trim().to_string()) {
                 None => DEFAULT_FEE_MESSAGE.to_string(),
                 Some(m) if m.is_empty() || m.chars().count() > 200 => {
-                    return Err(invalid(
+                    bad(
                         "fee.message",
-                        "must be 1 to 200 characters: the fee's description in Splynx and on the pay window".into(),
-                    ))
+                        format!(
+                            "must be 1 to 200 characters (the fee's description in Splynx and on the pay window), got {} starting \"{}\"",
+                            m.chars().count(),
+                            quoted_prefix(&m)
+                        ),
+                    );
+                    DEFAULT_FEE_MESSAGE.to_string()
                 }
                 Some(m) => m,
             },
             category: match fee.category.unwrap_or(DEFAULT_FEE_CATEGORY) {
                 id if id > 0 => id,
                 id => {
-                    return Err(invalid(
+                    bad(
                         "fee.category",
                         format!("must be a Splynx transaction category id (Config → Finance → Transaction categories), got {id}"),
-                    ))
+                    );
+                    DEFAULT_FEE_CATEGORY
                 }
             },
         };
@@ -510,21 +743,29 @@ impl Config {
                 "1" | "yes" | "true" => true,
                 "0" | "no" | "false" => false,
                 other => {
-                    return Err(invalid(
+                    bad(
                         "direct_pay.enabled",
-                        format!("expected yes (1) or no (0), got {other:?}"),
-                    ))
+                        format!(
+                            "expected yes (1) or no (0), got \"{}\"",
+                            quoted_prefix(other)
+                        ),
+                    );
+                    false
                 }
             },
             Some(other) => {
-                return Err(invalid(
+                bad(
                     "direct_pay.enabled",
-                    format!("expected true or false, got {other}"),
-                ))
+                    format!(
+                        "expected true or false, got {}",
+                        quoted_prefix(&other.to_string())
+                    ),
+                );
+                false
             }
         };
 
-        let pairing_roles: Vec<String> = raw
+        let mut pairing_roles: Vec<String> = raw
             .admin
             .and_then(|a| a.pairing_roles)
             .unwrap_or_else(|| vec![DEFAULT_PAIRING_ROLE.to_string()])
@@ -532,74 +773,110 @@ impl Config {
             .map(|r| r.trim().to_string())
             .collect();
         if pairing_roles.is_empty() || pairing_roles.iter().any(String::is_empty) {
-            return Err(invalid(
+            bad(
                 "admin.pairing_roles",
                 format!("list at least one Splynx administrator role, e.g. [\"{DEFAULT_PAIRING_ROLE}\"]; empty names are not roles"),
-            ));
+            );
+            pairing_roles = vec![DEFAULT_PAIRING_ROLE.to_string()];
         }
-        let journal_retention_days = raw.storage.journal_retention_days.unwrap_or(180);
+        let mut journal_retention_days = raw.storage.journal_retention_days.unwrap_or(180);
         if !(7..=3650).contains(&journal_retention_days) {
-            return Err(invalid(
+            bad(
                 "storage.journal_retention_days",
                 format!("must be between 7 and 3650 days, got {journal_retention_days}"),
-            ));
+            );
+            journal_retention_days = 180;
         }
-        let data_dir = raw.storage.data_dir;
-        if !data_dir.is_absolute() {
-            return Err(invalid(
-                "storage.data_dir",
-                format!("\"{}\" must be an absolute path", data_dir.display()),
-            ));
-        }
-        let data_owner = raw
+        let data_dir = match raw.storage.data_dir {
+            Some(dir) if dir.is_absolute() => dir,
+            Some(dir) => {
+                bad(
+                    "storage.data_dir",
+                    format!("\"{}\" must be an absolute path", dir.display()),
+                );
+                PathBuf::from(FALLBACK_DATA_DIR)
+            }
+            None => {
+                bad(
+                    "storage.data_dir",
+                    format!("is not set: the directory for the key and the state, e.g. \"{FALLBACK_DATA_DIR}\""),
+                );
+                PathBuf::from(FALLBACK_DATA_DIR)
+            }
+        };
+        let mut data_owner = raw
             .storage
             .owner
             .unwrap_or_else(|| DEFAULT_DATA_OWNER.to_string());
         if !is_user_name(&data_owner) {
-            return Err(invalid(
+            bad(
                 "storage.owner",
-                format!("\"{data_owner}\" is not a user name (the user php-fpm runs the add-on's pages as, e.g. \"{DEFAULT_DATA_OWNER}\")"),
-            ));
+                format!("\"{}\" is not a user name (the user php-fpm runs the add-on's pages as, e.g. \"{DEFAULT_DATA_OWNER}\")", quoted_prefix(&data_owner)),
+            );
+            data_owner = DEFAULT_DATA_OWNER.to_string();
         }
 
-        let reconcile = raw.reconcile.unwrap_or(RawReconcile {
-            concurrency: None,
-            requests_per_second: None,
-        });
-        let concurrency = reconcile.concurrency.unwrap_or(8);
+        let reconcile = raw.reconcile.unwrap_or_default();
+        let mut concurrency = reconcile.concurrency.unwrap_or(8);
         if !(1..=64).contains(&concurrency) {
-            return Err(invalid(
+            bad(
                 "reconcile.concurrency",
                 format!("must be between 1 and 64, got {concurrency}"),
-            ));
+            );
+            concurrency = 8;
         }
-        let requests_per_second = reconcile.requests_per_second.unwrap_or(400);
+        let mut requests_per_second = reconcile.requests_per_second.unwrap_or(400);
         if requests_per_second == 0 {
-            return Err(invalid(
-                "reconcile.requests_per_second",
-                "must be at least 1".into(),
-            ));
+            bad("reconcile.requests_per_second", "must be at least 1".into());
+            requests_per_second = 400;
         }
 
         let splynx_timeout = timeout(
             raw.splynx.timeout_seconds,
             "splynx.timeout_seconds",
-            &invalid,
-        )?;
+            &mut bad,
+        );
+        let bitpay_timeout = timeout(
+            raw.bitpay.timeout_seconds,
+            "bitpay.timeout_seconds",
+            &mut bad,
+        );
         let payment_grace = Duration::from_secs(
             raw.splynx
                 .payment_grace_seconds
                 .unwrap_or(DEFAULT_PAYMENT_GRACE_SECONDS),
         );
         if payment_grace <= splynx_timeout {
-            return Err(invalid(
+            bad(
                 "splynx.payment_grace_seconds",
                 format!(
                     "{} seconds must be longer than splynx.timeout_seconds ({}): Splynx may still commit a payment after we stopped waiting for its reply",
                     payment_grace.as_secs(),
                     splynx_timeout.as_secs()
                 ),
-            ));
+            );
+        }
+
+        // A secret pasted into the wrong field is never quoted back.
+        let secrets: Vec<String> = std::iter::once(api_secret.expose().to_string())
+            .chain(modules_list.iter().flat_map(|(_, sections)| {
+                sections
+                    .values()
+                    .flat_map(|values| {
+                        ["api_secret", "add_on_encryption_key"].map(|k| values.get(k))
+                    })
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            }))
+            .map(|s| s.trim().to_string())
+            .filter(|s| s.chars().count() >= 4)
+            .collect();
+        let mut problems = problems.0;
+        for problem in &mut problems {
+            for secret in &secrets {
+                problem.message = problem.message.replace(secret.as_str(), "(redacted)");
+            }
         }
 
         Ok(Config {
@@ -623,11 +900,7 @@ impl Config {
                 allow_zero_confirmation,
                 notification_url,
                 redirect_url,
-                timeout: timeout(
-                    raw.bitpay.timeout_seconds,
-                    "bitpay.timeout_seconds",
-                    &invalid,
-                )?,
+                timeout: bitpay_timeout,
             },
             refill: RefillSettings { min, max },
             statements,
@@ -648,6 +921,7 @@ impl Config {
             toml_text: Kept(text.to_string()),
             sources,
             overridden_toml,
+            problems,
         })
     }
 
@@ -678,19 +952,13 @@ fn insert_at(
     Ok(())
 }
 
-fn timeout(
-    seconds: Option<u64>,
-    key: &str,
-    invalid: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<Duration, ConfigError> {
+fn timeout(seconds: Option<u64>, key: &str, bad: &mut dyn FnMut(&str, String)) -> Duration {
     match seconds.unwrap_or(30) {
-        0 => Err(invalid(key, "must be at least 1 second".into())),
-        s if s > 600 => Err(invalid(
-            key,
-            format!("{s} seconds is too long (at most 600)"),
-        )),
-        s => Ok(Duration::from_secs(s)),
+        0 => bad(key, "must be at least 1 second".into()),
+        s if s > 600 => bad(key, format!("{s} seconds is too long (at most 600)")),
+        s => return Duration::from_secs(s),
     }
+    Duration::from_secs(30)
 }
 
 /// The web server's user on Debian, as the package creates the data directory.

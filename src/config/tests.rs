@@ -488,7 +488,9 @@ fn a_partners_settings_win_for_its_customers() {
     );
     // A partner's bad value names the partner.
     let bad = with_modules_list(GOOD, "[4]\ntransaction_speed = \"warp\"\n").unwrap();
-    let message = bad.for_partner(Some(4)).unwrap_err().to_string();
+    // It refuses that partner's checkouts, never the settings as a whole.
+    let partner = bad.for_partner(Some(4)).unwrap();
+    let message = partner.ensure_valid().unwrap_err().to_string();
     assert!(
         message.contains("\"Transaction speed\" (Partners settings, partner 4)"),
         "{message}"

@@ -36,10 +36,20 @@ pub(super) fn check_config(report: &mut Report, path: &Path, me: Option<u32>) ->
             return None;
         }
     };
-    let config = match Config::load(path) {
+    let config = match Config::inspect(path) {
         Ok(config) => {
-            report_sources(report, &config);
-            Some(config)
+            let problems = config.every_problem();
+            if problems.is_empty() {
+                report_sources(report, &config);
+            } else {
+                report.fail(
+                    "config",
+                    config.problems_error(problems).to_string(),
+                    format!("correct each value where it is named (the config file {shown}, or in Splynx: Config → Integrations → Modules list → splynx_bitpay_addon); until then checkout is refused, payments already received are still credited"),
+                );
+            }
+            // What settlement cannot run without is missing: nothing else can be checked.
+            (!config.problems.iter().any(|p| p.critical)).then_some(config)
         }
         Err(ConfigError::Read { source, .. })
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
@@ -87,18 +97,7 @@ fn report_sources(report: &mut Report, config: &Config) {
         .filter(|(_, source)| source.is_modules_list())
         .map(|(key, _)| key.as_str())
         .collect();
-    // Every partner's settings are checked now, not when its first customer pays.
     let partners = config.partners_with_settings();
-    for partner in &partners {
-        if let Err(e) = config.for_partner(Some(*partner)) {
-            report.fail(
-                "config",
-                e.to_string(),
-                "correct the field in Splynx (Config → Integrations → Modules list → splynx_bitpay_addon → Partners settings)",
-            );
-            return;
-        }
-    }
     let read = format!(
         "{valid}; Modules list settings {}: {}{}",
         file.display(),

@@ -17,7 +17,7 @@ use super::WEB_USER;
 /// user (like `sudo -u www-data splynx-bitpay doctor`) and pass on their exit code.
 /// `None` when there is no such user to become (then the checks run here).
 pub(super) fn rerun_as_data_owner(config_path: &Path, output: Output) -> Result<Option<u8>> {
-    let Ok(config) = Config::load(config_path) else {
+    let Ok(config) = Config::inspect(config_path) else {
         return Ok(None);
     };
     let Ok(meta) = fs::metadata(&config.data_dir) else {

@@ -57,6 +57,7 @@ pub(super) fn check_bitpay(
         Ok(_) | Err(BitPayError::Api { .. }) => Ok(()),
         Err(e) => Err(e),
     };
+    check_currency(report, config, reachable.is_ok().then_some(&client));
     if let Err(e) = reachable {
         report.fail_temporary(
             "bitpay.reachable",
@@ -66,12 +67,10 @@ pub(super) fn check_bitpay(
                 settings.api_url
             ),
         );
-        check_currency(report, config, None);
         report.skip("bitpay.token", "needs BitPay to be reachable");
         return;
     }
     report.ok("bitpay.reachable", format!("{} answers", settings.api_url));
-    check_currency(report, config, Some(&client));
 
     let Some(store) = store else {
         report.skip("bitpay.token", "needs the database");

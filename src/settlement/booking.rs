@@ -28,10 +28,13 @@ pub fn statement_title(grouping: StatementGrouping, credited: NaiveDateTime) -> 
     }
 }
 
-/// What bookings the credit of `record` adds.
-pub(super) fn bookings_for(config: &Config, record: &InvoiceRecord) -> Vec<BookingKind> {
+/// What bookings the credit of `record` adds, with statements grouped by `statements`.
+pub(super) fn bookings_for(
+    statements: StatementGrouping,
+    record: &InvoiceRecord,
+) -> Vec<BookingKind> {
     let mut kinds = Vec::new();
-    if config.statements != StatementGrouping::Off {
+    if statements != StatementGrouping::Off {
         kinds.push(BookingKind::Statement);
     }
     if record.order.fee.is_some() {
@@ -181,7 +184,7 @@ impl Settler<'_> {
         let kind = BookingKind::Statement;
         let now = clock::now_ms();
         let credited = clock::local_datetime_of(record.credited_at.unwrap_or(now));
-        let title = statement_title(self.config.statements, credited)
+        let title = statement_title(self.statements(record), credited)
             .context("payment statements are off")?;
         // A statement Splynx no longer has (deleted there) is looked up again, once.
         for attempt in 0..2 {
@@ -235,7 +238,7 @@ impl Settler<'_> {
             .order
             .fee
             .context("this payment has no service fee")?;
-        let settings = self.config.for_partner(record.order.partner_id)?.fee;
+        let terms = self.terms(record)?;
         let currency = &record.order.currency;
         let credited = clock::local_datetime_of(record.credited_at.unwrap_or_else(clock::now_ms));
         let document = record.order.document_label();
@@ -246,10 +249,10 @@ impl Settler<'_> {
             price: format_amount(fee.fee, currency),
             tax_percent: fee.vat_percent.normalize().to_string(),
             date: credited.format("%Y-%m-%d").to_string(),
-            category: settings.category,
+            category: terms.fee_category,
             description: format!(
                 "{} ({}%), {document}",
-                settings.message,
+                terms.fee_message,
                 fee.percent.normalize()
             ),
             comment: fee_key(bitpay_id),

@@ -27,10 +27,11 @@ pub use decision::{decide, Decision, Fetched, Stored};
 use crate::bitpay::model::Invoice as BitPayInvoice;
 use crate::bitpay::BitPayClient;
 use crate::config::Config;
+use crate::config::{CreditOn, StatementGrouping};
 use crate::exit::Problem;
 use crate::money::format_amount;
 use crate::splynx::{NewPayment, SplynxClient, SplynxError};
-use crate::store::{HoldKind, InvoiceRecord, Settlement, Store};
+use crate::store::{HoldKind, InvoiceRecord, Settlement, SettlementTerms, Store};
 use crate::{clock, lock};
 
 /// How long a credited invoice is re-checked at most, waiting for BitPay's `complete`
@@ -126,6 +127,32 @@ impl Settler<'_> {
         Ok(outcome)
     }
 
+    /// What settlement needs for `record`: the terms its checkout stored. A record from
+    /// before terms were stored gets today's settings of the customer's partner.
+    fn terms(&self, record: &InvoiceRecord) -> Result<SettlementTerms> {
+        if let Some(terms) = &record.order.terms {
+            return Ok(terms.clone());
+        }
+        let settings = self.config.for_partner(record.order.partner_id)?;
+        Ok(SettlementTerms::of(&settings)?)
+    }
+
+    fn credit_on(&self, record: &InvoiceRecord) -> CreditOn {
+        record
+            .order
+            .terms
+            .as_ref()
+            .map_or(self.config.bitpay.credit_on, |t| t.credit_on)
+    }
+
+    fn statements(&self, record: &InvoiceRecord) -> StatementGrouping {
+        record
+            .order
+            .terms
+            .as_ref()
+            .map_or(self.config.statements, |t| t.statements)
+    }
+
     /// The invoice's lock: one process at a time settles it or books after its credit.
     fn lock_invoice(&self, bitpay_id: &str) -> Result<lock::Lock> {
         let wait =
@@ -157,7 +184,7 @@ impl Settler<'_> {
                 refunded: fetched.has_refund(),
                 paid: paid.as_deref(),
             },
-            self.config.bitpay.credit_on,
+            self.credit_on(record),
         );
         if matches!(record.settlement, Settlement::Crediting | Settlement::Sent) {
             return self.finish_interrupted(record, bitpay_id, &fetched, decision);

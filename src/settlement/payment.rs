@@ -288,8 +288,11 @@ impl Settler<'_> {
         self.store
             .mark_credited(record.id, payment_id, &note, watch, now)?;
         // In the credit's transaction: a crash right after still books them.
-        self.store
-            .add_bookings(record.id, &booking::bookings_for(self.config, record), now)?;
+        self.store.add_bookings(
+            record.id,
+            &booking::bookings_for(self.statements(record), record),
+            now,
+        )?;
         self.store
             .journal(Some(bitpay_id), "decision", &note, None, now)?;
         tx.commit().map_err(crate::store::StoreError::from)?;
@@ -302,12 +305,8 @@ impl Settler<'_> {
         bitpay_id: &str,
         fetched: &BitPayInvoice,
     ) -> Result<NewPayment> {
-        // The payment method of the customer's partner (Modules-list Partners settings).
-        let payment_method = self
-            .config
-            .for_partner(record.order.partner_id)?
-            .splynx
-            .payment_method_id;
+        // The payment method of the customer's partner, as the checkout decided.
+        let payment_method = self.terms(record)?.payment_method_id;
         let coin = if fetched.transaction_currency.is_empty() {
             "crypto".to_string()
         } else {

@@ -15,9 +15,10 @@ impl Store {
         self.conn.execute(
             "INSERT INTO invoices (guid, environment, facade, token, doc_kind, doc_id, doc_number,
                  customer_id, price, currency, order_id, partner_id, bitpay_status, settlement,
-                 created_at, updated_at, fee_percent, fee, fee_vat_percent, fee_vat)
+                 created_at, updated_at, fee_percent, fee, fee_vat_percent, fee_vat, origin,
+                 payment_method_id, credit_on, statements, fee_category, fee_message)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, 'unknown', 'creating',
-                 ?12, ?12, ?14, ?15, ?16, ?17)",
+                 ?12, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             params![
                 new.guid,
                 new.environment,
@@ -35,7 +36,13 @@ impl Store {
                 new.fee.map(|f| f.percent.to_string()),
                 new.fee.map(|f| f.fee.to_string()),
                 new.fee.map(|f| f.vat_percent.to_string()),
-                new.fee.map(|f| f.vat.to_string())
+                new.fee.map(|f| f.vat.to_string()),
+                new.origin.map(Origin::as_str),
+                new.terms.as_ref().map(|t| t.payment_method_id),
+                new.terms.as_ref().map(|t| t.credit_on.as_str()),
+                new.terms.as_ref().map(|t| t.statements.as_str()),
+                new.terms.as_ref().map(|t| t.fee_category),
+                new.terms.as_ref().map(|t| t.fee_message.as_str())
             ],
         )?;
         self.invoice_by_guid(&new.guid)?

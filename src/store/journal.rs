@@ -60,6 +60,34 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Each wrong setting as a finding of kind "config", recorded once while it lasts (so
+    /// `reconcile` reports it once); one that was fixed is forgotten, and reported again
+    /// should it come back.
+    pub fn record_config_problems(&self, messages: &[String], now: i64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        let known: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT summary FROM findings WHERE kind = 'config'")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for gone in known.iter().filter(|k| !messages.contains(k)) {
+            self.conn.execute(
+                "DELETE FROM findings WHERE kind = 'config' AND summary = ?1",
+                [gone],
+            )?;
+        }
+        for new in messages.iter().filter(|m| !known.contains(m)) {
+            self.conn.execute(
+                "INSERT INTO findings (at, kind, summary) VALUES (?1, 'config', ?2)",
+                params![now, new],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Marks findings as reported (cron mailed them): they are never reported again, and
     /// only reported ones are pruned.
     pub fn mark_findings_reported(&self, findings: &[Finding], now: i64) -> Result<()> {

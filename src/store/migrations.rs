@@ -210,6 +210,17 @@ pub const MIGRATIONS: &[&str] = &[
                               WHERE key = 'reconcile.reported_finding'), 0);
     DELETE FROM meta WHERE key = 'reconcile.reported_finding';
     CREATE INDEX findings_unreported ON findings (id) WHERE reported_at IS NULL;",
+    // 14: what a checkout decided, so that settlement never depends on today's settings:
+    //     where the checkout started ('portal' or 'link': only the same origin may be
+    //     handed the invoice again) and the settlement terms (payment method, when to
+    //     credit, statement grouping, the fee's category and text). NULL for invoices
+    //     from before: today's settings of the customer's partner apply to those.
+    "ALTER TABLE invoices ADD COLUMN origin TEXT CHECK (origin IN ('portal', 'link'));
+    ALTER TABLE invoices ADD COLUMN payment_method_id INTEGER;
+    ALTER TABLE invoices ADD COLUMN credit_on TEXT;
+    ALTER TABLE invoices ADD COLUMN statements TEXT;
+    ALTER TABLE invoices ADD COLUMN fee_category INTEGER;
+    ALTER TABLE invoices ADD COLUMN fee_message TEXT;",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use rusqlite::Row;
 use rust_decimal::Decimal;
 
+use crate::config::{Config, ConfigError, CreditOn, StatementGrouping};
 pub use crate::fee::AppliedFee;
 use crate::secret::Secret;
 
@@ -164,6 +165,102 @@ pub struct InvoiceRecord {
     pub fetched_at: Option<i64>,
 }
 
+/// Where the customer started a checkout. A BitPay invoice is handed out again only to
+/// the same origin: a direct link's carries no name or e-mail and returns to the link, a
+/// portal's shows the customer and returns to the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The portal, logged in.
+    Portal,
+    /// A direct pay link from an e-mail, with no session: whoever holds the link sees only
+    /// the document's number and amount, so BitPay gets no name or e-mail address to show,
+    /// and the customer returns to the link (which then says paid or in progress).
+    DirectLink,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Portal => "portal",
+            Origin::DirectLink => "link",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Origin> {
+        [Origin::Portal, Origin::DirectLink]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
+}
+
+/// What settlement needs, decided at checkout and stored with the invoice (and in its
+/// posData, for a record rebuilt from BitPay): a setting changed or broken afterwards
+/// never changes how money already received is credited and booked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementTerms {
+    /// The Splynx payment method of the customer's partner.
+    pub payment_method_id: i64,
+    pub credit_on: CreditOn,
+    pub statements: StatementGrouping,
+    /// The fee transaction's category and description (used only when a fee was charged).
+    pub fee_category: i64,
+    pub fee_message: String,
+}
+
+impl SettlementTerms {
+    /// The terms `settings` (one partner's) give; refused while any of them is wrong.
+    pub fn of(settings: &Config) -> Result<SettlementTerms, ConfigError> {
+        const KEYS: [&str; 5] = [
+            "splynx.payment_method_id",
+            "bitpay.credit_on",
+            "statements.group",
+            "fee.category",
+            "fee.message",
+        ];
+        let wrong: Vec<_> = settings
+            .problems
+            .iter()
+            .filter(|p| KEYS.contains(&p.key.as_str()))
+            .cloned()
+            .collect();
+        if !wrong.is_empty() {
+            return Err(settings.problems_error(wrong));
+        }
+        Ok(SettlementTerms {
+            payment_method_id: settings.splynx.payment_method_id,
+            credit_on: settings.bitpay.credit_on,
+            statements: settings.statements,
+            fee_category: settings.fee.category,
+            fee_message: settings.fee.message.clone(),
+        })
+    }
+
+    /// As posData carries them (`checkout`), and back (`recovery`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "payment_method_id": self.payment_method_id,
+            "credit_on": self.credit_on.as_str(),
+            "statements": self.statements.as_str(),
+            "fee_category": self.fee_category,
+            "fee_message": self.fee_message,
+        })
+    }
+
+    pub fn from_json(value: &serde_json::Value) -> Option<SettlementTerms> {
+        let text = |key: &str| value.get(key)?.as_str();
+        let id = |key: &str| value.get(key)?.as_i64().filter(|id| *id > 0);
+        Some(SettlementTerms {
+            payment_method_id: id("payment_method_id")?,
+            credit_on: CreditOn::parse(text("credit_on")?)?,
+            statements: StatementGrouping::parse(text("statements")?)?,
+            fee_category: id("fee_category")?,
+            fee_message: text("fee_message")
+                .filter(|m| (1..=200).contains(&m.chars().count()))?
+                .to_string(),
+        })
+    }
+}
+
 /// A new invoice row, saved before BitPay is asked to create it.
 #[derive(Debug, Clone)]
 pub struct NewInvoice {
@@ -182,9 +279,23 @@ pub struct NewInvoice {
     pub partner_id: Option<i64>,
     /// The service fee included in `price`, if any.
     pub fee: Option<AppliedFee>,
+    /// Where the checkout started (`None`: before this was recorded, the portal).
+    pub origin: Option<Origin>,
+    /// What settlement needs (`None`: recorded before terms were stored).
+    pub terms: Option<SettlementTerms>,
 }
 
 impl NewInvoice {
+    /// The document's amount (or the top-up entered): the price without the fee.
+    pub fn due(&self) -> Decimal {
+        self.price - self.fee.map_or(Decimal::ZERO, |f| f.total())
+    }
+
+    /// Where the checkout started; the portal for records from before origins.
+    pub fn origin(&self) -> Origin {
+        self.origin.unwrap_or(Origin::Portal)
+    }
+
     /// The Splynx invoice a payment for this links to.
     pub fn invoice_id(&self) -> Option<i64> {
         (self.doc_kind == DocKind::Invoice)
@@ -224,7 +335,8 @@ pub(super) const INVOICE_COLUMNS: &str =
     doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
     settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
     payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at, partner_id, \
-    fee_percent, fee, fee_vat_percent, fee_vat";
+    fee_percent, fee, fee_vat_percent, fee_vat, origin, payment_method_id, credit_on, statements, \
+    fee_category, fee_message";
 
 pub(super) fn journal_from_row(r: &Row<'_>) -> rusqlite::Result<JournalEntry> {
     Ok(JournalEntry {
@@ -258,6 +370,27 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
         _ => None,
     };
     let settlement: String = row.get(16)?;
+    let origin: Option<String> = row.get(33)?;
+    let terms = match (
+        row.get::<_, Option<i64>>(34)?,
+        row.get::<_, Option<String>>(35)?,
+        row.get::<_, Option<String>>(36)?,
+        row.get::<_, Option<i64>>(37)?,
+        row.get::<_, Option<String>>(38)?,
+    ) {
+        (Some(method), Some(credit_on), Some(statements), Some(category), Some(message)) => {
+            Some(SettlementTerms {
+                payment_method_id: method,
+                credit_on: CreditOn::parse(&credit_on)
+                    .ok_or_else(|| text_error(35, format!("unknown credit_on {credit_on}")))?,
+                statements: StatementGrouping::parse(&statements)
+                    .ok_or_else(|| text_error(36, format!("unknown grouping {statements}")))?,
+                fee_category: category,
+                fee_message: message,
+            })
+        }
+        _ => None,
+    };
     Ok(InvoiceRecord {
         id: row.get(0)?,
         order: NewInvoice {
@@ -274,6 +407,8 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
             order_id: row.get(12)?,
             partner_id: row.get(28)?,
             fee,
+            origin: origin.as_deref().and_then(Origin::parse),
+            terms,
         },
         bitpay_id: row.get(2)?,
         url: row.get(13)?,
@@ -391,6 +526,14 @@ impl InvoiceRecord {
                 order_id: format!("o{id}"),
                 partner_id: None,
                 fee: None,
+                origin: Some(Origin::Portal),
+                terms: Some(SettlementTerms {
+                    payment_method_id: 7,
+                    credit_on: CreditOn::Confirmed,
+                    statements: StatementGrouping::Month,
+                    fee_category: 5,
+                    fee_message: "BitPay fee".into(),
+                }),
             },
             bitpay_id: Some(format!("B{id}")),
             url: None,

@@ -64,6 +64,8 @@ fn new_invoice(guid: &str) -> NewInvoice {
         order_id: format!("o-{guid}"),
         partner_id: Some(2),
         fee: None,
+        origin: None,
+        terms: None,
     }
 }
 

@@ -133,7 +133,7 @@ fn a_forged_or_foreign_session_hash_is_refused() {
         "{}\n[admin]\npairing_roles = []\n",
         env.default_config()
     ));
-    env.run(&["status"])
+    env.run(&["settings"])
         .assert_code(78)
         .assert_stderr_contains("admin.pairing_roles");
 }

@@ -39,7 +39,7 @@ fn invalid_values_are_explained() {
     ];
     for (from, to, key) in cases {
         env.write_config(&env.default_config().replace(from, to));
-        env.run(&["status"])
+        env.run(&["settings"])
             .assert_code(78)
             .assert_stderr_contains(key);
     }

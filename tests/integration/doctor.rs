@@ -115,7 +115,7 @@ fn a_data_directory_the_pages_cannot_use_is_flagged() {
 
     // Not a user name at all: the config is refused, naming the key.
     env.write_config(&owned_by("www data;"));
-    env.run(&["status"])
+    env.run(&["settings"])
         .assert_code(78)
         .assert_stderr_contains("storage.owner");
 }

@@ -561,7 +561,7 @@ fn zero_confirmation_crediting_needs_an_explicit_yes() {
         "transaction_speed = \"high\"",
     );
     env.write_config(&risky);
-    env.run(&["status"])
+    env.run(&["settings"])
         .assert_code(78)
         .assert_stderr_contains("double-spent")
         .assert_stderr_contains("allow_zero_confirmation = true");

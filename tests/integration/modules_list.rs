@@ -89,13 +89,14 @@ fn config_shows_each_value_with_its_source() {
 fn a_bad_modules_list_value_is_a_setup_error_naming_the_field() {
     let env = Env::new();
     with_modules_list(&env, "transaction_speed = \"warp\"");
-    let run = env.run(&["status"]);
+    // Refused where it is used (checkout and the pages' settings), never for a credit.
+    let run = env.run(&["settings"]);
     run.assert_code(78)
         .assert_stderr_contains("\"Transaction speed\"")
         .assert_stderr_contains("warp")
         .assert_stderr_contains("Config → Integrations → Modules list");
     with_modules_list(&env, "shoe_size = \"44\"");
-    env.run(&["status"])
+    env.run(&["settings"])
         .assert_code(78)
         .assert_stderr_contains("shoe_size");
 }

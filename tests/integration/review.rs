@@ -1,6 +1,8 @@
 //! The outside review of the third round (issue 20), item by item: each test failed on the
 //! code before its fix.
 
+use serde_json::json;
+
 use crate::util::Env;
 
 fn paired() -> Env {
@@ -171,6 +173,126 @@ fn currency_decimals_follow_iso_4217() {
     );
     // Not a currency at all: the config names it.
     with_currency(&env, "XAU");
-    env.run(&["status"])
+    env.run(&["settings"])
+        .assert_code(78)
         .assert_stderr_contains("is not an ISO 4217 currency code");
+}
+
+fn bitpay_id(run: &crate::util::Run) -> String {
+    run.assert_code(0);
+    run.json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Item 1: a cosmetic setting broken after the checkout (a decimal comma in "Service
+/// fee", a partner's 201-character "Text for invoice") never holds back a credit: it
+/// refuses checkout naming the field, and reconcile reports it once.
+#[test]
+fn a_broken_setting_refuses_checkout_but_never_a_credit() {
+    let env = paired();
+    env.add_partner_two_customer();
+    let fee_text = "x".repeat(201);
+    let ini = |service_fee: &str, partner_text: &str| {
+        format!(
+            "; <?php exit(); ?>\n[common]\nservice_fee = \"{service_fee}\"\nfee_message = \"Crypto fee\"\n[default_partners_settings]\n[2]\nfee_message = \"{partner_text}\"\nfee_category = \"4\"\n"
+        )
+    };
+    env.with_modules_list_ini(&ini("2.5", "Partner fee"));
+    let ours = bitpay_id(&env.create_invoice(&["--customer", "42", "--invoice", "101"]));
+    let theirs = bitpay_id(&env.create_invoice(&["--customer", "77", "--invoice", "701"]));
+    // The admin types a decimal comma, and a partner's text gets too long.
+    env.with_modules_list_ini(&ini("2,5", &fee_text));
+    for id in [&ours, &theirs] {
+        env.bitpay.set_status(id, "confirmed", None);
+    }
+    env.deliver_webhook(&ours, true).assert_code(0);
+    assert_eq!(env.payments_with_receipt(&ours).len(), 1);
+    let first = env.run(&["--json", "reconcile"]);
+    first.assert_code(1);
+    assert_eq!(env.payments_with_receipt(&theirs).len(), 1, "{first:?}");
+    // Fee and statement were booked as the checkout decided.
+    for id in [&ours, &theirs] {
+        assert_eq!(env.booking_state(id, "fee"), "done", "{first:?}");
+        assert_eq!(env.booking_state(id, "statement"), "done", "{first:?}");
+    }
+    let fee = env
+        .splynx
+        .transactions()
+        .into_iter()
+        .find(|t| t["comment"] == format!("BitPay invoice {theirs}"))
+        .unwrap();
+    assert!(
+        fee["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Partner fee"),
+        "{fee}"
+    );
+    let findings = first.json()["needs_admin"].clone();
+    let text = findings.to_string();
+    assert!(
+        text.contains("Service fee") && text.contains("2,5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Text for invoice") && text.contains("partner 2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&fee_text),
+        "the value is quoted short: {text}"
+    );
+    // Reported once, not on every run.
+    env.run(&["reconcile"]).assert_code(0);
+    // Checkout is refused with the field's name (78).
+    env.create_invoice(&["--customer", "42", "--proforma", "201"])
+        .assert_code(78)
+        .assert_stderr_contains("Service fee");
+    env.create_invoice(&["--customer", "77", "--refill", "10"])
+        .assert_code(78)
+        .assert_stderr_contains("Text for invoice");
+    // doctor lists both.
+    let doctor = env.run(&["doctor"]);
+    assert!(
+        doctor.stdout.contains("Service fee") && doctor.stdout.contains("Text for invoice"),
+        "{doctor:?}"
+    );
+    // Fixed, then broken again: reported again.
+    env.with_modules_list_ini(&ini("2.5", "Partner fee"));
+    env.run(&["reconcile"]).assert_code(0);
+    env.with_modules_list_ini(&ini("2,5", "Partner fee"));
+    env.run(&["reconcile"]).assert_code(1);
+}
+
+/// Item 1: the payment method and the statement grouping are the checkout's, not today's.
+#[test]
+fn settlement_follows_the_invoice_not_todays_settings() {
+    let env = paired();
+    env.splynx
+        .add_payment_method(json!({"id": 9, "name": "Other", "is_active": "1"}));
+    let id = env.create_invoice_101();
+    env.write_config(
+        &(env
+            .default_config()
+            .replace("payment_method_id = 7", "payment_method_id = 9")
+            + "\n[statements]\ngroup = \"day\"\n"),
+    );
+    env.bitpay.set_status(&id, "confirmed", None);
+    env.deliver_webhook(&id, true).assert_code(0);
+    let payment = &env.payments_with_receipt(&id)[0];
+    assert_eq!(payment["payment_type"].as_i64(), Some(7), "{payment}");
+    let titles: Vec<String> = env
+        .splynx
+        .statements()
+        .iter()
+        .map(|s| s["title"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(titles.len(), 1);
+    assert_eq!(
+        titles[0].matches('/').count(),
+        1,
+        "grouped by month: {titles:?}"
+    );
 }

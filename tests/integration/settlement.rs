@@ -330,13 +330,13 @@ fn killed_after_splynx_accepted_the_payment() {
 #[test]
 fn splynx_422_goes_to_review_and_is_not_retried() {
     let env = paired();
-    let id = env.create_invoice_101();
-    env.bitpay.set_status(&id, "confirmed", None);
-    // The payment method disappears: Splynx validates payment_type and answers 422.
+    // A payment method Splynx does not have: it validates payment_type and answers 422.
     env.write_config(
         &env.default_config()
             .replace("payment_method_id = 7", "payment_method_id = 99"),
     );
+    let id = env.create_invoice_101();
+    env.bitpay.set_status(&id, "confirmed", None);
     env.deliver_webhook(&id, true).assert_code(0);
     assert_eq!(settlement_of(&env, &id), "review");
     assert!(env.run(&["show", &id]).stdout.contains("422"));

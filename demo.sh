@@ -14,6 +14,7 @@ case "${1:-}" in
     --browser) browser=1 ;;
     *) echo "usage: ./demo.sh [--browser]" >&2; exit 2 ;;
 esac
+echo "demo: building the workspace (the first build takes a few minutes)..." >&2
 cargo build --quiet --workspace --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 if [ "$browser" -eq 0 ]; then

@@ -147,7 +147,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__create__subcmd__invoice)
-            opts="-v -q -h --customer --invoice --invoice-number --proforma --proforma-number --check --refill --config --json --verbose --quiet --help"
+            opts="-v -q -h --customer --invoice --invoice-number --proforma --proforma-number --check --expect-total --refill --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,6 +173,10 @@ _splynx__bitpay() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --expect-total)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --refill)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -189,7 +193,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__direct__subcmd__pay)
-            opts="-v -q -h --invoice --invoice-number --proforma --proforma-number --check --config --json --verbose --quiet --help"
+            opts="-v -q -h --invoice --invoice-number --proforma --proforma-number --check --expect-total --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -208,6 +212,10 @@ _splynx__bitpay() {
                     return 0
                     ;;
                 --proforma-number)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-total)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -473,7 +481,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__pair)
-            opts="-v -q -h --request --facade --replace --sash --session-admin --config --json --verbose --quiet --help"
+            opts="-v -q -h --request --facade --replace --sash --session-admin --from-page --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -613,7 +621,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__status)
-            opts="-v -q -h --sash --session-admin --config --json --verbose --quiet --help"
+            opts="-v -q -h --sash --session-admin --from-page --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -639,7 +647,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__unpair)
-            opts="-v -q -h --sash --session-admin --config --json --verbose --quiet --help"
+            opts="-v -q -h --sash --session-admin --from-page --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

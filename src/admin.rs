@@ -42,12 +42,11 @@ impl CallerView {
     }
 }
 
-/// Roles compare ignoring case, with spaces and underscores as dashes ("Super
-/// administrator" = "super_administrator" = "super-administrator").
+/// Roles compare by Splynx's role identifier, exactly (`super-administrator`,
+/// `administrator`, or a custom role's own identifier): a custom role named
+/// `super_administrator` is not the super administrator.
 pub fn role_matches(allowed: &[String], role: &str) -> bool {
-    let canonical = |r: &str| r.trim().to_ascii_lowercase().replace([' ', '_'], "-");
-    let role = canonical(role);
-    allowed.iter().any(|a| canonical(a) == role)
+    allowed.iter().any(|a| a == role)
 }
 
 /// The administrator behind `--sash`, if given (the admin page always gives it).
@@ -113,20 +112,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn roles_compare_loosely_but_exactly() {
+    fn roles_compare_by_identifier_exactly() {
         let allowed = vec!["super-administrator".to_string()];
+        assert!(role_matches(&allowed, "super-administrator"));
+        // Look-alikes, custom roles an admin could create, are other roles.
         for role in [
-            "super-administrator",
             "Super administrator",
-            "SUPER_ADMINISTRATOR",
+            "super_administrator",
+            "SUPER-ADMINISTRATOR",
             " super-administrator ",
+            "administrator",
+            "super-administrator-2",
+            "",
         ] {
-            assert!(role_matches(&allowed, role), "{role}");
+            assert!(!role_matches(&allowed, role), "{role:?}");
         }
-        for role in ["administrator", "super-administrator-2", "", "manager"] {
-            assert!(!role_matches(&allowed, role), "{role}");
-        }
-        let two = vec!["super-administrator".into(), "Finance manager".into()];
+        let two = vec!["super-administrator".into(), "finance-manager".into()];
         assert!(role_matches(&two, "finance-manager"));
     }
 }

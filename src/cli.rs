@@ -106,6 +106,10 @@ pub struct AdminArgs {
     /// The administrator id of the page's login session: must be the sash's administrator
     #[arg(long, value_name = "ID", requires = "sash")]
     pub session_admin: Option<i64>,
+    /// Asked by the admin page: without --sash it gets the read-only view (no pending
+    /// pairing codes), as any administrator without a pairing role does
+    #[arg(long)]
+    pub from_page: bool,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +180,10 @@ pub struct DocumentArgs {
     /// Only check that the document can be paid and print what would be charged
     #[arg(long)]
     pub check: bool,
+    /// The total the page showed the customer: the checkout is refused when it would
+    /// charge anything else
+    #[arg(long, value_name = "AMOUNT", conflicts_with = "check")]
+    pub expect_total: Option<String>,
 }
 
 #[derive(Debug, Args)]

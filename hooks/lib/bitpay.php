@@ -541,6 +541,18 @@ final class Http
     }
 
     /**
+     * `--expect-total` with the total the page showed (its hidden `total` field): the
+     * binary then charges exactly that, or refuses with "the amount changed".
+     *
+     * @return list<string>
+     */
+    public static function shownTotal(): array
+    {
+        $total = self::post('total');
+        return preg_match('/^[0-9]{1,20}(\.[0-9]{1,8})?$/', $total) === 1 ? ['--expect-total', $total] : [];
+    }
+
+    /**
      * True when the browser says this page is the whole tab (`Sec-Fetch-Dest: document`),
      * not the portal's iframe: a modal opened directly, e.g. from a bookmark.
      */

@@ -90,7 +90,8 @@ return static function (string $route): void {
     $token = Csrf::token();
     session_write_close();
 
-    $status = Binary::run(array_merge(['status'], $sash === '' ? [] : $who));
+    // Without a sash the page gets the read-only view (no pending pairing codes).
+    $status = Binary::run(array_merge(['status', '--from-page'], $sash === '' ? [] : $who));
     $oldest = null;
     if ($status->ok() && !empty($status->json['oldest_unsettled']['bitpay_invoice_id'])) {
         $shown = Binary::run(['show', (string) $status->json['oldest_unsettled']['bitpay_invoice_id']]);

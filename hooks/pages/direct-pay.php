@@ -67,7 +67,8 @@ return static function (string $route): void {
     $args = $documentId !== '' && ctype_digit($documentId) && strlen($documentId) < 19
         ? ['direct-pay', $kind['by_id'], $documentId]
         : ['direct-pay', $flag, $itemId];
-    $created = Binary::run($args);
+    // Charged exactly the total the page showed, or asked to review it.
+    $created = Binary::run(array_merge($args, Http::shownTotal()));
     $url = $created->ok() && isset($created->json['url']) ? (string) $created->json['url'] : '';
     if ($url === '' || !preg_match('#^https?://#i', $url)) {
         if ($created->ok()) {

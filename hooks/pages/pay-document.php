@@ -97,7 +97,8 @@ return static function (string $route) use ($checkDocument): void {
         }
         $args = ['create-invoice', '--customer', (string) $customer, $kind['by_id'], (string) $check->json['document_id']];
     }
-    $created = Binary::run($args);
+    // Charged exactly the total the page showed, or asked to review it.
+    $created = Binary::run(array_merge($args, Http::shownTotal()));
     $url = $created->ok() && isset($created->json['url']) ? (string) $created->json['url'] : '';
     if ($url === '' || !preg_match('#^https?://#i', $url)) {
         if ($created->ok()) {

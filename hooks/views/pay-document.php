@@ -24,6 +24,7 @@ use SplynxBitpay\View;
 <?php endif; ?>
 <input type="hidden" name="item_id" value="<?= View::e($item_id) ?>">
 <input type="hidden" name="document_id" value="<?= View::e((string) $document['document_id']) ?>">
+<input type="hidden" name="total" value="<?= View::e((string) $document['price']) ?>">
 <button type="submit" class="btn btn-success btn-lg checkout"><?= View::partial('icon', []) ?> Checkout Now</button>
 </form>
 <p class="help-block" style="margin-top:12px">You will pay on BitPay's secure page with Bitcoin or another supported cryptocurrency. The invoice is marked paid once the payment is confirmed.</p>

@@ -84,6 +84,17 @@ pub fn check(
     request: &Request,
     customer: &Customer,
 ) -> Result<Document> {
+    let document = check_splynx(ctx, settings, request, customer)?;
+    as_it_stands(ctx, document, customer.id, Origin::Portal)
+}
+
+/// What `check` finds in Splynx: the customer's document, priced with today's fee.
+fn check_splynx(
+    ctx: &Context,
+    settings: &Config,
+    request: &Request,
+    customer: &Customer,
+) -> Result<Document> {
     let currency = &settings.bitpay.currency;
     let resolved = match request {
         Request::Refill(amount) => (
@@ -131,7 +142,61 @@ pub fn direct(ctx: &Context, request: &Request) -> Result<(Customer, Config, Doc
     }
     let resolved = payable(kind, label, document, &settings.bitpay.currency)?;
     let document = priced(resolved, &settings);
+    let document = as_it_stands(ctx, document, customer.id, Origin::DirectLink)?;
     Ok((customer, settings, document))
+}
+
+/// The document as the customer would pay it now: a payment already under way refuses
+/// (the page says so instead of offering to pay again), and an open BitPay invoice that
+/// would be handed out again is what is shown, fee and all.
+fn as_it_stands(
+    ctx: &Context,
+    mut document: Document,
+    customer_id: i64,
+    origin: Origin,
+) -> Result<Document> {
+    let records = ctx
+        .store
+        .unsettled_for_document(document.kind, document.id, customer_id)?;
+    let found = classify_existing(
+        &records,
+        document.kind,
+        document.charge.amount,
+        origin,
+        clock::now_ms(),
+    );
+    match found {
+        Existing::InProgress(id) | Existing::OpenElsewhere(id) => {
+            let record = ctx.store.invoice(id)?.context("stored invoice vanished")?;
+            Err(refusal(&found, &document, &record))
+        }
+        Existing::Candidate(id) => {
+            let record = ctx.store.invoice(id)?.context("stored invoice vanished")?;
+            document.charge.fee = record.order.fee;
+            document.price = record.order.price;
+            Ok(document)
+        }
+        Existing::Recover(_) | Existing::None => Ok(document),
+    }
+}
+
+/// Why a document cannot be paid now because of a BitPay invoice already made for it.
+fn refusal(found: &Existing, document: &Document, record: &InvoiceRecord) -> anyhow::Error {
+    match found {
+        Existing::OpenElsewhere(_) => bad_input(format!(
+            "A checkout for {} is already open until {}; please finish it there, or try again after then",
+            document.description,
+            record
+                .expires_at
+                .map_or("it expires".into(), clock::datetime_of)
+        )),
+        _ => bad_input(format!(
+            "A payment for {} is already in progress (BitPay invoice {} is {}); it will be credited once confirmed",
+            document.description,
+            record.bitpay_id.as_deref().unwrap_or("?"),
+            record.bitpay_status
+        )),
+    }
 }
 
 /// The document with the service fee of `settings` on top.
@@ -170,6 +235,7 @@ pub fn checkout(
     customer: &Customer,
     document: &Document,
     origin: Origin,
+    expected_total: Option<Decimal>,
 ) -> Result<Checkout> {
     let identity = ctx.identity()?;
     let sin = identity.sin();
@@ -197,6 +263,7 @@ pub fn checkout(
         sin: &sin,
         order_key: &order_key,
         origin,
+        expected_total,
     };
     let (record, invoice, reused) = creator.find_or_create(document, customer)?;
     Ok(Checkout {
@@ -216,23 +283,33 @@ pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
 enum Existing {
     /// A previous attempt saved its guid but never learned BitPay's answer.
     Recover(i64),
-    /// An open invoice for the same amount that may still be paid: check it, then reuse it.
+    /// An open invoice for the same amount due, from the same origin, that may still be
+    /// paid: check it, then reuse it (whatever the fee is today: the customer saw it).
     Candidate(i64),
     /// A payment for this document is already under way at BitPay.
     InProgress(i64),
+    /// An open invoice for the document, made from the other origin (portal or direct
+    /// link): not handed out (it carries or lacks the customer's name and returns
+    /// elsewhere), and no second payable invoice is made for one document.
+    OpenElsewhere(i64),
     None,
 }
 
+/// Reuse is keyed on the document's amount due and the origin, never on the fee.
 fn classify_existing(
     records: &[InvoiceRecord],
     kind: DocKind,
-    price: Decimal,
+    due: Decimal,
+    origin: Origin,
     now: i64,
 ) -> Existing {
     for record in records {
-        let same_amount = record.order.price == price;
+        let same_amount = record.order.due() == due;
+        let same_origin = record.order.origin() == origin;
         match record.settlement {
-            Settlement::Creating if same_amount => return Existing::Recover(record.id),
+            Settlement::Creating if same_amount && same_origin => {
+                return Existing::Recover(record.id)
+            }
             Settlement::Crediting | Settlement::Sent if kind != DocKind::Refill => {
                 return Existing::InProgress(record.id)
             }
@@ -246,7 +323,11 @@ fn classify_existing(
                 }
                 let time_left = record.expires_at.map_or(0, |e| e - now);
                 if same_amount && record.bitpay_status == "new" && time_left >= MIN_REMAINING_MS {
-                    return Existing::Candidate(record.id);
+                    return if same_origin {
+                        Existing::Candidate(record.id)
+                    } else {
+                        Existing::OpenElsewhere(record.id)
+                    };
                 }
             }
             _ => {}
@@ -383,6 +464,8 @@ struct Creator<'a> {
     sin: &'a str,
     order_key: &'a OrderKey,
     origin: Origin,
+    /// The total the page showed, if it showed one: nothing else is charged.
+    expected_total: Option<Decimal>,
 }
 
 impl Creator<'_> {
@@ -394,7 +477,14 @@ impl Creator<'_> {
     ) -> Result<(InvoiceRecord, BitPayInvoice, bool)> {
         let store = &self.ctx.store;
         let records = store.unsettled_for_document(document.kind, document.id, customer.id)?;
-        match classify_existing(&records, document.kind, document.price, clock::now_ms()) {
+        let found = classify_existing(
+            &records,
+            document.kind,
+            document.charge.amount,
+            self.origin,
+            clock::now_ms(),
+        );
+        match found {
             Existing::Recover(id) => {
                 let record = store.invoice(id)?.context("stored invoice vanished")?;
                 let recovered = recovery::recover_by_guid(
@@ -447,6 +537,7 @@ impl Creator<'_> {
                 )?;
                 let time_left = fresh.expiration_time.map_or(0, |e| e - clock::now_ms());
                 if fresh.status == "new" && time_left >= MIN_REMAINING_MS {
+                    self.refuse_other_total(record.order.price)?;
                     store.journal(
                         Some(&bitpay_id),
                         "create",
@@ -466,16 +557,18 @@ impl Creator<'_> {
                 }
                 self.find_or_create(document, customer)
             }
-            Existing::InProgress(id) => {
+            Existing::InProgress(id) | Existing::OpenElsewhere(id) => {
                 let record = store.invoice(id)?.context("stored invoice vanished")?;
-                Err(bad_input(format!(
-                    "A payment for {} is already in progress (BitPay invoice {} is {}); it will be credited once confirmed",
-                    document.description,
-                    record.bitpay_id.as_deref().unwrap_or("?"),
-                    record.bitpay_status
-                )))
+                Err(refusal(&found, document, &record))
             }
             Existing::None => {
+                // A new invoice is priced with today's fee.
+                let charge = fee::charge(
+                    document.charge.amount,
+                    &self.settings.fee,
+                    &self.settings.bitpay.currency,
+                );
+                self.refuse_other_total(charge.total())?;
                 let guid = uuid::Uuid::new_v4().to_string();
                 let new = NewInvoice {
                     order_id: order_id::write(
@@ -497,10 +590,10 @@ impl Creator<'_> {
                     doc_id: document.id,
                     doc_number: document.number.clone(),
                     customer_id: customer.id,
-                    price: document.price,
+                    price: charge.total(),
                     currency: self.settings.bitpay.currency.clone(),
                     partner_id: customer.partner_id,
-                    fee: document.charge.fee,
+                    fee: charge.fee,
                     origin: Some(self.origin),
                     terms: Some(SettlementTerms::of(self.settings)?),
                 };
@@ -616,6 +709,21 @@ impl Creator<'_> {
                 )))
                 .context(error))
             }
+        }
+    }
+
+    /// The customer is charged exactly what the page showed, or nothing.
+    fn refuse_other_total(&self, total: Decimal) -> Result<()> {
+        match self.expected_total {
+            Some(shown) if shown != total => {
+                let currency = &self.settings.bitpay.currency;
+                Err(bad_input(format!(
+                    "The amount changed (it is now {} {currency}, the page showed {} {currency}); please review it and pay again",
+                    money::format_amount(total, currency),
+                    money::format_amount(shown, currency)
+                )))
+            }
+            _ => Ok(()),
         }
     }
 

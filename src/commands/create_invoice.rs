@@ -10,6 +10,7 @@ use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::money::{self, format_amount};
 use crate::output::View;
+use crate::splynx::model::Customer;
 
 fn parse_id(text: &str, what: &str) -> Result<i64> {
     match text.trim().parse::<i64>() {
@@ -44,6 +45,16 @@ pub(super) fn document_request(args: &DocumentArgs) -> Result<Option<Request>> {
     }))
 }
 
+/// `--expect-total`: the total the page showed.
+fn expected_total(args: &DocumentArgs, settings: &Config) -> Result<Option<rust_decimal::Decimal>> {
+    let Some(text) = &args.expect_total else {
+        return Ok(None);
+    };
+    money::parse_amount(text.trim(), &settings.bitpay.currency)
+        .map(Some)
+        .map_err(|e| bad_input(format!("--expect-total: {e}")))
+}
+
 fn parse_request(args: &CreateInvoiceArgs, settings: &Config) -> Result<Request> {
     if let Some(request) = document_request(&args.document)? {
         return Ok(request);
@@ -73,7 +84,24 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
         show_payable(ctx, &settings, &document);
         return Ok(SUCCESS);
     }
-    let done = checkout::checkout(ctx, &settings, &customer, &document, Origin::Portal)?;
+    pay(
+        ctx,
+        &args.document,
+        (&settings, &customer, &document),
+        Origin::Portal,
+    )
+}
+
+/// Creates or hands out the BitPay invoice (for exactly `--expect-total`, when given) and
+/// prints it.
+pub(super) fn pay(
+    ctx: &Context,
+    args: &DocumentArgs,
+    (settings, customer, document): (&Config, &Customer, &Document),
+    origin: Origin,
+) -> Result<u8> {
+    let expected = expected_total(args, settings)?;
+    let done = checkout::checkout(ctx, settings, customer, document, origin, expected)?;
     show_created(ctx, &done);
     Ok(SUCCESS)
 }

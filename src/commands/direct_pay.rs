@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::create_invoice::{document_request, show_created, show_payable};
+use super::create_invoice::{document_request, pay, show_payable};
 use crate::checkout::{self, Origin};
 use crate::cli::DirectPayArgs;
 use crate::context::Context;
@@ -17,7 +17,10 @@ pub fn run(args: DirectPayArgs, ctx: &Context) -> Result<u8> {
         show_payable(ctx, &settings, &document);
         return Ok(SUCCESS);
     }
-    let done = checkout::checkout(ctx, &settings, &customer, &document, Origin::DirectLink)?;
-    show_created(ctx, &done);
-    Ok(SUCCESS)
+    pay(
+        ctx,
+        &args.document,
+        (&settings, &customer, &document),
+        Origin::DirectLink,
+    )
 }

@@ -25,7 +25,11 @@ const PAYMENTS_SHOWN: u32 = 10;
 pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     // At the admin page: who is looking, and whether they may see pending pairing codes.
     let caller = admin::identify(ctx, &args.admin)?;
-    let shows_codes = caller.as_ref().is_none_or(|c| c.may_pair);
+    // The terminal sees everything; the admin page only with a sash of an allowed role.
+    let shows_codes = match &caller {
+        Some(caller) => caller.may_pair,
+        None => !args.admin.from_page,
+    };
     let env = ctx.environment();
     let identity = ctx.existing_identity()?;
     let sin = identity.as_ref().map(|i| i.sin());

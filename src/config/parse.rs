@@ -772,7 +772,16 @@ impl Config {
             .iter()
             .map(|r| r.trim().to_string())
             .collect();
-        if pairing_roles.is_empty() || pairing_roles.iter().any(String::is_empty) {
+        if let Some(odd) = pairing_roles.iter().find(|r| !is_role_identifier(r)) {
+            bad(
+                "admin.pairing_roles",
+                format!(
+                    "\"{}\" is not a Splynx role identifier: roles are matched exactly by their identifier, lower case with dashes (\"super-administrator\", \"administrator\", or a custom role's identifier as Administration → Roles shows it)",
+                    quoted_prefix(odd)
+                ),
+            );
+            pairing_roles = vec![DEFAULT_PAIRING_ROLE.to_string()];
+        } else if pairing_roles.is_empty() {
             bad(
                 "admin.pairing_roles",
                 format!("list at least one Splynx administrator role, e.g. [\"{DEFAULT_PAIRING_ROLE}\"]; empty names are not roles"),
@@ -963,6 +972,14 @@ fn timeout(seconds: Option<u64>, key: &str, bad: &mut dyn FnMut(&str, String)) -
 
 /// The web server's user on Debian, as the package creates the data directory.
 pub const DEFAULT_DATA_OWNER: &str = "www-data";
+
+/// A Splynx role identifier: lower-case letters, digits, `-` and `_`.
+fn is_role_identifier(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
+}
 
 /// A POSIX-portable user name (letters, digits, `.`, `_`, `-`; not starting with `-`).
 fn is_user_name(name: &str) -> bool {

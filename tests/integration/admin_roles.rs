@@ -124,7 +124,7 @@ fn a_forged_or_foreign_session_hash_is_refused() {
         .assert_code(65);
     // Other roles can be allowed by the admin who edits the config.
     env.write_config(&format!(
-        "{}\n[admin]\npairing_roles = [\"super-administrator\", \"Administrator\"]\n",
+        "{}\n[admin]\npairing_roles = [\"super-administrator\", \"administrator\"]\n",
         env.default_config()
     ));
     env.run(&as_admin(SUPPORT, "7", &["pair", &code]))
@@ -136,4 +136,46 @@ fn a_forged_or_foreign_session_hash_is_refused() {
     env.run(&["settings"])
         .assert_code(78)
         .assert_stderr_contains("admin.pairing_roles");
+}
+
+/// #20 item 9: the admin page opened without a session hash gets the read-only view;
+/// the terminal (no --from-page) still sees the codes.
+#[test]
+fn the_page_without_a_session_hash_shows_no_pending_codes() {
+    let env = env_with_admins();
+    env.run(&as_admin(
+        SUPER,
+        "1",
+        &["pair", "--request", "--facade", "merchant"],
+    ))
+    .assert_code(0);
+    let page = env.run(&["--json", "status", "--from-page"]).json();
+    assert!(
+        page["pending_approvals"][0]["pairing_code"].is_null(),
+        "{page}"
+    );
+    assert!(page["pending_approvals"][0].is_object(), "{page}");
+    let terminal = env.run(&["--json", "status"]).json();
+    assert!(terminal["pending_approvals"][0]["pairing_code"].is_string());
+}
+
+/// #20 item 11: roles match Splynx's identifier exactly: a custom role that looks like
+/// the super administrator's is another role.
+#[test]
+fn a_look_alike_role_may_not_pair() {
+    let env = env_with_admins();
+    env.splynx
+        .add_admin_session("sash-lookalike-55555555", 9, "super_administrator");
+    let code = env.bitpay.create_pairing_code();
+    env.run(&as_admin("sash-lookalike-55555555", "9", &["pair", &code]))
+        .assert_code(65)
+        .assert_stderr_contains("with the role \"super_administrator\"");
+    // A role written as a label, not an identifier, is named as wrong.
+    env.write_config(&format!(
+        "{}\n[admin]\npairing_roles = [\"Super administrator\"]\n",
+        env.default_config()
+    ));
+    env.run(&["settings"])
+        .assert_code(78)
+        .assert_stderr_contains("not a Splynx role identifier");
 }

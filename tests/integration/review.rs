@@ -118,6 +118,21 @@ fn with_currency(env: &Env, currency: &str) {
     );
 }
 
+/// doctor's `bitpay.currency` check has `status` and its message says `says`.
+#[track_caller]
+fn currency_check(env: &Env, status: &str, says: &str) {
+    let doctor = env.run(&["--json", "doctor"]).json();
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "bitpay.currency")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], status, "{check}");
+    assert!(check["message"].as_str().unwrap().contains(says), "{check}");
+}
+
 /// Item 6: minor units by ISO 4217: three places for KWD, none for XPF; doctor compares
 /// with BitPay's list of currencies.
 #[test]
@@ -129,22 +144,7 @@ fn currency_decimals_follow_iso_4217() {
     assert_eq!(run.json()["price"], "10.125", "{run:?}");
     env.create_invoice(&["--customer", "42", "--refill", "10.1255"])
         .assert_code(65);
-    let doctor = env.run(&["--json", "doctor"]).json();
-    let currency = doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "bitpay.currency")
-        .unwrap()
-        .clone();
-    assert_eq!(currency["status"], "warn", "{currency}");
-    assert!(
-        currency["message"]
-            .as_str()
-            .unwrap()
-            .contains("3 decimal places"),
-        "{currency}"
-    );
+    currency_check(&env, "warn", "3 decimal places");
 
     with_currency(&env, "XPF");
     let run = env.create_invoice(&["--customer", "42", "--refill", "1500"]);
@@ -155,22 +155,7 @@ fn currency_decimals_follow_iso_4217() {
 
     // A currency BitPay does not price invoices in fails doctor's check.
     with_currency(&env, "TND");
-    let doctor = env.run(&["--json", "doctor"]).json();
-    let currency = doctor["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "bitpay.currency")
-        .unwrap()
-        .clone();
-    assert_eq!(currency["status"], "fail", "{currency}");
-    assert!(
-        currency["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not list TND"),
-        "{currency}"
-    );
+    currency_check(&env, "fail", "does not list TND");
     // Not a currency at all: the config names it.
     with_currency(&env, "XAU");
     env.run(&["settings"])
@@ -295,4 +280,112 @@ fn settlement_follows_the_invoice_not_todays_settings() {
         1,
         "grouped by month: {titles:?}"
     );
+}
+
+fn with_fee_percent(env: &Env, percent: &str) {
+    env.write_config(&format!(
+        "{}\n[fee]\npercent = \"{percent}\"\nvat_percent = \"20\"\n",
+        env.default_config()
+    ));
+}
+
+/// Item 3: the customer pays what the page showed; a fee changed in between neither
+/// charges another amount nor opens a second payable invoice.
+#[test]
+fn the_customer_pays_what_the_page_showed() {
+    let env = paired();
+    with_fee_percent(&env, "2");
+    let shown = env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"]);
+    assert_eq!(shown.json()["price"], "52.85");
+    let first = bitpay_id(&env.create_invoice(&[
+        "--customer",
+        "42",
+        "--invoice",
+        "101",
+        "--expect-total",
+        "52.85",
+    ]));
+    // The admin raises the fee while the first invoice is still open.
+    with_fee_percent(&env, "3");
+    let shown = env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"]);
+    assert_eq!(
+        shown.json()["price"],
+        "52.85",
+        "the open invoice is what is shown"
+    );
+    let again = env.create_invoice(&[
+        "--customer",
+        "42",
+        "--invoice",
+        "101",
+        "--expect-total",
+        "52.85",
+    ]);
+    assert_eq!(bitpay_id(&again), first);
+    assert_eq!(again.json()["reused"], true);
+    assert_eq!(env.bitpay.invoice_count(), 1);
+    // Once it expired, a new one is priced with today's fee, and only for what was shown.
+    env.bitpay.expire(&first);
+    env.create_invoice(&[
+        "--customer",
+        "42",
+        "--invoice",
+        "101",
+        "--expect-total",
+        "52.85",
+    ])
+    .assert_code(65)
+    .assert_stderr_contains("The amount changed");
+    assert_eq!(env.bitpay.invoice_count(), 1, "nothing was created");
+    let shown = env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"]);
+    assert_eq!(shown.json()["price"], "53.47");
+    let second = bitpay_id(&env.create_invoice(&[
+        "--customer",
+        "42",
+        "--invoice",
+        "101",
+        "--expect-total",
+        "53.47",
+    ]));
+    // Paid at BitPay: coming back shows that, not a button to pay again.
+    env.bitpay.set_status(&second, "paid", None);
+    env.deliver_webhook(&second, true).assert_code(0);
+    env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"])
+        .assert_code(65)
+        .assert_stderr_contains("already in progress");
+}
+
+/// Item 8: a direct link never hands out the portal's BitPay invoice (which carries the
+/// customer's name and returns to the portal), nor opens a second one beside it.
+#[test]
+fn a_direct_link_never_hands_out_the_portal_invoice() {
+    let env = paired();
+    env.write_config(&format!(
+        "{}\n[direct_pay]\nenabled = true\n",
+        env.default_config()
+    ));
+    let portal = env.create_invoice_101();
+    for args in [
+        vec!["--json", "direct-pay", "--invoice", "101"],
+        vec!["--json", "direct-pay", "--invoice", "101", "--check"],
+    ] {
+        let run = env.run(&args);
+        run.assert_code(65)
+            .assert_stderr_contains("already open until");
+        assert!(!run.stdout.contains(&portal), "{run:?}");
+        assert!(!run.stderr.contains(&portal), "{run:?}");
+    }
+    assert_eq!(env.bitpay.invoice_count(), 1);
+    // Once it expired (BitPay says so by webhook) the link gets its own, without the
+    // customer's name.
+    env.bitpay.expire(&portal);
+    env.deliver_webhook(&portal, true).assert_code(0);
+    let run = env.run(&["--json", "direct-pay", "--invoice", "101"]);
+    let link = bitpay_id(&run);
+    assert_ne!(link, portal);
+    assert_eq!(env.bitpay.invoice(&link).unwrap()["buyer"]["name"], "");
+    // And the portal does not get the link's.
+    env.create_invoice(&["--customer", "42", "--invoice", "101"])
+        .assert_code(65)
+        .assert_stderr_contains("already open until");
 }

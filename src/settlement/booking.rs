@@ -189,7 +189,16 @@ impl Settler<'_> {
         // A statement Splynx no longer has (deleted there) is looked up again, once.
         for attempt in 0..2 {
             let statement = match self.statement_id(&title) {
-                Ok(id) => id,
+                Ok(Some(id)) => id,
+                Ok(None) => {
+                    let note = format!(
+                        "the payment is credited; payment statement \"{title}\" was asked of Splynx without an answer and has not appeared yet: it is only looked up, not created again, until the grace period (splynx.payment_grace_seconds) has passed"
+                    );
+                    let now = clock::now_ms();
+                    self.store
+                        .defer_booking(record.id, kind, true, &note, now, now)?;
+                    return Ok(Step::Waiting(note));
+                }
                 Err(e) => {
                     return self.defer(record, bitpay_id, kind, &e, true, "find its statement")
                 }
@@ -279,10 +288,12 @@ impl Settler<'_> {
 
     /// The Splynx id of the payment statement titled `title`: remembered, else looked up,
     /// else created, under one lock for all processes so a statement is created once.
-    fn statement_id(&self, title: &str) -> std::result::Result<i64, SplynxError> {
+    /// Like a payment, a create whose outcome is unknown is only looked up until the grace
+    /// period has passed (`None` meanwhile), never sent again blindly.
+    fn statement_id(&self, title: &str) -> std::result::Result<Option<i64>, SplynxError> {
         let store_error = |e: crate::store::StoreError| SplynxError::State(e.into());
         if let Some(id) = self.store.statement_id(title).map_err(store_error)? {
-            return Ok(id);
+            return Ok(Some(id));
         }
         let _lock = lock::acquire(
             &self.config.data_dir,
@@ -291,7 +302,7 @@ impl Settler<'_> {
             self.config.splynx.timeout * 3 + Duration::from_secs(5),
         )?;
         if let Some(id) = self.store.statement_id(title).map_err(store_error)? {
-            return Ok(id);
+            return Ok(Some(id));
         }
         let existing = self
             .splynx
@@ -303,7 +314,29 @@ impl Settler<'_> {
         let id = match existing {
             Some(id) => id,
             None => {
-                let id = self.splynx.create_statement(title)?;
+                let now = clock::now_ms();
+                let sent = self
+                    .store
+                    .statement_create_sent(title)
+                    .map_err(store_error)?;
+                let grace = self.config.splynx.payment_grace.as_millis() as i64;
+                if sent.is_some_and(|at| now < at + grace) {
+                    return Ok(None);
+                }
+                self.store
+                    .mark_statement_create_sent(title, now)
+                    .map_err(store_error)?;
+                let id = match self.splynx.create_statement(title) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        if !e.outcome_unknown() {
+                            self.store
+                                .forget_statement_create(title)
+                                .map_err(store_error)?;
+                        }
+                        return Err(e);
+                    }
+                };
                 log::info!("created payment statement \"{title}\" ({id}) in Splynx");
                 id
             }
@@ -311,7 +344,7 @@ impl Settler<'_> {
         self.store
             .remember_statement(title, id)
             .map_err(store_error)?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     fn mark_booking_sent(

@@ -198,11 +198,44 @@ impl Store {
     }
 
     pub fn remember_statement(&self, title: &str, splynx_id: i64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
         self.conn.execute(
             "INSERT INTO statements (title, splynx_id) VALUES (?1, ?2)
              ON CONFLICT (title) DO UPDATE SET splynx_id = excluded.splynx_id",
             params![title, splynx_id],
         )?;
+        self.conn
+            .execute("DELETE FROM statement_creates WHERE title = ?1", [title])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// When a POST creating the statement `title` was last sent with its outcome unknown.
+    pub fn statement_create_sent(&self, title: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sent_at FROM statement_creates WHERE title = ?1",
+                [title],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Recorded before the POST that creates the statement `title` leaves.
+    pub fn mark_statement_create_sent(&self, title: &str, at: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO statement_creates (title, sent_at) VALUES (?1, ?2)
+             ON CONFLICT (title) DO UPDATE SET sent_at = excluded.sent_at",
+            params![title, at],
+        )?;
+        Ok(())
+    }
+
+    /// Splynx provably did not create it: the next run may send it again at once.
+    pub fn forget_statement_create(&self, title: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM statement_creates WHERE title = ?1", [title])?;
         Ok(())
     }
 

@@ -221,6 +221,13 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE invoices ADD COLUMN statements TEXT;
     ALTER TABLE invoices ADD COLUMN fee_category INTEGER;
     ALTER TABLE invoices ADD COLUMN fee_message TEXT;",
+    // 15: a payment statement POST whose outcome is unknown (Splynx may commit it after we
+    //     gave up waiting): when it was sent, so that later runs only look the title up
+    //     during the grace period instead of creating a second statement for the month.
+    "CREATE TABLE statement_creates (
+        title TEXT PRIMARY KEY,
+        sent_at INTEGER NOT NULL
+    );",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

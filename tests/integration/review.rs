@@ -389,3 +389,35 @@ fn a_direct_link_never_hands_out_the_portal_invoice() {
         .assert_code(65)
         .assert_stderr_contains("already open until");
 }
+
+/// Item 5: a payment statement POST that Splynx commits after we gave up waiting is looked
+/// up during the grace period, never created a second time.
+#[test]
+fn a_slow_statement_create_is_not_repeated() {
+    let env = paired();
+    let faults = env.splynx.faults();
+    faults.set_filter(Some("admin/finance/bank-statements"), Some("POST"));
+    // Committed 6 s after it arrived; the add-on waits 2 s (timeout_seconds).
+    faults.commit_late_next(1, std::time::Duration::from_secs(6));
+    let id = env.create_invoice_101();
+    env.bitpay.set_status(&id, "confirmed", None);
+    env.deliver_webhook(&id, true).assert_code(0);
+    assert_eq!(env.payments_with_receipt(&id).len(), 1);
+    assert_eq!(env.booking_state(&id, "statement"), "pending");
+    // The next run, before Splynx has committed it: looked up, not created again.
+    let run = env.run(&["--json", "reconcile"]);
+    assert!(run.stderr.contains("only looked up"), "{run:?}");
+    assert!(env.splynx.statements().is_empty(), "{run:?}");
+    crate::util::wait_until("Splynx committed the statement", || {
+        !env.splynx.statements().is_empty()
+    });
+    faults.clear();
+    env.run(&["reconcile"]).assert_code(0);
+    assert_eq!(
+        env.splynx.statements().len(),
+        1,
+        "one statement for the month"
+    );
+    assert_eq!(env.booking_state(&id, "statement"), "done");
+    assert_eq!(env.splynx.statement_records().len(), 1);
+}

@@ -90,8 +90,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Check the installation: config, files, database, BitPay, Splynx API, webhook URL
     #[command(
-        long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token, Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user).",
-        after_help = "Exit status: 0 when every check passes (warnings allowed), 78 when a check fails, 75 when the only failures are BitPay or Splynx being unreachable.\n\nExamples:\n  splynx-bitpay doctor\n  sudo -u www-data splynx-bitpay doctor --json"
+        long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token, Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user). It changes nothing: no file or directory is created (without a database yet, the API checks use a scratch directory that is removed), nothing is written to Splynx's books (what the API key may add is read from the permissions Splynx lists with an access token; the only requests that change anything at Splynx are that token, a session like any API login) and nothing is created at BitPay; the webhook URL gets one empty POST, which the add-on answers 400 without a record.",
+        after_help = "Exit status: 0 when every check passes (warnings allowed), 78 when a check fails, 75 when the only failures are BitPay, Splynx or the webhook URL being unreachable.\n\nExamples:\n  splynx-bitpay doctor\n  sudo -u www-data splynx-bitpay doctor --json"
     )]
     Doctor,
 }

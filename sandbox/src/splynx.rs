@@ -71,6 +71,19 @@ enum Kind {
     TransactionCategory,
 }
 
+/// The resources served, by path (the permissions an access token lists name them).
+const RESOURCES: [&str; 9] = [
+    "admin/customers/customer",
+    "admin/finance/invoices",
+    "admin/finance/proforma-invoices",
+    "admin/finance/payment-methods",
+    "admin/finance/payments",
+    "admin/finance/bank-statements",
+    "admin/finance/bank-statements-records",
+    "admin/finance/transactions",
+    "admin/finance/transaction-categories",
+];
+
 impl Kind {
     fn from_resource(resource: &str) -> Option<Kind> {
         Some(match resource {
@@ -216,6 +229,33 @@ impl State {
                 .expect("default categories");
         }
         state
+    }
+
+    /// The API key's permissions as an access token lists them (reference §1.2:
+    /// `{"admin\\finance\\Payments": {"add": "allow", ...}}`), following `deny`.
+    fn permissions(&self) -> Value {
+        let actions = [
+            ("index", "GET"),
+            ("view", "GET"),
+            ("add", "POST"),
+            ("update", "PUT"),
+            ("delete", "DELETE"),
+        ];
+        let mut all = Map::new();
+        for resource in RESOURCES {
+            let mut granted = Map::new();
+            for (action, method) in actions {
+                let denied = self.denied.iter().any(|(prefix, m)| {
+                    (m == "*" || m.eq_ignore_ascii_case(method))
+                        && resource.starts_with(prefix.as_str())
+                });
+                granted.insert(action.into(), json!(if denied { "deny" } else { "allow" }));
+            }
+            let name = controller_name(resource);
+            let name = name.strip_prefix("api\\").unwrap_or(&name).to_string();
+            all.insert(name, Value::Object(granted));
+        }
+        Value::Object(all)
     }
 
     fn table(&self, kind: Kind) -> Option<&BTreeMap<i64, Row>> {
@@ -924,11 +964,12 @@ impl Core {
         let mut state = self.lock();
         state.access_tokens.insert(token.clone(), expires);
         state.access_tokens_issued += 1;
+        let permissions = state.permissions();
         Reply::json(
             201,
             &json!({"access_token": token, "access_token_expiration": expires,
                     "refresh_token": hex::encode(&bytes[..12]), "refresh_token_expiration": expires + 86400,
-                    "permissions": {}}),
+                    "permissions": permissions}),
         )
     }
 

@@ -92,17 +92,32 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
             )?),
             None => None,
         };
-    let _only_one = lock::acquire(
-        &ctx.config.data_dir,
-        "reconcile",
-        "reconcile (another run is in progress)",
-        Duration::ZERO,
-    )?;
+    // A dry run only reads: it takes no lock and creates no key (nor the directory).
+    let _only_one = if args.dry_run {
+        None
+    } else {
+        Some(lock::acquire(
+            &ctx.config.data_dir,
+            "reconcile",
+            "reconcile (another run is in progress)",
+            Duration::ZERO,
+        )?)
+    };
     let started = clock::now_ms();
-    let identity = ctx.identity()?;
+    let token = pairing::invoice_token(ctx, &ctx.bitpay(None))?;
+    let identity = match ctx.existing_identity()? {
+        Some(identity) => identity,
+        None if args.dry_run => {
+            return Err(Problem::Setup(format!(
+                "the BitPay key {} is missing: pair again (`splynx-bitpay pair CODE`)",
+                ctx.config.key_path().display()
+            ))
+            .into())
+        }
+        None => ctx.identity()?,
+    };
     let order_key = OrderKey::of(&identity);
     let bitpay = ctx.bitpay(Some(identity));
-    let token = pairing::invoice_token(ctx, &bitpay)?;
     let mut summary = Summary::default();
 
     if let Some(since) = since {
@@ -132,7 +147,7 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
     let limiter = RateLimit::new(ctx.config.reconcile.requests_per_second);
     let queue = Mutex::new(records.into_iter());
     let results = Mutex::new(Vec::new());
-    let workers = ctx.config.reconcile.concurrency.min(total.max(1));
+    let workers = ctx.config.reconcile.concurrency.min(total);
     let failures = AtomicUsize::new(0);
     let config = &ctx.config;
     thread::scope(|scope| {

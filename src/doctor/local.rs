@@ -350,7 +350,14 @@ pub(super) fn check_key(report: &mut Report, config: &Config) -> Option<Identity
 pub(super) fn check_database(report: &mut Report, config: &Config) -> Option<Store> {
     let path = config.database_path();
     let shown = path.display();
-    let existed = path.exists();
+    if !path.exists() {
+        // Looking creates nothing: the first pairing or payment creates it.
+        report.ok(
+            "database",
+            format!("{shown}: none yet (the first pairing creates it)"),
+        );
+        return Store::open_in_memory().ok();
+    }
     let store = match Store::open(&config.data_dir) {
         Ok(store) => store,
         Err(e) => {
@@ -388,10 +395,7 @@ pub(super) fn check_database(report: &mut Report, config: &Config) -> Option<Sto
     } else {
         report.ok(
             "database",
-            format!(
-                "{shown}: integrity ok, schema version {version} (current){}",
-                if existed { "" } else { ", created empty" }
-            ),
+            format!("{shown}: integrity ok, schema version {version} (current)"),
         );
     }
     Some(store)

@@ -85,8 +85,11 @@ pub fn run(config_path: &Path, output: Output) -> Result<u8> {
             .unwrap_or_else(|| "no usable config".into())
     );
     output.show(&report.view(header, config_path, environment, &user));
-    report.verdict()?;
-    Ok(SUCCESS)
+    // The report's last line is the verdict: said once, not again on stderr.
+    Ok(match report.verdict() {
+        Ok(()) => SUCCESS,
+        Err(problem) => crate::exit::exit_code(&problem.into()),
+    })
 }
 
 /// The Splynx checks need a place for the nonce, the access token and the request locks;
@@ -112,6 +115,9 @@ fn check_splynx_without_data_dir(report: &mut Report, config: &Config) {
 
 pub(super) fn check_everything(report: &mut Report, config: &Config, me: Option<u32>) {
     let usable_data_dir = check_data_dir(report, config, me);
+    // Without a database yet the API checks' locks and tokens go to a scratch directory:
+    // doctor creates nothing in the data directory.
+    let has_database = config.database_path().exists();
     let identity = if usable_data_dir {
         check_key(report, config)
     } else {
@@ -125,7 +131,7 @@ pub(super) fn check_everything(report: &mut Report, config: &Config, me: Option<
         None
     };
     check_bitpay(report, config, store.as_ref(), identity);
-    match store.as_ref().filter(|_| usable_data_dir) {
+    match store.as_ref().filter(|_| usable_data_dir && has_database) {
         Some(store) => check_splynx(report, config, store, &config.data_dir),
         None => check_splynx_without_data_dir(report, config),
     }

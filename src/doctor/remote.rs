@@ -356,30 +356,19 @@ pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, 
         }
     }
 
-    let payments = probe_list(&client, "admin/finance/payments", "payments")
-        .map_err(|e| ("list payments".to_string(), e))
-        .and_then(|_| {
-            probe_add(&client, "admin/finance/payments", "payment")
-                .map_err(|e| ("add payments".to_string(), e))
-        });
-    match payments {
-        Ok(422) => report.ok(
-            "splynx.payments",
-            "may list and add payments (probed with an empty payment, which Splynx refused as invalid)",
-        ),
-        Ok(status) => report.warn(
-            "splynx.payments",
-            format!("Splynx answered HTTP {status} to an empty payment instead of refusing it"),
-            Some("look for an empty payment in Splynx (Finance → Payments) and delete it".into()),
-        ),
-        Err((action, e)) => splynx_failure(
-            report,
-            "splynx.payments",
-            &action,
-            e,
-            &grant("Finance → Payments (index, add)"),
-            &key_fix(),
-        ),
+    // What the key may add is read from the permissions Splynx lists with a new access
+    // token: doctor never writes to the ISP's books to find out.
+    let grants = Grants(client.permissions().unwrap_or(None));
+    let probes = [("admin/finance/payments", "payments")];
+    if may_list_and_add(
+        report,
+        "splynx.payments",
+        &client,
+        &grants,
+        &probes,
+        &grant("Finance → Payments (index, add)"),
+    ) {
+        report.ok("splynx.payments", "may list and add payments");
     }
 
     let wanted = config.splynx.payment_method_id;
@@ -425,43 +414,83 @@ pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, 
             &key_fix(),
         ),
     }
-    check_statements(report, config, store, &client);
-    check_fee(report, config, &client);
+    check_statements(report, config, store, &client, &grants);
+    check_fee(report, config, &client, &grants);
 }
 
-/// The key may list and add each of `probes` (path, one, many), probed with empty rows
-/// Splynx refuses as invalid. Reports a failure (with `grant`) and returns false otherwise.
+/// What the API key may do, as Splynx listed it with an access token (`None`: this Splynx
+/// lists nothing).
+struct Grants(Option<serde_json::Map<String, serde_json::Value>>);
+
+impl Grants {
+    /// Whether the key may add rows at `path` (`admin/finance/payments`), if known.
+    fn may_add(&self, path: &str) -> Option<bool> {
+        let grants = self.0.as_ref()?;
+        let controller = controller_of(path);
+        let entry = grants
+            .get(&controller)
+            .or_else(|| grants.get(&format!("api\\{controller}")));
+        Some(entry.and_then(|e| e.get("add")).and_then(|a| a.as_str()) == Some("allow"))
+    }
+}
+
+/// Splynx's controller for an API path: `admin/finance/bank-statements-records` is
+/// `admin\finance\BankStatementsRecords`.
+fn controller_of(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let Some((last, parents)) = segments.split_last() else {
+        return String::new();
+    };
+    let camel: String = last
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect();
+    parents
+        .iter()
+        .copied()
+        .chain(std::iter::once(camel.as_str()))
+        .collect::<Vec<_>>()
+        .join("\\")
+}
+
+/// The key may list (probed with `GET ?limit=1`) and add (by its permissions) each of
+/// `probes` (path, what). Reports a failure or, when Splynx does not list permissions, a
+/// warning (with `grant`), and returns false; nothing is ever written to find out.
 fn may_list_and_add(
     report: &mut Report,
     id: &'static str,
     client: &SplynxClient<'_>,
-    probes: &[(&str, &str, &str)],
+    grants: &Grants,
+    probes: &[(&str, &str)],
     grant: &str,
 ) -> bool {
-    for (path, one, many) in probes {
-        let probe = probe_list(client, path, many)
-            .map_err(|e| (format!("list {many}"), e))
-            .and_then(|_| probe_add(client, path, one).map_err(|e| (format!("add {many}"), e)));
-        match probe {
-            Ok(422) => {}
-            Ok(status) => {
-                report.warn(
+    for (path, what) in probes {
+        if let Err(e) = probe_list(client, path, what) {
+            let key_fix = "check splynx.api_key and splynx.api_secret";
+            splynx_failure(report, id, &format!("list {what}"), e, grant, key_fix);
+            return false;
+        }
+        match grants.may_add(path) {
+            Some(true) => {}
+            Some(false) => {
+                report.fail(
                     id,
-                    format!(
-                        "Splynx answered HTTP {status} to an empty {one} instead of refusing it"
-                    ),
-                    Some(format!("look for an empty {one} in Splynx and delete it")),
+                    format!("the Splynx API key may not add {what} (Splynx lists its permissions)"),
+                    grant,
                 );
                 return false;
             }
-            Err((action, e)) => {
-                splynx_failure(
-                    report,
+            None => {
+                report.warn(
                     id,
-                    &action,
-                    e,
-                    grant,
-                    "check splynx.api_key and splynx.api_secret",
+                    format!("Splynx does not list this API key's permissions, so whether it may add {what} is not known; doctor writes nothing to the books to find out, and the first real one says what is missing"),
+                    Some(grant.to_string()),
                 );
                 return false;
             }
@@ -477,6 +506,7 @@ fn check_statements(
     config: &Config,
     store: &Store,
     client: &SplynxClient<'_>,
+    grants: &Grants,
 ) {
     const ID: &str = "splynx.statements";
     if config.statements == StatementGrouping::Off {
@@ -487,19 +517,14 @@ fn check_statements(
         return;
     }
     let probes = [
-        (
-            "admin/finance/bank-statements",
-            "payment statement",
-            "payment statements",
-        ),
+        ("admin/finance/bank-statements", "payment statements"),
         (
             "admin/finance/bank-statements-records",
-            "payment statement record",
             "payment statement records",
         ),
     ];
     let grant = "in Splynx, Administration → API keys → this key → Permissions: allow Finance → Payment statements and Payment statements records (index, add); payments are credited meanwhile, and reconcile books their records once it may";
-    if !may_list_and_add(report, ID, client, &probes, grant) {
+    if !may_list_and_add(report, ID, client, grants, &probes, grant) {
         return;
     }
     match store.open_bookings() {
@@ -522,7 +547,7 @@ fn check_statements(
 }
 
 /// The service fee, when any partner charges one: the key may list and add transactions.
-fn check_fee(report: &mut Report, config: &Config, client: &SplynxClient<'_>) {
+fn check_fee(report: &mut Report, config: &Config, client: &SplynxClient<'_>, grants: &Grants) {
     const ID: &str = "splynx.fee";
     let mut charging = Vec::new();
     if config.fee.percent > Decimal::ZERO {
@@ -539,9 +564,9 @@ fn check_fee(report: &mut Report, config: &Config, client: &SplynxClient<'_>) {
         report.ok(ID, "no service fee is charged ([fee] percent = \"0\")");
         return;
     }
-    let probes = [("admin/finance/transactions", "transaction", "transactions")];
+    let probes = [("admin/finance/transactions", "transactions")];
     let grant = "in Splynx, Administration → API keys → this key → Permissions: allow Finance → Transactions (index, add); payments are credited meanwhile, and reconcile charges their fees once it may";
-    if may_list_and_add(report, ID, client, &probes, grant) {
+    if may_list_and_add(report, ID, client, grants, &probes, grant) {
         report.ok(
             ID,
             format!(
@@ -575,24 +600,6 @@ fn probe_view(
         .map(|_| ())
 }
 
-/// `POST path` with an empty object: Splynx checks the permission before validating, so
-/// 422 means "may add" and nothing is created. Returns the HTTP status of a reply that was
-/// not an error (never expected).
-fn probe_add(client: &SplynxClient<'_>, path: &str, what: &str) -> Result<u16, SplynxError> {
-    // The expected 422 is not worth the warning the client logs for real payments (at the
-    // default verbosity; `-v` still shows it).
-    let level = log::max_level();
-    if level == log::LevelFilter::Warn {
-        log::set_max_level(log::LevelFilter::Error);
-    }
-    let reply = client.post_value(path, &serde_json::json!({}), what);
-    log::set_max_level(level);
-    match reply {
-        Err(SplynxError::Validation { .. }) => Ok(422),
-        other => other,
-    }
-}
-
 /// `action` is what the probe tried ("list customers"), for a 403's message.
 pub(super) fn splynx_failure(
     report: &mut Report,
@@ -613,5 +620,40 @@ pub(super) fn splynx_failure(
             report.fail_temporary(id, e.to_string(), "run doctor again when Splynx answers")
         }
         _ => report.fail(id, format!("cannot {action}: {e}"), grant),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controllers_are_named_as_splynx_names_them() {
+        assert_eq!(
+            controller_of("admin/finance/payments"),
+            r"admin\finance\Payments"
+        );
+        assert_eq!(
+            controller_of("admin/finance/bank-statements-records"),
+            r"admin\finance\BankStatementsRecords"
+        );
+        let grants = Grants(Some(
+            serde_json::json!({
+                r"admin\finance\Payments": {"add": "allow", "index": "allow"},
+                r"api\admin\finance\Transactions": {"add": "allow"},
+                r"admin\finance\BankStatements": {"add": "deny"},
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        ));
+        assert_eq!(grants.may_add("admin/finance/payments"), Some(true));
+        assert_eq!(grants.may_add("admin/finance/transactions"), Some(true));
+        assert_eq!(grants.may_add("admin/finance/bank-statements"), Some(false));
+        assert_eq!(
+            grants.may_add("admin/finance/bank-statements-records"),
+            Some(false)
+        );
+        assert_eq!(Grants(None).may_add("admin/finance/payments"), None);
     }
 }

@@ -178,7 +178,27 @@ impl View for ReportView<'_> {
     /// One line per check, the fix on the same line, then the verdict.
     fn human(&self) -> String {
         let mut lines = vec![self.header.clone()];
-        for c in self.checks {
+        let mut checks = self.checks.iter().peekable();
+        while let Some(c) = checks.next() {
+            // Checks skipped for one reason are one line ("skip  key,database  needs ...").
+            let mut skipped = vec![c.id];
+            if c.status == Status::Skip {
+                while let Some(next) =
+                    checks.next_if(|n| n.status == Status::Skip && n.message == c.message)
+                {
+                    skipped.push(next.id);
+                }
+            }
+            if skipped.len() > 1 {
+                lines.push(format!(
+                    "{}  {} ({} checks) {}",
+                    c.status.tag(),
+                    skipped.join(","),
+                    skipped.len(),
+                    c.message
+                ));
+                continue;
+            }
             let mut line = format!("{}  {:<22} {}", c.status.tag(), c.id, c.message);
             if let Some(fix) = &c.fix {
                 line.push_str(" → fix: ");
@@ -221,6 +241,26 @@ mod tests {
             panic!("a setup failure wins");
         };
         assert_eq!(message, "2 of 4 checks failed (c, d)");
+    }
+
+    #[test]
+    fn checks_skipped_for_one_reason_are_one_line() {
+        let mut report = Report::default();
+        report.fail("config", "missing", "install it");
+        for id in ["a", "b", "c"] {
+            report.skip(id, "needs a config");
+        }
+        report.skip("d", "needs something else");
+        let text = report
+            .view("header".into(), Path::new("/c"), None, "root")
+            .human();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(
+            lines[2].contains("a,b,c (3 checks) needs a config"),
+            "{text}"
+        );
+        assert!(lines[3].contains("d") && lines[3].contains("needs something else"));
     }
 
     #[test]

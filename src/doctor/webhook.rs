@@ -20,7 +20,9 @@ pub(super) fn check_webhook_url(report: &mut Report, config: &Config) {
     let response = match reply {
         Ok(response) => response,
         Err(e) => {
-            report.fail(
+            // Like BitPay and Splynx being unreachable: temporary (75) when nothing else
+            // failed, as the help says.
+            report.fail_temporary(
                 "webhook.url",
                 format!("POST {url}: {}", e.message),
                 format!("BitPay must reach this URL from the internet: check DNS, the firewall (port 443) and the HTTPS certificate; {nginx_fix}; or set bitpay.notification_url in {}. (This check runs on this server: if it cannot reach its own public name, try from outside: curl -X POST {url})", config.path.display()),

@@ -110,20 +110,19 @@ impl SplynxClient<'_> {
         format!("{}:{}", self.api_key, hex::encode(&fingerprint[..8]))
     }
 
+    /// What the API key may do, as Splynx lists it when it issues an access token
+    /// (controller → action → "allow"); `None` when this Splynx lists nothing. Asking
+    /// writes nothing in the ISP's books.
+    pub fn permissions(&self) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let reply = self.issue_token()?;
+        Ok(match &reply["permissions"] {
+            serde_json::Value::Object(map) if !map.is_empty() => Some(map.clone()),
+            _ => None,
+        })
+    }
+
     fn create_access_token(&self) -> Result<(Secret, i64)> {
-        let (nonce, signature) = self.signature_auth()?;
-        let body = serde_json::json!({"auth_type": "api_key", "key": self.api_key, "nonce": nonce, "signature": signature});
-        let url = format!("{}admin/auth/tokens", self.api_url);
-        let body = serde_json::to_vec(&body).expect("JSON values serialize");
-        let reply = self.exchange(&Method::POST, &url, "", Some(&body))?;
-        let text = classify(
-            reply.status,
-            reply.body,
-            &Method::POST,
-            "admin/auth/tokens",
-            "access token",
-        )?;
-        let reply: serde_json::Value = decode("admin/auth/tokens", &text)?;
+        let reply = self.issue_token()?;
         let token = reply["access_token"]
             .as_str()
             .filter(|t| !t.is_empty())
@@ -138,6 +137,23 @@ impl SplynxClient<'_> {
             clock::datetime_of(expires_at * 1000)
         );
         Ok((Secret::new(token), expires_at))
+    }
+
+    /// `POST admin/auth/tokens` signed with the API key: the reply as it came.
+    fn issue_token(&self) -> Result<serde_json::Value> {
+        let (nonce, signature) = self.signature_auth()?;
+        let body = serde_json::json!({"auth_type": "api_key", "key": self.api_key, "nonce": nonce, "signature": signature});
+        let url = format!("{}admin/auth/tokens", self.api_url);
+        let body = serde_json::to_vec(&body).expect("JSON values serialize");
+        let reply = self.exchange(&Method::POST, &url, "", Some(&body))?;
+        let text = classify(
+            reply.status,
+            reply.body,
+            &Method::POST,
+            "admin/auth/tokens",
+            "access token",
+        )?;
+        decode("admin/auth/tokens", &text)
     }
 }
 

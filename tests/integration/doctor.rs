@@ -54,12 +54,17 @@ fn ready() -> Env {
     env
 }
 
-/// The line of check `id`: "<tag>  <id> <message> → fix: <fix>".
+/// The line of check `id`: "<tag>  <id> <message> → fix: <fix>" (checks skipped for one
+/// reason share a line: "skip  <id>,<id> (2 checks) <why>").
 #[track_caller]
 fn line<'a>(run: &'a Run, id: &str) -> &'a str {
     run.stdout
         .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(id))
+        .find(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|ids| ids.split(',').any(|i| i == id))
+        })
         .unwrap_or_else(|| panic!("no line for check {id}: {run:#?}"))
 }
 
@@ -156,13 +161,14 @@ fn every_check_passes_on_a_good_installation() {
     // The probes changed nothing in Splynx, and no secret was printed.
     assert_eq!(env.splynx.payment_count(), 0);
     assert!(!run.stdout.contains(API_SECRET));
-    let probe = env
-        .splynx
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST" && r.path().ends_with("admin/finance/payments"))
-        .expect("the payments add probe");
-    assert_eq!(probe.json().unwrap(), serde_json::json!({}));
+    // What the key may add is read from its permissions, never probed with a write.
+    assert!(
+        !env.splynx
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path().contains("admin/finance/")),
+        "doctor wrote to the books"
+    );
 
     // Once a webhook arrived, doctor says when.
     let id = env.create_invoice_101();
@@ -213,9 +219,7 @@ fn json_has_one_entry_per_check() {
     assert_eq!(failed.len(), 1, "{json}");
     assert_eq!(failed[0]["id"], "config.permissions");
     assert!(failed[0]["fix"].as_str().unwrap().contains("chmod 640"));
-    assert!(run
-        .stderr
-        .contains("1 of 21 checks failed (config.permissions)"));
+    assert_eq!(json["summary"]["fail"], 1, "{json}");
 }
 
 #[test]
@@ -231,7 +235,8 @@ fn world_readable_config_fails_with_chmod_advice() {
         "chmod 640",
     );
     assert!(run.stdout.contains("1 of 21 checks failed"));
-    assert!(run.stderr.contains("checks failed"), "{run:#?}");
+    // The verdict is said once (#20 item 16).
+    assert!(!run.stderr.contains("checks failed"), "{run:#?}");
 }
 
 #[test]
@@ -479,7 +484,8 @@ fn the_webhook_url_must_answer_400() {
     let unreachable = format!("{}/bitpay/ipn", closed_url());
     env.write_config(&with_notification_url(&env.default_config(), &unreachable));
     let run = env.run(&["doctor"]);
-    run.assert_code(78);
+    // Only "cannot connect": temporary, as the help says (#20 item 15).
+    run.assert_code(75);
     assert_fails(&run, "webhook.url", "cannot connect", "firewall");
     env.write_config(&config);
 }

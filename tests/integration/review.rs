@@ -421,3 +421,94 @@ fn a_slow_statement_create_is_not_repeated() {
     assert_eq!(env.booking_state(&id, "statement"), "done");
     assert_eq!(env.splynx.statement_records().len(), 1);
 }
+
+/// The rows of every table the add-on keeps (caches of Splynx's nonce and access token
+/// aside), to see that a command changed nothing.
+fn state_rows(env: &Env) -> Vec<String> {
+    let db = env.db();
+    let tables: Vec<String> = {
+        let mut stmt = db
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('splynx_nonce', 'splynx_token') ORDER BY name")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let mut all = Vec::new();
+    for table in tables {
+        let mut stmt = db.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((0..columns)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap();
+        all.extend(rows.map(|r| format!("{table}: {}", r.unwrap())));
+    }
+    all
+}
+
+/// Item 13: no read-only command and no dry run creates or changes anything.
+#[test]
+fn looking_and_dry_runs_write_nothing() {
+    let env = Env::new();
+    let read_only: [&[&str]; 9] = [
+        &["status"],
+        &["show", "nothing-here"],
+        &["settings"],
+        &["config"],
+        &["doctor"],
+        &["reconcile", "--dry-run"],
+        &["prune", "--dry-run"],
+        &["--json", "doctor"],
+        &["--json", "reconcile", "--dry-run"],
+    ];
+    for args in read_only {
+        let run = env.run(args);
+        assert!(
+            !env.data_dir().exists(),
+            "{args:?} created {}: {run:?}",
+            env.data_dir().display()
+        );
+    }
+    // With state: a paid-late invoice held, an open one, a finding not yet reported.
+    env.pair();
+    let late = env.create_invoice_101();
+    env.bitpay.set_status(&late, "expired", Some("paidLate"));
+    env.deliver_webhook(&late, true).assert_code(0);
+    let open = env
+        .create_invoice(&["--customer", "42", "--proforma", "201"])
+        .json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.bitpay.set_status(&open, "confirmed", None);
+    let before = state_rows(&env);
+    let files = |env: &Env| {
+        let mut names: Vec<String> = std::fs::read_dir(env.data_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+            .collect();
+        names.sort();
+        names
+    };
+    let files_before = files(&env);
+    for args in read_only {
+        env.run(args);
+        assert_eq!(state_rows(&env), before, "{args:?} changed the state");
+        assert_eq!(files(&env), files_before, "{args:?} added files");
+    }
+    // Nothing was written to the ISP's books either.
+    assert!(env.payments_with_receipt(&open).is_empty());
+    let writes: Vec<String> = env
+        .splynx
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && !r.path().contains("auth/tokens"))
+        .map(|r| r.path().to_string())
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+}

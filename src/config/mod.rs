@@ -431,6 +431,7 @@ pub fn resolve_path(flag: Option<&Path>, env_value: Option<&str>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
 }
 
+mod ini;
 pub mod modules_list;
 mod parse;
 #[cfg(test)]

@@ -3,10 +3,9 @@
 //! They are an overlay: a non-empty value there wins over the TOML file, which wins over
 //! the built-in default. The form's fields are `hooks/config/config.json`.
 //!
-//! The file is PHP's INI dialect: a `; <?php exit(); ?>`-style guard line, `[section]`
-//! headers (`common`, `default_partners_settings`, one per partner id), `key = value` lines
-//! with optional double quotes, `;` comments. Written by hand: a dozen lines, and every
-//! error can name the line.
+//! The file is PHP's INI dialect (a `; <?php exit(); ?>`-style guard line, `[section]`
+//! headers `common`, `default_partners_settings` and one per partner id), read as PHP
+//! reads it (`ini`).
 
 use std::collections::BTreeMap;
 
@@ -86,45 +85,7 @@ const fn field(ini: &'static str, toml: &'static str, title: &'static str, integ
     }
 }
 
-/// Sections of the file: name → key → value (unquoted).
-pub type Sections = BTreeMap<String, BTreeMap<String, String>>;
-
-/// Parses the file's text. Errors name the line.
-pub fn parse(text: &str) -> Result<Sections, String> {
-    let mut sections = Sections::new();
-    let mut current: Option<String> = None;
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let name = name.trim().to_string();
-            sections.entry(name.clone()).or_default();
-            current = Some(name);
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(format!(
-                "line {}: expected key = value, got {line:?}",
-                number + 1
-            ));
-        };
-        let Some(section) = &current else {
-            return Err(format!("line {}: {key:?} before any [section]", number + 1));
-        };
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        sections
-            .entry(section.clone())
-            .or_default()
-            .insert(key.trim().to_string(), value.to_string());
-    }
-    Ok(sections)
-}
+pub use super::ini::{parse, Sections};
 
 /// The fields of the "Partners settings" block: what a partner may set differently.
 pub const PARTNER_FIELDS: [&str; 10] = [
@@ -438,12 +399,7 @@ currency = "GBP"
 
     #[test]
     fn bad_lines_and_values_are_named() {
-        assert!(parse("[common]\njust words\n")
-            .unwrap_err()
-            .contains("line 2"));
-        assert!(parse("key = 1\n")
-            .unwrap_err()
-            .contains("before any [section]"));
+        assert!(parse("[common]\nk = a=b\n").unwrap_err().contains("line 2"));
         let sections = parse("[common]\npayment_method_id = \"seven\"\n").unwrap();
         let error = problem(&sections, None);
         assert!(

@@ -282,7 +282,7 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::build_from(path, &text, &|file| std::fs::read_to_string(file))
+        Config::build_from(path, &text, &read_settings_file)
     }
 
     /// The TOML text alone (no Modules-list settings), every setting valid.
@@ -343,7 +343,24 @@ impl Config {
                     }
                 )))
             }
-            (_, Ok(ini)) => Some(modules_list::parse(&ini).map_err(list_error)?),
+            (_, Ok(ini)) => match modules_list::parse(&ini) {
+                Ok(sections) => Some(sections),
+                Err(message) => {
+                    // Read as absent: what settlement needs from it (Splynx's API key)
+                    // is then missing and refuses; the config file may still hold it.
+                    let mut config =
+                        Config::build(path, text, table, sources, (addon_dir, mode), None, None)?;
+                    config.problems.insert(
+                        0,
+                        ConfigProblem {
+                            key: "modules_list".into(),
+                            critical: false,
+                            message: list_error(message).to_string(),
+                        },
+                    );
+                    return Ok(config);
+                }
+            },
         };
         Config::build(
             path,
@@ -943,6 +960,17 @@ impl Config {
     }
 }
 
+/// The Modules-list settings file, read no further than the INI reader accepts (a bigger
+/// one is refused by it, naming its size), bytes that are not UTF-8 replaced.
+fn read_settings_file(file: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?
+        .take(super::ini::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Sets `section.key` in the TOML table (a Modules-list value overlaid).
 fn insert_at(
     table: &mut toml::Table,
@@ -1105,7 +1133,9 @@ fn percentage(value: Option<toml::Value>) -> Result<Decimal, String> {
     let text = text.trim_end_matches('%').trim();
     let exact = text.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !text.is_empty();
     match text.parse::<Decimal>() {
-        Ok(p) if exact && p < Decimal::ONE_HUNDRED && p.scale() <= 4 => Ok(p.normalize()),
+        Ok(p) if exact && p < Decimal::ONE_HUNDRED && p.normalize().scale() <= 4 => {
+            Ok(p.normalize())
+        }
         _ => Err(format!(
             "\"{text}\" is not a percentage from 0 to under 100 (at most 4 decimal places), e.g. \"2.5\""
         )),

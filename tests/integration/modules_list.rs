@@ -365,3 +365,162 @@ fn the_guide_setup_works_without_editing_the_config_file() {
         "7"
     );
 }
+
+/// A small deterministic generator (xorshift), so a failure can be replayed by its seed.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+
+    fn text(&mut self, alphabet: &[&str], most: usize) -> String {
+        (0..self.below(most + 1))
+            .map(|_| self.pick(alphabet))
+            .collect()
+    }
+}
+
+/// One Modules-list file of the kind Splynx writes, with what admins type into its fields
+/// and what a hand edit adds (comments, spacing, line endings, a byte-order mark).
+fn generated_ini(dice: &mut Dice) -> String {
+    let newline = if dice.below(4) == 0 { "\r\n" } else { "\n" };
+    let mut text = String::new();
+    if dice.below(5) == 0 {
+        text.push('\u{feff}');
+    }
+    if dice.below(3) != 0 {
+        text.push_str("; <?php exit(); ?>");
+        text.push_str(newline);
+    }
+    let sections = ["common", "default_partners_settings", "1", "2", "42"];
+    let keys = [
+        "splynx_url",
+        "currency",
+        "service_fee",
+        "fee_message",
+        "payment_method_id",
+        "api_key",
+        "k-1",
+        "x.y",
+    ];
+    let quoted = [
+        "a", "Z", "7", " ", ".", ",", ";", ":", "/", "#", "=", "é", "€", "-", "\\\"", "\\\\",
+        "\\n", "'", "2,5", "yes",
+    ];
+    let unquoted = [
+        "a", "B", "7", " ", ".", ",", ":", "/", "#", "é", "-", "2,5", "0",
+    ];
+    for _ in 0..dice.below(4) {
+        text.push_str(&format!("[{}]{newline}", dice.pick(&sections)));
+        for _ in 0..dice.below(6) {
+            let line = match dice.below(12) {
+                0 => format!("; {}", dice.text(&unquoted, 12)),
+                1 => String::new(),
+                2 => format!("# {}", dice.text(&unquoted, 8)),
+                _ => {
+                    let key = dice.pick(&keys);
+                    let spacing = dice.pick(&["=", " = ", "\t=  ", " ="]);
+                    let value = match dice.below(8) {
+                        0 | 1 | 2 => format!("\"{}\"", dice.text(&quoted, 12)),
+                        3 | 4 => dice.text(&unquoted, 12),
+                        5 => dice
+                            .pick(&["yes", "No", "TRUE", "off", "none", "null", "On"])
+                            .to_string(),
+                        6 => format!("'{}'", dice.text(&unquoted, 8)),
+                        _ => String::new(),
+                    };
+                    let comment = match dice.below(4) {
+                        0 => format!(" ; {}", dice.text(&unquoted, 6)),
+                        _ => String::new(),
+                    };
+                    let indent = dice.pick(&["", " ", "\t"]);
+                    format!("{indent}{key}{spacing}{value}{comment}")
+                }
+            };
+            text.push_str(&line);
+            text.push_str(newline);
+        }
+    }
+    text
+}
+
+/// #20 item 10: the Modules-list file is read as Splynx's PHP reads it: thousands of
+/// generated files, each read by the binary's reader and by PHP's own parse_ini_file.
+#[test]
+fn the_modules_list_file_is_read_as_php_reads_it() {
+    let php = std::process::Command::new("php").arg("--version").output();
+    assert!(
+        php.is_ok_and(|o| o.status.success()),
+        "php-cli is needed (test.sh installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut dice = Dice(0x5eed_1234_abcd_0001);
+    let files: Vec<(std::path::PathBuf, String)> = (0..2000)
+        .map(|i| {
+            let text = generated_ini(&mut dice);
+            let path = dir.path().join(format!("{i}.ini.php"));
+            std::fs::write(&path, &text).unwrap();
+            (path, text)
+        })
+        .collect();
+    let list = dir.path().join("files.txt");
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    std::fs::write(&list, names.join("\n")).unwrap();
+    let script = "foreach (file($argv[1], FILE_IGNORE_NEW_LINES) as $f) { echo json_encode(@parse_ini_file($f, true)), \"\\n\"; }";
+    let out = std::process::Command::new("php")
+        .args(["-n", "-r", script])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let answers = String::from_utf8(out.stdout).unwrap();
+    let answers: Vec<&str> = answers.lines().collect();
+    assert_eq!(answers.len(), files.len());
+    let mut differences = Vec::new();
+    for ((_, text), answer) in files.iter().zip(answers) {
+        let php: Value = serde_json::from_str(answer).unwrap();
+        let ours = splynx_bitpay::config::modules_list::parse(text);
+        let same = match (&php, &ours) {
+            (Value::Bool(false), Err(_)) => true,
+            (Value::Bool(false), Ok(_)) | (_, Err(_)) => false,
+            (php, Ok(sections)) => {
+                // PHP lists an empty section as [] and keys before any section at the top.
+                let ours: serde_json::Map<String, Value> = sections
+                    .iter()
+                    .filter(|(name, _)| !name.is_empty())
+                    .map(|(name, keys)| (name.clone(), serde_json::json!(keys)))
+                    .collect();
+                let empty = serde_json::Map::new();
+                let theirs: serde_json::Map<String, Value> = php
+                    .as_object()
+                    .unwrap_or(&empty)
+                    .iter()
+                    .filter(|(_, keys)| !keys.is_string())
+                    .map(|(name, keys)| match keys {
+                        Value::Array(a) if a.is_empty() => (name.clone(), serde_json::json!({})),
+                        other => (name.clone(), other.clone()),
+                    })
+                    .collect();
+                ours == theirs
+            }
+        };
+        if !same {
+            differences.push(format!("{text:?}\n  php:  {answer}\n  ours: {ours:?}"));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} files read differently, e.g.:\n{}",
+        differences.len(),
+        files.len(),
+        differences[..differences.len().min(5)].join("\n")
+    );
+}

@@ -512,3 +512,69 @@ fn looking_and_dry_runs_write_nothing() {
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
 }
+
+/// Item 10: a file saved with a byte-order mark, an inline comment, an escaped quote and
+/// trailing zeros reads as PHP reads it; a huge one is refused with its size.
+#[test]
+fn the_modules_list_file_as_splynx_writes_it() {
+    let env = paired();
+    env.with_modules_list_ini(
+        "\u{feff}; <?php exit(); ?>\r\n[common]\r\nservice_fee = \"2.50000\" ; typed by hand\r\nfee_message = \"The \\\"crypto\\\" fee\"\r\n",
+    );
+    let check = env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"]);
+    check.assert_code(0);
+    let json = check.json();
+    assert_eq!(json["fee"]["percent"], "2.5", "{json}");
+    assert_eq!(json["fee"]["label"], "The \"crypto\" fee", "{json}");
+    let id = env.create_invoice_101();
+    env.with_modules_list_ini(&format!(
+        "[common]\nfee_message = \"{}\"\n",
+        "x".repeat(300 * 1024)
+    ));
+    // Unreadable, it is as if absent: the credit goes on (the config file holds the API
+    // key), checkout is refused with a bounded message.
+    env.bitpay.set_status(&id, "confirmed", None);
+    env.deliver_webhook(&id, true).assert_code(0);
+    assert_eq!(env.payments_with_receipt(&id).len(), 1);
+    let run = env.create_invoice(&["--customer", "42", "--proforma", "201"]);
+    run.assert_code(78).assert_stderr_contains("larger than");
+    assert!(
+        run.stderr.len() < 2000,
+        "bounded: {} bytes",
+        run.stderr.len()
+    );
+}
+
+/// Item 12: an error quotes at most a short prefix of a bad value, and never a configured
+/// secret pasted into the wrong field.
+#[test]
+fn errors_are_bounded_and_never_echo_a_secret() {
+    let env = paired();
+    let secret = crate::util::API_SECRET;
+    env.with_modules_list_ini(&format!(
+        "[common]\npayment_method_id = \"{secret}\"\ncurrency = \"{}\"\n",
+        "Q".repeat(200 * 1024)
+    ));
+    for args in [
+        vec!["config"],
+        vec!["--json", "config"],
+        vec!["settings"],
+        vec!["doctor"],
+        vec!["create-invoice", "--customer", "42", "--invoice", "101"],
+    ] {
+        let run = env.run(&args);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(!all.contains(secret), "{args:?} printed the secret: {all}");
+        assert!(all.len() < 20_000, "{args:?} printed {} bytes", all.len());
+    }
+    let config = env.run(&["--json", "config"]).json();
+    let problems = config["problems"].to_string();
+    assert!(
+        problems.contains("Payment method") && problems.contains("(redacted)"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("Currency") && problems.contains("QQQ…"),
+        "{problems}"
+    );
+}

@@ -429,8 +429,8 @@ fn generated_ini(dice: &mut Dice) -> String {
                     let key = dice.pick(&keys);
                     let spacing = dice.pick(&["=", " = ", "\t=  ", " ="]);
                     let value = match dice.below(8) {
-                        0 | 1 | 2 => format!("\"{}\"", dice.text(&quoted, 12)),
-                        3 | 4 => dice.text(&unquoted, 12),
+                        0..=2 => format!("\"{}\"", dice.text(&quoted, 12)),
+                        3..=4 => dice.text(&unquoted, 12),
                         5 => dice
                             .pick(&["yes", "No", "TRUE", "off", "none", "null", "On"])
                             .to_string(),

@@ -118,12 +118,19 @@ pub fn explain_pairing_error(
     from: PairingFrom,
 ) -> anyhow::Error {
     if error.is_temporary() {
-        // BitPay's own words for a 5xx or a timeout mean nothing to an admin; nothing was
-        // paired, and trying again later is all there is to do.
-        log::warn!("pairing: {error}");
-        return Problem::Temporary(
-            "BitPay did not answer the pairing request (it is down or overloaded); nothing was changed: try again in a few minutes".into(),
-        )
+        // Said once, by its cause: BitPay unreachable from here, or BitPay failing. Nothing
+        // was paired either way. The full error is for `-v`.
+        log::debug!("pairing: {error}");
+        let cause = match &error {
+            BitPayError::Transport { message, .. } => format!(
+                "BitPay is unreachable from this server ({message}): check its network, DNS and firewall (bitpay.api_url is {})",
+                ctx.config.bitpay.api_url
+            ),
+            _ => "BitPay is down or overloaded".to_string(),
+        };
+        return Problem::Temporary(format!(
+            "{cause}; nothing was changed: try again in a few minutes"
+        ))
         .into();
     }
     let enter_new_code = match from {

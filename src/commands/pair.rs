@@ -17,8 +17,9 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
     let label = token_label();
     if let Some(code) = args.code.as_deref() {
         if !is_valid_pairing_code(code) {
-            return Err(Problem::Setup(format!(
-                "\"{code}\" is not a BitPay pairing code: codes are exactly 7 letters or digits, like u7m0VSR"
+            return Err(Problem::BadInput(format!(
+                "\"{}\" is not a BitPay pairing code: codes are exactly 7 letters or digits, like u7m0VSR",
+                crate::output::printable(&code.chars().take(40).collect::<String>())
             ))
             .into());
         }

@@ -508,6 +508,19 @@ impl Config {
             bad("splynx.url", m);
             FALLBACK_URL.to_string()
         });
+        // URLs derived from splynx.url share its problem: each is said once, at its cause.
+        let derived = |key: &str, set: bool| (!set).then(|| key.to_string());
+        let derived_urls: Vec<String> = [
+            derived("splynx.api_url", raw.splynx.api_url.is_some()),
+            derived(
+                "bitpay.notification_url",
+                raw.bitpay.notification_url.is_some(),
+            ),
+            derived("bitpay.redirect_url", raw.bitpay.redirect_url.is_some()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let api_url = match raw.splynx.api_url {
             Some(u) => match base_url(u.trim_end_matches('/')) {
                 Ok(base) => format!("{base}/"),
@@ -666,7 +679,7 @@ impl Config {
             ("bitpay.redirect_url", &redirect_url),
         ];
         for (key, url) in urls {
-            if url.starts_with(FALLBACK_URL) {
+            if url.starts_with(FALLBACK_URL) || derived_urls.iter().any(|d| d == key) {
                 continue;
             }
             if is_placeholder_url(url) {

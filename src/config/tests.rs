@@ -575,3 +575,21 @@ fn direct_pay_links_are_off_unless_granted() {
         "{message}"
     );
 }
+
+/// #20 item 14: a config the user may not read says chgrp/chmod, not where to find one.
+#[test]
+fn an_unreadable_config_says_chmod() {
+    let denied = ConfigError::Read {
+        path: "/etc/splynx-bitpay/config.toml".into(),
+        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    }
+    .to_string();
+    assert!(denied.contains("chmod 640"), "{denied}");
+    assert!(!denied.contains(ENV_VAR), "{denied}");
+    let missing = ConfigError::Read {
+        path: "/nope.toml".into(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    }
+    .to_string();
+    assert!(missing.contains("--config"), "{missing}");
+}

@@ -97,8 +97,9 @@ fn client_initiated_pairing_waits_for_approval() {
 fn bad_code_format_is_refused_before_any_request() {
     let env = Env::new();
     for code in ["abc", "abcdefgh", "abc-123", "ab cd12"] {
+        // Bad input, not a setup problem (#20 item 15).
         env.run(&["pair", code])
-            .assert_code(78)
+            .assert_code(65)
             .assert_stderr_contains("7 letters or digits");
     }
     assert!(env.bitpay.requests().is_empty());
@@ -196,4 +197,17 @@ fn bitpay_outage_during_pairing_is_temporary() {
         .assert_code(75)
         .assert_stderr_contains("unreachable");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // No network at all: the cause is said once, and it is not "overloaded".
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    env.write_config(
+        &env.default_config()
+            .replace(&env.bitpay.url(), &format!("http://127.0.0.1:{closed}")),
+    );
+    let run = env.run(&["pair", "abcd123"]);
+    run.assert_code(75).assert_stderr_contains("cannot connect");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(!run.stderr.contains("overloaded"), "{run:?}");
 }

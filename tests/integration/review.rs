@@ -578,3 +578,47 @@ fn errors_are_bounded_and_never_echo_a_secret() {
         "{problems}"
     );
 }
+
+/// Item 14: every problem at once, each with its fix; `config` shows the values and marks
+/// the wrong ones instead of refusing to run.
+#[test]
+fn every_config_problem_at_once() {
+    let env = Env::new();
+    let example = include_str!("../../examples/config.toml")
+        .replace(
+            "# url = \"https://splynx.example.com\"",
+            "url = \"https://splynx.example.com\"",
+        )
+        .replace("# api_key = ", "api_key = ")
+        .replace("# api_secret = ", "api_secret = ")
+        .replace("# payment_method_id = 7", "payment_method_id = 7")
+        .replace(
+            "data_dir = \"/var/lib/splynx-bitpay\"",
+            &format!("data_dir = \"{}\"", env.data_dir().display()),
+        )
+        .replace("# modules_list = \"auto\"", "modules_list = \"off\"");
+    env.write_config(&example);
+    let run = env.run(&["status"]);
+    run.assert_code(78);
+    for key in ["splynx.url", "splynx.api_key", "splynx.api_secret"] {
+        assert_eq!(run.stderr.matches(key).count(), 1, "{key} once: {run:?}");
+    }
+    assert!(run.stderr.contains("3 settings need fixing"), "{run:?}");
+    let config = env.run(&["--json", "config"]);
+    config.assert_code(0);
+    let json = config.json();
+    assert_eq!(json["problems"].as_array().unwrap().len(), 3, "{json}");
+    let url = json["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "splynx.url")
+        .unwrap();
+    assert!(
+        url["problem"].as_str().unwrap().contains("placeholder"),
+        "{url}"
+    );
+    let human = env.run(&["config"]);
+    human.assert_code(0);
+    assert!(human.stdout.contains("WRONG"), "{human:?}");
+}

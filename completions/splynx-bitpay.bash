@@ -555,13 +555,21 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__resolve)
-            opts="-v -q -h --note --config --json --verbose --quiet --help"
+            opts="-v -q -h --note --sash --session-admin --from-page --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --note)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sash)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --session-admin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,6 +24,8 @@ pub struct Caller {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CallerView {
     pub id: i64,
+    /// Their login (and name) as Splynx has them, else "administrator <id>".
+    pub label: String,
     pub role: String,
     pub partner_id: Option<i64>,
     pub may_pair: bool,
@@ -34,6 +36,7 @@ impl CallerView {
     pub fn new(caller: &Caller, allowed: &[String]) -> CallerView {
         CallerView {
             id: caller.admin.id,
+            label: caller.admin.label(),
             role: caller.admin.role.clone(),
             partner_id: caller.admin.partner_id,
             may_pair: caller.may_pair,
@@ -85,13 +88,13 @@ pub fn require_pairing_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Ca
 /// Why an administrator may not change the pairing, for them to read.
 pub fn refusal(allowed: &[String], admin: &Administrator) -> String {
     format!(
-        "Only administrators with the role {} may change the BitPay pairing: whoever pairs decides which BitPay account customers pay. You are signed in as administrator {} with the role {:?}; ask a super administrator (admin.pairing_roles in the add-on's config lists the roles).",
+        "Only administrators with the role {} may change the BitPay pairing: whoever pairs decides which BitPay account customers pay. You are signed in as {} with the role {:?}; ask a super administrator (admin.pairing_roles in the add-on's config lists the roles).",
         allowed
             .iter()
             .map(|r| format!("{r:?}"))
             .collect::<Vec<_>>()
             .join(" or "),
-        admin.id,
+        admin.label(),
         admin.role
     )
 }
@@ -100,8 +103,10 @@ pub fn refusal(allowed: &[String], admin: &Administrator) -> String {
 pub fn who(caller: Option<&Caller>) -> String {
     match caller {
         Some(c) => format!(
-            "Splynx administrator {} ({}) on the admin page",
-            c.admin.id, c.admin.role
+            "Splynx administrator {} (id {}, {}) on the admin page",
+            c.admin.label(),
+            c.admin.id,
+            c.admin.role
         ),
         None => "the command line".to_string(),
     }

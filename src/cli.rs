@@ -223,6 +223,8 @@ pub struct ResolveArgs {
     /// What you did, for the journal
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]

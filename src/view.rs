@@ -66,6 +66,17 @@ impl From<&InvoiceRecord> for InvoiceView {
 
 impl InvoiceView {
     /// "(not created yet)" until BitPay gave the invoice an id.
+    /// "invoice 202401000001 (id 101)", "balance top-up".
+    fn document_text(&self) -> String {
+        match (self.document_number.as_deref(), self.document_id) {
+            (Some(number), Some(id)) => format!("{} {number} (id {id})", self.document),
+            (None, Some(id)) => format!("{} id {id}", self.document),
+            _ if self.document == "refill" => "balance top-up".to_string(),
+            (Some(number), None) => format!("{} {number}", self.document),
+            (None, None) => self.document.to_string(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.bitpay_invoice_id
             .as_deref()
@@ -112,11 +123,9 @@ impl InvoiceView {
             _ => String::new(),
         };
         format!(
-            "BitPay invoice {}\n  document:   {} {} (id {}) of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {}{settlement_text}{}\n  Splynx payment: {}{duplicates}{in_flight}\n  created:    {}\n  url:        {}\n  journal:",
+            "BitPay invoice {}\n  document:   {} of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {}{settlement_text}{}\n  Splynx payment: {}{duplicates}{in_flight}\n  created:    {}\n  url:        {}\n  journal:",
             self.name(),
-            self.document,
-            self.document_number.as_deref().unwrap_or("-"),
-            self.document_id.map_or("-".into(), |d| d.to_string()),
+            self.document_text(),
             self.customer_id,
             self.price,
             self.currency,

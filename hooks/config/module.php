@@ -24,6 +24,8 @@ return [
         ['controller' => 'api\admin\finance\BankStatementsRecords', 'actions' => ['index', 'add']],
         // The service fee's debit transaction ([fee] percent).
         ['controller' => 'api\admin\finance\Transactions', 'actions' => ['index', 'add']],
+        // The admin page names who paired by the login Splynx has for them.
+        ['controller' => 'api\admin\administration\Administrators', 'actions' => ['view']],
     ],
     'entry_points' => [
         // The bitcoin icon in Finance → Invoices "Operations"; opens /bitpay/pay-invoice in the modal.

@@ -507,20 +507,24 @@ final class Http
         return isset($_SERVER['REQUEST_METHOD']) ? strtoupper($_SERVER['REQUEST_METHOD']) : 'GET';
     }
 
-    /** The request path below the add-on prefix: "", "/pay-invoice", "/ipn", ... */
+    /**
+     * The request path below the add-on prefix: "", "/pay-invoice", "/ipn", ... Only the
+     * exact spelling counts: a trailing slash, doubled slashes, percent-encoding or other
+     * letter case give a path no route has (404), so no spelling escapes the limits nginx
+     * puts on the exact public URLs.
+     */
     public static function route(): string
     {
         $uri = isset($_SERVER['REQUEST_URI']) ? (string) $_SERVER['REQUEST_URI'] : '/';
-        $path = parse_url($uri, PHP_URL_PATH);
-        $path = is_string($path) ? rawurldecode($path) : '/';
-        if (strpos($path, URL_PREFIX) === 0) {
-            $path = substr($path, strlen(URL_PREFIX));
+        $query = strpos($uri, '?');
+        $path = $query === false ? $uri : substr($uri, 0, $query);
+        if ($path === URL_PREFIX || $path === URL_PREFIX . '/' || $path === URL_PREFIX . '/index.php') {
+            return '';
         }
-        $path = rtrim($path, '/');
-        if ($path === '/index.php') {
-            $path = '';
+        if (strpos($path, URL_PREFIX . '/') !== 0) {
+            return '(elsewhere)';
         }
-        return $path;
+        return substr($path, strlen(URL_PREFIX));
     }
 
     /** The URL to come back to after logging in: this path and query. */

@@ -60,9 +60,8 @@ return static function (string $route): void {
                 $flash = ['danger', 'A pairing code is 7 letters or digits, like u7m0VSR.'];
             } else {
                 $result = Binary::run(array_merge(['pair', $code], $confirmed ? ['--replace'] : [], $who));
-                $flash = $result->ok()
-                    ? ['success', 'Paired with BitPay: the ' . (string) $result->json['facade'] . ' token is ' . (!empty($result->json['approved']) ? 'active' : 'waiting for approval') . '. Customers can pay now.']
-                    : ['danger', 'Pairing failed: ' . $result->message()];
+                // Success shows in the pairing banner itself: said once.
+                $flash = $result->ok() ? null : ['danger', 'Pairing failed: ' . $result->message()];
             }
         } elseif ($action === 'request') {
             $facade = Http::post('facade') === 'pos' ? 'pos' : 'merchant';
@@ -70,6 +69,17 @@ return static function (string $route): void {
             $flash = $result->ok()
                 ? ['success', 'Pairing code ' . (string) $result->json['pairing_code'] . ' requested. Approve it in your BitPay dashboard (link below); the status here shows when it is active.']
                 : ['danger', 'Could not request a pairing code: ' . $result->message()];
+        } elseif ($action === 'resolve') {
+            $id = Http::post('bitpay_invoice_id');
+            $note = Http::post('note');
+            if (!preg_match('/^[A-Za-z0-9]{1,64}$/', $id)) {
+                $flash = ['danger', 'Unknown payment.'];
+            } else {
+                $result = Binary::run(array_merge(['resolve', $id], $note !== '' ? ['--note', substr($note, 0, 500)] : [], $who));
+                $flash = $result->ok()
+                    ? ['success', 'BitPay invoice ' . $id . ' is marked resolved.']
+                    : ['danger', 'Could not mark it resolved: ' . $result->message()];
+            }
         } elseif ($action === 'unpair') {
             $result = Binary::run(array_merge(['unpair'], $who));
             $flash = $result->ok()

@@ -20,7 +20,7 @@ $journal = static function (array $entries): string {
     foreach ($entries as $entry) {
         $rows .= '<tr><td class="mono">' . View::e($entry['at']) . '</td><td>' . View::e($entry['kind']) . '</td><td>' . View::e($entry['summary']) . '</td></tr>';
     }
-    return '<table class="table journal"><tr><th>When</th><th>What</th><th>Summary</th></tr>' . $rows . '</table>';
+    return '<div class="table-wrap"><table class="table journal"><tr><th>When</th><th>What</th><th>Summary</th></tr>' . $rows . '</table></div>';
 };
 // "Invoice #2026-0042", "Proforma invoice #P-17", "Balance top-up": the number customers see, never an internal id.
 $documentName = static function (array $invoice): string {
@@ -49,21 +49,35 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <?php if ($flash !== null) : ?>
 <div class="alert alert-<?= View::e($flash[0]) ?> flash" role="alert"><?= View::e($flash[1]) ?></div>
 <?php endif; ?>
+<?php if ($effective !== null && !empty($effective['problems'])) : ?>
+<div class="alert alert-danger config-problems" role="alert"><b>Settings to fix.</b> Customers cannot start a payment until these are corrected; payments already received are still credited.
+<ul><?php foreach ($effective['problems'] as $p) : ?><li><?= View::e($p['message']) ?></li><?php endforeach; ?></ul></div>
+<?php endif; ?>
 <?php if ($status === null) : ?>
-<div class="alert alert-danger status-error" role="alert">splynx-bitpay status failed: <?= View::e($status_error) ?><br>Check <code><?= View::e($config_path) ?></code> and run <code>splynx-bitpay doctor</code> on the server.</div>
+<div class="alert alert-danger status-error" role="alert">The add-on cannot read its state: <?= View::e($status_error) ?></div>
 <?php else : ?>
 
 <?php if (!empty($status['held'])) : ?>
 <div class="panel held">
 <div class="panel-heading">Needs your attention</div>
 <div class="panel-body">
-<p>These payments are held: nothing is done with them automatically, and nothing is deleted. Check each one (the note says what happened), act in Splynx under Finance &rarr; Payments, then mark it resolved on the server with <code>splynx-bitpay resolve BITPAY-INVOICE-ID</code>.</p>
-<table class="table held-table"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>State</th><th>Splynx payment</th></tr>
+<p>These payments are held: nothing is done with them automatically, and nothing is deleted. Check each one (the note says what happened), act in Splynx under Finance &rarr; Payments, then mark it resolved here.</p>
+<div class="table-wrap"><table class="table held-table"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>State</th><th>Splynx payment</th></tr>
 <?php foreach ($status['held'] as $row) : ?>
 <tr><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><span class="label label-warning"><?= View::e($row['settlement_text']) ?></span></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : 'none') ?><?= !empty($row['duplicate_payment_ids']) ? '<br>duplicates: ' . View::e(implode(', ', $row['duplicate_payment_ids'])) : '' ?></td></tr>
-<tr class="note-row"><td class="note" colspan="6"><?= View::e($row['note'] !== null ? $row['note'] : '') ?></td></tr>
+<tr class="note-row"><td class="note" colspan="6"><?= View::e($row['note'] !== null ? $row['note'] : '') ?>
+<?php if ($mayPair) : ?>
+<form method="post" action="<?= View::e($action) ?>" class="inline-form resolve-form">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<?= $sashField ?>
+<input type="hidden" name="action" value="resolve">
+<input type="hidden" name="bitpay_invoice_id" value="<?= View::e($row['bitpay_invoice_id']) ?>">
+<input class="form-control" name="note" maxlength="500" placeholder="What you did in Splynx" style="width:280px">
+<button type="submit" class="btn resolve">Mark resolved</button>
+</form>
+<?php endif; ?></td></tr>
 <?php endforeach; ?>
-</table>
+</table></div>
 </div>
 </div>
 <?php endif; ?>
@@ -77,7 +91,9 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <div class="alert alert-success pairing-state">Paired with the BitPay <?= View::e($environment) ?> environment: the <?= View::e(implode(', ', $status['paired'])) ?> token is active, and customers can pay.</div>
 <?php else : ?>
 <div class="alert alert-warning pairing-state">Access token is not set for <?= View::e($environment) ?> environment.</div>
-<p>Log in to your BitPay dashboard &rarr; <b>Payment Tools</b> &rarr; <b>Manage API Tokens</b> &rarr; <b>Add New Token</b> (with "Require Authentication" enabled), copy the <b>pairing code</b> (it looks like <code>u7m0VSR</code>), paste it below and click <b>Pair</b>.</p>
+<?php if ($mayPair) : ?>
+<p class="pair-howto">Log in to your BitPay dashboard &rarr; <b>Payment Tools</b> &rarr; <b>Manage API Tokens</b> &rarr; <b>Add New Token</b> (with "Require Authentication" enabled), copy the <b>pairing code</b> (it looks like <code>u7m0VSR</code>), paste it below and click <b>Pair</b>.</p>
+<?php endif; ?>
 <?php endif; ?>
 <dl class="dl-horizontal" style="margin-bottom:14px">
 <dt>Mode</dt><dd><?= View::e($environment === 'production' ? 'Production' : 'Test') ?></dd>
@@ -85,11 +101,11 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <dt>Client id (SIN)</dt><dd><?php if (!empty($status['sin'])) : ?><span class="mono"><?= View::e($status['sin']) ?></span><?php else : ?><span class="muted">created at the first pairing</span><?php endif; ?></dd>
 </dl>
 <?php if (!empty($status['tokens'])) : ?>
-<table class="table tokens"><tr><th>Facade</th><th>State</th><th>Paired</th></tr>
+<div class="table-wrap"><table class="table tokens"><tr><th>Facade</th><th>State</th><th>Paired</th></tr>
 <?php foreach ($status['tokens'] as $t) : ?>
 <tr><td><?= View::e($t['facade']) ?></td><td><?= !empty($t['approved']) ? '<span class="label label-success">active</span>' : '<span class="label label-warning">waiting for approval</span>' ?></td><td><?= View::e($t['paired_at'] !== null ? $t['paired_at'] : '-') ?></td></tr>
 <?php endforeach; ?>
-</table>
+</table></div>
 <?php endif; ?>
 <?php if (!empty($status['pending_approvals'])) : ?>
 <div class="alert alert-info pending">
@@ -131,11 +147,11 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <?php endif; ?>
 <?php if (!empty($status['pairing_changes'])) : ?>
 <h4 style="margin-top:16px;font-size:14px">Pairing changes</h4>
-<table class="table pairing-changes"><tr><th>When</th><th>What, and by whom</th></tr>
+<div class="table-wrap"><table class="table pairing-changes"><tr><th>When</th><th>What, and by whom</th></tr>
 <?php foreach ($status['pairing_changes'] as $change) : ?>
-<tr><td><?= View::e($change['at']) ?></td><td><?= View::e($change['summary']) ?></td></tr>
+<tr><td><?= View::e($change['at']) ?></td><td class="summary"><?= View::e($change['summary']) ?></td></tr>
 <?php endforeach; ?>
-</table>
+</table></div>
 <?php endif; ?>
 </div>
 </div>
@@ -160,27 +176,27 @@ if (empty($status['invoices'])) {
 </dl>
 <?php if (!empty($status['recent_payments'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Recent payments</h4>
-<table class="table recent-payments"><tr><th>Credited</th><th>Document</th><th>Customer</th><th>Amount</th><th>Splynx payment</th><th>BitPay invoice</th><th>Now</th></tr>
+<div class="table-wrap"><table class="table recent-payments"><tr><th>Credited</th><th>Document</th><th>Customer</th><th>Amount</th><th>Splynx payment</th><th>BitPay invoice</th><th>Now</th></tr>
 <?php foreach ($status['recent_payments'] as $row) : ?>
-<tr><td><?= View::e($row['credited_at']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : '-') ?></td><td><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['settlement_text']) ?></td></tr>
+<tr><td><?= View::e($row['credited_at']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : '-') ?></td><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['settlement_text']) ?></td></tr>
 <?php endforeach; ?>
-</table>
+</table></div>
 <?php endif; ?>
 <?php if (!empty($status['recent_webhooks'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Last webhooks</h4>
-<table class="table recent-webhooks"><tr><th>When</th><th>BitPay invoice</th><th>What happened</th></tr>
+<div class="table-wrap"><table class="table recent-webhooks"><tr><th>When</th><th>BitPay invoice</th><th>What happened</th></tr>
 <?php foreach ($status['recent_webhooks'] as $hook) : ?>
-<tr><td><?= View::e($hook['at']) ?></td><td><?= View::e($hook['bitpay_invoice_id'] !== null ? $hook['bitpay_invoice_id'] : '-') ?></td><td><?= View::e($hook['summary']) ?></td></tr>
+<tr><td><?= View::e($hook['at']) ?></td><td class="id"><?= View::e($hook['bitpay_invoice_id'] !== null ? $hook['bitpay_invoice_id'] : '-') ?></td><td class="summary"><?= View::e($hook['summary']) ?></td></tr>
 <?php endforeach; ?>
-</table>
+</table></div>
 <?php endif; ?>
 <?php if (!empty($status['unsettled'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Unsettled invoices</h4>
-<table class="table unsettled"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>BitPay status</th><th>State</th><th>Since</th></tr>
+<div class="table-wrap"><table class="table unsettled"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>BitPay status</th><th>State</th><th>Since</th></tr>
 <?php foreach ($status['unsettled'] as $row) : ?>
-<tr><td><?= View::e($row['bitpay_invoice_id'] !== null ? $row['bitpay_invoice_id'] : '(being created)') ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['bitpay_status']) ?></td><td><?= View::e($row['settlement']) ?></td><td><?= View::e($row['created_at']) ?></td></tr>
+<tr><td class="id"><?= View::e($row['bitpay_invoice_id'] !== null ? $row['bitpay_invoice_id'] : '(being created)') ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['bitpay_status']) ?></td><td><?= View::e($row['settlement']) ?></td><td><?= View::e($row['created_at']) ?></td></tr>
 <?php endforeach; ?>
-</table>
+</table></div>
 <?php endif; ?>
 <?php if ($oldest !== null) : ?>
 <h4 style="margin-top:16px;font-size:15px">Oldest unsettled invoice</h4>
@@ -190,10 +206,10 @@ if (empty($status['invoices'])) {
 </div>
 <?php endif; ?>
 
-<div class="panel">
+<div class="panel" id="lookup">
 <div class="panel-heading">Look up a payment</div>
 <div class="panel-body">
-<form method="get" action="<?= View::e($action) ?>" class="inline-form">
+<form method="get" action="<?= View::e($action) ?>#lookup" class="inline-form">
 <?= $sashField ?>
 <div class="form-group"><label for="show">BitPay invoice id, order id or document number</label>
 <input class="form-control" id="show" name="show" value="<?= View::e($lookup) ?>" style="width:340px"></div>
@@ -217,26 +233,26 @@ if (empty($status['invoices'])) {
 <?php if ($effective !== null && $effective['modules_list_file'] !== null) : ?><dt>Modules list</dt><dd><code><?= View::e($effective['modules_list_file']) ?></code></dd><?php endif; ?>
 </dl>
 <?php if ($effective !== null) : ?>
-<table class="table effective-settings"><tr><th>Setting</th><th>Value</th><th>Set in</th></tr>
+<div class="table-wrap"><table class="table effective-settings"><tr><th>Setting</th><th>Value</th><th>Set in</th></tr>
 <?php foreach ($effective['settings'] as $s) : ?>
 <tr><td class="mono"><?= View::e($s['key']) ?></td><td><?= View::e($s['value']) ?></td><td><?= View::e($s['source_text']) ?></td></tr>
 <?php endforeach; ?>
-</table>
+</table></div>
 <?php if (!empty($effective['partners'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Partners settings</h4>
 <p class="muted">A partner's customers get these instead of the values above.</p>
-<table class="table partner-settings"><tr><th>Partner</th><th>Setting</th><th>Value</th></tr>
+<div class="table-wrap"><table class="table partner-settings"><tr><th>Partner</th><th>Setting</th><th>Value</th></tr>
 <?php foreach ($effective['partners'] as $partner) : ?>
 <?php foreach ($partner['settings'] as $s) : ?>
 <tr><td><?= View::e($partner['partner']) ?></td><td class="mono"><?= View::e($s['key']) ?></td><td><?= View::e($s['value']) ?></td></tr>
 <?php endforeach; ?>
 <?php endforeach; ?>
-</table>
+</table></div>
 <?php endif; ?>
 <?php else : ?>
 <div class="alert alert-danger">The settings cannot be read: <?= View::e((string) $effective_error) ?></div>
 <?php endif; ?>
-<p class="muted" style="margin-top:10px">Change them in Config &rarr; Integrations &rarr; Modules list &rarr; splynx_bitpay_addon (a value there wins over the file; Partners settings apply to a partner's customers), or in the file on the server. <code>splynx-bitpay config</code> shows where each value comes from; <code>splynx-bitpay doctor</code> checks them. Secrets are never shown here.</p>
+<p class="muted" style="margin-top:10px">Change them in Config &rarr; Integrations &rarr; Modules list &rarr; splynx_bitpay_addon (a value there wins over the file; Partners settings apply to a partner's customers). The table shows where each value comes from, and wrong ones are listed at the top of this page. Secrets are never shown here.</p>
 </div>
 </div>
 </div>

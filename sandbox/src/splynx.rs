@@ -69,10 +69,11 @@ enum Kind {
     StatementRecord,
     Transaction,
     TransactionCategory,
+    Administrator,
 }
 
 /// The resources served, by path (the permissions an access token lists name them).
-const RESOURCES: [&str; 9] = [
+const RESOURCES: [&str; 10] = [
     "admin/customers/customer",
     "admin/finance/invoices",
     "admin/finance/proforma-invoices",
@@ -82,6 +83,7 @@ const RESOURCES: [&str; 9] = [
     "admin/finance/bank-statements-records",
     "admin/finance/transactions",
     "admin/finance/transaction-categories",
+    "admin/administration/administrators",
 ];
 
 impl Kind {
@@ -96,6 +98,7 @@ impl Kind {
             "admin/finance/bank-statements-records" => Kind::StatementRecord,
             "admin/finance/transactions" => Kind::Transaction,
             "admin/finance/transaction-categories" => Kind::TransactionCategory,
+            "admin/administration/administrators" => Kind::Administrator,
             _ => return None,
         })
     }
@@ -111,6 +114,7 @@ impl Kind {
             Kind::StatementRecord => "payment statement record",
             Kind::Transaction => "transaction",
             Kind::TransactionCategory => "transaction category",
+            Kind::Administrator => "administrator",
         }
     }
 
@@ -190,6 +194,7 @@ impl Kind {
                 "is_sent",
             ],
             Kind::TransactionCategory => &["id", "name"],
+            Kind::Administrator => &["id", "login", "name", "role_name", "partner_id", "email"],
             // Their schema's fields (`ledger`), and the id.
             Kind::Statement | Kind::StatementRecord | Kind::Transaction => &["id"],
         }
@@ -256,6 +261,19 @@ impl State {
             all.insert(name, Value::Object(granted));
         }
         Value::Object(all)
+    }
+
+    /// An administrator logged in with `sash`, and their row in Administration →
+    /// Administrators (created with a login and name the first time).
+    fn add_admin_session(&mut self, sash: &str, id: i64, role: &str, partner: i64) {
+        self.admin_sessions
+            .insert(sash.to_string(), (id, role.to_string(), partner));
+        if self.get(Kind::Administrator, id).is_none() {
+            let row = json!({"id": id, "login": format!("admin{id}"), "name": format!("Administrator {id}"),
+                             "role_name": role, "partner_id": partner, "email": ""});
+            self.insert(Kind::Administrator, &row)
+                .expect("a new administrator row");
+        }
     }
 
     fn table(&self, kind: Kind) -> Option<&BTreeMap<i64, Row>> {
@@ -475,11 +493,19 @@ impl SplynxSandbox {
     /// An administrator logged in to Splynx with session hash `sash`: API requests with
     /// `?sash=` then answer with `SpL-Administrator-Id`/`-Role`/`-Partner` headers (an
     /// unknown sash gets 401 INVALID_SASH).
+    /// The administrator's login is `admin<id>` and their name "Administrator <id>" unless
+    /// set with `set_admin_name`.
     pub fn add_admin_session(&self, sash: &str, id: i64, role: &str) {
-        self.core
-            .lock()
-            .admin_sessions
-            .insert(sash.to_string(), (id, role.to_string(), 1));
+        self.core.lock().add_admin_session(sash, id, role, 1);
+    }
+
+    /// The login and name Splynx has for administrator `id` (Administration → Administrators).
+    pub fn set_admin_name(&self, id: i64, login: &str, name: &str) {
+        let mut state = self.core.lock();
+        if let Some(row) = state.table_mut(Kind::Administrator).get_mut(&id) {
+            row.insert("login".into(), json!(login));
+            row.insert("name".into(), json!(name));
+        }
     }
 
     pub fn payment_count(&self) -> usize {
@@ -1410,9 +1436,15 @@ impl Core {
                     .and_then(Value::as_str)
                     .ok_or((400, "role is required".to_string()))?;
                 let partner = b.get("partner_id").and_then(Value::as_i64).unwrap_or(1);
-                self.lock()
-                    .admin_sessions
-                    .insert(sash.to_string(), (id, role.to_string(), partner));
+                let mut state = self.lock();
+                state.add_admin_session(sash, id, role, partner);
+                for field in ["login", "name"] {
+                    if let Some(value) = b.get(field).and_then(Value::as_str) {
+                        if let Some(row) = state.table_mut(Kind::Administrator).get_mut(&id) {
+                            row.insert(field.into(), json!(value));
+                        }
+                    }
+                }
                 ok()
             }
             ("POST", ["seed-demo"]) => {

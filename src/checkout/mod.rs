@@ -102,7 +102,8 @@ fn check_splynx(
             None,
             None,
             *amount,
-            format!("Balance top-up, customer #{}", customer.id),
+            // What BitPay's checkout page shows the payer: no customer number.
+            "Balance top-up".to_string(),
         ),
         _ => {
             let (kind, label, candidates) = fetch_documents(&ctx.splynx(), request)?;

@@ -53,6 +53,29 @@ fn bounded_record(body: &[u8]) -> String {
 /// The answer for a duplicate webhook that claims exactly what BitPay said seconds ago
 /// (status and exceptionStatus), when that left nothing to do (never while a credit is due
 /// or in flight: that path keeps its exit codes and its re-checks).
+/// BitPay's webhook event in an admin's words (the raw body keeps its name).
+fn event_words(name: &str) -> &str {
+    match name {
+        "invoice_created" => "created",
+        "invoice_receivedPayment" => "payment received",
+        "invoice_paidInFull" => "paid in full",
+        "invoice_expired" => "expired",
+        "invoice_confirmed" => "confirmed",
+        "invoice_completed" => "complete",
+        "invoice_manuallyNotified" => "sent again on request",
+        "invoice_failedToConfirm" => "failed to confirm",
+        "invoice_refundComplete" => "refund complete",
+        "invoice_declined" => "declined",
+        "invoice_markedInvalid" => "marked invalid",
+        "invoice_paidAfterExpiration" => "paid after it expired",
+        "refund_created" => "refund requested",
+        "refund_pending" => "refund pending",
+        "refund_success" => "refund paid out",
+        "refund_failure" => "refund failed",
+        other => other,
+    }
+}
+
 fn fresh_answer(record: &InvoiceRecord, webhook: &Webhook, now: i64) -> Option<String> {
     let fetched_at = record.fetched_at?;
     let nothing_to_do = record.settlement.is_final()
@@ -125,7 +148,10 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     };
     let claimed = format!(
         "{}{}{}",
-        webhook.event.as_deref().unwrap_or("legacy format"),
+        webhook
+            .event
+            .as_deref()
+            .map_or("legacy format", event_words),
         webhook
             .refund_id
             .as_deref()

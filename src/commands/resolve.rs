@@ -11,6 +11,8 @@ use crate::exit::{Problem, SUCCESS};
 use crate::output::View;
 
 pub fn run(args: ResolveArgs, ctx: &Context) -> Result<u8> {
+    // From the admin page, like a pairing change: an administrator with a pairing role.
+    let caller = crate::admin::require_pairing_role(ctx, &args.admin)?;
     let id = args.id.trim();
     let record = ctx
         .store
@@ -26,10 +28,11 @@ pub fn run(args: ResolveArgs, ctx: &Context) -> Result<u8> {
     }
     let now = clock::now_ms();
     let note = format!(
-        "resolved by the admin{}; was {}: {}",
+        "resolved by {}{}; was {}: {}",
+        crate::admin::who(caller.as_ref()),
         args.note
             .as_deref()
-            .map(|n| format!(" ({})", n.trim()))
+            .map(|n| format!(" ({})", n.trim().chars().take(500).collect::<String>()))
             .unwrap_or_default(),
         record.settlement.describe(),
         record.note.as_deref().unwrap_or("")

@@ -284,7 +284,7 @@ impl Settler<'_> {
             }
             Decision::Reversed(reason) => {
                 let note = format!(
-                    "{reason}. Splynx payment {} stays until you act: check the invoice at BitPay, delete or keep the payment in Splynx, then run `splynx-bitpay resolve {bitpay_id}`",
+                    "{reason}. Splynx payment {} stays until you act: check the invoice at BitPay, delete or keep the payment in Splynx, then mark it resolved on the admin page (Config → Integrations → Bitpay) or with `splynx-bitpay resolve {bitpay_id}`",
                     record
                         .splynx_payment_id
                         .map_or("(unknown)".into(), |p| p.to_string())

@@ -237,7 +237,7 @@ impl Settler<'_> {
         ids: &[i64],
     ) -> Result<Outcome> {
         let note = format!(
-            "{} Splynx payments carry receipt number {bitpay_id} (payments {}): one BitPay payment is credited more than once. Nothing was deleted: keep one, delete the others in Splynx (Finance → Payments), then run `splynx-bitpay resolve {bitpay_id}`",
+            "{} Splynx payments carry receipt number {bitpay_id} (payments {}): one BitPay payment is credited more than once. Nothing was deleted: keep one, delete the others in Splynx (Finance → Payments), then mark it resolved on the admin page (Config → Integrations → Bitpay) or with `splynx-bitpay resolve {bitpay_id}`",
             ids.len(),
             join_ids(ids)
         );

@@ -15,8 +15,8 @@ use url::form_urlencoded;
 use super::auth::{token_header, SharedState};
 use super::error::{classify, decode, Result, SplynxError};
 use super::model::{
-    Administrator, Customer, FinanceDocument, Payment, PaymentMethod, Statement, StatementRecord,
-    Transaction,
+    Administrator, AdministratorRow, Customer, FinanceDocument, Payment, PaymentMethod, Statement,
+    StatementRecord, Transaction,
 };
 use crate::config::{SplynxAuth, SplynxSettings};
 use crate::http::{self, Method, Transport};
@@ -153,13 +153,31 @@ impl<'a> SplynxClient<'a> {
             .map(str::trim)
             .filter(|r| !r.is_empty());
         match (id, role) {
-            (Some(id), Some(role)) => Ok(Administrator {
-                id,
-                role: role.to_string(),
-                partner_id: reply
-                    .header("SpL-Administrator-Partner")
-                    .and_then(|v| v.trim().parse().ok()),
-            }),
+            (Some(id), Some(role)) => {
+                // Their login and name, as that administrator may see them; without the
+                // permission the page names them by id.
+                let row = self
+                    .get_json::<AdministratorRow>(
+                        &format!("admin/administration/administrators/{id}"),
+                        &[("sash", sash)],
+                        "administrator",
+                    )
+                    .map_err(|e| log::debug!("administrator {id}: no login: {e}"))
+                    .ok();
+                let text = |t: &str| {
+                    let t: String = t.trim().chars().take(64).collect();
+                    (!t.is_empty()).then_some(t)
+                };
+                Ok(Administrator {
+                    id,
+                    role: role.to_string(),
+                    partner_id: reply
+                        .header("SpL-Administrator-Partner")
+                        .and_then(|v| v.trim().parse().ok()),
+                    login: row.as_ref().and_then(|r| text(&r.login)),
+                    name: row.as_ref().and_then(|r| text(&r.name)),
+                })
+            }
             _ => Err(SplynxError::InvalidSash {
                 message: "Splynx named no administrator for it (no SpL-Administrator-Id and -Role headers)".into(),
             }),

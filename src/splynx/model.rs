@@ -13,6 +13,29 @@ pub struct Administrator {
     pub id: i64,
     pub role: String,
     pub partner_id: Option<i64>,
+    /// Their login and name in Administration → Administrators, when Splynx tells.
+    pub login: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Administrator {
+    /// "ada (Ada Lovelace)", "ada", or "administrator 7" when Splynx named no login.
+    pub fn label(&self) -> String {
+        match (&self.login, &self.name) {
+            (Some(login), Some(name)) if name != login => format!("{login} ({name})"),
+            (Some(login), _) => login.clone(),
+            (None, _) => format!("administrator {}", self.id),
+        }
+    }
+}
+
+/// A row of `admin/administration/administrators`.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct AdministratorRow {
+    #[serde(default, deserialize_with = "de_text")]
+    pub login: String,
+    #[serde(default, deserialize_with = "de_text")]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -83,13 +83,13 @@ if ($path === '/portal/login/' || $path === '/admin/login/') {
         $login = isset($_POST['login']) ? $_POST['login'] : '';
         session_regenerate_id(true);
         // Two administrators: the super administrator, and a support administrator.
-        $admins = ['admin' => [1, 'super-administrator'], 'support' => [7, 'administrator']];
+        $admins = ['admin' => [1, 'super-administrator', 'Ada Admin'], 'support' => [7, 'administrator', 'Sam Support']];
         if ($admin && isset($admins[$login])) {
             $_SESSION['splynx_admin_id'] = $admins[$login][0];
             // Splynx opens add-on admin pages with the administrator's session hash
             // (`sash`), which the API accepts as that administrator.
             $sash = bin2hex(random_bytes(16));
-            sandbox_post("$splynx/_sandbox/admin-sessions", ['sash' => $sash, 'id' => $admins[$login][0], 'role' => $admins[$login][1]]);
+            sandbox_post("$splynx/_sandbox/admin-sessions", ['sash' => $sash, 'id' => $admins[$login][0], 'role' => $admins[$login][1], 'login' => $login, 'name' => $admins[$login][2]]);
             $target = local_return(isset($_POST['return']) ? $_POST['return'] : null, '/bitpay/admin');
             header('Location: ' . $target . (strpos($target, '?') === false ? '?' : '&') . 'sash=' . $sash, true, 302);
             return;

@@ -28,7 +28,9 @@ fn only_allowed_roles_change_the_pairing_from_the_web() {
     env.run(&as_admin(SUPPORT, "7", &["pair", &code]))
         .assert_code(65)
         .assert_stderr_contains("Only administrators with the role \"super-administrator\"")
-        .assert_stderr_contains("administrator 7 with the role \"administrator\"");
+        .assert_stderr_contains(
+            "signed in as admin7 (Administrator 7) with the role \"administrator\"",
+        );
     env.run(&as_admin(SUPPORT, "7", &["pair", "--request"]))
         .assert_code(65);
     assert_eq!(env.bitpay.invoice_count(), 0);
@@ -38,7 +40,9 @@ fn only_allowed_roles_change_the_pairing_from_the_web() {
         "nothing paired"
     );
 
-    // The super administrator pairs; the journal and status say who.
+    // The super administrator pairs; the journal and status say who, by the login Splynx
+    // has for them (#20 item 16).
+    env.splynx.set_admin_name(1, "ada", "Ada Lovelace");
     env.run(&as_admin(SUPER, "1", &["pair", &code]))
         .assert_code(0);
     let changes = env.run(&["--json", "status"]).json()["pairing_changes"].clone();
@@ -46,7 +50,7 @@ fn only_allowed_roles_change_the_pairing_from_the_web() {
         changes[0]["summary"]
             .as_str()
             .unwrap()
-            .contains("by Splynx administrator 1 (super-administrator)"),
+            .contains("by Splynx administrator ada (Ada Lovelace) (id 1, super-administrator)"),
         "{changes}"
     );
     env.run(&as_admin(SUPPORT, "7", &["unpair"]))
@@ -170,6 +174,12 @@ fn a_look_alike_role_may_not_pair() {
     env.run(&as_admin("sash-lookalike-55555555", "9", &["pair", &code]))
         .assert_code(65)
         .assert_stderr_contains("with the role \"super_administrator\"");
+    // Without the permission to read administrators, the page names them by id.
+    env.splynx
+        .deny("admin/administration/administrators", "GET");
+    env.run(&as_admin(SUPPORT, "7", &["pair", &code]))
+        .assert_code(65)
+        .assert_stderr_contains("signed in as administrator 7 with the role");
     // A role written as a label, not an identifier, is named as wrong.
     env.write_config(&format!(
         "{}\n[admin]\npairing_roles = [\"Super administrator\"]\n",

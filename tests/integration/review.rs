@@ -622,3 +622,21 @@ fn every_config_problem_at_once() {
     human.assert_code(0);
     assert!(human.stdout.contains("WRONG"), "{human:?}");
 }
+
+/// Item 16: a top-up reads as one in `show`, and BitPay's checkout page shows no customer
+/// number for it.
+#[test]
+fn a_top_up_reads_as_one() {
+    let env = paired();
+    let id = bitpay_id(&env.create_invoice(&["--customer", "42", "--refill", "12.00"]));
+    let invoice = env.bitpay.invoice(&id).unwrap();
+    assert_eq!(invoice["itemDesc"], "Balance top-up", "{invoice}");
+    let shown = env.run(&["show", &id]);
+    assert!(
+        shown
+            .stdout
+            .contains("document:   balance top-up of customer 42"),
+        "{shown:?}"
+    );
+    assert!(!shown.stdout.contains("(id -)"), "{shown:?}");
+}

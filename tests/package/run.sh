@@ -189,6 +189,69 @@ nginx -t -q -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/t.log" 2>&1
 check "nginx -t accepts the rate limit and the add-on snippet" test $? -eq 0 || show "$WORK/nginx/t.log"
 check "the webhook location is rate-limited" \
     grep -q "limit_req zone=splynx_bitpay_ipn" /etc/nginx/sites-available/splynx-bitpay.addons
+
+step "nginx: every spelling of the public URLs meets their limits or is refused before PHP"
+# The installed snippets in a running nginx whose PHP stand-in answers 200 "php ran": a
+# request that reaches PHP is a 200, anything refused first is not.
+NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/nginx/www" "$WORK/nginx/tmp"
+cat >"$WORK/nginx/run.conf" <<NGINX
+user root root;
+error_log $WORK/nginx/error.log;
+pid $WORK/nginx/run.pid;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    include /etc/nginx/conf.d/splynx-bitpay-ratelimit.conf;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $WORK/nginx/www;
+        include /etc/nginx/sites-available/splynx-bitpay.addons;
+        location ~ \.php\$ {
+            return 200 "php ran\n";
+        }
+    }
+}
+NGINX
+nginx -c "$WORK/nginx/run.conf" >"$WORK/nginx/start.log" 2>&1
+check "nginx starts with the installed snippets" test $? -eq 0 || show "$WORK/nginx/start.log"
+base="http://127.0.0.1:$NGINX_PORT"
+# POSTs to each URL in turn, as fast as curl sends them; prints one status per request.
+statuses() {
+    local rounds=$1
+    shift
+    local targets=()
+    for _ in $(seq "$rounds"); do
+        for path in "$@"; do targets+=(-o /dev/null "$base$path"); done
+    done
+    curl -s --path-as-is -X POST -H 'Content-Type: application/json' --data '{}' \
+        -w '%{http_code}\n' "${targets[@]}"
+}
+IPN_SPELLINGS=(/bitpay/ipn /bitpay/ipn/ //bitpay/ipn /bitpay//ipn /bitpay/./ipn /bitpay/%69pn
+               /bitpay%2Fipn /bitpay/IPN /bitpay/Ipn/ /bitpay/ipn/x)
+statuses 25 "${IPN_SPELLINGS[@]}" >"$WORK/nginx/ipn.codes"
+reached=$(grep -c '^200$' "$WORK/nginx/ipn.codes")
+# 250 requests: the burst of 100 (and a few more for the time they take) reach PHP.
+check "the webhook URL in every spelling: at most ~100 of 250 reach PHP ($reached), the rest 429 or 404" \
+    test "$reached" -le 115
+check "the webhook limit answers 429" grep -q '^429$' "$WORK/nginx/ipn.codes"
+DIRECT_SPELLINGS=(/bitpay/direct-pay-invoice /bitpay/direct-pay-invoice-by-id/
+                  //bitpay/direct-pay-invoice /bitpay/Direct-Pay-Invoice /bitpay/direct-pay-invoice/x
+                  /bitpay/direct%2Dpay-invoice)
+statuses 10 "${DIRECT_SPELLINGS[@]}" >"$WORK/nginx/direct.codes"
+reached=$(grep -c '^200$' "$WORK/nginx/direct.codes")
+check "direct pay links in every spelling: at most ~20 of 60 reach PHP ($reached)" test "$reached" -le 25
+head -c 200000 /dev/zero | tr '\0' 'x' >"$WORK/nginx/big.json"
+for path in /bitpay/ipn /bitpay/ipn/ //bitpay//ipn /bitpay/IPN /bitpay/direct-pay-invoice-by-id/; do
+    code=$(curl -s --path-as-is -X POST --data-binary @"$WORK/nginx/big.json" -o /dev/null -w '%{http_code}' "$base$path")
+    check "a 200 KB POST to $path is refused before PHP ($code)" test "$code" != 200
+done
+kill "$(cat "$WORK/nginx/run.pid")" 2>/dev/null
 if [ -f "$ROOT/hooks/web/index.php" ]; then
     check "the portal entry point resolves through the link" test -f /var/www/splynx/web/bitpay/index.php
 fi

@@ -81,6 +81,10 @@ $tmp = sys_get_temp_dir() . '/splynx-bitpay-php-' . getmypid();
 register_shutdown_function(static function () use ($tmp): void {
     exec('rm -rf ' . escapeshellarg($tmp));
 });
+// What the shims log for the failures these checks provoke goes to a file, not to the
+// test output (where it would read like a failure); the checks read it.
+$errorLog = $tmp . '/error.log';
+ini_set('error_log', $errorLog);
 
 // ---- lint and PHP 7.4 compatibility -------------------------------------------------
 
@@ -207,6 +211,23 @@ check('Result: the binary\'s message without its prefix; customers see it only f
     truthy(!(new Result(0, 'not json', ''))->ok(), 'exit 0 without JSON is not ok');
 });
 
+check('Http::route: only the exact spelling of a path is a route (#20 item 7)', static function (): void {
+    $route = static function (string $uri): string {
+        $_SERVER['REQUEST_URI'] = $uri;
+        return SplynxBitpay\Http::route();
+    };
+    same('', $route('/bitpay/'));
+    same('', $route('/bitpay'));
+    same('', $route('/bitpay/?x=1'));
+    same('/ipn', $route('/bitpay/ipn'));
+    same('/direct-pay-invoice', $route('/bitpay/direct-pay-invoice?item_id=7'));
+    foreach (['/bitpay/ipn/', '//bitpay/ipn', '/bitpay//ipn', '/bitpay/%69pn', '/bitpay%2Fipn',
+              '/bitpay/IPN', '/bitpay/direct-pay-invoice-by-id/', '/bitpay/./ipn'] as $odd) {
+        truthy(!array_key_exists($route($odd), SplynxBitpay\App::ROUTES), "$odd is no route");
+    }
+    unset($_SERVER['REQUEST_URI']);
+});
+
 check('View: escaping and money', static function (): void {
     same('&lt;a href=&quot;x&quot;&gt;&amp;&#039;', View::e('<a href="x">&\''));
     same('5,000.00', View::money('5000.00'));
@@ -309,10 +330,11 @@ check('Settings come from `splynx-bitpay settings`, never from reading the confi
     }
 });
 
-check('Binary::run reports exit codes and messages', static function (): void {
+check('Binary::run reports exit codes and messages, and logs the failure', static function () use ($errorLog): void {
     $result = Binary::run(['create-invoice', 'refuse']);
     same(65, $result->code);
     same('Invoice #1 is already paid', $result->message());
+    truthy(strpos((string) @file_get_contents($errorLog), 'create-invoice exited with 65: Invoice #1 is already paid') !== false, 'logged for the admin');
 });
 
 check('Binary::run gives up after the timeout with the retry code', static function (): void {

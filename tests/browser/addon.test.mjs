@@ -328,6 +328,17 @@ describe('splynx-bitpay add-on in the browser', () => {
         'Total to pay 25.60 USD',
       ]);
       await shot(grace, 'invoice-modal-fee');
+      // The admin raises the fee while the window is open: Checkout Now charges nothing
+      // else than the total shown, and says why (#20 item 3).
+      const withFee = readFileSync(ini, 'utf8');
+      writeFileSync(ini, withFee.replace('service_fee = "2"', 'service_fee = "3"'));
+      await Promise.all([grace.waitForLoadState('load'), frame.locator('button.checkout').click()]);
+      await grace.getByText('The amount changed').waitFor();
+      assert.match(await grace.locator('body').innerText(), /it is now 25\.90 USD, the page showed 25\.60 USD/);
+      await shot(grace, 'invoice-amount-changed');
+      writeFileSync(ini, withFee);
+      await openInvoiceModal(grace, '202401000003');
+      await frame.getByText('Total to pay').waitFor();
       await frame.locator('button.checkout').click();
       const invoiceId = await payOnBitPay(grace, 'BTC');
       assert.equal((await bitpay('GET', `/_sandbox/invoices/${invoiceId}`)).json.price, 25.6);

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod doctor;
+pub mod domain;
 pub mod exit;
 pub mod fee;
 pub mod http;

@@ -269,3 +269,63 @@ impl View for ErrorView {
         String::new()
     }
 }
+
+/// `create-invoice --check`'s result: what the customer would pay.
+#[derive(Debug, Serialize)]
+pub struct Payable {
+    pub document: &'static str,
+    pub document_id: Option<i64>,
+    pub number: Option<String>,
+    pub description: String,
+    /// The total the customer pays: `amount` plus the fee and its VAT.
+    pub price: String,
+    /// The document's amount due (or the top-up entered).
+    pub amount: String,
+    /// The service fee, when one applies.
+    pub fee: Option<FeeView>,
+    pub currency: String,
+}
+
+/// The service fee on the pay window.
+#[derive(Debug, Serialize)]
+pub struct FeeView {
+    pub label: String,
+    pub percent: String,
+    pub fee: String,
+    pub vat_percent: String,
+    pub vat: String,
+}
+
+impl View for Payable {
+    fn human(&self) -> String {
+        let parts = match &self.fee {
+            Some(f) => format!(
+                " ({} + {} {}% {} + VAT {}% {})",
+                self.amount, f.label, f.percent, f.fee, f.vat_percent, f.vat
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{}: {} {}{parts}",
+            self.description, self.price, self.currency
+        )
+    }
+}
+
+/// `create-invoice`'s result: the BitPay invoice to send the customer to.
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub bitpay_invoice_id: String,
+    pub url: String,
+    pub price: String,
+    pub currency: String,
+    pub status: String,
+    pub reused: bool,
+}
+
+impl View for Created {
+    /// The URL alone, for scripts that redirect to it.
+    fn human(&self) -> String {
+        self.url.clone()
+    }
+}

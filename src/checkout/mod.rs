@@ -46,6 +46,8 @@ pub struct Document {
     pub price: Decimal,
     /// The document's amount and the fee, part by part.
     pub charge: Charge,
+    /// What the fee is called (its text in Splynx), as the checkout that prices it says.
+    pub fee_label: String,
     pub description: String,
 }
 
@@ -175,6 +177,9 @@ fn as_it_stands(
             let record = ctx.store.invoice(id)?.context("stored invoice vanished")?;
             document.charge.fee = record.order.fee;
             document.price = record.order.price;
+            if let Some(terms) = &record.order.terms {
+                document.fee_label = terms.fee_message.clone();
+            }
             Ok(document)
         }
         Existing::Recover(_) | Existing::None => Ok(document),
@@ -209,6 +214,7 @@ fn priced((kind, id, number, amount, description): Resolved, settings: &Config) 
         number,
         price: charge.total(),
         charge,
+        fee_label: settings.fee.message.clone(),
         description,
     }
 }
@@ -623,9 +629,9 @@ impl Creator<'_> {
             terms: record.order.terms.as_ref().map(SettlementTerms::to_json),
         };
         let email = customer.contact_email();
-        let item_desc = match document.charge.fee {
-            Some(_) => format!("{} + {}", document.description, self.settings.fee.message),
-            None => document.description.clone(),
+        let item_desc = match (&record.order.fee, &record.order.terms) {
+            (Some(_), Some(terms)) => format!("{} + {}", document.description, terms.fee_message),
+            _ => document.description.clone(),
         };
         let request = InvoiceRequest {
             token: record.order.token.expose(),

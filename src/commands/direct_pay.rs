@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::create_invoice::{document_request, pay, show_payable};
+use super::pay::{document_request, pay, show_payable};
 use crate::checkout::{self, Origin};
 use crate::cli::DirectPayArgs;
 use crate::context::Context;

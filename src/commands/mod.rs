@@ -5,6 +5,7 @@ pub mod direct_pay;
 pub mod doctor;
 pub mod handle_ipn;
 pub mod pair;
+mod pay;
 pub mod prune;
 pub mod reconcile;
 pub mod resolve;

@@ -1,20 +1,44 @@
-//! The documented exit codes, and the one function that maps an error to its code.
+//! The documented exit codes, by what they mean. A leaf: the modules below the commands say
+//! what went wrong as an `ExitCode` (the `Failing` trait on their typed errors) and never
+//! see a number; which number each meaning is, is said here; the walk over an error's
+//! causes that picks one is `errors`, at the top.
 
-use std::error::Error;
+pub const SUCCESS: u8 = ExitCode::Success.code();
+pub const FAILURE: u8 = ExitCode::Failure.code();
+pub const BAD_INPUT: u8 = ExitCode::BadInput.code();
+pub const TEMPORARY: u8 = ExitCode::Temporary.code();
+pub const CONFIG: u8 = ExitCode::Config.code();
 
-use crate::bitpay::identity::IdentityError;
-use crate::bitpay::BitPayError;
-use crate::config::ConfigError;
-use crate::lock::LockError;
-use crate::recovery::RecoveryError;
-use crate::splynx::SplynxError;
-use crate::store::StoreError;
+/// What a failure means for whoever retries or reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success,
+    /// Anything else.
+    Failure,
+    /// Malformed webhook, bad amount, foreign or paid document: do not retry as is.
+    BadInput,
+    /// Unreachable, 5xx, lock busy, outcome unknown: retry later.
+    Temporary,
+    /// Configuration or pairing: the admin must act.
+    Config,
+}
 
-pub const SUCCESS: u8 = 0;
-pub const FAILURE: u8 = 1;
-pub const BAD_INPUT: u8 = 65;
-pub const TEMPORARY: u8 = 75;
-pub const CONFIG: u8 = 78;
+impl ExitCode {
+    pub const fn code(self) -> u8 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::Failure => 1,
+            ExitCode::BadInput => 65,
+            ExitCode::Temporary => 75,
+            ExitCode::Config => 78,
+        }
+    }
+}
+
+/// A typed error says what its failure means.
+pub trait Failing {
+    fn exit_code(&self) -> ExitCode;
+}
 
 /// Failures the commands decide on, with a message meant for the person who will read it.
 #[derive(Debug, thiserror::Error)]
@@ -34,129 +58,12 @@ pub enum Problem {
     Setup(String),
 }
 
-/// The exit code for an error. A command's own verdict (`Problem`, also when attached as
-/// context) wins; otherwise the first cause in the chain with a known meaning decides.
-pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if let Some(problem) = error.downcast_ref::<Problem>() {
-        return match problem {
-            Problem::BadInput(_) | Problem::NotFound(_) => BAD_INPUT,
-            Problem::Temporary(_) => TEMPORARY,
-            Problem::Setup(_) => CONFIG,
-        };
-    }
-    error.chain().find_map(code_of).unwrap_or(FAILURE)
-}
-
-/// The error and its causes in one line ("a: b: c"), each cause once: an error that
-/// already names its cause in its own text (`cannot read file X: No such file`) is not
-/// followed by that cause again.
-pub fn message(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
+impl Failing for Problem {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Problem::BadInput(_) | Problem::NotFound(_) => ExitCode::BadInput,
+            Problem::Temporary(_) => ExitCode::Temporary,
+            Problem::Setup(_) => ExitCode::Config,
         }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
-}
-
-/// What kind of failure, for `--json` errors: `not_found`, `bad_input`, `temporary`,
-/// `config` or `failure`.
-pub fn error_kind(error: &anyhow::Error) -> &'static str {
-    if let Some(Problem::NotFound(_)) = error.downcast_ref::<Problem>() {
-        return "not_found";
-    }
-    match exit_code(error) {
-        BAD_INPUT => "bad_input",
-        TEMPORARY => "temporary",
-        CONFIG => "config",
-        _ => "failure",
-    }
-}
-
-/// The exit code a cause names: every typed error knows its own.
-fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
-    macro_rules! known {
-        ($($error:ty),*) => {
-            $(if let Some(e) = cause.downcast_ref::<$error>() {
-                return Some(e.exit_code());
-            })*
-        };
-    }
-    known!(
-        BitPayError,
-        SplynxError,
-        ConfigError,
-        IdentityError,
-        StoreError,
-        LockError,
-        RecoveryError
-    );
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use anyhow::Context;
-
-    #[test]
-    fn each_cause_is_said_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
-        let read = ConfigError::Read {
-            path: "/etc/x.toml".into(),
-            source: io,
-        };
-        let text = message(&anyhow::Error::new(read).context("loading the settings"));
-        assert_eq!(
-            text.matches("No such file or directory").count(),
-            1,
-            "{text}"
-        );
-        assert!(text.starts_with("loading the settings: cannot read config file /etc/x.toml"));
-    }
-
-    #[test]
-    fn the_first_known_cause_decides() {
-        let err = anyhow::Error::new(Problem::BadInput("bad".into())).context("creating invoice");
-        assert_eq!(exit_code(&err), BAD_INPUT);
-        let bitpay = BitPayError::Unavailable {
-            status: 503,
-            message: "down".into(),
-        };
-        assert_eq!(exit_code(&anyhow::Error::new(bitpay)), TEMPORARY);
-        let auth = BitPayError::Api {
-            status: 401,
-            code: None,
-            message: "Unauthorized sin".into(),
-        };
-        assert_eq!(exit_code(&anyhow::Error::new(auth)), CONFIG);
-        let forbidden = SplynxError::Forbidden {
-            permission: "p".into(),
-            action: "a".into(),
-            message: "m".into(),
-        };
-        assert_eq!(exit_code(&anyhow::Error::new(forbidden)), CONFIG);
-        let verdict = anyhow::Error::new(BitPayError::Api {
-            status: 500,
-            code: None,
-            message: "x".into(),
-        })
-        .context(Problem::Setup("pair again".into()))
-        .context("pairing");
-        assert_eq!(exit_code(&verdict), CONFIG);
-        let plain: anyhow::Result<()> = Err(anyhow::anyhow!("other"));
-        assert_eq!(exit_code(&plain.context("x").unwrap_err()), FAILURE);
-        let busy = LockError::Busy { what: "x".into() };
-        assert_eq!(exit_code(&anyhow::Error::new(busy)), TEMPORARY);
-        let missing = anyhow::Error::new(Problem::NotFound("gone".into())).context("checkout");
-        assert_eq!(exit_code(&missing), BAD_INPUT);
-        assert_eq!(error_kind(&missing), "not_found");
-        assert_eq!(error_kind(&verdict), "config");
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod doctor;
 pub mod domain;
+pub mod errors;
 pub mod exit;
 pub mod fee;
 pub mod http;

@@ -19,10 +19,10 @@ pub enum LockError {
     },
 }
 
-impl LockError {
+impl crate::exit::Failing for LockError {
     /// Another process is at it: try again.
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::TEMPORARY
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::Temporary
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use splynx_bitpay::cli::Cli;
-use splynx_bitpay::exit;
 use splynx_bitpay::view::ErrorView;
+use splynx_bitpay::{errors, exit};
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -28,18 +28,18 @@ fn main() -> ExitCode {
     let code = match splynx_bitpay::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let text = exit::message(&err);
+            let text = errors::message(&err);
             eprintln!(
                 "splynx-bitpay: error: {}",
                 splynx_bitpay::output::printable(&text)
             );
-            let code = exit::exit_code(&err);
+            let code = errors::exit_code(&err);
             if json && !splynx_bitpay::output::emitted() {
                 // The pages read the reason here, not from stderr.
                 splynx_bitpay::output::Output { json }.show(&ErrorView {
                     error: text,
                     exit: code,
-                    kind: exit::error_kind(&err),
+                    kind: errors::error_kind(&err),
                 });
             }
             code

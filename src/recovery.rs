@@ -6,7 +6,7 @@
 use anyhow::{Context as _, Result};
 
 use crate::bitpay::model::Invoice as BitPayInvoice;
-use crate::bitpay::{BitPayClient, BitPayError};
+use crate::bitpay::BitPayClient;
 use crate::clock;
 use crate::context::Context;
 use crate::money::format_amount;
@@ -24,7 +24,7 @@ pub fn recover_by_guid(
     record: &InvoiceRecord,
     how: &str,
     record_it: bool,
-) -> Result<Option<BitPayInvoice>, RecoveryError> {
+) -> Result<Option<BitPayInvoice>> {
     let found = bitpay.invoice_by_guid(&record.order.guid, record.order.token.expose())?;
     if let (Some(invoice), true) = (&found, record_it) {
         record_created(store, record, invoice, how)?;
@@ -49,23 +49,6 @@ pub fn record_created(
         record.order.facade
     );
     store.mark_created(&record.order.guid, invoice, &summary, clock::now_ms())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
-    #[error(transparent)]
-    BitPay(#[from] BitPayError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-}
-
-impl RecoveryError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RecoveryError::BitPay(e) => e.exit_code(),
-            RecoveryError::Store(e) => e.exit_code(),
-        }
-    }
 }
 
 /// What BitPay's answer about an invoice id we do not hold made of it.

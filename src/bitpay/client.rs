@@ -1,5 +1,6 @@
 //! Signed BitPay API client (reference sections 2-4 and 7).
 
+use crate::exit::{ExitCode, Failing};
 use std::thread;
 use std::time::Duration;
 
@@ -83,14 +84,16 @@ impl BitPayError {
             BitPayError::Transport { .. } | BitPayError::Unavailable { .. }
         )
     }
+}
 
-    pub fn exit_code(&self) -> u8 {
+impl Failing for BitPayError {
+    fn exit_code(&self) -> ExitCode {
         if self.is_temporary() {
-            crate::exit::TEMPORARY
+            ExitCode::Temporary
         } else if self.is_authorization() {
-            crate::exit::CONFIG
+            ExitCode::Config
         } else {
-            crate::exit::FAILURE
+            ExitCode::Failure
         }
     }
 }
@@ -440,7 +443,7 @@ mod tests {
         assert_eq!(canned.requests().len(), 3);
         let refused = client.invoice("Inv1", "SecretToken").unwrap_err();
         assert!(refused.is_authorization(), "{refused}");
-        assert_eq!(refused.exit_code(), crate::exit::CONFIG);
+        assert_eq!(refused.exit_code(), ExitCode::Config);
         let dropped = client.invoice("Inv1", "SecretToken").unwrap_err();
         assert!(dropped.is_temporary());
         for e in [busy, refused, dropped] {

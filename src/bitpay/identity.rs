@@ -1,6 +1,7 @@
 //! BitPay client identity: the secp256k1 key pair, its SIN and request signatures
 //! (reference sections 1 and 2).
 
+use crate::exit::{ExitCode, Failing};
 use std::fmt;
 use std::fs;
 use std::io::Write;
@@ -36,13 +37,13 @@ pub enum IdentityError {
     Random(String),
 }
 
-impl IdentityError {
+impl Failing for IdentityError {
     /// A key file the admin must fix is a configuration problem; a failed write may pass.
-    pub fn exit_code(&self) -> u8 {
+    fn exit_code(&self) -> ExitCode {
         match self {
-            IdentityError::Random(_) => crate::exit::FAILURE,
-            IdentityError::Write { .. } => crate::exit::TEMPORARY,
-            _ => crate::exit::CONFIG,
+            IdentityError::Random(_) => ExitCode::Failure,
+            IdentityError::Write { .. } => ExitCode::Temporary,
+            _ => ExitCode::Config,
         }
     }
 }

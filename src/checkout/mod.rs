@@ -734,10 +734,11 @@ impl Creator<'_> {
         }
     }
 
-    fn recovery_error(&self, error: recovery::RecoveryError) -> anyhow::Error {
-        match error {
-            recovery::RecoveryError::BitPay(e) => self.token_error(e),
-            recovery::RecoveryError::Store(e) => e.into(),
+    /// BitPay refusing a look-up by guid is explained like a refused token.
+    fn recovery_error(&self, error: anyhow::Error) -> anyhow::Error {
+        match error.downcast::<BitPayError>() {
+            Ok(e) => self.token_error(e),
+            Err(other) => other,
         }
     }
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::bitpay::BitPayClient;
 use crate::cli::ReconcileArgs;
 use crate::context::Context;
+use crate::errors;
 use crate::exit::{self, Problem};
 use crate::order_id::{self, OrderKey};
 use crate::output::View;
@@ -49,10 +50,10 @@ impl Summary {
     /// and says what it was.
     fn failed(&mut self, e: &anyhow::Error) -> String {
         self.errors += 1;
-        if exit::exit_code(e) == exit::TEMPORARY {
+        if errors::exit_code(e) == exit::TEMPORARY {
             self.temporary_errors += 1;
         }
-        exit::message(e)
+        errors::message(e)
     }
 }
 

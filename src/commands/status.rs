@@ -40,7 +40,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         if let Err(e) = pairing::refresh_pending(ctx, &client, &mut tokens) {
             approval_check = Some(format!(
                 "could not ask BitPay about pending approvals: {}",
-                crate::exit::message(&e)
+                crate::errors::message(&e)
             ));
         }
     }

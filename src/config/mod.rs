@@ -183,9 +183,9 @@ pub enum ModulesListMode {
     Require,
 }
 
-impl ConfigError {
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::CONFIG
+impl crate::exit::Failing for ConfigError {
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::Config
     }
 }
 

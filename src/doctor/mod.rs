@@ -88,7 +88,7 @@ pub fn run(config_path: &Path, output: Output) -> Result<u8> {
     // The report's last line is the verdict: said once, not again on stderr.
     Ok(match report.verdict() {
         Ok(()) => SUCCESS,
-        Err(problem) => crate::exit::exit_code(&problem.into()),
+        Err(problem) => crate::errors::exit_code(&problem.into()),
     })
 }
 

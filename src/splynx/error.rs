@@ -45,6 +45,18 @@ pub enum SplynxError {
     State(#[from] StateError),
 }
 
+impl crate::exit::Failing for SplynxError {
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
+        match self.cause() {
+            _ if self.is_temporary() => ExitCode::Temporary,
+            SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => ExitCode::Config,
+            SplynxError::InvalidSash { .. } => ExitCode::BadInput,
+            _ => ExitCode::Failure,
+        }
+    }
+}
+
 impl SplynxError {
     /// For a request that changes data: true when this error does not prove Splynx left
     /// it undone (no reply, a dropped connection, a 5xx, an unreadable 2xx).
@@ -72,17 +84,6 @@ impl SplynxError {
         match self {
             SplynxError::BeforeSending(inner) => inner.cause(),
             other => other,
-        }
-    }
-
-    pub fn exit_code(&self) -> u8 {
-        use crate::exit::{BAD_INPUT, CONFIG, FAILURE, TEMPORARY};
-        match self.cause() {
-            _ if self.is_temporary() => TEMPORARY,
-            SplynxError::Unauthorized { .. } | SplynxError::Forbidden { .. } => CONFIG,
-            SplynxError::InvalidSash { .. } => BAD_INPUT,
-
-            _ => FAILURE,
         }
     }
 

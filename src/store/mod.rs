@@ -55,6 +55,18 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
 }
 
+impl crate::exit::Failing for StoreError {
+    /// Busy or out of room: retry later; a newer schema or an unreadable file: the admin.
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
+        match self {
+            e if e.is_busy() || e.is_storage_unavailable() => ExitCode::Temporary,
+            StoreError::TooNew { .. } | StoreError::Open { .. } => ExitCode::Config,
+            _ => ExitCode::Failure,
+        }
+    }
+}
+
 impl StoreError {
     /// True for "database is locked/busy" (another process held the write lock too long).
     pub fn is_busy(&self) -> bool {
@@ -68,15 +80,6 @@ impl StoreError {
         match self {
             StoreError::Sql(e) | StoreError::Open { source: e, .. } => e.sqlite_error_code(),
             _ => None,
-        }
-    }
-
-    /// Busy or out of room: retry later; a newer schema or an unreadable file: the admin.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            e if e.is_busy() || e.is_storage_unavailable() => crate::exit::TEMPORARY,
-            StoreError::TooNew { .. } | StoreError::Open { .. } => crate::exit::CONFIG,
-            _ => crate::exit::FAILURE,
         }
     }
 

@@ -5,6 +5,8 @@
 //! Per-process figures: wall time measured here around each process, peak RSS from
 //! `wait4`, and the process's own time waiting on HTTP (it logs it at `-vv`), so
 //! "overhead" = wall − waiting on HTTP.
+// wait4 gives the child's own CPU time and peak RSS: the one unsafe call, in a benchmark.
+#![allow(unsafe_code)]
 
 // A benchmark program prints its tables (the product writes stdout only through output.rs).
 #![allow(clippy::print_stdout)]

@@ -1,4 +1,5 @@
 //! splynx-bitpay: pay Splynx invoices, proforma invoices and top-ups with BitPay.
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod bitpay;

@@ -1,5 +1,6 @@
 //! The `splynx-bitpay` binary: parse the arguments, start logging, run the command, and
 //! turn a failure into its documented exit code (and, with `--json`, an error document).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::time::Instant;

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 pub type Sections = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The largest settings file read: Splynx writes a few hundred bytes.
-pub const MAX_BYTES: usize = 256 * 1024;
+pub(super) const MAX_BYTES: usize = 256 * 1024;
 
 /// Parses the file's text. Errors name the line.
 pub fn parse(text: &str) -> Result<Sections, String> {

@@ -1012,7 +1012,7 @@ fn timeout(seconds: Option<u64>, key: &str, bad: &mut dyn FnMut(&str, String)) -
 }
 
 /// The web server's user on Debian, as the package creates the data directory.
-pub const DEFAULT_DATA_OWNER: &str = "www-data";
+pub(super) const DEFAULT_DATA_OWNER: &str = "www-data";
 
 /// A Splynx role identifier: lower-case letters, digits, `-` and `_`.
 fn is_role_identifier(role: &str) -> bool {

@@ -231,4 +231,4 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// The migration after which the journal is scrubbed of secrets.
-pub const SCRUB_MIGRATION: usize = 6;
+pub(super) const SCRUB_MIGRATION: usize = 6;

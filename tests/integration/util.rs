@@ -7,36 +7,36 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox};
 
-pub const API_KEY: &str = "test-key-0123456789";
-pub const API_SECRET: &str = "test-secret-do-not-print-9f8e7d";
+pub(crate) const API_KEY: &str = "test-key-0123456789";
+pub(crate) const API_SECRET: &str = "test-secret-do-not-print-9f8e7d";
 
-pub struct Env {
+pub(crate) struct Env {
     pub dir: tempfile::TempDir,
     pub bitpay: BitPaySandbox,
     pub splynx: SplynxSandbox,
 }
 
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Run {
+    pub(crate) fn assert_code(&self, code: i32) -> &Run {
         assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
         self
     }
 
     #[track_caller]
-    pub fn assert_stderr_contains(&self, text: &str) -> &Run {
+    pub(crate) fn assert_stderr_contains(&self, text: &str) -> &Run {
         assert!(
             self.stderr.contains(text),
             "stderr lacks {text:?}: {self:#?}"
@@ -47,7 +47,7 @@ impl Run {
 
 impl Env {
     /// Sandboxes seeded with the standard customers and documents, and a config using them.
-    pub fn new() -> Env {
+    pub(crate) fn new() -> Env {
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
             bitpay: BitPaySandbox::start(),
@@ -72,15 +72,15 @@ impl Env {
         s.add_payment_method(json!({"id": 7, "name": "BitPay", "is_active": "1", "name_1": "BitPay invoice", "name_2": "Coin", "name_3": "Transaction"}));
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.dir.path().join("config.toml")
     }
 
-    pub fn default_config(&self) -> String {
+    pub(crate) fn default_config(&self) -> String {
         format!(
             r#"[splynx]
 url = "https://splynx.isp.test"
@@ -113,26 +113,26 @@ owner = "{owner}"
         )
     }
 
-    pub fn write_config(&self, text: &str) {
+    pub(crate) fn write_config(&self, text: &str) {
         std::fs::write(self.config_path(), text).unwrap();
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.run_with_stdin(args, b"")
     }
 
-    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+    pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         run_binary(&self.config_path(), args, stdin)
     }
 
     /// Pairs with a dashboard code (pos facade) and checks it worked.
-    pub fn pair(&self) {
+    pub(crate) fn pair(&self) {
         let code = self.bitpay.create_pairing_code();
         self.run(&["pair", &code]).assert_code(0);
     }
 
     /// Adds a merchant token: requests a code, the merchant approves it, `status` sees it.
-    pub fn pair_merchant(&self) {
+    pub(crate) fn pair_merchant(&self) {
         let request = self
             .run(&["--json", "pair", "--request", "--facade", "merchant"])
             .json();
@@ -144,7 +144,7 @@ owner = "{owner}"
 
     /// Runs `handle-ipn` for `id` and kills it once Splynx has committed the payment POST
     /// whose reply it then never gets.
-    pub fn kill_webhook_after_splynx_commits(&self, id: &str) {
+    pub(crate) fn kill_webhook_after_splynx_commits(&self, id: &str) {
         self.kill_webhook_once_splynx_has("admin/finance/payments", id, || {
             self.splynx.payment_count()
         });
@@ -152,7 +152,7 @@ owner = "{owner}"
 
     /// Runs `handle-ipn` for `id` and kills it once Splynx has committed its first POST to
     /// a path containing `path` (one more row in `rows`), whose reply it then never gets.
-    pub fn kill_webhook_once_splynx_has(&self, path: &str, id: &str, rows: impl Fn() -> usize) {
+    pub(crate) fn kill_webhook_once_splynx_has(&self, path: &str, id: &str, rows: impl Fn() -> usize) {
         let faults = self.splynx.faults();
         faults.set_filter(Some(path), Some("POST"));
         faults.hang_after_next(1);
@@ -171,14 +171,14 @@ owner = "{owner}"
         faults.clear();
     }
 
-    pub fn create_invoice(&self, args: &[&str]) -> Run {
+    pub(crate) fn create_invoice(&self, args: &[&str]) -> Run {
         let mut all = vec!["--json", "create-invoice"];
         all.extend_from_slice(args);
         self.run(&all)
     }
 
     /// Creates an invoice for Splynx invoice 101 (customer 42) and returns its BitPay id.
-    pub fn create_invoice_101(&self) -> String {
+    pub(crate) fn create_invoice_101(&self) -> String {
         let run = self.create_invoice(&["--customer", "42", "--invoice", "101"]);
         run.assert_code(0);
         run.json()["bitpay_invoice_id"]
@@ -188,13 +188,13 @@ owner = "{owner}"
     }
 
     /// Delivers the webhook BitPay would send now, with its signature.
-    pub fn deliver_webhook(&self, id: &str, extended: bool) -> Run {
+    pub(crate) fn deliver_webhook(&self, id: &str, extended: bool) -> Run {
         let body = self.bitpay.webhook_body(id, extended);
         let signature = self.bitpay.webhook_signature(&body, id);
         self.run_with_stdin(&["handle-ipn", "--signature", &signature], body.as_bytes())
     }
 
-    pub fn payments_with_receipt(&self, receipt: &str) -> Vec<Value> {
+    pub(crate) fn payments_with_receipt(&self, receipt: &str) -> Vec<Value> {
         self.splynx
             .payments()
             .into_iter()
@@ -203,7 +203,7 @@ owner = "{owner}"
     }
 
     /// Customer 77 of partner 2, with unpaid invoice 701 (number 202402000001, 100.00).
-    pub fn add_partner_two_customer(&self) {
+    pub(crate) fn add_partner_two_customer(&self) {
         self.splynx.add_customer(
             json!({"id": 77, "name": "Partner Two", "status": "active", "partner_id": 2}),
         );
@@ -211,7 +211,7 @@ owner = "{owner}"
     }
 
     /// The default config, reading Splynx's Modules-list settings file holding `ini`.
-    pub fn with_modules_list_ini(&self, ini: &str) {
+    pub(crate) fn with_modules_list_ini(&self, ini: &str) {
         let addon = self.data_dir().with_file_name("addon");
         std::fs::create_dir_all(addon.join("config")).unwrap();
         std::fs::write(addon.join("config/config.ini.php"), ini).unwrap();
@@ -224,7 +224,7 @@ owner = "{owner}"
 
     /// Where the booking of `kind` ("statement", "fee") after the credit of BitPay
     /// invoice `id` stands.
-    pub fn booking_state(&self, id: &str, kind: &str) -> String {
+    pub(crate) fn booking_state(&self, id: &str, kind: &str) -> String {
         self.db()
             .query_row(
                 "SELECT b.state FROM bookings b JOIN invoices i ON i.id = b.invoice_id
@@ -235,17 +235,17 @@ owner = "{owner}"
             .unwrap()
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
+    pub(crate) fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.data_dir().join("state.db")).unwrap()
     }
 }
 
-pub fn binary() -> &'static str {
+pub(crate) fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_splynx-bitpay")
 }
 
 /// Starts the binary with piped stdio; the caller feeds stdin and collects the output.
-pub fn spawn(config: &Path, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn(config: &Path, args: &[&str]) -> std::process::Child {
     Command::new(binary())
         .arg("--config")
         .arg(config)
@@ -261,7 +261,7 @@ pub fn spawn(config: &Path, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-pub fn run_binary(config: &Path, args: &[&str], stdin: &[u8]) -> Run {
+pub(crate) fn run_binary(config: &Path, args: &[&str], stdin: &[u8]) -> Run {
     let mut child = spawn(config, args);
     let mut input = child.stdin.take().unwrap();
     let _ = input.write_all(stdin);
@@ -276,7 +276,7 @@ pub fn run_binary(config: &Path, args: &[&str], stdin: &[u8]) -> Run {
 
 /// Polls `ready` for up to 20 s.
 #[track_caller]
-pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !ready() {
         assert!(
@@ -288,7 +288,7 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 /// The config with `[splynx] auth` set ("signature" or "access_token").
-pub fn with_splynx_auth(config: &str, auth: &str) -> String {
+pub(crate) fn with_splynx_auth(config: &str, auth: &str) -> String {
     config.replace(
         "payment_method_id = 7",
         &format!("payment_method_id = 7\nauth = \"{auth}\""),
@@ -297,7 +297,7 @@ pub fn with_splynx_auth(config: &str, auth: &str) -> String {
 
 /// This process's user name: the test configs' `storage.owner`, so doctor accepts the
 /// temporary data directories the tests create.
-pub fn current_user() -> String {
+pub(crate) fn current_user() -> String {
     uzers::get_current_username()
         .expect("the test's user has a name")
         .to_string_lossy()

@@ -7,7 +7,6 @@
 //! "overhead" = wall − waiting on HTTP.
 // wait4 gives the child's own CPU time and peak RSS: the one unsafe call, in a benchmark.
 #![allow(unsafe_code)]
-
 // A benchmark program prints its tables (the product writes stdout only through output.rs).
 #![allow(clippy::print_stdout)]
 

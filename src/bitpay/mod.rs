@@ -2,6 +2,7 @@
 pub mod client;
 pub mod identity;
 pub mod model;
+pub mod webhook;
 
 pub use client::{BitPayClient, BitPayError};
 pub use identity::Identity;

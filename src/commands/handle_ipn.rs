@@ -4,12 +4,9 @@
 use std::io::Read;
 
 use anyhow::{Context as _, Result};
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use crate::bitpay::model::{parse_webhook, Webhook, WebhookError, WEBHOOK_MAX_BYTES};
+use crate::bitpay::webhook::{event_words, SignatureCheck};
 use crate::cli::HandleIpnArgs;
 use crate::clock;
 use crate::context::Context;
@@ -19,15 +16,6 @@ use crate::recovery::{self, Adoption};
 use crate::settlement::Settler;
 use crate::store::{InvoiceRecord, Settlement};
 use crate::view::{AnsweredView, SettledView};
-
-/// `base64(HMAC-SHA256(key = token, msg = raw body))`, compared in constant time.
-pub fn signature_matches(body: &[u8], token: &str, header: &str) -> bool {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
-    mac.update(body);
-    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    expected.as_bytes().ct_eq(header.trim().as_bytes()).into()
-}
 
 /// An invoice id we do not hold is asked about at BitPay at most once in this window: a
 /// stranger replaying ids costs one signed request per id, not one per POST.
@@ -53,29 +41,6 @@ fn bounded_record(body: &[u8]) -> String {
 /// The answer for a duplicate webhook that claims exactly what BitPay said seconds ago
 /// (status and exceptionStatus), when that left nothing to do (never while a credit is due
 /// or in flight: that path keeps its exit codes and its re-checks).
-/// BitPay's webhook event in an admin's words (the raw body keeps its name).
-fn event_words(name: &str) -> &str {
-    match name {
-        "invoice_created" => "created",
-        "invoice_receivedPayment" => "payment received",
-        "invoice_paidInFull" => "paid in full",
-        "invoice_expired" => "expired",
-        "invoice_confirmed" => "confirmed",
-        "invoice_completed" => "complete",
-        "invoice_manuallyNotified" => "sent again on request",
-        "invoice_failedToConfirm" => "failed to confirm",
-        "invoice_refundComplete" => "refund complete",
-        "invoice_declined" => "declined",
-        "invoice_markedInvalid" => "marked invalid",
-        "invoice_paidAfterExpiration" => "paid after it expired",
-        "refund_created" => "refund requested",
-        "refund_pending" => "refund pending",
-        "refund_success" => "refund paid out",
-        "refund_failure" => "refund failed",
-        other => other,
-    }
-}
-
 fn fresh_answer(record: &InvoiceRecord, webhook: &Webhook, now: i64) -> Option<String> {
     let fetched_at = record.fetched_at?;
     let nothing_to_do = record.settlement.is_final()
@@ -136,16 +101,11 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     };
     let id = webhook.invoice_id.clone();
     let record = ctx.store.invoice_by_bitpay_id(&id)?;
-    let verdict = match (&args.signature, &record) {
-        (None, _) => "no signature header".to_string(),
-        (Some(_), None) => "signature not checked (unknown invoice)".to_string(),
-        (Some(sig), Some(r)) if signature_matches(&body, r.order.token.expose(), sig) => {
-            "signature valid".to_string()
-        }
-        (Some(_), Some(_)) => {
-            "SIGNATURE INVALID (decision still made from the fetched invoice)".to_string()
-        }
-    };
+    let verdict = SignatureCheck::of(
+        &body,
+        args.signature.as_deref(),
+        record.as_ref().map(|r| r.order.token.expose()),
+    );
     let claimed = format!(
         "{}{}{}",
         webhook
@@ -171,11 +131,11 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     ctx.store.journal(
         Some(&id),
         "webhook",
-        &format!("received ({claimed}); {verdict}"),
+        &format!("received ({claimed}); {}", verdict.describe()),
         Some(&detail),
         now,
     )?;
-    if verdict.starts_with("SIGNATURE INVALID") {
+    if verdict == SignatureCheck::Invalid {
         log::warn!("webhook for {id}: x-signature does not match the body");
     }
     let ignored = |why: &str| {
@@ -242,33 +202,4 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
     let outcome = settler.settle(&record)?;
     ctx.output.show(&SettledView::new(&id, &outcome));
     Ok(SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_hmac_vector() {
-        // The official WooCommerce plugin's fixture: 1306 bytes, LF, no trailing newline.
-        let body = include_str!("../../tests/data/bitpay_paid_ipn_webhook.json");
-        assert_eq!(body.len(), 1306);
-        assert!(signature_matches(
-            body.as_bytes(),
-            "my_secret_key",
-            "G3AN1yIRVFPahcmKXK0qg9UksH9WlK3Llvvs7APZOzc="
-        ));
-        let with_newline = format!("{body}\n");
-        assert!(signature_matches(
-            with_newline.as_bytes(),
-            "my_secret_key",
-            "zH/aVTJ4mEzYuMlzNwsuNM6mnh/xfHgY9Hzizv5ENpY="
-        ));
-        assert!(!signature_matches(
-            body.as_bytes(),
-            "other_key",
-            "G3AN1yIRVFPahcmKXK0qg9UksH9WlK3Llvvs7APZOzc="
-        ));
-        assert!(!signature_matches(body.as_bytes(), "my_secret_key", ""));
-    }
 }

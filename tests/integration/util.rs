@@ -152,7 +152,12 @@ owner = "{owner}"
 
     /// Runs `handle-ipn` for `id` and kills it once Splynx has committed its first POST to
     /// a path containing `path` (one more row in `rows`), whose reply it then never gets.
-    pub(crate) fn kill_webhook_once_splynx_has(&self, path: &str, id: &str, rows: impl Fn() -> usize) {
+    pub(crate) fn kill_webhook_once_splynx_has(
+        &self,
+        path: &str,
+        id: &str,
+        rows: impl Fn() -> usize,
+    ) {
         let faults = self.splynx.faults();
         faults.set_filter(Some(path), Some("POST"));
         faults.hang_after_next(1);

@@ -7,7 +7,7 @@ use std::error::Error;
 use crate::bitpay::identity::IdentityError;
 use crate::bitpay::BitPayError;
 use crate::config::ConfigError;
-use crate::exit::{Failing, Problem, BAD_INPUT, CONFIG, FAILURE, TEMPORARY};
+use crate::exit::{ExitCode, Failing, Problem, BAD_INPUT, CONFIG, TEMPORARY};
 use crate::lock::LockError;
 use crate::splynx::SplynxError;
 use crate::store::StoreError;
@@ -15,10 +15,18 @@ use crate::store::StoreError;
 /// The exit code for an error. A command's own verdict (`Problem`, also when attached as
 /// context) wins; otherwise the first cause in the chain with a known meaning decides.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    failure_of(error).code()
+}
+
+/// What an error means (the exit code without its number).
+pub fn failure_of(error: &anyhow::Error) -> ExitCode {
     if let Some(problem) = error.downcast_ref::<Problem>() {
-        return problem.exit_code().code();
+        return problem.exit_code();
     }
-    error.chain().find_map(code_of).unwrap_or(FAILURE)
+    error
+        .chain()
+        .find_map(meaning_of)
+        .unwrap_or(ExitCode::Failure)
 }
 
 /// The error and its causes in one line ("a: b: c"), each cause once: an error that
@@ -53,12 +61,12 @@ pub fn error_kind(error: &anyhow::Error) -> &'static str {
     }
 }
 
-/// The exit code a cause names: every typed error knows its own.
-fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
+/// What a cause means: every typed error knows its own.
+fn meaning_of(cause: &(dyn Error + 'static)) -> Option<ExitCode> {
     macro_rules! known {
         ($($error:ty),*) => {
             $(if let Some(e) = cause.downcast_ref::<$error>() {
-                return Some(e.exit_code().code());
+                return Some(e.exit_code());
             })*
         };
     }
@@ -77,7 +85,7 @@ fn code_of(cause: &(dyn Error + 'static)) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::BAD_INPUT;
+    use crate::exit::{BAD_INPUT, FAILURE};
     use anyhow::Context;
 
     #[test]

@@ -13,7 +13,9 @@ use crate::money::format_amount;
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
-use crate::store::{AppliedFee, DocKind, InvoiceRecord, NewInvoice, Origin, SettlementTerms};
+use crate::store::{
+    AppliedFee, DocKind, InvoiceRecord, NewInvoice, Origin, Settlement, SettlementTerms,
+};
 use rust_decimal::Decimal;
 
 /// Asks BitPay for the invoice a `creating` record asked for (by its guid). When BitPay has
@@ -28,6 +30,97 @@ pub fn recover_by_guid(
     let found = bitpay.invoice_by_guid(&record.order.guid, record.order.token.expose())?;
     if let (Some(invoice), true) = (&found, record_it) {
         record_created(store, record, invoice, how)?;
+    }
+    Ok(found)
+}
+
+/// Invoices stuck in "creating" this long without BitPay knowing their guid are dropped.
+const ABANDON_CREATING_MS: i64 = 60 * 60 * 1000;
+
+/// What became of a create whose answer never arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creating {
+    /// BitPay has it (recorded, unless a dry run).
+    Found,
+    /// BitPay does not know it after an hour: it never existed (marked expired).
+    Abandoned,
+    /// Not at BitPay yet; asked again later.
+    Unknown,
+}
+
+/// Looks a `creating` record up by guid, and gives it up after an hour unknown.
+pub fn finish_creating(
+    store: &Store,
+    bitpay: &BitPayClient,
+    record: &InvoiceRecord,
+    dry_run: bool,
+) -> Result<Creating> {
+    let found = recover_by_guid(
+        store,
+        bitpay,
+        record,
+        "recovered by guid during reconcile",
+        !dry_run,
+    )
+    .with_context(|| format!("recovering invoice guid {}", record.order.guid))?;
+    let now = clock::now_ms();
+    Ok(match found {
+        Some(_) => Creating::Found,
+        None if now - record.created_at > ABANDON_CREATING_MS => {
+            if !dry_run {
+                store.set_settlement(
+                    record.id,
+                    Settlement::Expired,
+                    Some("never created at BitPay"),
+                    now,
+                )?;
+            }
+            Creating::Abandoned
+        }
+        None => Creating::Unknown,
+    })
+}
+
+/// Lists BitPay invoices from `since` to today and rebuilds records for ours that are missing.
+pub fn discover(
+    ctx: &Context,
+    bitpay: &BitPayClient,
+    splynx: &SplynxClient<'_>,
+    order_key: &OrderKey,
+    token: &str,
+    since: chrono::NaiveDate,
+    dry_run: bool,
+) -> Result<usize> {
+    let start = since.format("%Y-%m-%d").to_string();
+    let end = clock::date_of(clock::now_ms() + 24 * 3600 * 1000);
+    let mut found = 0;
+    let page = 100;
+    for offset in (0..).step_by(page) {
+        let invoices = bitpay
+            .list_invoices(token, &start, &end, page, offset)
+            .context("listing BitPay invoices")?;
+        let count = invoices.len();
+        for invoice in invoices {
+            // Only invoices this installation made (their order id's MAC verifies).
+            if order_id::verify(&invoice.order_id, order_key).is_none()
+                || ctx.store.invoice_by_bitpay_id(&invoice.id)?.is_some()
+            {
+                continue;
+            }
+            found += 1;
+            if dry_run {
+                log::info!(
+                    "would adopt BitPay invoice {} ({})",
+                    invoice.id,
+                    invoice.order_id
+                );
+                continue;
+            }
+            let _ = crate::recovery::adopt_by_id(ctx, bitpay, splynx, order_key, &invoice.id)?;
+        }
+        if count < page {
+            break;
+        }
     }
     Ok(found)
 }

@@ -8,7 +8,7 @@ use crate::clock;
 use crate::money::format_amount;
 use crate::output::View;
 use crate::settlement::{join_ids, Outcome};
-use crate::store::{Finding, InvoiceRecord, JournalEntry, Settlement};
+use crate::store::{InvoiceRecord, JournalEntry, Settlement};
 
 /// A stored invoice as `show`, `status` and the admin page see it (no token).
 #[derive(Debug, Clone, Serialize)]
@@ -172,26 +172,6 @@ impl JournalView {
     /// An indented line of `show`'s journal.
     pub fn line(&self) -> String {
         format!("    {}  {:<9} {}", self.at, self.kind, self.summary)
-    }
-}
-
-/// Something held for the admin, reported once.
-#[derive(Debug, Clone, Serialize)]
-pub struct FindingView {
-    pub at: String,
-    pub bitpay_invoice_id: Option<String>,
-    pub kind: String,
-    pub summary: String,
-}
-
-impl From<&Finding> for FindingView {
-    fn from(finding: &Finding) -> FindingView {
-        FindingView {
-            at: clock::datetime_of(finding.at),
-            bitpay_invoice_id: finding.bitpay_id.clone(),
-            kind: finding.kind.clone(),
-            summary: finding.summary.clone(),
-        }
     }
 }
 

@@ -192,13 +192,7 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
             }
         },
     };
-    let settler = Settler {
-        config: &ctx.config,
-        store: &ctx.store,
-        bitpay: &bitpay,
-        splynx: &splynx,
-        dry_run: false,
-    };
+    let settler = Settler::new(&ctx.config, &ctx.store, &bitpay, &splynx, false);
     let outcome = settler.settle(&record)?;
     ctx.output.show(&SettledView::new(&id, &outcome));
     Ok(SUCCESS)

@@ -20,6 +20,7 @@ use anyhow::{Context as _, Result};
 mod booking;
 mod decision;
 mod payment;
+pub mod sweep;
 
 pub use booking::{statement_title, Booked};
 pub use decision::{decide, Decision, Fetched, Stored};
@@ -86,6 +87,24 @@ pub struct Settler<'a> {
     pub splynx: &'a SplynxClient<'a>,
     /// Decide and report, change nothing.
     pub dry_run: bool,
+}
+
+impl<'a> Settler<'a> {
+    pub fn new(
+        config: &'a Config,
+        store: &'a Store,
+        bitpay: &'a BitPayClient,
+        splynx: &'a SplynxClient<'a>,
+        dry_run: bool,
+    ) -> Settler<'a> {
+        Settler {
+            config,
+            store,
+            bitpay,
+            splynx,
+            dry_run,
+        }
+    }
 }
 
 impl Settler<'_> {

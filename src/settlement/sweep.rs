@@ -1,0 +1,418 @@
+//! `reconcile`'s sweep: every unsettled invoice (and every credit BitPay may still take
+//! back) re-checked by a pool of workers under one request rate, what earlier credits left
+//! to book, the findings that newly need the admin, and retention. Decisions are the same
+//! as a webhook's (`Settler`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use super::{Outcome, Settler};
+use crate::bitpay::BitPayClient;
+use crate::context::Context;
+use crate::errors;
+use crate::exit::{ExitCode, Problem};
+use crate::order_id::OrderKey;
+use crate::recovery::{self, Creating};
+use crate::splynx::SplynxClient;
+use crate::store::{Finding, InvoiceRecord, Pruned, Settlement, Store};
+use crate::{clock, lock, pairing, retention};
+
+/// How a sweep runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SweepOptions {
+    /// Decide and report; change nothing (no lock, key or file either).
+    pub dry_run: bool,
+    /// Also search BitPay's list of invoices from this day (needs a merchant token).
+    pub since: Option<chrono::NaiveDate>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub checked: usize,
+    pub credited: usize,
+    pub pending: usize,
+    pub expired: usize,
+    #[serde(rename = "needs_review")]
+    pub review: usize,
+    pub reversed: usize,
+    pub watched: usize,
+    pub errors: usize,
+    #[serde(skip)]
+    temporary_errors: usize,
+    pub discovered: usize,
+    /// Payment statement records and fee transactions still not booked (each is listed
+    /// with why).
+    pub bookings_waiting: usize,
+}
+
+impl Summary {
+    /// Counts one record's failure (the sweep goes on; the worst decides the exit code)
+    /// and says what it was.
+    fn failed(&mut self, e: &anyhow::Error) -> String {
+        self.errors += 1;
+        if errors::failure_of(e) == ExitCode::Temporary {
+            self.temporary_errors += 1;
+        }
+        errors::message(e)
+    }
+}
+
+/// Spaces BitPay requests to at most `per_second` across all workers.
+struct RateLimit {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> RateLimit {
+        RateLimit {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().expect("rate limit lock");
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        let now = Instant::now();
+        if slot > now {
+            thread::sleep(slot - now);
+        }
+    }
+}
+
+/// Something held for the admin, reported once.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingView {
+    pub at: String,
+    pub bitpay_invoice_id: Option<String>,
+    pub kind: String,
+    pub summary: String,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(finding: &Finding) -> FindingView {
+        FindingView {
+            at: clock::datetime_of(finding.at),
+            bitpay_invoice_id: finding.bitpay_id.clone(),
+            kind: finding.kind.clone(),
+            summary: finding.summary.clone(),
+        }
+    }
+}
+
+/// Re-checks and settles everything not final, books what waits, reports what is new.
+pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
+    let dry_run = options.dry_run;
+    // A dry run only reads: it takes no lock and creates no key (nor the directory).
+    let _only_one = if dry_run {
+        None
+    } else {
+        Some(lock::acquire(
+            &ctx.config.data_dir,
+            "reconcile",
+            "reconcile (another run is in progress)",
+            Duration::ZERO,
+        )?)
+    };
+    let started = clock::now_ms();
+    let token = pairing::invoice_token(ctx, &ctx.bitpay(None))?;
+    let identity = match ctx.existing_identity()? {
+        Some(identity) => identity,
+        None if dry_run => {
+            return Err(Problem::Setup(format!(
+                "the BitPay key {} is missing: pair again (`splynx-bitpay pair CODE`)",
+                ctx.config.key_path().display()
+            ))
+            .into())
+        }
+        None => ctx.identity()?,
+    };
+    let order_key = OrderKey::of(&identity);
+    let bitpay = ctx.bitpay(Some(identity));
+    let mut summary = Summary::default();
+
+    if let Some(since) = options.since {
+        if token.facade != "merchant" {
+            return Err(Problem::Setup(format!(
+                "--since lists invoices at BitPay, which needs a merchant token; this add-on is paired with a {} token. Run `splynx-bitpay pair --request --facade merchant` and approve the code, or reconcile without --since",
+                token.facade
+            ))
+            .into());
+        }
+        summary.discovered = recovery::discover(
+            ctx,
+            &bitpay,
+            &ctx.splynx(),
+            &order_key,
+            token.token.expose(),
+            since,
+            dry_run,
+        )?;
+    }
+
+    // Unsettled invoices, then credited ones BitPay may still take back.
+    let mut records = ctx.store.unsettled_invoices()?;
+    records.extend(ctx.store.watched_invoices(clock::now_ms())?);
+    let total = records.len();
+    let progress = options
+        .progress
+        .then(|| progress_bar(total as u64))
+        .flatten();
+    let limiter = RateLimit::new(ctx.config.reconcile.requests_per_second);
+    let queue = Mutex::new(records.into_iter());
+    let results = Mutex::new(Vec::new());
+    let workers = ctx.config.reconcile.concurrency.min(total);
+    let failures = AtomicUsize::new(0);
+    let config = &ctx.config;
+    thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let store = match Store::open(&config.data_dir) {
+                    Ok(store) => store,
+                    Err(e) => {
+                        log::error!("reconcile worker cannot open the state store: {e}");
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                let splynx = SplynxClient::new(&config.splynx, &config.data_dir, &store);
+                let settler = Settler::new(config, &store, &bitpay, &splynx, dry_run);
+                loop {
+                    let Some(record) = queue.lock().expect("queue lock").next() else {
+                        break;
+                    };
+                    limiter.wait();
+                    let result = check_one(&settler, &store, &bitpay, &record);
+                    if let Some(bar) = &progress {
+                        bar.inc(1);
+                    }
+                    results.lock().expect("results lock").push((record, result));
+                }
+            });
+        }
+    });
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+
+    let mut items = Vec::new();
+    for (record, result) in results.into_inner().expect("results lock") {
+        summary.checked += 1;
+        let name = record
+            .bitpay_id
+            .clone()
+            .unwrap_or_else(|| format!("guid {}", record.order.guid));
+        let (label, detail) = match result {
+            Ok(Outcome::AlreadyCredited) if record.settlement == Settlement::Credited => {
+                summary.watched += 1;
+                ("still watched", String::new())
+            }
+            Ok(Outcome::Credited { .. }) | Ok(Outcome::AlreadyCredited) => {
+                summary.credited += 1;
+                ("credited", String::new())
+            }
+            Ok(Outcome::Reversed(note)) => {
+                summary.reversed += 1;
+                ("reversed after credit", note)
+            }
+            Ok(Outcome::Held(note)) => ("held for the admin", note),
+            Ok(Outcome::Pending) => {
+                summary.pending += 1;
+                ("pending", String::new())
+            }
+            Ok(Outcome::Expired) => {
+                summary.expired += 1;
+                ("expired", String::new())
+            }
+            Ok(Outcome::Review(note)) => {
+                summary.review += 1;
+                ("needs review", note)
+            }
+            Err(e) => ("error", summary.failed(&e)),
+        };
+        items.push(Checked {
+            bitpay_invoice_id: record.bitpay_id,
+            result: label,
+            detail,
+            name,
+        });
+    }
+    summary.errors += failures.into_inner();
+    if !dry_run {
+        book_open(ctx, &bitpay, started, &mut summary, &mut items)?;
+    }
+    let findings = if dry_run {
+        Vec::new()
+    } else {
+        let problems: Vec<String> = ctx
+            .config
+            .every_problem()
+            .into_iter()
+            .map(|p| format!("{} (checkout is refused until it is fixed)", p.message))
+            .collect();
+        ctx.store
+            .record_config_problems(&problems, clock::now_ms())?;
+        new_findings(&ctx.store)?
+    };
+    let days = ctx.config.journal_retention_days;
+    let pruned = if dry_run {
+        None
+    } else {
+        retention::prune_if_due(&ctx.store, days, clock::now_ms())?
+    };
+    if let Some(p) = &pruned {
+        log::info!("{}", retention::describe(p, days, false));
+    }
+    let needs_admin = if dry_run {
+        summary.review + summary.reversed > 0
+    } else {
+        !findings.is_empty()
+    };
+    let exit_code = if needs_admin || summary.errors > summary.temporary_errors {
+        ExitCode::Failure
+    } else if summary.errors + summary.bookings_waiting > 0 {
+        ExitCode::Temporary
+    } else {
+        ExitCode::Success
+    };
+    Ok(SweepReport {
+        dry_run,
+        summary,
+        discovering: options.since.is_some(),
+        pruned,
+        needs_admin: findings.iter().map(FindingView::from).collect(),
+        invoices: items,
+        exit_code,
+    })
+}
+
+/// What a sweep did, and so what `reconcile` answers (it knows its exit code: something
+/// newly needs the admin, or a record failed for good: failure; only temporary trouble or
+/// bookings still waiting: temporary).
+#[derive(Debug, Serialize)]
+pub struct SweepReport {
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Whether BitPay's list was searched (`--since`).
+    #[serde(skip)]
+    pub discovering: bool,
+    pub pruned: Option<Pruned>,
+    pub needs_admin: Vec<FindingView>,
+    pub invoices: Vec<Checked>,
+    #[serde(skip)]
+    pub exit_code: ExitCode,
+}
+
+/// What became of one invoice.
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    pub bitpay_invoice_id: Option<String>,
+    pub result: &'static str,
+    pub detail: String,
+    /// The BitPay id, or the guid of one still being created.
+    #[serde(skip)]
+    pub name: String,
+}
+
+/// Books what earlier credits left open (a payment statement record or fee transaction
+/// Splynx was down for, or refused). Bookings deferred during this run (`next_try_at` after `started`) wait for
+/// the next one.
+fn book_open(
+    ctx: &Context,
+    bitpay: &BitPayClient,
+    started: i64,
+    summary: &mut Summary,
+    items: &mut Vec<Checked>,
+) -> Result<()> {
+    let splynx = ctx.splynx();
+    let settler = Settler::new(&ctx.config, &ctx.store, bitpay, &splynx, false);
+    for record in ctx.store.invoices_with_open_bookings(started)? {
+        let name = record.bitpay_id.clone().unwrap_or_default();
+        // One record's failure is counted like the settle loop's, never ends the sweep.
+        let booked = match settler.book_open(&record) {
+            Ok(booked) => booked,
+            Err(e) => {
+                let e = e.context(format!("booking after the credit of BitPay invoice {name}"));
+                let detail = summary.failed(&e);
+                log::error!("{detail}");
+                items.push(Checked {
+                    bitpay_invoice_id: record.bitpay_id.clone(),
+                    result: "error",
+                    detail,
+                    name,
+                });
+                continue;
+            }
+        };
+        summary.bookings_waiting += booked.waiting.len();
+        let done = booked.done.into_iter().map(|note| ("booked", note));
+        let waiting = booked
+            .waiting
+            .into_iter()
+            .map(|note| ("booking waiting", note));
+        for (result, detail) in done.chain(waiting) {
+            items.push(Checked {
+                bitpay_invoice_id: record.bitpay_id.clone(),
+                result,
+                detail,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Findings no run has reported yet, marked as reported now.
+fn new_findings(store: &Store) -> Result<Vec<Finding>> {
+    let findings = store.unreported_findings()?;
+    store.mark_findings_reported(&findings, clock::now_ms())?;
+    Ok(findings)
+}
+
+fn check_one(
+    settler: &Settler<'_>,
+    store: &Store,
+    bitpay: &BitPayClient,
+    record: &InvoiceRecord,
+) -> Result<Outcome> {
+    if record.settlement != Settlement::Creating {
+        return settler.settle(record);
+    }
+    // A create whose answer never arrived: BitPay knows it by guid, or it never existed.
+    match recovery::finish_creating(store, bitpay, record, settler.dry_run)? {
+        Creating::Found if settler.dry_run => Ok(Outcome::Pending),
+        Creating::Found => {
+            let record = store
+                .invoice(record.id)?
+                .context("stored invoice vanished")?;
+            settler.settle(&record)
+        }
+        Creating::Abandoned => Ok(Outcome::Expired),
+        Creating::Unknown => Ok(Outcome::Pending),
+    }
+}
+
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    if total == 0 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("reconcile {bar:40} {pos}/{len} {elapsed_precise}")
+            .expect("static template"),
+    );
+    Some(bar)
+}

@@ -1,66 +1,16 @@
 //! `handle-ipn`: one BitPay webhook on stdin. The body is only a trigger: the invoice is
-//! re-fetched, signed, and settled from what BitPay says now.
+//! re-fetched, signed, and settled from what BitPay says now (`settlement::webhook`).
 
 use std::io::Read;
 
 use anyhow::{Context as _, Result};
 
-use crate::bitpay::model::{parse_webhook, Webhook, WebhookError, WEBHOOK_MAX_BYTES};
-use crate::bitpay::webhook::{event_words, SignatureCheck};
+use crate::bitpay::model::WEBHOOK_MAX_BYTES;
 use crate::cli::HandleIpnArgs;
-use crate::clock;
 use crate::context::Context;
-use crate::exit::{Problem, SUCCESS};
-use crate::order_id::OrderKey;
-use crate::recovery::{self, Adoption};
-use crate::settlement::Settler;
-use crate::store::{InvoiceRecord, Settlement};
+use crate::exit::SUCCESS;
+use crate::settlement::webhook::{answer, WebhookAnswer};
 use crate::view::{AnsweredView, SettledView};
-
-/// An invoice id we do not hold is asked about at BitPay at most once in this window: a
-/// stranger replaying ids costs one signed request per id, not one per POST.
-const UNKNOWN_LOOKUP_WINDOW_MS: i64 = 10 * 60 * 1000;
-/// A webhook that claims exactly what BitPay said this recently is answered from that.
-const FRESH_FETCH_MS: i64 = 10 * 1000;
-/// How much of a body we do not keep whole is journaled.
-const JOURNALED_PREFIX_BYTES: usize = 1024;
-
-/// Size, SHA-256 and the first KiB: enough to recognise a body, bounded whatever it is.
-fn bounded_record(body: &[u8]) -> String {
-    use sha2::Digest;
-    let prefix = &body[..body.len().min(JOURNALED_PREFIX_BYTES)];
-    format!(
-        "{} bytes, sha256 {}; first {} bytes: {}",
-        body.len(),
-        hex::encode(sha2::Sha256::digest(body)),
-        prefix.len(),
-        String::from_utf8_lossy(prefix)
-    )
-}
-
-/// The answer for a duplicate webhook that claims exactly what BitPay said seconds ago
-/// (status and exceptionStatus), when that left nothing to do (never while a credit is due
-/// or in flight: that path keeps its exit codes and its re-checks).
-fn fresh_answer(record: &InvoiceRecord, webhook: &Webhook, now: i64) -> Option<String> {
-    let fetched_at = record.fetched_at?;
-    let nothing_to_do = record.settlement.is_final()
-        || (record.settlement == Settlement::Open
-            && !matches!(record.bitpay_status.as_str(), "confirmed" | "complete"));
-    let same_claim = webhook.claimed_status.as_deref() == Some(record.bitpay_status.as_str())
-        && webhook.claimed_exception == record.exception_status;
-    (nothing_to_do
-        && same_claim
-        && webhook.refund_id.is_none()
-        && now - fetched_at < FRESH_FETCH_MS)
-        .then(|| {
-            format!(
-                "BitPay said {} {} s ago; {}",
-                record.bitpay_status,
-                (now - fetched_at) / 1000,
-                record.settlement.describe()
-            )
-        })
-}
 
 pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u8> {
     let mut body = Vec::new();
@@ -68,132 +18,29 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         .take(WEBHOOK_MAX_BYTES as u64 + 1)
         .read_to_end(&mut body)
         .context("reading the webhook body from stdin")?;
-    let now = clock::now_ms();
-    let webhook = match parse_webhook(&body) {
-        Ok(webhook) => webhook,
-        Err(e @ WebhookError::RefundWithoutInvoice(_)) => {
-            // Not bad input: BitPay would retry it for an hour and nothing would change.
-            ctx.store.journal(
-                None,
-                "webhook",
-                &format!("ignored: {e}"),
-                Some(&bounded_record(&body)),
-                now,
-            )?;
-            ctx.output.show(&AnsweredView {
-                bitpay_invoice_id: None,
-                result: "ignored",
-                settlement: None,
-                human: format!("ignored: {e}"),
-            });
-            return Ok(SUCCESS);
-        }
-        Err(e) => {
-            ctx.store.journal(
-                None,
-                "webhook",
-                &format!("rejected: {e}"),
-                Some(&bounded_record(&body)),
-                now,
-            )?;
-            return Err(Problem::BadInput(e.to_string()).into());
-        }
-    };
-    let id = webhook.invoice_id.clone();
-    let record = ctx.store.invoice_by_bitpay_id(&id)?;
-    let verdict = SignatureCheck::of(
-        &body,
-        args.signature.as_deref(),
-        record.as_ref().map(|r| r.order.token.expose()),
-    );
-    let claimed = format!(
-        "{}{}{}",
-        webhook
-            .event
-            .as_deref()
-            .map_or("legacy format", event_words),
-        webhook
-            .refund_id
-            .as_deref()
-            .map(|r| format!(", refund {r}; re-checking the invoice"))
-            .unwrap_or_default(),
-        webhook
-            .claimed_status
-            .as_deref()
-            .map(|s| format!(", claims {s}"))
-            .unwrap_or_default()
-    );
-    // Whole bodies only for invoices we hold; a stranger's is kept bounded.
-    let detail = match &record {
-        Some(_) => String::from_utf8_lossy(&body).into_owned(),
-        None => bounded_record(&body),
-    };
-    ctx.store.journal(
-        Some(&id),
-        "webhook",
-        &format!("received ({claimed}); {}", verdict.describe()),
-        Some(&detail),
-        now,
-    )?;
-    if verdict == SignatureCheck::Invalid {
-        log::warn!("webhook for {id}: x-signature does not match the body");
-    }
-    let ignored = |why: &str| {
-        ctx.output.show(&AnsweredView {
-            bitpay_invoice_id: Some(id.clone()),
+    match answer(ctx, &body, args.signature.as_deref())? {
+        WebhookAnswer::Ignored { invoice, why } => ctx.output.show(&AnsweredView {
+            human: match &invoice {
+                Some(id) => format!("{id}: ignored ({why})"),
+                None => format!("ignored: {why}"),
+            },
+            bitpay_invoice_id: invoice,
             result: "ignored",
             settlement: None,
-            human: format!("{id}: ignored ({why})"),
-        });
-        Ok(SUCCESS)
-    };
-    match &record {
-        Some(r) => {
-            if let Some(answer) = fresh_answer(r, &webhook, now) {
-                ctx.output.show(&AnsweredView {
-                    bitpay_invoice_id: Some(id.clone()),
-                    result: "already checked",
-                    settlement: Some(r.settlement.as_str()),
-                    human: format!("{id}: {answer} (duplicate webhook; not fetched again)"),
-                });
-                return Ok(SUCCESS);
-            }
-        }
-        None => {
-            if let Some((at, answer)) = ctx
-                .store
-                .unknown_lookup(&id, now - UNKNOWN_LOOKUP_WINDOW_MS)?
-            {
-                return ignored(&format!(
-                    "asked BitPay at {}: {answer}",
-                    clock::datetime_of(at)
-                ));
-            }
+        }),
+        WebhookAnswer::AlreadyChecked {
+            invoice,
+            settlement,
+            answer,
+        } => ctx.output.show(&AnsweredView {
+            human: format!("{invoice}: {answer} (duplicate webhook; not fetched again)"),
+            bitpay_invoice_id: Some(invoice),
+            result: "already checked",
+            settlement: Some(settlement.as_str()),
+        }),
+        WebhookAnswer::Settled { invoice, outcome } => {
+            ctx.output.show(&SettledView::new(&invoice, &outcome))
         }
     }
-
-    let identity = ctx.identity()?;
-    let order_key = OrderKey::of(&identity);
-    let bitpay = ctx.bitpay(Some(identity));
-    let splynx = ctx.splynx();
-    let record = match record {
-        Some(record) => record,
-        None => match recovery::adopt_by_id(ctx, &bitpay, &splynx, &order_key, &id)? {
-            Adoption::Adopted(record) => *record,
-            Adoption::NotOurs(reason) => {
-                let now = clock::now_ms();
-                ctx.store.remember_unknown_lookup(
-                    &id,
-                    &reason,
-                    now,
-                    now - UNKNOWN_LOOKUP_WINDOW_MS,
-                )?;
-                return ignored(&format!("not an invoice of this add-on: {reason}"));
-            }
-        },
-    };
-    let settler = Settler::new(&ctx.config, &ctx.store, &bitpay, &splynx, false);
-    let outcome = settler.settle(&record)?;
-    ctx.output.show(&SettledView::new(&id, &outcome));
     Ok(SUCCESS)
 }

@@ -21,6 +21,7 @@ mod booking;
 mod decision;
 mod payment;
 pub mod sweep;
+pub mod webhook;
 
 pub use booking::{statement_title, Booked};
 pub use decision::{decide, Decision, Fetched, Stored};

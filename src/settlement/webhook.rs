@@ -1,0 +1,207 @@
+//! A webhook answered: the body is only a trigger. It is journaled (whole for invoices we
+//! hold, bounded for strangers'), its signature checked and noted, an exact duplicate
+//! seconds later answered from the last fetch, an unknown id asked about at BitPay once per
+//! window (and adopted when it is ours), and everything else settled from a fresh fetch.
+
+use anyhow::Result;
+
+use super::{Outcome, Settler};
+use crate::bitpay::model::{parse_webhook, Webhook, WebhookError};
+use crate::bitpay::webhook::{event_words, SignatureCheck};
+use crate::clock;
+use crate::context::Context;
+use crate::exit::Problem;
+use crate::order_id::OrderKey;
+use crate::recovery::{self, Adoption};
+use crate::store::{InvoiceRecord, Settlement};
+
+/// What answering one webhook came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookAnswer {
+    /// Nothing to do: not an invoice of ours, asked about recently, or a refund notice
+    /// naming no invoice.
+    Ignored {
+        invoice: Option<String>,
+        why: String,
+    },
+    /// An exact duplicate seconds after a fetch that left nothing to do.
+    AlreadyChecked {
+        invoice: String,
+        settlement: Settlement,
+        answer: String,
+    },
+    /// Fetched and settled.
+    Settled { invoice: String, outcome: Outcome },
+}
+
+/// An invoice id we do not hold is asked about at BitPay at most once in this window: a
+/// stranger replaying ids costs one signed request per id, not one per POST.
+const UNKNOWN_LOOKUP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// A webhook that claims exactly what BitPay said this recently is answered from that.
+const FRESH_FETCH_MS: i64 = 10 * 1000;
+/// How much of a body we do not keep whole is journaled.
+const JOURNALED_PREFIX_BYTES: usize = 1024;
+
+/// Size, SHA-256 and the first KiB: enough to recognise a body, bounded whatever it is.
+fn bounded_record(body: &[u8]) -> String {
+    use sha2::Digest;
+    let prefix = &body[..body.len().min(JOURNALED_PREFIX_BYTES)];
+    format!(
+        "{} bytes, sha256 {}; first {} bytes: {}",
+        body.len(),
+        hex::encode(sha2::Sha256::digest(body)),
+        prefix.len(),
+        String::from_utf8_lossy(prefix)
+    )
+}
+
+/// The answer for a duplicate webhook that claims exactly what BitPay said seconds ago
+/// (status and exceptionStatus), when that left nothing to do (never while a credit is due
+/// or in flight: that path keeps its exit codes and its re-checks).
+fn fresh_answer(record: &InvoiceRecord, webhook: &Webhook, now: i64) -> Option<String> {
+    let fetched_at = record.fetched_at?;
+    let nothing_to_do = record.settlement.is_final()
+        || (record.settlement == Settlement::Open
+            && !matches!(record.bitpay_status.as_str(), "confirmed" | "complete"));
+    let same_claim = webhook.claimed_status.as_deref() == Some(record.bitpay_status.as_str())
+        && webhook.claimed_exception == record.exception_status;
+    (nothing_to_do
+        && same_claim
+        && webhook.refund_id.is_none()
+        && now - fetched_at < FRESH_FETCH_MS)
+        .then(|| {
+            format!(
+                "BitPay said {} {} s ago; {}",
+                record.bitpay_status,
+                (now - fetched_at) / 1000,
+                record.settlement.describe()
+            )
+        })
+}
+
+/// Answers one webhook body (at most `WEBHOOK_MAX_BYTES`) with its `x-signature`, if any.
+/// A body that is not a webhook is journaled bounded and refused (bad input).
+pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<WebhookAnswer> {
+    let now = clock::now_ms();
+    let webhook = match parse_webhook(body) {
+        Ok(webhook) => webhook,
+        Err(e @ WebhookError::RefundWithoutInvoice(_)) => {
+            // Not bad input: BitPay would retry it for an hour and nothing would change.
+            ctx.store.journal(
+                None,
+                "webhook",
+                &format!("ignored: {e}"),
+                Some(&bounded_record(body)),
+                now,
+            )?;
+            return Ok(WebhookAnswer::Ignored {
+                invoice: None,
+                why: e.to_string(),
+            });
+        }
+        Err(e) => {
+            ctx.store.journal(
+                None,
+                "webhook",
+                &format!("rejected: {e}"),
+                Some(&bounded_record(body)),
+                now,
+            )?;
+            return Err(Problem::BadInput(e.to_string()).into());
+        }
+    };
+    let id = webhook.invoice_id.clone();
+    let record = ctx.store.invoice_by_bitpay_id(&id)?;
+    let verdict = SignatureCheck::of(
+        body,
+        signature,
+        record.as_ref().map(|r| r.order.token.expose()),
+    );
+    let claimed = format!(
+        "{}{}{}",
+        webhook
+            .event
+            .as_deref()
+            .map_or("legacy format", event_words),
+        webhook
+            .refund_id
+            .as_deref()
+            .map(|r| format!(", refund {r}; re-checking the invoice"))
+            .unwrap_or_default(),
+        webhook
+            .claimed_status
+            .as_deref()
+            .map(|s| format!(", claims {s}"))
+            .unwrap_or_default()
+    );
+    // Whole bodies only for invoices we hold; a stranger's is kept bounded.
+    let detail = match &record {
+        Some(_) => String::from_utf8_lossy(body).into_owned(),
+        None => bounded_record(body),
+    };
+    ctx.store.journal(
+        Some(&id),
+        "webhook",
+        &format!("received ({claimed}); {}", verdict.describe()),
+        Some(&detail),
+        now,
+    )?;
+    if verdict == SignatureCheck::Invalid {
+        log::warn!("webhook for {id}: x-signature does not match the body");
+    }
+    let ignored = |why: String| {
+        Ok(WebhookAnswer::Ignored {
+            invoice: Some(id.clone()),
+            why,
+        })
+    };
+    match &record {
+        Some(r) => {
+            if let Some(answer) = fresh_answer(r, &webhook, now) {
+                return Ok(WebhookAnswer::AlreadyChecked {
+                    invoice: id,
+                    settlement: r.settlement,
+                    answer,
+                });
+            }
+        }
+        None => {
+            if let Some((at, answer)) = ctx
+                .store
+                .unknown_lookup(&id, now - UNKNOWN_LOOKUP_WINDOW_MS)?
+            {
+                return ignored(format!(
+                    "asked BitPay at {}: {answer}",
+                    clock::datetime_of(at)
+                ));
+            }
+        }
+    }
+
+    let identity = ctx.identity()?;
+    let order_key = OrderKey::of(&identity);
+    let bitpay = ctx.bitpay(Some(identity));
+    let splynx = ctx.splynx();
+    let record = match record {
+        Some(record) => record,
+        None => match recovery::adopt_by_id(ctx, &bitpay, &splynx, &order_key, &id)? {
+            Adoption::Adopted(record) => *record,
+            Adoption::NotOurs(reason) => {
+                let now = clock::now_ms();
+                ctx.store.remember_unknown_lookup(
+                    &id,
+                    &reason,
+                    now,
+                    now - UNKNOWN_LOOKUP_WINDOW_MS,
+                )?;
+                return ignored(format!("not an invoice of this add-on: {reason}"));
+            }
+        },
+    };
+    let settler = Settler::new(&ctx.config, &ctx.store, &bitpay, &splynx, false);
+    let outcome = settler.settle(&record)?;
+    Ok(WebhookAnswer::Settled {
+        invoice: id,
+        outcome,
+    })
+}

@@ -1,12 +1,171 @@
-//! Tokens: which one to use, pending approvals, and BitPay's pairing errors explained.
+//! Pairing and tokens: pairing itself, which token to use, pending approvals, and
+//! BitPay's pairing errors explained.
 
 use anyhow::Result;
+use serde::Serialize;
 
 use crate::bitpay::{BitPayClient, BitPayError};
+use crate::cli::PairArgs;
 use crate::clock;
 use crate::context::Context;
 use crate::exit::Problem;
+use crate::secret::Secret;
 use crate::store::TokenRecord;
+
+/// Pairs with a dashboard code (an approved token at once) or requests a code for the
+/// merchant to approve; from the admin page only for a pairing role, and replacing an
+/// active token only when confirmed (`replace`).
+pub fn pair(ctx: &Context, args: &PairArgs) -> Result<Paired> {
+    let label = token_label();
+    if let Some(code) = args.code.as_deref() {
+        if !is_valid_pairing_code(code) {
+            return Err(Problem::BadInput(format!(
+                "\"{}\" is not a BitPay pairing code: codes are exactly 7 letters or digits, like u7m0VSR",
+                crate::output::printable(&code.chars().take(40).collect::<String>())
+            ))
+            .into());
+        }
+    }
+    let caller = crate::admin::require_pairing_role(ctx, &args.admin)?;
+    let active: Vec<String> = ctx
+        .store
+        .tokens(ctx.environment())?
+        .into_iter()
+        .filter(|t| t.approved)
+        .map(|t| t.facade)
+        .collect();
+    if caller.is_some() && args.code.is_some() && !active.is_empty() && !args.replace {
+        return Err(Problem::BadInput(format!(
+            "already paired ({} token active): a new pairing code replaces it, and customers then pay the BitPay account that code belongs to. Confirm to replace it",
+            active.join(", ")
+        ))
+        .into());
+    }
+    let from = match caller {
+        Some(_) => PairingFrom::AdminPage,
+        None => PairingFrom::Shell,
+    };
+    let identity = ctx.identity()?;
+    let sin = identity.sin();
+    let client = ctx.bitpay(Some(identity));
+    let env = ctx.environment();
+    let now = clock::now_ms();
+
+    // A dashboard code grants an approved token at once; a requested one waits for approval.
+    let (grant, approved) = match &args.code {
+        Some(code) => (
+            client
+                .claim_pairing_code(&sin, code, &label)
+                .map_err(|e| explain_pairing_error(ctx, Some(code), e, from))?,
+            true,
+        ),
+        None => (
+            client
+                .request_token(&sin, &args.facade, &label)
+                .map_err(|e| explain_pairing_error(ctx, None, e, from))?,
+            false,
+        ),
+    };
+    if grant.token.is_empty() || !approved && !is_valid_pairing_code(&grant.pairing_code) {
+        return Err(Problem::Setup(format!(
+            "BitPay answered the pairing request without a usable token and pairing code (got code {:?})",
+            grant.pairing_code
+        ))
+        .into());
+    }
+    let facade = match (grant.facade.as_str(), approved) {
+        ("", true) => "pos".to_string(),
+        ("", false) => args.facade.clone(),
+        (given, _) => given.to_string(),
+    };
+    ctx.store.save_token(&TokenRecord {
+        environment: env.to_string(),
+        facade: facade.clone(),
+        token: Secret::new(grant.token),
+        approved,
+        pairing_code: (!approved).then(|| grant.pairing_code.clone()),
+        pairing_expires_at: if approved {
+            None
+        } else {
+            grant.pairing_expiration
+        },
+        label: Some(label),
+        created_at: now,
+    })?;
+    ctx.store.journal(
+        None,
+        "pairing",
+        &if approved {
+            format!(
+                "paired: {facade} token active{}, by {}",
+                if active.is_empty() {
+                    ""
+                } else {
+                    " (replaced the active token)"
+                },
+                crate::admin::who(caller.as_ref())
+            )
+        } else {
+            format!(
+                "requested a {facade} pairing code, by {}",
+                crate::admin::who(caller.as_ref())
+            )
+        },
+        None,
+        now,
+    )?;
+    ctx.store.make_durable()?;
+    Ok(Paired {
+        environment: env.to_string(),
+        api_url: client.base_url().to_string(),
+        facade,
+        sin,
+        approved,
+        pending: (!approved).then(|| PendingCode {
+            pairing_code: grant.pairing_code,
+            approve_url: ctx.dashboard_tokens_url(),
+            pairing_expires_at: grant.pairing_expiration,
+        }),
+    })
+}
+
+/// `pair`'s result.
+#[derive(Debug, Serialize)]
+pub struct Paired {
+    pub environment: String,
+    pub api_url: String,
+    pub facade: String,
+    pub sin: String,
+    pub approved: bool,
+    /// A requested token: the code to approve in BitPay's dashboard.
+    #[serde(flatten)]
+    pub pending: Option<PendingCode>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PendingCode {
+    pub pairing_code: String,
+    pub approve_url: String,
+    pub pairing_expires_at: Option<i64>,
+}
+
+/// "splynx-bitpay on <host>": BitPay labels allow letters, digits, spaces, `_` and `-`.
+fn token_label() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("splynx-bitpay {host}").trim().to_string()
+}
 
 /// A dashboard pairing code: exactly seven letters or digits.
 pub fn is_valid_pairing_code(code: &str) -> bool {

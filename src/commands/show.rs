@@ -1,5 +1,6 @@
 //! `show ID`: one BitPay invoice (or every invoice of a Splynx document number) with its
-//! journal.
+//! journal. Longer than a command's 150 lines because it resolves three kinds of id
+//! (BitPay id, order id, document number) and renders the journal for people.
 
 use anyhow::Result;
 use serde::Serialize;

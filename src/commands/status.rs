@@ -1,4 +1,7 @@
 //! `status`: pairing, invoice counts, last webhook, oldest unsettled invoice.
+//! Longer than a command's 150 lines because its result has a dozen sections (pairing,
+//! pending codes, counts, held, bookings, recent payments and webhooks, store size), each
+//! gathered from one store query and rendered for people here.
 
 use std::collections::BTreeMap;
 

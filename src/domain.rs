@@ -1,7 +1,14 @@
-//! What a checkout decides and an invoice keeps: where it started and the terms its
-//! settlement follows. Plain data over the settings' types; no I/O.
+//! The domain: the Splynx documents paid, the invoice a checkout makes and keeps (what was
+//! asked of the payment server, where it started, the terms its settlement follows) and
+//! where it stands on our side. Plain data over the settings' types; no I/O.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
 
 use crate::config::{Config, ConfigError, CreditOn, StatementGrouping};
+pub use crate::fee::AppliedFee;
+use crate::secret::Secret;
 
 /// Where the customer started a checkout. A BitPay invoice is handed out again only to
 /// the same origin: a direct link's carries no name or e-mail and returns to the link, a
@@ -96,5 +103,290 @@ impl SettlementTerms {
                 .filter(|m| (1..=200).contains(&m.chars().count()))?
                 .to_string(),
         })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Invoice,
+    Proforma,
+    Refill,
+}
+
+impl DocKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Invoice => "invoice",
+            DocKind::Proforma => "proforma",
+            DocKind::Refill => "refill",
+        }
+    }
+}
+
+impl FromStr for DocKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<DocKind, String> {
+        match s {
+            "invoice" => Ok(DocKind::Invoice),
+            "proforma" => Ok(DocKind::Proforma),
+            "refill" => Ok(DocKind::Refill),
+            other => Err(format!("unknown document kind {other}")),
+        }
+    }
+}
+
+/// Where a stored invoice stands on our side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Saved before `POST /invoices`; BitPay may or may not have it (recover by guid).
+    Creating,
+    /// Known to BitPay, not yet paid and confirmed.
+    Open,
+    /// A Splynx payment is about to be made; finish by looking it up first.
+    Crediting,
+    /// A payment POST was sent and its outcome is unknown (no reply, 5xx): only looked up
+    /// until the grace period has passed, never sent again blindly.
+    Sent,
+    Credited,
+    /// Expired, declined or underpaid at BitPay: nothing to credit.
+    Expired,
+    /// Needs the admin: mismatch, Splynx refused the payment, duplicates, paid late, ...
+    Review,
+    /// Invalid, declined or refunded at BitPay after we credited it: held for the admin.
+    Reversed,
+    /// A held record the admin has dealt with (`splynx-bitpay resolve`).
+    Resolved,
+}
+
+impl Settlement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settlement::Creating => "creating",
+            Settlement::Open => "open",
+            Settlement::Crediting => "crediting",
+            Settlement::Sent => "sent",
+            Settlement::Credited => "credited",
+            Settlement::Expired => "expired",
+            Settlement::Review => "review",
+            Settlement::Reversed => "reversed",
+            Settlement::Resolved => "resolved",
+        }
+    }
+
+    /// For people: what the state means.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Settlement::Creating => "being created at BitPay",
+            Settlement::Open => "waiting for payment",
+            Settlement::Crediting => "being credited in Splynx",
+            Settlement::Sent => "payment sent to Splynx, outcome unknown",
+            Settlement::Credited => "credited",
+            Settlement::Expired => "expired, nothing to credit",
+            Settlement::Review => "held for review",
+            Settlement::Reversed => "reversed after credit",
+            Settlement::Resolved => "resolved by the admin",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Settlement::Credited
+                | Settlement::Expired
+                | Settlement::Review
+                | Settlement::Reversed
+                | Settlement::Resolved
+        )
+    }
+
+    /// Held until the admin resolves it.
+    pub fn needs_admin(self) -> bool {
+        matches!(self, Settlement::Review | Settlement::Reversed)
+    }
+}
+
+impl FromStr for Settlement {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Settlement, String> {
+        Ok(match s {
+            "creating" => Settlement::Creating,
+            "open" => Settlement::Open,
+            "crediting" => Settlement::Crediting,
+            "sent" => Settlement::Sent,
+            "credited" => Settlement::Credited,
+            "expired" => Settlement::Expired,
+            "review" => Settlement::Review,
+            "reversed" => Settlement::Reversed,
+            "resolved" => Settlement::Resolved,
+            other => return Err(format!("unknown settlement state {other}")),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InvoiceRecord {
+    pub id: i64,
+    /// What was asked of BitPay: saved before the request, never changed after.
+    pub order: NewInvoice,
+    pub bitpay_id: Option<String>,
+    pub url: Option<String>,
+    pub bitpay_status: String,
+    pub exception_status: Option<String>,
+    pub settlement: Settlement,
+    pub note: Option<String>,
+    pub expires_at: Option<i64>,
+    pub splynx_payment_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When a payment POST was last sent (cleared when Splynx provably refused it).
+    pub payment_sent_at: Option<i64>,
+    pub payment_attempts: i64,
+    pub credited_at: Option<i64>,
+    /// Credited and re-checked by `reconcile` until BitPay says complete, or until then.
+    pub watch_until: Option<i64>,
+    /// Every Splynx payment found with this receipt number when there was more than one.
+    pub duplicate_payment_ids: Vec<i64>,
+    /// When BitPay was last asked about it.
+    pub fetched_at: Option<i64>,
+}
+
+/// A new invoice row, saved before BitPay is asked to create it.
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    pub guid: String,
+    pub environment: String,
+    pub facade: String,
+    pub token: Secret,
+    pub doc_kind: DocKind,
+    pub doc_id: Option<i64>,
+    pub doc_number: Option<String>,
+    pub customer_id: i64,
+    pub price: Decimal,
+    pub currency: String,
+    pub order_id: String,
+    /// The customer's Splynx partner (whose settings apply), when known.
+    pub partner_id: Option<i64>,
+    /// The service fee included in `price`, if any.
+    pub fee: Option<AppliedFee>,
+    /// Where the checkout started (`None`: before this was recorded, the portal).
+    pub origin: Option<Origin>,
+    /// What settlement needs (`None`: recorded before terms were stored).
+    pub terms: Option<SettlementTerms>,
+}
+
+impl NewInvoice {
+    /// The document's amount (or the top-up entered): the price without the fee.
+    pub fn due(&self) -> Decimal {
+        self.price - self.fee.map_or(Decimal::ZERO, |f| f.total())
+    }
+
+    /// Where the checkout started; the portal for records from before origins.
+    pub fn origin(&self) -> Origin {
+        self.origin.unwrap_or(Origin::Portal)
+    }
+
+    /// The Splynx invoice a payment for this links to.
+    pub fn invoice_id(&self) -> Option<i64> {
+        (self.doc_kind == DocKind::Invoice)
+            .then_some(self.doc_id)
+            .flatten()
+    }
+
+    /// "invoice #202401000001", "proforma #2024000001", "balance top-up".
+    pub fn document_label(&self) -> String {
+        match (self.doc_kind, &self.doc_number) {
+            (DocKind::Refill, _) => "balance top-up".to_string(),
+            (kind, Some(number)) => format!("{} #{number}", kind.as_str()),
+            (kind, None) => kind.as_str().to_string(),
+        }
+    }
+
+    /// The Splynx proforma invoice (`request_id`) a payment for this links to.
+    pub fn request_id(&self) -> Option<i64> {
+        (self.doc_kind == DocKind::Proforma)
+            .then_some(self.doc_id)
+            .flatten()
+    }
+}
+
+/// Why a record is held for the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    /// Mismatch, Splynx refused the payment, unknown status, underpaid but confirmed, ...
+    Review,
+    /// More than one Splynx payment carries this invoice's receipt number.
+    Duplicate,
+    /// Paid after the invoice expired.
+    PaidLate,
+    /// Invalid, declined or refunded after the credit.
+    Reversed,
+}
+
+impl HoldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldKind::Review => "review",
+            HoldKind::Duplicate => "duplicate",
+            HoldKind::PaidLate => "paid late",
+            HoldKind::Reversed => "reversed after credit",
+        }
+    }
+
+    /// The settlement state a hold of this kind puts a record in.
+    pub fn settlement(self) -> Settlement {
+        match self {
+            HoldKind::Reversed => Settlement::Reversed,
+            _ => Settlement::Review,
+        }
+    }
+}
+
+#[cfg(test)]
+impl InvoiceRecord {
+    /// A stored invoice for unit tests: Splynx invoice 101 (number 202401000001) of
+    /// customer 42, 51.61 USD.
+    pub fn example(id: i64, settlement: Settlement, bitpay_status: &str) -> InvoiceRecord {
+        InvoiceRecord {
+            id,
+            order: NewInvoice {
+                guid: format!("g{id}"),
+                environment: "test".into(),
+                facade: "pos".into(),
+                token: Secret::new("t"),
+                doc_kind: DocKind::Invoice,
+                doc_id: Some(101),
+                doc_number: Some("202401000001".into()),
+                customer_id: 42,
+                price: Decimal::new(5161, 2),
+                currency: "USD".into(),
+                order_id: format!("o{id}"),
+                partner_id: None,
+                fee: None,
+                origin: Some(Origin::Portal),
+                terms: Some(SettlementTerms {
+                    payment_method_id: 7,
+                    credit_on: CreditOn::Confirmed,
+                    statements: StatementGrouping::Month,
+                    fee_category: 5,
+                    fee_message: "BitPay fee".into(),
+                }),
+            },
+            bitpay_id: Some(format!("B{id}")),
+            url: None,
+            bitpay_status: bitpay_status.into(),
+            exception_status: None,
+            settlement,
+            note: None,
+            expires_at: None,
+            splynx_payment_id: None,
+            created_at: 0,
+            updated_at: 0,
+            payment_sent_at: None,
+            payment_attempts: 0,
+            credited_at: None,
+            watch_until: None,
+            duplicate_payment_ids: Vec::new(),
+            fetched_at: None,
+        }
     }
 }

@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::bitpay::Identity;
-use crate::store::DocKind;
+use crate::domain::DocKind;
 
 /// Hex characters of the MAC: 64 bits, far beyond guessing through a webhook URL.
 const MAC_HEX: usize = 16;

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::store::{DocKind, InvoiceRecord, Settlement};
+use crate::domain::{DocKind, InvoiceRecord, Settlement};
 
 /// The result page's headline, tone, explanation and whether it refreshes by itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

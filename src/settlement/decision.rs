@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 
 use crate::config::CreditOn;
-use crate::store::Settlement;
+use crate::domain::Settlement;
 
 /// What we stored when the invoice was created.
 #[derive(Debug, Clone, PartialEq)]

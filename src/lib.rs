@@ -22,6 +22,7 @@ pub mod order_id;
 pub mod output;
 pub mod pairing;
 pub mod portal;
+pub mod pos_data;
 pub mod recovery;
 pub mod retention;
 pub mod secret;

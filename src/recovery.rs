@@ -11,12 +11,10 @@ use crate::clock;
 use crate::context::Context;
 use crate::money::format_amount;
 use crate::order_id::{self, OrderKey, OrderRef};
+use crate::pos_data::{self, PosData};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
-use crate::store::{
-    AppliedFee, DocKind, InvoiceRecord, NewInvoice, Origin, Settlement, SettlementTerms,
-};
-use rust_decimal::Decimal;
+use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement};
 
 /// Asks BitPay for the invoice a `creating` record asked for (by its guid). When BitPay has
 /// it, and `record_it`, the record learns its BitPay id; `how` says where it was found.
@@ -244,10 +242,8 @@ pub fn adopt_by_id(
     let Some((customer_id, number)) = owner else {
         return ignore("the Splynx document it names does not exist");
     };
-    let pos_customer = serde_json::from_str::<serde_json::Value>(&invoice.pos_data)
-        .ok()
-        .and_then(|p| p.get("customer_id").and_then(|c| c.as_i64()));
-    if pos_customer.is_some_and(|c| c != customer_id) {
+    let pos_data = pos_data::read(&invoice.pos_data, price);
+    if pos_data.customer_id.is_some_and(|c| c != customer_id) {
         return ignore("posData names another customer than the document's");
     }
     // The currency is the customer's partner's (Modules-list Partners settings).
@@ -258,12 +254,9 @@ pub fn adopt_by_id(
         }
         Err(e) => return Err(e.into()),
     };
-    let pos_data: serde_json::Value = serde_json::from_str(&invoice.pos_data).unwrap_or_default();
-    let terms = pos_data.get("terms").and_then(SettlementTerms::from_json);
-    let origin = pos_data
-        .get("origin")
-        .and_then(|o| o.as_str())
-        .and_then(Origin::parse);
+    let PosData {
+        fee, origin, terms, ..
+    } = pos_data;
     // Rebuilt as its checkout decided; one from before terms were stored is checked
     // against today's settings of the partner.
     if terms.is_none() {
@@ -294,7 +287,7 @@ pub fn adopt_by_id(
             currency: invoice.currency.clone(),
             order_id: invoice.order_id.clone(),
             partner_id,
-            fee: fee_from_pos_data(&invoice.pos_data, price),
+            fee,
             origin,
             terms,
         },
@@ -302,51 +295,4 @@ pub fn adopt_by_id(
         clock::now_ms(),
     )?;
     Ok(Adoption::Adopted(Box::new(record)))
-}
-
-/// The service fee `checkout` wrote into posData, when it is consistent with the price
-/// (positive, less than the price); else none: the payment is then credited whole.
-fn fee_from_pos_data(pos_data: &str, price: Decimal) -> Option<AppliedFee> {
-    let value: serde_json::Value = serde_json::from_str(pos_data).ok()?;
-    let fee = value.get("fee")?;
-    let part = |key: &str| -> Option<Decimal> {
-        fee.get(key)?
-            .as_str()?
-            .parse::<Decimal>()
-            .ok()
-            .filter(|d| *d >= Decimal::ZERO)
-    };
-    let applied = AppliedFee {
-        percent: part("percent")?,
-        fee: part("fee")?,
-        vat_percent: part("vat_percent")?,
-        vat: part("vat")?,
-    };
-    (applied.fee > Decimal::ZERO && applied.total() < price).then_some(applied)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rebuilt_record_keeps_the_fee_only_when_it_fits_the_price() {
-        let price: Decimal = "52.85".parse().unwrap();
-        let pos = r#"{"customer_id":42,"fee":{"percent":"2","fee":"1.03","vat_percent":"20","vat":"0.21"}}"#;
-        let fee = fee_from_pos_data(pos, price).unwrap();
-        assert_eq!(
-            (fee.fee.to_string(), fee.vat.to_string()),
-            ("1.03".into(), "0.21".into())
-        );
-        for bad in [
-            r#"{"customer_id":42}"#,
-            "not json",
-            r#"{"fee":{"percent":"2","fee":"60","vat_percent":"0","vat":"0"}}"#,
-            r#"{"fee":{"percent":"2","fee":"-1","vat_percent":"0","vat":"0"}}"#,
-            r#"{"fee":{"percent":"2","fee":"0","vat_percent":"0","vat":"0"}}"#,
-            r#"{"fee":{"percent":"2","fee":1.03,"vat_percent":"0","vat":"0"}}"#,
-        ] {
-            assert_eq!(fee_from_pos_data(bad, price), None, "{bad}");
-        }
-    }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 use crate::bitpay::model::{Buyer, Invoice as BitPayInvoice, InvoiceRequest};
 use crate::bitpay::{BitPayClient, BitPayError};
@@ -14,7 +13,7 @@ use crate::config::Config;
 use crate::context::Context;
 pub use crate::domain::Origin;
 use crate::exit::Problem;
-use crate::fee::{self, AppliedFee, Charge};
+use crate::fee::{self, Charge};
 use crate::money::{self, json_number};
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::splynx::model::{Customer, FinanceDocument};
@@ -619,15 +618,7 @@ impl Creator<'_> {
         customer: &Customer,
     ) -> Result<BitPayInvoice> {
         let settings = &self.settings.bitpay;
-        let pos_data = PosData {
-            customer_id: customer.id,
-            document: document.kind.as_str(),
-            document_id: document.id,
-            number: document.number.as_deref(),
-            fee: record.order.fee.map(PosFee::from),
-            origin: record.order.origin().as_str(),
-            terms: record.order.terms.as_ref().map(SettlementTerms::to_json),
-        };
+
         let email = customer.contact_email();
         let item_desc = match (&record.order.fee, &record.order.terms) {
             (Some(_), Some(terms)) => format!("{} + {}", document.description, terms.fee_message),
@@ -639,7 +630,7 @@ impl Creator<'_> {
             currency: &record.order.currency,
             order_id: &record.order.order_id,
             item_desc: &item_desc,
-            pos_data: serde_json::to_string(&pos_data).expect("posData serializes"),
+            pos_data: crate::pos_data::write(&record.order),
             notification_url: &settings.notification_url,
             redirect_url: match self.origin {
                 Origin::Portal => {
@@ -744,43 +735,6 @@ impl Creator<'_> {
 
     fn token_error(&self, error: BitPayError) -> anyhow::Error {
         pairing::explain_token_error(self.ctx, self.token, self.sin, error)
-    }
-}
-
-/// What an invoice pays, as `posData`.
-#[derive(Serialize)]
-struct PosData<'a> {
-    customer_id: i64,
-    document: &'static str,
-    document_id: Option<i64>,
-    number: Option<&'a str>,
-    /// The service fee in the price, so a record rebuilt from BitPay still books it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fee: Option<PosFee>,
-    /// Where the checkout started, and the settlement terms it decided: a record rebuilt
-    /// from BitPay is settled as the checkout decided, not by today's settings.
-    origin: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    terms: Option<serde_json::Value>,
-}
-
-/// The fee as exact decimal strings (`recovery::fee_from_pos_data` reads it back).
-#[derive(Serialize)]
-struct PosFee {
-    percent: String,
-    fee: String,
-    vat_percent: String,
-    vat: String,
-}
-
-impl From<AppliedFee> for PosFee {
-    fn from(f: AppliedFee) -> PosFee {
-        PosFee {
-            percent: f.percent.to_string(),
-            fee: f.fee.to_string(),
-            vat_percent: f.vat_percent.to_string(),
-            vat: f.vat.to_string(),
-        }
     }
 }
 

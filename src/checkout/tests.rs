@@ -1,6 +1,7 @@
 //! Which existing invoice a checkout reuses, recovers or refuses.
 
 use super::*;
+use crate::fee::AppliedFee;
 use std::str::FromStr;
 
 fn record(

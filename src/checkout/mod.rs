@@ -1,6 +1,8 @@
 //! The checkout: which Splynx document a customer pays (theirs, unpaid), and the one BitPay
 //! invoice for it — created, handed out again while it is still payable, or recovered by
-//! its guid when BitPay's answer to the create never arrived.
+//! its guid when BitPay's answer to the create never arrived. Longer than 500 lines
+//! because the document checks, reuse rules and the create-and-recover path are one flow;
+//! issue 21 item 1 moves the BitPay request into the payment-server seam.
 
 use std::time::Duration;
 

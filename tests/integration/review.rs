@@ -291,68 +291,57 @@ fn with_fee_percent(env: &Env, percent: &str) {
     ));
 }
 
-/// Item 3: the customer pays what the page showed; a fee changed in between neither
-/// charges another amount nor opens a second payable invoice.
-#[test]
-fn the_customer_pays_what_the_page_showed() {
-    let env = paired();
-    with_fee_percent(&env, "2");
-    let shown = env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"]);
-    assert_eq!(shown.json()["price"], "52.85");
-    let first = bitpay_id(&env.create_invoice(&[
-        "--customer",
-        "42",
-        "--invoice",
-        "101",
-        "--expect-total",
-        "52.85",
-    ]));
-    // The admin raises the fee while the first invoice is still open.
-    with_fee_percent(&env, "3");
-    let shown = env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"]);
-    assert_eq!(
-        shown.json()["price"],
-        "52.85",
-        "the open invoice is what is shown"
-    );
-    let again = env.create_invoice(&[
-        "--customer",
-        "42",
-        "--invoice",
-        "101",
-        "--expect-total",
-        "52.85",
-    ]);
-    assert_eq!(bitpay_id(&again), first);
-    assert_eq!(again.json()["reused"], true);
-    assert_eq!(env.bitpay.invoice_count(), 1);
-    // Once it expired, a new one is priced with today's fee, and only for what was shown.
-    env.bitpay.expire(&first);
+/// What the pay window shows for invoice 101 (`--check`).
+fn check_101(env: &Env) -> crate::util::Run {
+    env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"])
+}
+
+/// Checkout Now for invoice 101, with the total the window showed.
+fn pay_101(env: &Env, shown: &str) -> crate::util::Run {
     env.create_invoice(&[
         "--customer",
         "42",
         "--invoice",
         "101",
         "--expect-total",
-        "52.85",
+        shown,
     ])
-    .assert_code(65)
-    .assert_stderr_contains("The amount changed");
+}
+
+/// Item 3: the customer pays what the page showed; a fee changed in between neither
+/// charges another amount nor opens a second payable invoice.
+#[test]
+fn the_customer_pays_what_the_page_showed() {
+    let env = paired();
+    with_fee_percent(&env, "2");
+    let shown = check_101(&env);
+    assert_eq!(shown.json()["price"], "52.85");
+    let first = bitpay_id(&pay_101(&env, "52.85"));
+    // The admin raises the fee while the first invoice is still open.
+    with_fee_percent(&env, "3");
+    let shown = check_101(&env);
+    assert_eq!(
+        shown.json()["price"],
+        "52.85",
+        "the open invoice is what is shown"
+    );
+    let again = pay_101(&env, "52.85");
+    assert_eq!(bitpay_id(&again), first);
+    assert_eq!(again.json()["reused"], true);
+    assert_eq!(env.bitpay.invoice_count(), 1);
+    // Once it expired, a new one is priced with today's fee, and only for what was shown.
+    env.bitpay.expire(&first);
+    pay_101(&env, "52.85")
+        .assert_code(65)
+        .assert_stderr_contains("The amount changed");
     assert_eq!(env.bitpay.invoice_count(), 1, "nothing was created");
-    let shown = env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"]);
+    let shown = check_101(&env);
     assert_eq!(shown.json()["price"], "53.47");
-    let second = bitpay_id(&env.create_invoice(&[
-        "--customer",
-        "42",
-        "--invoice",
-        "101",
-        "--expect-total",
-        "53.47",
-    ]));
+    let second = bitpay_id(&pay_101(&env, "53.47"));
     // Paid at BitPay: coming back shows that, not a button to pay again.
     env.bitpay.set_status(&second, "paid", None);
     env.deliver_webhook(&second, true).assert_code(0);
-    env.create_invoice(&["--customer", "42", "--invoice", "101", "--check"])
+    check_101(&env)
         .assert_code(65)
         .assert_stderr_contains("already in progress");
 }

@@ -339,7 +339,9 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                             notify: false,
                         },
                     };
-                    let invoice = client.create_invoice(&request).unwrap();
+                    let invoice = splynx_bitpay::bitpay::server::normalise(
+                        client.create_invoice(&request).unwrap(),
+                    );
                     store
                         .mark_created(&guid, &invoice, "created (benchmark seed)", 0)
                         .unwrap();

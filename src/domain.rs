@@ -223,6 +223,108 @@ impl FromStr for Settlement {
     }
 }
 
+/// What settlement needs to know of an invoice's state, whichever server reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum InvoiceStatus {
+    /// Waiting for (the rest of) the payment; may still be paid.
+    Open,
+    /// Paid in full, not yet confirmed on the chain.
+    PaidUnconfirmed,
+    /// Paid and confirmed as far as the merchant asked (BitPay's `transactionSpeed`).
+    PaidConfirmed,
+    /// Final at the server: it will not take the payment back on its own.
+    Final,
+    /// Not paid in time (or underpaid and refunded); never credited.
+    Expired,
+    /// Paid after it expired: never settles automatically; the admin decides.
+    ExpiredPaidLate,
+    /// Marked invalid (a payment not confirmed in time, or by hand): may still complete
+    /// before a credit; after one, it is a reversal.
+    Invalid,
+    /// Declined or reversed by the server (refunded, never confirmed).
+    Reversed,
+    /// A status this add-on does not know: held for the admin, never credited.
+    #[default]
+    Unknown,
+}
+
+impl InvoiceStatus {
+    /// How it is stored (migration 16).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Open => "open",
+            InvoiceStatus::PaidUnconfirmed => "paid-unconfirmed",
+            InvoiceStatus::PaidConfirmed => "paid-confirmed",
+            InvoiceStatus::Final => "final",
+            InvoiceStatus::Expired => "expired",
+            InvoiceStatus::ExpiredPaidLate => "expired-paid-late",
+            InvoiceStatus::Invalid => "invalid",
+            InvoiceStatus::Reversed => "reversed",
+            InvoiceStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> InvoiceStatus {
+        [
+            InvoiceStatus::Open,
+            InvoiceStatus::PaidUnconfirmed,
+            InvoiceStatus::PaidConfirmed,
+            InvoiceStatus::Final,
+            InvoiceStatus::Expired,
+            InvoiceStatus::ExpiredPaidLate,
+            InvoiceStatus::Invalid,
+            InvoiceStatus::Reversed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .unwrap_or(InvoiceStatus::Unknown)
+    }
+
+    /// A payment for it has reached the server (the document's checkout is under way).
+    pub fn is_paying(self) -> bool {
+        matches!(
+            self,
+            InvoiceStatus::PaidUnconfirmed
+                | InvoiceStatus::PaidConfirmed
+                | InvoiceStatus::Final
+                | InvoiceStatus::Invalid
+        )
+    }
+
+    /// Paid and confirmed at least as far as crediting on `confirmed` needs.
+    pub fn is_confirmed(self) -> bool {
+        matches!(self, InvoiceStatus::PaidConfirmed | InvoiceStatus::Final)
+    }
+
+    /// Nothing (more) can be paid on it.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            InvoiceStatus::Expired | InvoiceStatus::Invalid | InvoiceStatus::Reversed
+        )
+    }
+}
+
+/// The server's own words for a status: kept for the journal, `show` and messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusWords {
+    pub status: String,
+    /// BitPay's `exceptionStatus` (`paidPartial`, `paidLate`, ...), BTCPay's
+    /// `additionalStatus`; `None` when there is none.
+    pub exception: Option<String>,
+}
+
+impl std::fmt::Display for StatusWords {
+    /// "confirmed (paidPartial)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.status)?;
+        if let Some(exception) = &self.exception {
+            write!(f, " ({exception})")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InvoiceRecord {
     pub id: i64,
@@ -230,8 +332,9 @@ pub struct InvoiceRecord {
     pub order: NewInvoice,
     pub bitpay_id: Option<String>,
     pub url: Option<String>,
-    pub bitpay_status: String,
-    pub exception_status: Option<String>,
+    /// The payment server's last status, in its words and normalised.
+    pub words: StatusWords,
+    pub status: InvoiceStatus,
     pub settlement: Settlement,
     pub note: Option<String>,
     pub expires_at: Option<i64>,
@@ -344,7 +447,7 @@ impl HoldKind {
 #[cfg(test)]
 impl InvoiceRecord {
     /// A stored invoice for unit tests: Splynx invoice 101 (number 202401000001) of
-    /// customer 42, 51.61 USD.
+    /// customer 42, 51.61 USD, that BitPay last called `bitpay_status`.
     pub fn example(id: i64, settlement: Settlement, bitpay_status: &str) -> InvoiceRecord {
         InvoiceRecord {
             id,
@@ -373,8 +476,11 @@ impl InvoiceRecord {
             },
             bitpay_id: Some(format!("B{id}")),
             url: None,
-            bitpay_status: bitpay_status.into(),
-            exception_status: None,
+            words: StatusWords {
+                status: bitpay_status.into(),
+                exception: None,
+            },
+            status: crate::bitpay::server::status_of(bitpay_status, None),
             settlement,
             note: None,
             expires_at: None,

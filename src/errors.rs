@@ -9,6 +9,7 @@ use crate::bitpay::BitPayError;
 use crate::config::ConfigError;
 use crate::exit::{ExitCode, Failing, Problem, BAD_INPUT, CONFIG, TEMPORARY};
 use crate::lock::LockError;
+use crate::server::ServerError;
 use crate::splynx::SplynxError;
 use crate::store::StoreError;
 
@@ -72,6 +73,7 @@ fn meaning_of(cause: &(dyn Error + 'static)) -> Option<ExitCode> {
     }
     known!(
         Problem,
+        ServerError,
         BitPayError,
         SplynxError,
         ConfigError,

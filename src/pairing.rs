@@ -233,34 +233,6 @@ pub fn invoice_token(ctx: &Context, client: &BitPayClient) -> Result<TokenRecord
     .into())
 }
 
-/// Turns BitPay's refusal of a stored token into what the admin must do.
-pub fn explain_token_error(
-    ctx: &Context,
-    token: &TokenRecord,
-    sin: &str,
-    error: BitPayError,
-) -> anyhow::Error {
-    if !error.is_authorization() {
-        return error.into();
-    }
-    let message = error.message().to_ascii_lowercase();
-    let advice = if message.contains("disabled") {
-        format!(
-            "the BitPay {} token is disabled (not approved yet, or revoked): approve it at {}, or pair again with `splynx-bitpay pair CODE`",
-            token.facade,
-            ctx.dashboard_tokens_url()
-        )
-    } else if message.contains("unauthorized sin") {
-        format!(
-            "BitPay does not accept this add-on's identity (SIN {sin}) for the stored {} token: the token was revoked or belongs to another key or environment. Pair again with `splynx-bitpay pair CODE`",
-            token.facade
-        )
-    } else {
-        format!("BitPay refused the {} token: {}. Check `splynx-bitpay status`, then pair again if needed", token.facade, error.message())
-    };
-    anyhow::Error::new(error).context(Problem::Setup(advice))
-}
-
 /// Where the admin pairs: the shell, or the add-on's admin page in Splynx (where advice
 /// to run a command would be no help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{DocKind, InvoiceRecord, Settlement};
+use crate::domain::{DocKind, InvoiceRecord, InvoiceStatus, Settlement};
 
 /// The result page's headline, tone, explanation and whether it refreshes by itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,15 +18,15 @@ pub struct CustomerView {
 }
 
 pub fn customer_view(record: &InvoiceRecord) -> CustomerView {
-    let bitpay = record.bitpay_status.as_str();
+    let status = record.status;
     let (title, tone, text, refresh) = match record.settlement {
         Settlement::Credited => ("Paid", "success", "Thank you! Your payment was received and credited to your account.", false),
         Settlement::Review | Settlement::Reversed => ("Under review", "warning", "BitPay reported a problem with this payment (for example a partial or late payment). Your provider will review it; BitPay refunds amounts that are not credited.", false),
         Settlement::Resolved => ("Reviewed", "info", "Your provider has reviewed this payment. Please contact them if you have questions about it.", false),
         Settlement::Crediting | Settlement::Sent => ("Waiting for confirmations", "info", "Your payment was received by BitPay and is being credited to your account; you can close this page.", true),
-        _ if matches!(bitpay, "paid" | "confirmed" | "complete") => ("Waiting for confirmations", "info", "Your payment was received by BitPay and is waiting for confirmations on the blockchain. It will be credited automatically; you can close this page.", true),
+        _ if matches!(status, InvoiceStatus::PaidUnconfirmed | InvoiceStatus::PaidConfirmed | InvoiceStatus::Final) => ("Waiting for confirmations", "info", "Your payment was received by BitPay and is waiting for confirmations on the blockchain. It will be credited automatically; you can close this page.", true),
         Settlement::Expired => ("Not paid / expired", "danger", "This BitPay invoice was not paid in time and has expired. You can start a new payment from your portal.", false),
-        _ if matches!(bitpay, "expired" | "invalid" | "declined") => ("Not paid / expired", "danger", "This BitPay invoice was not paid in time and has expired. You can start a new payment from your portal.", false),
+        _ if status.is_over() || status == InvoiceStatus::ExpiredPaidLate => ("Not paid / expired", "danger", "This BitPay invoice was not paid in time and has expired. You can start a new payment from your portal.", false),
         _ => ("Not paid yet", "warning", "BitPay has not reported a payment for this invoice yet. If you have just paid, this page updates by itself in a few seconds.", true),
     };
     let number = record.order.doc_number.as_deref().unwrap_or("");

@@ -1,61 +1,60 @@
-//! Recovering what BitPay has and we did not record: a create whose answer never arrived
-//! (found by our guid), and a lost local record (rebuilt only for invoices this
-//! installation made: their order id's MAC verifies, never another integration's or a
-//! forged one).
+//! Recovering what the payment server has and we did not record: a create whose answer
+//! never arrived (found by our guid or order id), and a lost local record (rebuilt only for
+//! invoices this installation made: their order id's MAC verifies, never another
+//! integration's or a forged one).
 
 use anyhow::{Context as _, Result};
 
-use crate::bitpay::model::Invoice as BitPayInvoice;
-use crate::bitpay::BitPayClient;
 use crate::clock;
 use crate::context::Context;
 use crate::money::format_amount;
 use crate::order_id::{self, OrderKey, OrderRef};
 use crate::pos_data::{self, PosData};
+use crate::server::{PaymentServer, ServerInvoice};
 use crate::splynx::{SplynxClient, SplynxError};
 use crate::store::Store;
 use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement};
 
-/// Asks BitPay for the invoice a `creating` record asked for (by its guid). When BitPay has
-/// it, and `record_it`, the record learns its BitPay id; `how` says where it was found.
-pub fn recover_by_guid(
+/// Asks the server for the invoice a `creating` record asked for. When the server has it,
+/// and `record_it`, the record learns its id; `how` says where it was found.
+pub fn recover_created(
     store: &Store,
-    bitpay: &BitPayClient,
+    server: &dyn PaymentServer,
     record: &InvoiceRecord,
     how: &str,
     record_it: bool,
-) -> Result<Option<BitPayInvoice>> {
-    let found = bitpay.invoice_by_guid(&record.order.guid, record.order.token.expose())?;
+) -> Result<Option<ServerInvoice>> {
+    let found = server.find_created(&record.order)?;
     if let (Some(invoice), true) = (&found, record_it) {
         record_created(store, record, invoice, how)?;
     }
     Ok(found)
 }
 
-/// Invoices stuck in "creating" this long without BitPay knowing their guid are dropped.
+/// Invoices stuck in "creating" this long without the server knowing them are dropped.
 const ABANDON_CREATING_MS: i64 = 60 * 60 * 1000;
 
 /// What became of a create whose answer never arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Creating {
-    /// BitPay has it (recorded, unless a dry run).
+    /// The server has it (recorded, unless a dry run).
     Found,
-    /// BitPay does not know it after an hour: it never existed (marked expired).
+    /// The server does not know it after an hour: it never existed (marked expired).
     Abandoned,
-    /// Not at BitPay yet; asked again later.
+    /// Not at the server yet; asked again later.
     Unknown,
 }
 
-/// Looks a `creating` record up by guid, and gives it up after an hour unknown.
+/// Looks a `creating` record up, and gives it up after an hour unknown.
 pub fn finish_creating(
     store: &Store,
-    bitpay: &BitPayClient,
+    server: &dyn PaymentServer,
     record: &InvoiceRecord,
     dry_run: bool,
 ) -> Result<Creating> {
-    let found = recover_by_guid(
+    let found = recover_created(
         store,
-        bitpay,
+        server,
         record,
         "recovered by guid during reconcile",
         !dry_run,
@@ -69,7 +68,7 @@ pub fn finish_creating(
                 store.set_settlement(
                     record.id,
                     Settlement::Expired,
-                    Some("never created at BitPay"),
+                    Some(&format!("never created at {}", server.name())),
                     now,
                 )?;
             }
@@ -79,55 +78,48 @@ pub fn finish_creating(
     })
 }
 
-/// Lists BitPay invoices from `since` to today and rebuilds records for ours that are missing.
+/// Lists the server's invoices from `since` to today and rebuilds records for ours that are
+/// missing.
 pub fn discover(
     ctx: &Context,
-    bitpay: &BitPayClient,
+    server: &dyn PaymentServer,
     splynx: &SplynxClient<'_>,
     order_key: &OrderKey,
-    token: &str,
     since: chrono::NaiveDate,
     dry_run: bool,
 ) -> Result<usize> {
-    let start = since.format("%Y-%m-%d").to_string();
-    let end = clock::date_of(clock::now_ms() + 24 * 3600 * 1000);
+    let invoices = server
+        .list_since(since)
+        .with_context(|| format!("listing {} invoices", server.name()))?;
     let mut found = 0;
-    let page = 100;
-    for offset in (0..).step_by(page) {
-        let invoices = bitpay
-            .list_invoices(token, &start, &end, page, offset)
-            .context("listing BitPay invoices")?;
-        let count = invoices.len();
-        for invoice in invoices {
-            // Only invoices this installation made (their order id's MAC verifies).
-            if order_id::verify(&invoice.order_id, order_key).is_none()
-                || ctx.store.invoice_by_bitpay_id(&invoice.id)?.is_some()
-            {
-                continue;
-            }
-            found += 1;
-            if dry_run {
-                log::info!(
-                    "would adopt BitPay invoice {} ({})",
-                    invoice.id,
-                    invoice.order_id
-                );
-                continue;
-            }
-            let _ = crate::recovery::adopt_by_id(ctx, bitpay, splynx, order_key, &invoice.id)?;
+    for invoice in invoices {
+        // Only invoices this installation made (their order id's MAC verifies).
+        if order_id::verify(&invoice.order_id, order_key).is_none()
+            || ctx.store.invoice_by_bitpay_id(&invoice.id)?.is_some()
+        {
+            continue;
         }
-        if count < page {
-            break;
+        found += 1;
+        if dry_run {
+            log::info!(
+                "would adopt {} invoice {} ({})",
+                server.name(),
+                invoice.id,
+                invoice.order_id
+            );
+            continue;
         }
+        let _ = adopt_by_id(ctx, server, splynx, order_key, &invoice.id)?;
     }
     Ok(found)
 }
 
-/// Records BitPay's answer for a `creating` record, with a journal line naming the document.
+/// Records the server's answer for a `creating` record, with a journal line naming the
+/// document.
 pub fn record_created(
     store: &Store,
     record: &InvoiceRecord,
-    invoice: &BitPayInvoice,
+    invoice: &ServerInvoice,
     how: &str,
 ) -> Result<(), crate::store::StoreError> {
     let summary = format!(
@@ -142,7 +134,7 @@ pub fn record_created(
     store.mark_created(&record.order.guid, invoice, &summary, clock::now_ms())
 }
 
-/// What BitPay's answer about an invoice id we do not hold made of it.
+/// What the server's answer about an invoice id we do not hold made of it.
 pub enum Adoption {
     /// Ours: the local record, rebuilt or recovered.
     Adopted(Box<InvoiceRecord>),
@@ -150,11 +142,11 @@ pub enum Adoption {
     NotOurs(String),
 }
 
-/// An invoice id we have no record of: if BitPay, asked with our own tokens, has it with our
-/// orderId format, rebuild the lost record.
+/// An invoice id we have no record of: if the server, asked with our own credentials, has
+/// it with our orderId format, rebuild the lost record.
 pub fn adopt_by_id(
     ctx: &Context,
-    bitpay: &BitPayClient,
+    server: &dyn PaymentServer,
     splynx: &SplynxClient<'_>,
     order_key: &OrderKey,
     id: &str,
@@ -169,36 +161,31 @@ pub fn adopt_by_id(
         )?;
         Ok(Adoption::NotOurs(reason.to_string()))
     };
-    let mut tokens = ctx.store.tokens(ctx.environment())?;
-    tokens.retain(|t| t.approved);
-    tokens.sort_by_key(|t| t.facade != "merchant");
-    let mut found = None;
-    for token in &tokens {
-        match bitpay.invoice(id, token.token.expose()) {
-            Ok(invoice) => {
-                found = Some((invoice, token));
-                break;
-            }
-            Err(e) if e.is_temporary() => {
-                return Err(e).context(format!("fetching unknown BitPay invoice {id}"))
-            }
-            Err(e) => log::info!("BitPay invoice {id} with the {} token: {e}", token.facade),
-        }
-    }
-    let Some((invoice, token)) = found else {
-        return ignore("unknown invoice (BitPay does not know it for our tokens)");
+    let name = server.name();
+    let found = server
+        .fetch_unknown(id)
+        .with_context(|| format!("fetching unknown {name} invoice {id}"))?;
+    let Some((invoice, credential)) = found else {
+        return ignore(&format!(
+            "unknown invoice ({name} does not know it for our credentials)"
+        ));
     };
     ctx.store.journal(
         Some(id),
         "fetch",
         &format!(
-            "unknown locally; BitPay says {} with orderId {:?}",
-            invoice.status, invoice.order_id
+            "unknown locally; {name} says {} with orderId {:?}",
+            invoice.words.status, invoice.order_id
         ),
         None,
         clock::now_ms(),
     )?;
-    if let Some(existing) = ctx.store.invoice_by_guid(&invoice.guid)? {
+    // A server that hands our guid back is matched by it; one that does not, by order id.
+    let existing = match invoice.guid.as_str() {
+        "" => ctx.store.invoice_by_order_id(&invoice.order_id)?,
+        guid => ctx.store.invoice_by_guid(guid)?,
+    };
+    if let Some(existing) = existing {
         // Our own attempt whose answer never arrived.
         let how = "recovered by guid: our own create whose answer never arrived";
         ctx.store
@@ -215,12 +202,12 @@ pub fn adopt_by_id(
     }) = order_id::verify(&invoice.order_id, order_key)
     else {
         return ignore(&format!(
-            "orderId {:?} was not made by this installation (no valid MAC): another integration's invoice on the same BitPay account, or a forged one; never adopted",
+            "orderId {:?} was not made by this installation (no valid MAC): another integration's invoice on the same {name} account, or a forged one; never adopted",
             invoice.order_id
         ));
     };
     let Some(price) = invoice.price else {
-        return ignore("BitPay's invoice has no price");
+        return ignore(&format!("{name}'s invoice has no price"));
     };
     let not_found = |e: SplynxError| -> Result<Option<(i64, String)>> {
         match e {
@@ -242,7 +229,7 @@ pub fn adopt_by_id(
     let Some((customer_id, number)) = owner else {
         return ignore("the Splynx document it names does not exist");
     };
-    let pos_data = pos_data::read(&invoice.pos_data, price);
+    let pos_data = pos_data::read(&invoice.metadata, price);
     if pos_data.customer_id.is_some_and(|c| c != customer_id) {
         return ignore("posData names another customer than the document's");
     }
@@ -277,8 +264,8 @@ pub fn adopt_by_id(
         &NewInvoice {
             guid,
             environment: ctx.environment().to_string(),
-            facade: token.facade.clone(),
-            token: token.token.clone(),
+            facade: credential.label,
+            token: credential.secret,
             doc_kind: kind,
             doc_id,
             doc_number: (!number.is_empty()).then_some(number),

@@ -21,8 +21,11 @@ pub struct InvoiceView {
     pub price: String,
     pub currency: String,
     pub order_id: String,
+    /// The payment server's words.
     pub bitpay_status: String,
     pub exception_status: Option<String>,
+    /// The same, normalised (`open`, `paid-confirmed`, `final`, ...).
+    pub status: &'static str,
     pub settlement: &'static str,
     pub settlement_text: &'static str,
     pub note: Option<String>,
@@ -47,8 +50,9 @@ impl From<&InvoiceRecord> for InvoiceView {
             price: format_amount(record.order.price, &record.order.currency),
             currency: record.order.currency.clone(),
             order_id: record.order.order_id.clone(),
-            bitpay_status: record.bitpay_status.clone(),
-            exception_status: record.exception_status.clone(),
+            bitpay_status: record.words.status.clone(),
+            exception_status: record.words.exception.clone(),
+            status: record.status.as_str(),
             settlement: record.settlement.as_str(),
             settlement_text: record.settlement.describe(),
             note: record.note.clone(),

@@ -6,6 +6,7 @@ use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
 use crate::money::{de_opt_id, de_opt_money, de_text};
+pub use crate::server::{WebhookError, WEBHOOK_MAX_BYTES};
 
 /// The body of `POST /invoices`, with the fields the official SDKs send.
 #[derive(Debug, Serialize)]
@@ -94,22 +95,6 @@ impl Invoice {
         }
     }
 
-    /// What was paid, for people: "0.000871 BTC", or None before any payment.
-    pub fn paid_text(&self) -> Option<String> {
-        let amount = self.display_amount_paid.trim();
-        if amount.is_empty() || amount.trim_start_matches(['0', '.']).is_empty() {
-            return None;
-        }
-        Some(format!(
-            "{amount} {}",
-            if self.transaction_currency.is_empty() {
-                "(coin unknown)"
-            } else {
-                &self.transaction_currency
-            }
-        ))
-    }
-
     /// Coin and transaction ids, for the Splynx payment's fields.
     pub fn transaction_ids(&self) -> String {
         self.transactions
@@ -147,26 +132,6 @@ pub struct TokenGrant {
     #[serde(deserialize_with = "de_opt_id")]
     pub date_created: Option<i64>,
 }
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WebhookError {
-    #[error("the webhook body is empty")]
-    Empty,
-    #[error("the webhook body is larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("the webhook body is not JSON: {0}")]
-    NotJson(String),
-    #[error("the webhook body has no invoice id (expected `id` or `data.id`)")]
-    NoInvoiceId,
-    #[error("the webhook's invoice id {0:?} is not a BitPay invoice id")]
-    BadInvoiceId(String),
-    /// A refund webhook that names no (valid) invoice: recorded, never bad input, since
-    /// BitPay would retry it for an hour.
-    #[error("refund webhook (refund {0:?}) names no invoice (expected `data.invoice`)")]
-    RefundWithoutInvoice(String),
-}
-
-pub const WEBHOOK_MAX_BYTES: usize = 64 * 1024;
 
 /// What we take from a webhook: only the invoice id (and, for the journal, the event and the
 /// status it claims). Everything else is untrusted.
@@ -295,11 +260,13 @@ mod tests {
         )
         .unwrap();
         assert!(refunded.has_refund());
-        assert_eq!(refunded.paid_text().as_deref(), Some("0.000871 BTC"));
+        let paid =
+            |invoice: &Invoice| crate::bitpay::server::normalise(invoice.clone()).paid_text();
+        assert_eq!(paid(&refunded).as_deref(), Some("0.000871 BTC"));
         let plain: Invoice =
             serde_json::from_str(r#"{"refundInfo":[],"displayAmountPaid":"0"}"#).unwrap();
         assert!(!plain.has_refund());
-        assert_eq!(plain.paid_text(), None);
+        assert_eq!(paid(&plain), None);
     }
 
     #[test]

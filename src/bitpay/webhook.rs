@@ -5,41 +5,18 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// What the `x-signature` header says about a webhook body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureCheck {
-    /// No header was sent.
-    Absent,
-    /// The invoice is not ours: there is no token to check it with.
-    NotChecked,
-    Valid,
-    /// Journaled and logged; the decision is still made from the fetched invoice.
-    Invalid,
-}
+use crate::server::SignatureCheck;
 
-impl SignatureCheck {
-    /// The check of `header` over `body` with the invoice's token (when we hold it).
-    pub fn of(body: &[u8], header: Option<&str>, token: Option<&str>) -> SignatureCheck {
-        match (header, token) {
-            (None, _) => SignatureCheck::Absent,
-            (Some(_), None) => SignatureCheck::NotChecked,
-            (Some(header), Some(token)) if signature_matches(body, token, header) => {
-                SignatureCheck::Valid
-            }
-            (Some(_), Some(_)) => SignatureCheck::Invalid,
+/// The check of the `x-signature` `header` over `body` with the invoice's token (when we
+/// hold it).
+pub fn check(body: &[u8], header: Option<&str>, token: Option<&str>) -> SignatureCheck {
+    match (header, token) {
+        (None, _) => SignatureCheck::Absent,
+        (Some(_), None) => SignatureCheck::NotChecked,
+        (Some(header), Some(token)) if signature_matches(body, token, header) => {
+            SignatureCheck::Valid
         }
-    }
-
-    /// For the journal.
-    pub fn describe(self) -> &'static str {
-        match self {
-            SignatureCheck::Absent => "no signature header",
-            SignatureCheck::NotChecked => "signature not checked (unknown invoice)",
-            SignatureCheck::Valid => "signature valid",
-            SignatureCheck::Invalid => {
-                "SIGNATURE INVALID (decision still made from the fetched invoice)"
-            }
-        }
+        (Some(_), Some(_)) => SignatureCheck::Invalid,
     }
 }
 
@@ -85,16 +62,10 @@ mod tests {
     #[test]
     fn signature_checks_say_what_they_found() {
         let body = b"{}";
+        assert_eq!(check(body, None, Some("t")), SignatureCheck::Absent);
+        assert_eq!(check(body, Some("x"), None), SignatureCheck::NotChecked);
         assert_eq!(
-            SignatureCheck::of(body, None, Some("t")),
-            SignatureCheck::Absent
-        );
-        assert_eq!(
-            SignatureCheck::of(body, Some("x"), None),
-            SignatureCheck::NotChecked
-        );
-        assert_eq!(
-            SignatureCheck::of(body, Some("not base64!"), Some("t")),
+            check(body, Some("not base64!"), Some("t")),
             SignatureCheck::Invalid
         );
     }

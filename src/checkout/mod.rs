@@ -1,28 +1,28 @@
-//! The checkout: which Splynx document a customer pays (theirs, unpaid), and the one BitPay
-//! invoice for it — created, handed out again while it is still payable, or recovered by
-//! its guid when BitPay's answer to the create never arrived. Longer than 500 lines
-//! because the document checks, reuse rules and the create-and-recover path are one flow;
-//! issue 21 item 1 moves the BitPay request into the payment-server seam.
+//! The checkout: which Splynx document a customer pays (theirs, unpaid), and the one
+//! payment-server invoice for it — created, handed out again while it is still payable, or
+//! recovered when the server's answer to the create never arrived. Longer than 500 lines
+//! because the document checks, reuse rules and the create-and-recover path are one flow.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use rust_decimal::Decimal;
 
-use crate::bitpay::model::{Buyer, Invoice as BitPayInvoice, InvoiceRequest};
-use crate::bitpay::{BitPayClient, BitPayError};
 use crate::config::Config;
 use crate::context::Context;
 pub use crate::domain::Origin;
 use crate::exit::Problem;
 use crate::fee::{self, Charge};
-use crate::money::{self, json_number};
+use crate::gateway::{self, Key, Need};
+use crate::money;
 use crate::order_id::{self, OrderKey, OrderRef};
+use crate::server::{
+    CreateDetails, Credential, InvoiceStatus, Payer, PaymentServer, ServerError, ServerInvoice,
+};
 use crate::splynx::model::{Customer, FinanceDocument};
 use crate::splynx::{SplynxClient, SplynxError};
-use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement, SettlementTerms, TokenRecord};
-use crate::{clock, lock};
-use crate::{pairing, recovery};
+use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement, SettlementTerms};
+use crate::{clock, lock, recovery};
 
 /// A stored invoice with less time left than this is not handed out again.
 const MIN_REMAINING_MS: i64 = 5 * 60 * 1000;
@@ -52,11 +52,11 @@ pub struct Document {
     pub description: String,
 }
 
-/// A checkout's result: the stored record, BitPay's invoice, and whether an open one was
-/// handed out again.
+/// A checkout's result: the stored record, the server's invoice, and whether an open one
+/// was handed out again.
 pub struct Checkout {
     pub record: InvoiceRecord,
-    pub invoice: BitPayInvoice,
+    pub invoice: ServerInvoice,
     pub reused: bool,
 }
 
@@ -201,7 +201,7 @@ fn refusal(found: &Existing, document: &Document, record: &InvoiceRecord) -> any
             "A payment for {} is already in progress (BitPay invoice {} is {}); it will be credited once confirmed",
             document.description,
             record.bitpay_id.as_deref().unwrap_or("?"),
-            record.bitpay_status
+            record.words.status
         )),
     }
 }
@@ -245,11 +245,8 @@ pub fn checkout(
     origin: Origin,
     expected_total: Option<Decimal>,
 ) -> Result<Checkout> {
-    let identity = ctx.identity()?;
-    let sin = identity.sin();
-    let order_key = OrderKey::of(&identity);
-    let bitpay = ctx.bitpay(Some(identity));
-    let token = pairing::invoice_token(ctx, &bitpay)?;
+    let gateway = gateway::open(ctx, Need::Invoices, Key::CreateIfMissing)?;
+    let credential = gateway.server.credential()?;
     let doc_key = format!(
         "{}:{}:{}",
         document.kind.as_str(),
@@ -266,10 +263,9 @@ pub fn checkout(
     let creator = Creator {
         ctx,
         settings,
-        bitpay: &bitpay,
-        token: &token,
-        sin: &sin,
-        order_key: &order_key,
+        server: &*gateway.server,
+        credential: &credential,
+        order_key: &gateway.order_key,
         origin,
         expected_total,
     };
@@ -322,15 +318,14 @@ fn classify_existing(
                 return Existing::InProgress(record.id)
             }
             Settlement::Open => {
-                let paying = matches!(
-                    record.bitpay_status.as_str(),
-                    "paid" | "confirmed" | "complete" | "invalid"
-                );
-                if paying && kind != DocKind::Refill {
+                if record.status.is_paying() && kind != DocKind::Refill {
                     return Existing::InProgress(record.id);
                 }
                 let time_left = record.expires_at.map_or(0, |e| e - now);
-                if same_amount && record.bitpay_status == "new" && time_left >= MIN_REMAINING_MS {
+                if same_amount
+                    && record.status == InvoiceStatus::Open
+                    && time_left >= MIN_REMAINING_MS
+                {
                     return if same_origin {
                         Existing::Candidate(record.id)
                     } else {
@@ -467,9 +462,9 @@ struct Creator<'a> {
     ctx: &'a Context,
     /// The customer's settings (their partner's).
     settings: &'a Config,
-    bitpay: &'a BitPayClient,
-    token: &'a TokenRecord,
-    sin: &'a str,
+    server: &'a dyn PaymentServer,
+    /// What new invoices are made with.
+    credential: &'a Credential,
     order_key: &'a OrderKey,
     origin: Origin,
     /// The total the page showed, if it showed one: nothing else is charged.
@@ -482,7 +477,7 @@ impl Creator<'_> {
         &self,
         document: &Document,
         customer: &Customer,
-    ) -> Result<(InvoiceRecord, BitPayInvoice, bool)> {
+    ) -> Result<(InvoiceRecord, ServerInvoice, bool)> {
         let store = &self.ctx.store;
         let records = store.unsettled_for_document(document.kind, document.id, customer.id)?;
         let found = classify_existing(
@@ -495,16 +490,16 @@ impl Creator<'_> {
         match found {
             Existing::Recover(id) => {
                 let record = store.invoice(id)?.context("stored invoice vanished")?;
-                let recovered = recovery::recover_by_guid(
+                let recovered = recovery::recover_created(
                     store,
-                    self.bitpay,
+                    self.server,
                     &record,
                     "recovered by guid after an unanswered request",
                     true,
-                );
-                match recovered.map_err(|e| self.recovery_error(e))? {
+                )?;
+                match recovered {
                     Some(found) => {
-                        if found.status == "new" {
+                        if found.status == InvoiceStatus::Open {
                             return Ok((record, found, true));
                         }
                         // Recovered but no longer payable: decide afresh.
@@ -515,8 +510,9 @@ impl Creator<'_> {
                             None,
                             "create",
                             &format!(
-                                "guid {} unknown to BitPay; creating it again",
-                                record.order.guid
+                                "guid {} unknown to {}; creating it again",
+                                record.order.guid,
+                                self.server.name()
                             ),
                             None,
                             clock::now_ms(),
@@ -532,19 +528,10 @@ impl Creator<'_> {
                     .bitpay_id
                     .clone()
                     .context("open invoice without a BitPay id")?;
-                let fresh = self
-                    .bitpay
-                    .invoice(&bitpay_id, record.order.token.expose())
-                    .map_err(|e| self.token_error(e))?;
-                store.update_bitpay_status(
-                    record.id,
-                    &fresh.status,
-                    fresh.exception_status.as_deref(),
-                    fresh.expiration_time,
-                    clock::now_ms(),
-                )?;
-                let time_left = fresh.expiration_time.map_or(0, |e| e - clock::now_ms());
-                if fresh.status == "new" && time_left >= MIN_REMAINING_MS {
+                let fresh = self.server.fetch(&bitpay_id, &record.order)?;
+                store.update_status(record.id, &fresh, clock::now_ms())?;
+                let time_left = fresh.expires_at.map_or(0, |e| e - clock::now_ms());
+                if fresh.status == InvoiceStatus::Open && time_left >= MIN_REMAINING_MS {
                     self.refuse_other_total(record.order.price)?;
                     store.journal(
                         Some(&bitpay_id),
@@ -555,7 +542,7 @@ impl Creator<'_> {
                     )?;
                     return Ok((record, fresh, true));
                 }
-                if fresh.status == "expired" {
+                if fresh.status == InvoiceStatus::Expired {
                     store.set_settlement(
                         record.id,
                         Settlement::Expired,
@@ -592,8 +579,8 @@ impl Creator<'_> {
                     ),
                     guid,
                     environment: self.ctx.environment().to_string(),
-                    facade: self.token.facade.clone(),
-                    token: self.token.token.clone(),
+                    facade: self.credential.label.clone(),
+                    token: self.credential.secret.clone(),
                     doc_kind: document.kind,
                     doc_id: document.id,
                     doc_number: document.number.clone(),
@@ -618,59 +605,46 @@ impl Creator<'_> {
         record: &InvoiceRecord,
         document: &Document,
         customer: &Customer,
-    ) -> Result<BitPayInvoice> {
-        let settings = &self.settings.bitpay;
-
+    ) -> Result<ServerInvoice> {
         let email = customer.contact_email();
-        let item_desc = match (&record.order.fee, &record.order.terms) {
+        let description = match (&record.order.fee, &record.order.terms) {
             (Some(_), Some(terms)) => format!("{} + {}", document.description, terms.fee_message),
             _ => document.description.clone(),
         };
-        let request = InvoiceRequest {
-            token: record.order.token.expose(),
-            price: json_number(record.order.price),
-            currency: &record.order.currency,
-            order_id: &record.order.order_id,
-            item_desc: &item_desc,
-            pos_data: crate::pos_data::write(&record.order),
-            notification_url: &settings.notification_url,
-            redirect_url: match self.origin {
-                Origin::Portal => {
-                    format!("{}?order={}", settings.redirect_url, record.order.order_id)
-                }
-                Origin::DirectLink => direct_link(&self.settings.splynx.url, document),
-            },
-            transaction_speed: &settings.transaction_speed,
-            full_notifications: true,
-            extended_notifications: true,
-            guid: &record.order.guid,
-            buyer: match self.origin {
-                Origin::Portal => Buyer {
-                    name: &customer.name,
-                    email: email.contains('@').then_some(email),
-                    notify: true,
-                },
-                Origin::DirectLink => Buyer {
-                    name: "",
-                    email: None,
-                    notify: false,
-                },
-            },
+        let redirect_url = match self.origin {
+            Origin::Portal => format!(
+                "{}?order={}",
+                self.settings.bitpay.redirect_url, record.order.order_id
+            ),
+            Origin::DirectLink => direct_link(&self.settings.splynx.url, document),
+        };
+        let metadata = crate::pos_data::write(&record.order);
+        let details = CreateDetails {
+            description: &description,
+            redirect_url: &redirect_url,
+            metadata: &metadata,
+            // A direct link's payer is not known: no name, no e-mail.
+            payer: (self.origin == Origin::Portal).then(|| Payer {
+                name: &customer.name,
+                email: email.contains('@').then_some(email),
+            }),
+            speed: &self.settings.bitpay.transaction_speed,
         };
         let store = &self.ctx.store;
-        match self.bitpay.create_invoice(&request) {
+        let server = self.server.name();
+        match self.server.create(&record.order, &details) {
             Ok(invoice) => {
                 recovery::record_created(store, record, &invoice, "created")?;
                 Ok(invoice)
             }
             Err(error) if error.is_temporary() => {
                 log::warn!(
-                    "creating BitPay invoice {}: {error}; looking it up by guid",
+                    "creating {server} invoice {}: {error}; looking it up by guid",
                     record.order.guid
                 );
-                let recovered = recovery::recover_by_guid(
+                let recovered = recovery::recover_created(
                     store,
-                    self.bitpay,
+                    self.server,
                     record,
                     "created (recovered by guid after an unanswered request)",
                     true,
@@ -685,9 +659,11 @@ impl Creator<'_> {
                             None,
                             clock::now_ms(),
                         )?;
-                        Err(anyhow::Error::new(error).context(Problem::Temporary(
-                            "BitPay did not answer in time; please try again in a minute".into(),
-                        )))
+                        Err(
+                            anyhow::Error::new(error).context(Problem::Temporary(format!(
+                                "{server} did not answer in time; please try again in a minute"
+                            ))),
+                        )
                     }
                 }
             }
@@ -696,16 +672,16 @@ impl Creator<'_> {
                 store.journal(
                     None,
                     "create",
-                    &format!("guid {}: BitPay refused: {error}", record.order.guid),
+                    &format!("guid {}: {server} refused: {error}", record.order.guid),
                     None,
                     clock::now_ms(),
                 )?;
-                if error.is_authorization() {
-                    return Err(self.token_error(error));
+                if let ServerError::Authorization(_) = error {
+                    return Err(error.into());
                 }
                 Err(anyhow::Error::new(Problem::BadInput(format!(
-                    "BitPay could not create the invoice: {}",
-                    error.message()
+                    "{server} could not create the invoice: {}",
+                    refusal_words(&error)
                 )))
                 .context(error))
             }
@@ -726,17 +702,16 @@ impl Creator<'_> {
             _ => Ok(()),
         }
     }
+}
 
-    /// BitPay refusing a look-up by guid is explained like a refused token.
-    fn recovery_error(&self, error: anyhow::Error) -> anyhow::Error {
-        match error.downcast::<BitPayError>() {
-            Ok(e) => self.token_error(e),
-            Err(other) => other,
-        }
-    }
-
-    fn token_error(&self, error: BitPayError) -> anyhow::Error {
-        pairing::explain_token_error(self.ctx, self.token, self.sin, error)
+/// The server's own words for a refusal (BitPay's `error` text), without our framing.
+fn refusal_words(error: &ServerError) -> String {
+    let (ServerError::Refused(cause) | ServerError::NotFound(cause)) = error else {
+        return error.to_string();
+    };
+    match cause.downcast_ref::<crate::bitpay::BitPayError>() {
+        Some(bitpay) => bitpay.message().to_string(),
+        None => cause.to_string(),
     }
 }
 

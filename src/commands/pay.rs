@@ -98,7 +98,7 @@ fn show_created(ctx: &Context, done: &Checkout) {
         url: done.invoice.url.clone(),
         price: format_amount(done.record.order.price, &done.record.order.currency),
         currency: done.record.order.currency.clone(),
-        status: done.invoice.status.clone(),
+        status: done.invoice.words.status.clone(),
         reused: done.reused,
     });
 }

@@ -1,10 +1,12 @@
-//! The settlement decision: one pure function over plain data (what we stored, what BitPay
-//! says now), shared by `handle-ipn` and `reconcile`, unit-tested without I/O.
+//! The settlement decision: one pure function over plain data (what we stored, what the
+//! payment server says now, normalised), shared by `handle-ipn` and `reconcile`, written
+//! once for every server and unit-tested without I/O.
 
 use rust_decimal::Decimal;
 
 use crate::config::CreditOn;
-use crate::domain::Settlement;
+use crate::domain::{InvoiceStatus, Settlement};
+use crate::server::ServerInvoice;
 
 /// What we stored when the invoice was created.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,20 +15,6 @@ pub struct Stored<'a> {
     pub order_id: &'a str,
     pub price: Decimal,
     pub currency: &'a str,
-}
-
-/// What a freshly fetched, signed `GET /invoices/{id}` said.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fetched<'a> {
-    pub status: &'a str,
-    pub exception_status: Option<&'a str>,
-    pub order_id: &'a str,
-    pub price: Option<Decimal>,
-    pub currency: &'a str,
-    /// BitPay lists a refund for the invoice.
-    pub refunded: bool,
-    /// What was paid ("0.000871 BTC"), for people.
-    pub paid: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +68,16 @@ impl Decision {
     }
 }
 
-pub fn decide(stored: &Stored<'_>, fetched: &Fetched<'_>, credit_on: CreditOn) -> Decision {
+/// What to do with an invoice, given what we stored and what `server` (its name, for
+/// people) reports now.
+pub fn decide(
+    stored: &Stored<'_>,
+    fetched: &ServerInvoice,
+    server: &str,
+    credit_on: CreditOn,
+) -> Decision {
     match stored.settlement {
-        Settlement::Credited => return after_credit(fetched),
+        Settlement::Credited => return after_credit(fetched, server),
         Settlement::Review | Settlement::Reversed | Settlement::Resolved => {
             return Decision::Held(format!(
                 "{}; not acted on again",
@@ -110,75 +105,85 @@ pub fn decide(stored: &Stored<'_>, fetched: &Fetched<'_>, credit_on: CreditOn) -
     }
     if !mismatches.is_empty() {
         return Decision::Review(format!(
-            "BitPay's invoice does not match ours: {}",
+            "{server}'s invoice does not match ours: {}",
             mismatches.join(", ")
         ));
     }
-    let underpaid = fetched.exception_status == Some("paidPartial");
-    let paid_late = fetched.status == "expired" && fetched.exception_status == Some("paidLate");
-    if paid_late {
+    let words = &fetched.words;
+    let exception = words.exception.as_deref().unwrap_or("underpaid");
+    if fetched.status == InvoiceStatus::ExpiredPaidLate {
         return Decision::PaidLate(format!(
-            "paid after the invoice expired (paidLate){}; not credited automatically: check the payment at BitPay and, if you accept it, record it by hand in Splynx",
+            "paid after the invoice expired ({exception}){}; not credited automatically: check the payment at {server} and, if you accept it, record it by hand in Splynx",
             fetched
-                .paid
-                .map(|p| format!(", BitPay reports {p} paid"))
+                .paid_text()
+                .map(|p| format!(", {server} reports {p} paid"))
                 .unwrap_or_default()
         ));
     }
     if stored.settlement == Settlement::Expired {
-        return match fetched.status {
-            "confirmed" | "complete" => Decision::Review(format!(
-                "BitPay reports {} after the invoice was recorded as expired; check it before crediting",
-                fetched.status
-            )),
-            _ => Decision::Expired("already expired".into()),
+        return if fetched.status.is_confirmed() {
+            Decision::Review(format!(
+                "{server} reports {} after the invoice was recorded as expired; check it before crediting",
+                words.status
+            ))
+        } else {
+            Decision::Expired("already expired".into())
         };
     }
     match fetched.status {
-        "complete" | "confirmed" if underpaid => Decision::Review(format!(
-            "BitPay reports {} but underpaid (paidPartial); not credited",
-            fetched.status
+        status if status.is_confirmed() && fetched.underpaid => Decision::Review(format!(
+            "{server} reports {} but underpaid ({exception}); not credited",
+            words.status
         )),
-        "complete" => Decision::Credit,
-        "confirmed" if credit_on == CreditOn::Confirmed => Decision::Credit,
-        "confirmed" => {
+        InvoiceStatus::Final => Decision::Credit,
+        InvoiceStatus::PaidConfirmed if credit_on == CreditOn::Confirmed => Decision::Credit,
+        InvoiceStatus::PaidConfirmed => {
             Decision::Pending("confirmed; waiting for complete (credit_on = \"complete\")".into())
         }
-        "new" if underpaid => Decision::Pending("partially paid; waiting".into()),
-        "new" => Decision::Pending("waiting for payment".into()),
-        "paid" => Decision::Pending("paid; waiting for confirmations".into()),
-        "invalid" => {
+        InvoiceStatus::Open if fetched.underpaid => {
+            Decision::Pending("partially paid; waiting".into())
+        }
+        InvoiceStatus::Open => Decision::Pending("waiting for payment".into()),
+        InvoiceStatus::PaidUnconfirmed => {
+            Decision::Pending("paid; waiting for confirmations".into())
+        }
+        InvoiceStatus::Invalid => {
             Decision::Pending("invalid (not confirmed in time); may still complete".into())
         }
-        "expired" | "declined" if underpaid => {
-            Decision::Expired(format!("{}: underpaid, refunded by BitPay", fetched.status))
+        InvoiceStatus::Expired | InvoiceStatus::Reversed if fetched.underpaid => {
+            Decision::Expired(format!("{}: underpaid, refunded by {server}", words.status))
         }
-        "expired" => Decision::Expired("expired unpaid".into()),
-        "declined" => Decision::Expired("declined by BitPay".into()),
-        other => Decision::Review(format!("unknown BitPay status {other:?}")),
+        InvoiceStatus::Expired => Decision::Expired("expired unpaid".into()),
+        InvoiceStatus::Reversed => Decision::Expired(format!("{} by {server}", words.status)),
+        InvoiceStatus::ExpiredPaidLate | InvoiceStatus::Unknown => {
+            Decision::Review(format!("unknown {server} status {:?}", words.status))
+        }
     }
 }
 
-/// A credited invoice: BitPay may still take it back.
-fn after_credit(fetched: &Fetched<'_>) -> Decision {
+/// A credited invoice: the server may still take it back.
+fn after_credit(fetched: &ServerInvoice, server: &str) -> Decision {
+    let words = &fetched.words;
     if fetched.refunded {
         return Decision::Reversed(format!(
-            "BitPay lists a refund for this invoice (status {}) after it was credited",
-            fetched.status
+            "{server} lists a refund for this invoice (status {}) after it was credited",
+            words.status
         ));
     }
     match fetched.status {
-        "complete" => Decision::AlreadyCredited { complete: true },
-        "confirmed" | "paid" => Decision::AlreadyCredited { complete: false },
-        "invalid" => Decision::Reversed(
-            "BitPay marked the invoice invalid after it was credited: the payment was not confirmed in time (double-spent or dropped)".into(),
-        ),
-        "declined" => Decision::Reversed(
-            "BitPay declined the invoice after it was credited (refunded, or never confirmed)"
-                .into(),
-        ),
-        other => Decision::Reversed(format!(
-            "BitPay now reports {other:?} for an invoice that was credited"
+        InvoiceStatus::Final => Decision::AlreadyCredited { complete: true },
+        InvoiceStatus::PaidConfirmed | InvoiceStatus::PaidUnconfirmed => {
+            Decision::AlreadyCredited { complete: false }
+        }
+        InvoiceStatus::Invalid => Decision::Reversed(format!(
+            "{server} marked the invoice invalid after it was credited: the payment was not confirmed in time (double-spent or dropped)"
+        )),
+        InvoiceStatus::Reversed => Decision::Reversed(format!(
+            "{server} declined the invoice after it was credited (refunded, or never confirmed)"
+        )),
+        _ => Decision::Reversed(format!(
+            "{server} now reports {:?} for an invoice that was credited",
+            words.status
         )),
     }
 }
@@ -186,6 +191,7 @@ fn after_credit(fetched: &Fetched<'_>) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::StatusWords;
     use std::str::FromStr;
 
     fn stored(settlement: Settlement) -> Stored<'static> {
@@ -197,16 +203,24 @@ mod tests {
         }
     }
 
-    fn fetched(status: &'static str, exception: Option<&'static str>) -> Fetched<'static> {
-        Fetched {
-            status,
-            exception_status: exception,
-            order_id: "splynx-invoice-101-3f9a2c1d",
+    /// BitPay's invoice in these words, as the BitPay server normalises it.
+    fn fetched(status: &str, exception: Option<&str>) -> ServerInvoice {
+        ServerInvoice {
+            status: crate::bitpay::server::status_of(status, exception),
+            underpaid: exception == Some("paidPartial"),
+            words: StatusWords {
+                status: status.into(),
+                exception: exception.map(str::to_string),
+            },
+            order_id: "splynx-invoice-101-3f9a2c1d".into(),
             price: Some(Decimal::from_str("51.6100").unwrap()),
-            currency: "USD",
-            refunded: false,
-            paid: None,
+            currency: "USD".into(),
+            ..ServerInvoice::default()
         }
+    }
+
+    fn decide(stored: &Stored<'_>, fetched: &ServerInvoice, credit_on: CreditOn) -> Decision {
+        super::decide(stored, fetched, "BitPay", credit_on)
     }
 
     #[test]
@@ -392,7 +406,8 @@ mod tests {
     #[test]
     fn paid_late_says_what_was_paid_and_is_never_credited() {
         let mut late = fetched("expired", Some("paidLate"));
-        late.paid = Some("0.000871 BTC");
+        late.amount_paid = "0.000871".into();
+        late.coin = "BTC".into();
         let Decision::PaidLate(note) =
             decide(&stored(Settlement::Open), &late, CreditOn::Confirmed)
         else {
@@ -413,12 +428,12 @@ mod tests {
             matches!(decide(&open, &cheap, CreditOn::Confirmed), Decision::Review(r) if r.contains("price"))
         );
         let mut other = fetched("complete", None);
-        other.order_id = "someone-else";
+        other.order_id = "someone-else".into();
         assert!(
             matches!(decide(&open, &other, CreditOn::Confirmed), Decision::Review(r) if r.contains("orderId"))
         );
         let mut euros = fetched("confirmed", None);
-        euros.currency = "EUR";
+        euros.currency = "EUR".into();
         assert!(
             matches!(decide(&open, &euros, CreditOn::Confirmed), Decision::Review(r) if r.contains("currency"))
         );
@@ -428,5 +443,167 @@ mod tests {
             decide(&open, &missing, CreditOn::Confirmed).label(),
             "review"
         );
+    }
+
+    /// A second server with its own words (BTCPay's, say): the same table decides for it,
+    /// through the seam, without a line of it knowing that server.
+    mod another_server {
+        use super::*;
+        use crate::domain::NewInvoice;
+        use crate::server::{
+            Capabilities, CreateDetails, Credential, PaymentServer, ServerError, ServerResult,
+            SignatureCheck, WebhookError, WebhookFormat, WebhookNotice,
+        };
+
+        struct FakeServer {
+            invoices: Vec<ServerInvoice>,
+        }
+
+        fn refused<T>(what: &str) -> ServerResult<T> {
+            Err(ServerError::Refused(anyhow::anyhow!(
+                "the fake server has no {what}"
+            )))
+        }
+
+        impl WebhookFormat for FakeServer {
+            fn name(&self) -> &'static str {
+                "Fake"
+            }
+
+            fn parse_webhook(&self, _body: &[u8]) -> Result<WebhookNotice, WebhookError> {
+                Err(WebhookError::NoInvoiceId)
+            }
+
+            fn check_signature(
+                &self,
+                _body: &[u8],
+                _header: Option<&str>,
+                _order: Option<&NewInvoice>,
+            ) -> SignatureCheck {
+                SignatureCheck::Invalid
+            }
+        }
+
+        impl PaymentServer for FakeServer {
+            fn capabilities(&self) -> Capabilities {
+                Capabilities {
+                    listing: false,
+                    refunds: false,
+                    idempotent_create: false,
+                }
+            }
+
+            fn credential(&self) -> ServerResult<Credential> {
+                refused("credential")
+            }
+
+            fn create(
+                &self,
+                _order: &NewInvoice,
+                _details: &CreateDetails<'_>,
+            ) -> ServerResult<ServerInvoice> {
+                refused("create")
+            }
+
+            fn fetch(&self, id: &str, _order: &NewInvoice) -> ServerResult<ServerInvoice> {
+                match self.invoices.iter().find(|i| i.id == id) {
+                    Some(invoice) => Ok(invoice.clone()),
+                    None => Err(ServerError::NotFound(anyhow::anyhow!("no invoice {id}"))),
+                }
+            }
+
+            fn find_created(&self, _order: &NewInvoice) -> ServerResult<Option<ServerInvoice>> {
+                Ok(None)
+            }
+
+            fn fetch_unknown(
+                &self,
+                _id: &str,
+            ) -> ServerResult<Option<(ServerInvoice, Credential)>> {
+                Ok(None)
+            }
+
+            fn list_since(&self, _since: chrono::NaiveDate) -> ServerResult<Vec<ServerInvoice>> {
+                refused("list")
+            }
+        }
+
+        fn invoice(
+            id: &str,
+            words: (&str, Option<&str>),
+            status: InvoiceStatus,
+            underpaid: bool,
+        ) -> ServerInvoice {
+            ServerInvoice {
+                id: id.into(),
+                status,
+                underpaid,
+                words: StatusWords {
+                    status: words.0.into(),
+                    exception: words.1.map(str::to_string),
+                },
+                ..fetched("new", None)
+            }
+        }
+
+        #[test]
+        fn the_table_decides_for_any_server() {
+            use InvoiceStatus::*;
+            let server = FakeServer {
+                invoices: vec![
+                    invoice("new", ("New", None), Open, false),
+                    invoice("processing", ("Processing", None), PaidUnconfirmed, false),
+                    invoice("settled", ("Settled", None), Final, false),
+                    invoice("partial", ("Settled", Some("PaidPartial")), Final, true),
+                    invoice(
+                        "late",
+                        ("Expired", Some("PaidLate")),
+                        ExpiredPaidLate,
+                        false,
+                    ),
+                    invoice("expired", ("Expired", None), Expired, false),
+                    invoice("invalid", ("Invalid", None), Invalid, false),
+                    invoice("odd", ("Weird", None), Unknown, false),
+                ],
+            };
+            let order = crate::domain::InvoiceRecord::example(1, Settlement::Open, "new").order;
+            let cases = [
+                (Settlement::Open, "new", "pending"),
+                (Settlement::Open, "processing", "pending"),
+                (Settlement::Open, "settled", "credit"),
+                (Settlement::Open, "partial", "review"),
+                (Settlement::Open, "late", "paid late"),
+                (Settlement::Open, "expired", "expired"),
+                (Settlement::Open, "invalid", "pending"),
+                (Settlement::Open, "odd", "review"),
+                (Settlement::Credited, "settled", "already credited"),
+                (Settlement::Credited, "invalid", "reversed after credit"),
+                (Settlement::Expired, "settled", "review"),
+            ];
+            for (settlement, id, want) in cases {
+                let fetched = server.fetch(id, &order).unwrap();
+                let got = super::super::decide(
+                    &stored(settlement),
+                    &fetched,
+                    server.name(),
+                    CreditOn::Confirmed,
+                );
+                assert_eq!(got.label(), want, "{settlement:?} {id}: {got:?}");
+            }
+            let late = server.fetch("late", &order).unwrap();
+            let Decision::PaidLate(note) = super::super::decide(
+                &stored(Settlement::Open),
+                &late,
+                server.name(),
+                CreditOn::Confirmed,
+            ) else {
+                panic!("not held as paid late");
+            };
+            assert!(
+                note.contains("(PaidLate)") && note.contains("at Fake") && !note.contains("BitPay"),
+                "{note}"
+            );
+            assert!(server.fetch("missing", &order).unwrap_err().is_not_found());
+        }
     }
 }

@@ -24,14 +24,13 @@ pub mod sweep;
 pub mod webhook;
 
 pub use booking::{statement_title, Booked};
-pub use decision::{decide, Decision, Fetched, Stored};
+pub use decision::{decide, Decision, Stored};
 
-use crate::bitpay::model::Invoice as BitPayInvoice;
-use crate::bitpay::BitPayClient;
 use crate::config::Config;
 use crate::config::{CreditOn, StatementGrouping};
 use crate::exit::Problem;
 use crate::money::format_amount;
+use crate::server::{InvoiceStatus, PaymentServer, ServerInvoice};
 use crate::splynx::{NewPayment, SplynxClient, SplynxError};
 use crate::store::{HoldKind, InvoiceRecord, Settlement, SettlementTerms, Store};
 use crate::{clock, lock};
@@ -80,31 +79,43 @@ enum Found {
     Several(Vec<i64>),
 }
 
-/// Settles stored invoices against BitPay and Splynx.
+/// Settles stored invoices against the payment server and Splynx.
 pub struct Settler<'a> {
-    pub config: &'a Config,
-    pub store: &'a Store,
-    pub bitpay: &'a BitPayClient,
-    pub splynx: &'a SplynxClient<'a>,
+    config: &'a Config,
+    store: &'a Store,
+    server: &'a dyn PaymentServer,
+    splynx: &'a SplynxClient<'a>,
     /// Decide and report, change nothing.
-    pub dry_run: bool,
+    dry_run: bool,
+}
+
+/// One invoice being settled: the stored record, the server's id for it, and what the
+/// server said about it just now.
+struct Check<'a> {
+    record: &'a InvoiceRecord,
+    id: &'a str,
+    fetched: &'a ServerInvoice,
 }
 
 impl<'a> Settler<'a> {
     pub fn new(
         config: &'a Config,
         store: &'a Store,
-        bitpay: &'a BitPayClient,
+        server: &'a dyn PaymentServer,
         splynx: &'a SplynxClient<'a>,
         dry_run: bool,
     ) -> Settler<'a> {
         Settler {
             config,
             store,
-            bitpay,
+            server,
             splynx,
             dry_run,
         }
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
     }
 }
 
@@ -187,7 +198,6 @@ impl Settler<'_> {
 
     fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Outcome> {
         let fetched = self.fetch(record, bitpay_id)?;
-        let paid = fetched.paid_text();
         let decision = decide(
             &Stored {
                 settlement: record.settlement,
@@ -195,61 +205,54 @@ impl Settler<'_> {
                 price: record.order.price,
                 currency: &record.order.currency,
             },
-            &Fetched {
-                status: &fetched.status,
-                exception_status: fetched.exception_status.as_deref(),
-                order_id: &fetched.order_id,
-                price: fetched.price,
-                currency: &fetched.currency,
-                refunded: fetched.has_refund(),
-                paid: paid.as_deref(),
-            },
+            &fetched,
+            self.server.name(),
             self.credit_on(record),
         );
+        let check = Check {
+            record,
+            id: bitpay_id,
+            fetched: &fetched,
+        };
         if matches!(record.settlement, Settlement::Crediting | Settlement::Sent) {
-            return self.finish_interrupted(record, bitpay_id, &fetched, decision);
+            return self.finish_interrupted(&check, decision);
         }
-        self.record_check(record, bitpay_id, &fetched, &decision)?;
-        self.apply(record, bitpay_id, &fetched, decision)
+        self.record_check(&check, &decision)?;
+        self.apply(&check, decision)
     }
 
-    fn fetch(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<BitPayInvoice> {
-        self.bitpay
-            .invoice(bitpay_id, record.order.token.expose())
-            .or_else(|e| {
-                self.journal(bitpay_id, "fetch", &format!("fetch failed: {e}"), None)?;
-                Err(e).context(format!("fetching BitPay invoice {bitpay_id}"))
-            })
+    fn fetch(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<ServerInvoice> {
+        self.server.fetch(bitpay_id, &record.order).or_else(|e| {
+            self.journal(bitpay_id, "fetch", &format!("fetch failed: {e}"), None)?;
+            Err(e).context(format!(
+                "fetching {} invoice {bitpay_id}",
+                self.server.name()
+            ))
+        })
     }
 
     /// One transaction for what this check learned and decided: few, short writes keep
     /// many concurrent webhooks and reconcile workers from queueing on the database. A
     /// watched credit that BitPay still reports unchanged is not journaled again.
-    fn record_check(
-        &self,
-        record: &InvoiceRecord,
-        bitpay_id: &str,
-        fetched: &BitPayInvoice,
-        decision: &Decision,
-    ) -> Result<()> {
-        let unchanged = fetched.status == record.bitpay_status
-            && fetched.exception_status == record.exception_status;
+    fn record_check(&self, check: &Check<'_>, decision: &Decision) -> Result<()> {
+        let Check {
+            record,
+            id,
+            fetched,
+        } = check;
+        let unchanged = fetched.words == record.words;
         if self.dry_run || (unchanged && *decision == Decision::AlreadyCredited { complete: false })
         {
             return Ok(());
         }
         let now = clock::now_ms();
         let fetch_summary = format!(
-            "BitPay says {}{}, price {} {}{}",
-            fetched.status,
-            fetched
-                .exception_status
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default(),
+            "{} says {}, price {} {}{}",
+            self.server.name(),
+            fetched.words,
             fetched.price.map_or("?".into(), |p| p.to_string()),
             fetched.currency,
-            if fetched.has_refund() {
+            if fetched.refunded {
                 ", refund listed"
             } else {
                 ""
@@ -257,35 +260,28 @@ impl Settler<'_> {
         );
         let tx = self.store.begin()?;
         self.store
-            .journal(Some(bitpay_id), "fetch", &fetch_summary, None, now)?;
-        self.store.update_bitpay_status(
-            record.id,
-            &fetched.status,
-            fetched.exception_status.as_deref(),
-            fetched.expiration_time,
-            now,
-        )?;
+            .journal(Some(id), "fetch", &fetch_summary, None, now)?;
+        self.store.update_status(record.id, fetched, now)?;
         self.store
-            .journal(Some(bitpay_id), "decision", &decision.summary(), None, now)?;
+            .journal(Some(id), "decision", &decision.summary(), None, now)?;
         tx.commit().map_err(crate::store::StoreError::from)?;
         Ok(())
     }
 
     /// Carries a decision out (in a dry run: only says what it would be).
-    fn apply(
-        &self,
-        record: &InvoiceRecord,
-        bitpay_id: &str,
-        fetched: &BitPayInvoice,
-        decision: Decision,
-    ) -> Result<Outcome> {
+    fn apply(&self, check: &Check<'_>, decision: Decision) -> Result<Outcome> {
+        let Check {
+            record,
+            id: bitpay_id,
+            ..
+        } = *check;
         let now = clock::now_ms();
         let outcome = match decision {
             Decision::Credit if self.dry_run => Outcome::Credited {
                 payment_id: 0,
                 adopted: false,
             },
-            Decision::Credit => return self.credit(record, bitpay_id, fetched),
+            Decision::Credit => return self.credit(check),
             Decision::Pending(_) => Outcome::Pending,
             Decision::Expired(note) => {
                 if !self.dry_run && record.settlement != Settlement::Expired {
@@ -304,10 +300,11 @@ impl Settler<'_> {
             }
             Decision::Reversed(reason) => {
                 let note = format!(
-                    "{reason}. Splynx payment {} stays until you act: check the invoice at BitPay, delete or keep the payment in Splynx, then mark it resolved on the admin page (Config → Integrations → Bitpay) or with `splynx-bitpay resolve {bitpay_id}`",
+                    "{reason}. Splynx payment {} stays until you act: check the invoice at {}, delete or keep the payment in Splynx, then mark it resolved on the admin page (Config → Integrations → Bitpay) or with `splynx-bitpay resolve {bitpay_id}`",
                     record
                         .splynx_payment_id
-                        .map_or("(unknown)".into(), |p| p.to_string())
+                        .map_or("(unknown)".into(), |p| p.to_string()),
+                    self.server.name()
                 );
                 self.hold(record, HoldKind::Reversed, &note, &[])?;
                 Outcome::Reversed(note)

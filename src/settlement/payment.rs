@@ -11,15 +11,18 @@ impl Settler<'_> {
     /// before anything else is done.
     pub(super) fn finish_interrupted(
         &self,
-        record: &InvoiceRecord,
-        bitpay_id: &str,
-        fetched: &BitPayInvoice,
+        check: &Check<'_>,
         decision: Decision,
     ) -> Result<Outcome> {
+        let Check {
+            record,
+            id: bitpay_id,
+            ..
+        } = *check;
         match self.look_up_payments(record, bitpay_id)? {
             Found::One(payment_id) => {
                 if !self.dry_run {
-                    self.finish_credit(record, bitpay_id, fetched, payment_id, true)?;
+                    self.finish_credit(check, payment_id, true)?;
                 }
                 return Ok(Outcome::Credited {
                     payment_id,
@@ -30,7 +33,7 @@ impl Settler<'_> {
             Found::Nothing => {}
         }
         self.refuse_while_in_grace(record, bitpay_id)?;
-        self.record_check(record, bitpay_id, fetched, &decision)?;
+        self.record_check(check, &decision)?;
         if decision == Decision::Credit {
             return if self.dry_run {
                 Ok(Outcome::Credited {
@@ -38,7 +41,7 @@ impl Settler<'_> {
                     adopted: false,
                 })
             } else {
-                self.send_payment(record, bitpay_id, fetched)
+                self.send_payment(check)
             };
         }
         // No payment in Splynx and nothing to credit: back to where BitPay says it is.
@@ -50,7 +53,7 @@ impl Settler<'_> {
                 clock::now_ms(),
             )?;
         }
-        self.apply(record, bitpay_id, fetched, decision)
+        self.apply(check, decision)
     }
 
     /// A payment sent less than `payment_grace` ago may still be committed by Splynx:
@@ -74,36 +77,36 @@ impl Settler<'_> {
 
     /// Exactly once: mark "crediting", look the payment up in Splynx, create it only if
     /// absent, record its id.
-    pub(super) fn credit(
-        &self,
-        record: &InvoiceRecord,
-        bitpay_id: &str,
-        fetched: &BitPayInvoice,
-    ) -> Result<Outcome> {
+    pub(super) fn credit(&self, check: &Check<'_>) -> Result<Outcome> {
+        let Check {
+            record,
+            id: bitpay_id,
+            ..
+        } = *check;
         self.store
             .set_settlement(record.id, Settlement::Crediting, None, clock::now_ms())?;
         match self.look_up_payments(record, bitpay_id)? {
             Found::One(payment_id) => {
-                self.finish_credit(record, bitpay_id, fetched, payment_id, true)?;
+                self.finish_credit(check, payment_id, true)?;
                 Ok(Outcome::Credited {
                     payment_id,
                     adopted: true,
                 })
             }
             Found::Several(ids) => self.hold_duplicates(record, bitpay_id, &ids),
-            Found::Nothing => self.send_payment(record, bitpay_id, fetched),
+            Found::Nothing => self.send_payment(check),
         }
     }
 
     /// Records the POST as sent, then sends it. Only a reply that proves Splynx did not
     /// apply it (a refusal, or a connection never made) makes it safe to send again soon.
-    fn send_payment(
-        &self,
-        record: &InvoiceRecord,
-        bitpay_id: &str,
-        fetched: &BitPayInvoice,
-    ) -> Result<Outcome> {
-        let payment = self.payment_for(record, bitpay_id, fetched)?;
+    fn send_payment(&self, check: &Check<'_>) -> Result<Outcome> {
+        let Check {
+            record,
+            id: bitpay_id,
+            ..
+        } = *check;
+        let payment = self.payment_for(check)?;
         let request = serde_json::to_string(&payment).unwrap_or_default();
         let now = clock::now_ms();
         {
@@ -143,7 +146,11 @@ impl Settler<'_> {
                     payment_attempts: record.payment_attempts + 1,
                     ..record.clone()
                 };
-                self.finish_credit(&sent, bitpay_id, fetched, payment_id, false)?;
+                let check = Check {
+                    record: &sent,
+                    ..*check
+                };
+                self.finish_credit(&check, payment_id, false)?;
                 Ok(Outcome::Credited {
                     payment_id,
                     adopted: false,
@@ -265,14 +272,12 @@ impl Settler<'_> {
         Ok(())
     }
 
-    fn finish_credit(
-        &self,
-        record: &InvoiceRecord,
-        bitpay_id: &str,
-        fetched: &BitPayInvoice,
-        payment_id: i64,
-        adopted: bool,
-    ) -> Result<()> {
+    fn finish_credit(&self, check: &Check<'_>, payment_id: i64, adopted: bool) -> Result<()> {
+        let Check {
+            record,
+            id: bitpay_id,
+            fetched,
+        } = *check;
         let note = format!(
             "credited {} {} as Splynx payment {payment_id}{}",
             format_amount(record.order.price, &record.order.currency),
@@ -282,8 +287,8 @@ impl Settler<'_> {
         // Watched until BitPay says complete; a payment sent more than once is watched
         // even then, so a late duplicate is still seen.
         let now = clock::now_ms();
-        let watch =
-            (fetched.status != "complete" || record.payment_attempts > 1).then_some(now + WATCH_MS);
+        let watch = (fetched.status != InvoiceStatus::Final || record.payment_attempts > 1)
+            .then_some(now + WATCH_MS);
         let tx = self.store.begin()?;
         self.store
             .mark_credited(record.id, payment_id, &note, watch, now)?;
@@ -299,25 +304,25 @@ impl Settler<'_> {
         Ok(())
     }
 
-    fn payment_for(
-        &self,
-        record: &InvoiceRecord,
-        bitpay_id: &str,
-        fetched: &BitPayInvoice,
-    ) -> Result<NewPayment> {
+    fn payment_for(&self, check: &Check<'_>) -> Result<NewPayment> {
+        let Check {
+            record,
+            id: bitpay_id,
+            fetched,
+        } = *check;
         // The payment method of the customer's partner, as the checkout decided.
         let payment_method = self.terms(record)?.payment_method_id;
-        let coin = if fetched.transaction_currency.is_empty() {
+        let coin = if fetched.coin.is_empty() {
             "crypto".to_string()
         } else {
-            fetched.transaction_currency.clone()
+            fetched.coin.clone()
         };
-        let paid = if fetched.display_amount_paid.is_empty() {
+        let paid = if fetched.amount_paid.is_empty() {
             coin.clone()
         } else {
-            format!("{} {coin}", fetched.display_amount_paid)
+            format!("{} {coin}", fetched.amount_paid)
         };
-        let mut transactions = fetched.transaction_ids();
+        let mut transactions = fetched.transaction_ids.clone();
         transactions.truncate(500);
         let document = record.order.document_label();
         Ok(NewPayment {
@@ -328,7 +333,10 @@ impl Settler<'_> {
             receipt_number: bitpay_id.to_string(),
             date: clock::local_date(),
             amount: format_amount(record.order.price, &record.order.currency),
-            comment: format!("BitPay invoice {bitpay_id} ({coin}), {document}"),
+            comment: format!(
+                "{} invoice {bitpay_id} ({coin}), {document}",
+                self.server.name()
+            ),
             field_1: bitpay_id.to_string(),
             field_2: paid,
             field_3: transactions,

@@ -12,15 +12,15 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::{Outcome, Settler};
-use crate::bitpay::BitPayClient;
 use crate::context::Context;
 use crate::errors;
-use crate::exit::{ExitCode, Problem};
-use crate::order_id::OrderKey;
+use crate::exit::ExitCode;
+use crate::gateway::{self, Gateway, Key, Need};
 use crate::recovery::{self, Creating};
+use crate::server::PaymentServer;
 use crate::splynx::SplynxClient;
 use crate::store::{Finding, InvoiceRecord, Pruned, Settlement, Store};
-use crate::{clock, lock, pairing, retention};
+use crate::{clock, lock, retention};
 
 /// How a sweep runs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -127,39 +127,18 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
         )?)
     };
     let started = clock::now_ms();
-    let token = pairing::invoice_token(ctx, &ctx.bitpay(None))?;
-    let identity = match ctx.existing_identity()? {
-        Some(identity) => identity,
-        None if dry_run => {
-            return Err(Problem::Setup(format!(
-                "the BitPay key {} is missing: pair again (`splynx-bitpay pair CODE`)",
-                ctx.config.key_path().display()
-            ))
-            .into())
-        }
-        None => ctx.identity()?,
+    let key = if dry_run {
+        Key::MustExist
+    } else {
+        Key::CreateIfMissing
     };
-    let order_key = OrderKey::of(&identity);
-    let bitpay = ctx.bitpay(Some(identity));
+    let Gateway { server, order_key } = gateway::open(ctx, Need::Invoices, key)?;
+    let server = &*server;
     let mut summary = Summary::default();
 
     if let Some(since) = options.since {
-        if token.facade != "merchant" {
-            return Err(Problem::Setup(format!(
-                "--since lists invoices at BitPay, which needs a merchant token; this add-on is paired with a {} token. Run `splynx-bitpay pair --request --facade merchant` and approve the code, or reconcile without --since",
-                token.facade
-            ))
-            .into());
-        }
-        summary.discovered = recovery::discover(
-            ctx,
-            &bitpay,
-            &ctx.splynx(),
-            &order_key,
-            token.token.expose(),
-            since,
-            dry_run,
-        )?;
+        summary.discovered =
+            recovery::discover(ctx, server, &ctx.splynx(), &order_key, since, dry_run)?;
     }
 
     // Unsettled invoices, then credited ones BitPay may still take back.
@@ -188,13 +167,13 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
                     }
                 };
                 let splynx = SplynxClient::new(&config.splynx, &config.data_dir, &store);
-                let settler = Settler::new(config, &store, &bitpay, &splynx, dry_run);
+                let settler = Settler::new(config, &store, server, &splynx, dry_run);
                 loop {
                     let Some(record) = queue.lock().expect("queue lock").next() else {
                         break;
                     };
                     limiter.wait();
-                    let result = check_one(&settler, &store, &bitpay, &record);
+                    let result = check_one(&settler, &store, server, &record);
                     if let Some(bar) = &progress {
                         bar.inc(1);
                     }
@@ -251,7 +230,7 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
     }
     summary.errors += failures.into_inner();
     if !dry_run {
-        book_open(ctx, &bitpay, started, &mut summary, &mut items)?;
+        book_open(ctx, server, started, &mut summary, &mut items)?;
     }
     let findings = if dry_run {
         Vec::new()
@@ -332,13 +311,13 @@ pub struct Checked {
 /// the next one.
 fn book_open(
     ctx: &Context,
-    bitpay: &BitPayClient,
+    server: &dyn PaymentServer,
     started: i64,
     summary: &mut Summary,
     items: &mut Vec<Checked>,
 ) -> Result<()> {
     let splynx = ctx.splynx();
-    let settler = Settler::new(&ctx.config, &ctx.store, bitpay, &splynx, false);
+    let settler = Settler::new(&ctx.config, &ctx.store, server, &splynx, false);
     for record in ctx.store.invoices_with_open_bookings(started)? {
         let name = record.bitpay_id.clone().unwrap_or_default();
         // One record's failure is counted like the settle loop's, never ends the sweep.
@@ -385,15 +364,15 @@ fn new_findings(store: &Store) -> Result<Vec<Finding>> {
 fn check_one(
     settler: &Settler<'_>,
     store: &Store,
-    bitpay: &BitPayClient,
+    server: &dyn PaymentServer,
     record: &InvoiceRecord,
 ) -> Result<Outcome> {
     if record.settlement != Settlement::Creating {
         return settler.settle(record);
     }
-    // A create whose answer never arrived: BitPay knows it by guid, or it never existed.
-    match recovery::finish_creating(store, bitpay, record, settler.dry_run)? {
-        Creating::Found if settler.dry_run => Ok(Outcome::Pending),
+    // A create whose answer never arrived: the server knows it, or it never existed.
+    match recovery::finish_creating(store, server, record, settler.dry_run())? {
+        Creating::Found if settler.dry_run() => Ok(Outcome::Pending),
         Creating::Found => {
             let record = store
                 .invoice(record.id)?

@@ -6,13 +6,12 @@
 use anyhow::Result;
 
 use super::{Outcome, Settler};
-use crate::bitpay::model::{parse_webhook, Webhook, WebhookError};
-use crate::bitpay::webhook::{event_words, SignatureCheck};
 use crate::clock;
 use crate::context::Context;
 use crate::exit::Problem;
-use crate::order_id::OrderKey;
+use crate::gateway::{self, Key, Need};
 use crate::recovery::{self, Adoption};
+use crate::server::{SignatureCheck, WebhookError, WebhookNotice};
 use crate::store::{InvoiceRecord, Settlement};
 
 /// What answering one webhook came to.
@@ -55,24 +54,27 @@ fn bounded_record(body: &[u8]) -> String {
     )
 }
 
-/// The answer for a duplicate webhook that claims exactly what BitPay said seconds ago
-/// (status and exceptionStatus), when that left nothing to do (never while a credit is due
-/// or in flight: that path keeps its exit codes and its re-checks).
-fn fresh_answer(record: &InvoiceRecord, webhook: &Webhook, now: i64) -> Option<String> {
+/// The answer for a duplicate webhook that claims exactly what the server said seconds ago
+/// (status and exception), when that left nothing to do (never while a credit is due or in
+/// flight: that path keeps its exit codes and its re-checks).
+fn fresh_answer(
+    record: &InvoiceRecord,
+    webhook: &WebhookNotice,
+    server: &str,
+    now: i64,
+) -> Option<String> {
     let fetched_at = record.fetched_at?;
     let nothing_to_do = record.settlement.is_final()
-        || (record.settlement == Settlement::Open
-            && !matches!(record.bitpay_status.as_str(), "confirmed" | "complete"));
-    let same_claim = webhook.claimed_status.as_deref() == Some(record.bitpay_status.as_str())
-        && webhook.claimed_exception == record.exception_status;
+        || (record.settlement == Settlement::Open && !record.status.is_confirmed());
+    let same_claim = webhook.claimed.as_ref() == Some(&record.words);
     (nothing_to_do
         && same_claim
         && webhook.refund_id.is_none()
         && now - fetched_at < FRESH_FETCH_MS)
         .then(|| {
             format!(
-                "BitPay said {} {} s ago; {}",
-                record.bitpay_status,
+                "{server} said {} {} s ago; {}",
+                record.words.status,
                 (now - fetched_at) / 1000,
                 record.settlement.describe()
             )
@@ -83,10 +85,11 @@ fn fresh_answer(record: &InvoiceRecord, webhook: &Webhook, now: i64) -> Option<S
 /// A body that is not a webhook is journaled bounded and refused (bad input).
 pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<WebhookAnswer> {
     let now = clock::now_ms();
-    let webhook = match parse_webhook(body) {
+    let format = gateway::webhooks(ctx);
+    let webhook = match format.parse_webhook(body) {
         Ok(webhook) => webhook,
         Err(e @ WebhookError::RefundWithoutInvoice(_)) => {
-            // Not bad input: BitPay would retry it for an hour and nothing would change.
+            // Not bad input: the server would retry it for an hour and nothing would change.
             ctx.store.journal(
                 None,
                 "webhook",
@@ -112,26 +115,19 @@ pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<Web
     };
     let id = webhook.invoice_id.clone();
     let record = ctx.store.invoice_by_bitpay_id(&id)?;
-    let verdict = SignatureCheck::of(
-        body,
-        signature,
-        record.as_ref().map(|r| r.order.token.expose()),
-    );
+    let verdict = format.check_signature(body, signature, record.as_ref().map(|r| &r.order));
     let claimed = format!(
         "{}{}{}",
-        webhook
-            .event
-            .as_deref()
-            .map_or("legacy format", event_words),
+        webhook.event.as_deref().unwrap_or("legacy format"),
         webhook
             .refund_id
             .as_deref()
             .map(|r| format!(", refund {r}; re-checking the invoice"))
             .unwrap_or_default(),
         webhook
-            .claimed_status
-            .as_deref()
-            .map(|s| format!(", claims {s}"))
+            .claimed
+            .as_ref()
+            .map(|s| format!(", claims {}", s.status))
             .unwrap_or_default()
     );
     // Whole bodies only for invoices we hold; a stranger's is kept bounded.
@@ -147,7 +143,7 @@ pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<Web
         now,
     )?;
     if verdict == SignatureCheck::Invalid {
-        log::warn!("webhook for {id}: x-signature does not match the body");
+        log::warn!("webhook for {id}: the signature does not match the body");
     }
     let ignored = |why: String| {
         Ok(WebhookAnswer::Ignored {
@@ -157,7 +153,7 @@ pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<Web
     };
     match &record {
         Some(r) => {
-            if let Some(answer) = fresh_answer(r, &webhook, now) {
+            if let Some(answer) = fresh_answer(r, &webhook, format.name(), now) {
                 return Ok(WebhookAnswer::AlreadyChecked {
                     invoice: id,
                     settlement: r.settlement,
@@ -171,20 +167,20 @@ pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<Web
                 .unknown_lookup(&id, now - UNKNOWN_LOOKUP_WINDOW_MS)?
             {
                 return ignored(format!(
-                    "asked BitPay at {}: {answer}",
+                    "asked {} at {}: {answer}",
+                    format.name(),
                     clock::datetime_of(at)
                 ));
             }
         }
     }
 
-    let identity = ctx.identity()?;
-    let order_key = OrderKey::of(&identity);
-    let bitpay = ctx.bitpay(Some(identity));
+    let gateway = gateway::open(ctx, Need::Reading, Key::CreateIfMissing)?;
+    let server = &*gateway.server;
     let splynx = ctx.splynx();
     let record = match record {
         Some(record) => record,
-        None => match recovery::adopt_by_id(ctx, &bitpay, &splynx, &order_key, &id)? {
+        None => match recovery::adopt_by_id(ctx, server, &splynx, &gateway.order_key, &id)? {
             Adoption::Adopted(record) => *record,
             Adoption::NotOurs(reason) => {
                 let now = clock::now_ms();
@@ -198,7 +194,7 @@ pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<Web
             }
         },
     };
-    let settler = Settler::new(&ctx.config, &ctx.store, &bitpay, &splynx, false);
+    let settler = Settler::new(&ctx.config, &ctx.store, server, &splynx, false);
     let outcome = settler.settle(&record)?;
     Ok(WebhookAnswer::Settled {
         invoice: id,

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::bitpay::model::Invoice as BitPayInvoice;
+use crate::server::ServerInvoice;
 
 use super::queries::*;
 use super::records::*;
@@ -49,11 +49,12 @@ impl Store {
             .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
     }
 
-    /// Records what BitPay answered for a `creating` row, and journals `how` it was learned.
+    /// Records what the server answered for a `creating` row, and journals `how` it was
+    /// learned.
     pub fn mark_created(
         &self,
         guid: &str,
-        invoice: &BitPayInvoice,
+        invoice: &ServerInvoice,
         how: &str,
         now: i64,
     ) -> Result<()> {
@@ -66,21 +67,24 @@ impl Store {
     pub(super) fn update_created(
         &self,
         guid: &str,
-        invoice: &BitPayInvoice,
+        invoice: &ServerInvoice,
         how: &str,
         now: i64,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE invoices SET bitpay_id = ?2, url = ?3, bitpay_status = ?4, expires_at = ?5,
+            "UPDATE invoices SET bitpay_id = ?2, url = ?3, bitpay_status = ?4,
+                 exception_status = ?5, status = ?6, expires_at = ?7,
                  settlement = CASE settlement WHEN 'creating' THEN 'open' ELSE settlement END,
-                 updated_at = ?6
+                 updated_at = ?8
              WHERE guid = ?1",
             params![
                 guid,
                 invoice.id,
                 invoice.url,
-                invoice.status,
-                invoice.expiration_time,
+                invoice.words.status,
+                invoice.words.exception,
+                invoice.status.as_str(),
+                invoice.expires_at,
                 now
             ],
         )?;
@@ -178,7 +182,7 @@ impl Store {
     pub fn adopt_invoice(
         &self,
         new: &NewInvoice,
-        invoice: &BitPayInvoice,
+        invoice: &ServerInvoice,
         now: i64,
     ) -> Result<InvoiceRecord> {
         let tx = self.conn.unchecked_transaction()?;
@@ -194,20 +198,20 @@ impl Store {
             .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
     }
 
-    /// Records the last status BitPay reported.
-    pub fn update_bitpay_status(
-        &self,
-        id: i64,
-        status: &str,
-        exception: Option<&str>,
-        expires_at: Option<i64>,
-        now: i64,
-    ) -> Result<()> {
+    /// Records the status the payment server last reported.
+    pub fn update_status(&self, id: i64, invoice: &ServerInvoice, now: i64) -> Result<()> {
         self.conn.execute(
-            "UPDATE invoices SET bitpay_status = ?2, exception_status = ?3,
-                 expires_at = coalesce(?4, expires_at), updated_at = ?5, fetched_at = ?5
+            "UPDATE invoices SET bitpay_status = ?2, exception_status = ?3, status = ?4,
+                 expires_at = coalesce(?5, expires_at), updated_at = ?6, fetched_at = ?6
              WHERE id = ?1",
-            params![id, status, exception, expires_at, now],
+            params![
+                id,
+                invoice.words.status,
+                invoice.words.exception,
+                invoice.status.as_str(),
+                invoice.expires_at,
+                now
+            ],
         )?;
         Ok(())
     }

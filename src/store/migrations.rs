@@ -228,6 +228,20 @@ pub const MIGRATIONS: &[&str] = &[
         title TEXT PRIMARY KEY,
         sent_at INTEGER NOT NULL
     );",
+    // 16: the payment server's status, normalised (`server::InvoiceStatus`), beside its own
+    //     words (`bitpay_status`, `exception_status`): decisions read the first, people the
+    //     second. Rows from before are BitPay's: BitPay's statuses as of this migration.
+    "ALTER TABLE invoices ADD COLUMN status TEXT NOT NULL DEFAULT 'unknown';
+    UPDATE invoices SET status = CASE bitpay_status
+        WHEN 'new' THEN 'open'
+        WHEN 'paid' THEN 'paid-unconfirmed'
+        WHEN 'confirmed' THEN 'paid-confirmed'
+        WHEN 'complete' THEN 'final'
+        WHEN 'expired' THEN
+            CASE WHEN exception_status = 'paidLate' THEN 'expired-paid-late' ELSE 'expired' END
+        WHEN 'invalid' THEN 'invalid'
+        WHEN 'declined' THEN 'reversed'
+        ELSE 'unknown' END;",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

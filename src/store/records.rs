@@ -10,6 +10,7 @@ use crate::config::{CreditOn, StatementGrouping};
 pub use crate::domain::{
     DocKind, HoldKind, InvoiceRecord, NewInvoice, Origin, Settlement, SettlementTerms,
 };
+use crate::domain::{InvoiceStatus, StatusWords};
 pub use crate::fee::AppliedFee;
 use crate::secret::Secret;
 
@@ -37,7 +38,7 @@ pub struct JournalEntry {
 
 pub(super) const INVOICE_COLUMNS: &str =
     "id, guid, bitpay_id, environment, facade, token, doc_kind, doc_id, \
-    doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, \
+    doc_number, customer_id, price, currency, order_id, url, bitpay_status, exception_status, status, \
     settlement, note, expires_at, splynx_payment_id, created_at, updated_at, payment_sent_at, \
     payment_attempts, credited_at, watch_until, duplicate_payment_ids, fetched_at, partner_id, \
     fee_percent, fee, fee_vat_percent, fee_vat, origin, payment_method_id, credit_on, statements, \
@@ -128,8 +129,11 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
         },
         bitpay_id: row.get("bitpay_id")?,
         url: row.get("url")?,
-        bitpay_status: row.get("bitpay_status")?,
-        exception_status: row.get("exception_status")?,
+        words: StatusWords {
+            status: row.get("bitpay_status")?,
+            exception: row.get("exception_status")?,
+        },
+        status: InvoiceStatus::parse(&row.get::<_, String>("status")?),
         settlement: settlement.parse().map_err(|m| invalid("settlement", m))?,
         note: row.get("note")?,
         expires_at: row.get("expires_at")?,

@@ -1,7 +1,7 @@
 //! The store against real SQLite files: migrations, locking, queries and their indexes.
 
 use super::*;
-use crate::bitpay::model::Invoice as BitPayInvoice;
+use crate::server::{InvoiceStatus, ServerInvoice};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
@@ -260,11 +260,11 @@ fn credited_is_never_undone() {
     store
         .mark_created(
             "g1",
-            &BitPayInvoice {
+            &ServerInvoice {
                 id: "B1".into(),
                 url: "u".into(),
-                status: "new".into(),
-                expiration_time: Some(10),
+                status: InvoiceStatus::Open,
+                expires_at: Some(10),
                 ..Default::default()
             },
             "created",

@@ -1,0 +1,95 @@
+//! Opens the configured payment server for an operation: its credentials from the store,
+//! its key, and the key our order ids are signed with. The one place that knows which
+//! servers exist: a new one is a line in `open`.
+
+use anyhow::Result;
+
+use crate::bitpay::{BitPayServer, BitPayWebhooks, Identity};
+use crate::context::Context;
+use crate::exit::Problem;
+use crate::order_id::OrderKey;
+use crate::pairing;
+use crate::server::{Credential, PaymentServer, WebhookFormat};
+
+/// What the operation needs beyond reading invoices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Makes invoices (or sweeps them): the credential to make them with must be ready.
+    Invoices,
+    /// Only reads what a webhook names.
+    Reading,
+}
+
+/// Whether the operation may create this installation's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    CreateIfMissing,
+    /// A dry run creates nothing: a missing key is a setup problem.
+    MustExist,
+}
+
+/// The configured payment server, and the key our order ids carry.
+pub struct Gateway {
+    pub server: Box<dyn PaymentServer>,
+    pub order_key: OrderKey,
+}
+
+pub fn open(ctx: &Context, need: Need, key: Key) -> Result<Gateway> {
+    open_bitpay(ctx, need, key)
+}
+
+/// The configured server's webhooks, read before anything else is opened.
+pub fn webhooks(_ctx: &Context) -> Box<dyn WebhookFormat> {
+    Box::new(BitPayWebhooks)
+}
+
+fn open_bitpay(ctx: &Context, need: Need, key: Key) -> Result<Gateway> {
+    let invoice_token = match need {
+        Need::Invoices => {
+            let client = ctx.bitpay(ctx.existing_identity()?);
+            let token = pairing::invoice_token(ctx, &client)?;
+            Some(Credential {
+                label: token.facade,
+                secret: token.token,
+            })
+        }
+        Need::Reading => None,
+    };
+    let identity = identity(ctx, key)?;
+    let mut tokens: Vec<Credential> = ctx
+        .store
+        .tokens(ctx.environment())?
+        .into_iter()
+        .filter(|t| t.approved)
+        .map(|t| Credential {
+            label: t.facade,
+            secret: t.token,
+        })
+        .collect();
+    tokens.sort_by_key(|t| t.label != "merchant");
+    let sin = identity.sin();
+    let order_key = OrderKey::of(&identity);
+    let server = BitPayServer::new(
+        ctx.bitpay(Some(identity)),
+        tokens,
+        invoice_token,
+        sin,
+        ctx.config.bitpay.notification_url.clone(),
+    );
+    Ok(Gateway {
+        server: Box::new(server),
+        order_key,
+    })
+}
+
+fn identity(ctx: &Context, key: Key) -> Result<Identity> {
+    match (ctx.existing_identity()?, key) {
+        (Some(identity), _) => Ok(identity),
+        (None, Key::MustExist) => Err(Problem::Setup(format!(
+            "the BitPay key {} is missing: pair again (`splynx-bitpay pair CODE`)",
+            ctx.config.key_path().display()
+        ))
+        .into()),
+        (None, Key::CreateIfMissing) => ctx.identity(),
+    }
+}

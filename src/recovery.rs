@@ -247,7 +247,7 @@ pub fn adopt_by_id(
     // Rebuilt as its checkout decided; one from before terms were stored is checked
     // against today's settings of the partner.
     if terms.is_none() {
-        let settings = ctx.config.for_partner(partner_id)?;
+        let settings = ctx.config.for_partner(partner_id);
         if invoice.currency != settings.bitpay.currency {
             return ignore(&format!(
                 "currency {} is not the configured {}",

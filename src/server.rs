@@ -114,9 +114,14 @@ pub enum ServerError {
     /// Our credentials were refused: the admin must act (the error says how).
     #[error(transparent)]
     Authorization(anyhow::Error),
-    /// Refused for another reason, or an answer we could not read.
-    #[error(transparent)]
-    Refused(anyhow::Error),
+    /// Refused for another reason, or an answer we could not read: `words` are the
+    /// server's own (what a payer may be shown).
+    #[error("{cause}")]
+    Refused {
+        words: String,
+        #[source]
+        cause: anyhow::Error,
+    },
 }
 
 impl ServerError {
@@ -134,7 +139,7 @@ impl Failing for ServerError {
         match self {
             ServerError::Temporary(_) => ExitCode::Temporary,
             ServerError::Authorization(_) => ExitCode::Config,
-            ServerError::NotFound(_) | ServerError::Refused(_) => ExitCode::Failure,
+            ServerError::NotFound(_) | ServerError::Refused { .. } => ExitCode::Failure,
         }
     }
 }

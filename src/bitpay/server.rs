@@ -66,7 +66,10 @@ fn classify(error: BitPayError) -> ServerError {
     } else if error.is_not_found() {
         ServerError::NotFound(error.into())
     } else {
-        ServerError::Refused(error.into())
+        ServerError::Refused {
+            words: error.message().to_string(),
+            cause: error.into(),
+        }
     }
 }
 

@@ -62,7 +62,7 @@ pub struct Checkout {
 
 /// The customer, and the settings that apply to them (their partner's, when the Modules
 /// list has Partners settings).
-pub fn customer(ctx: &Context, customer_id: i64) -> Result<(Customer, Config)> {
+pub fn customer(ctx: &Context, customer_id: i64) -> Result<(Customer, &Config)> {
     let customer = ctx
         .splynx()
         .customer(customer_id)
@@ -73,8 +73,8 @@ pub fn customer(ctx: &Context, customer_id: i64) -> Result<(Customer, Config)> {
 
 /// The settings of a partner's customers, every one of them valid: a wrong value refuses
 /// the checkout (naming the field), never a credit.
-fn checkout_settings(ctx: &Context, partner: Option<i64>) -> Result<Config> {
-    let settings = ctx.config.for_partner(partner)?;
+fn checkout_settings(ctx: &Context, partner: Option<i64>) -> Result<&Config> {
+    let settings = ctx.config.for_partner(partner);
     settings.ensure_valid()?;
     Ok(settings)
 }
@@ -126,7 +126,7 @@ fn check_splynx(
 /// document's, and the link works only when that customer's partner grants access to
 /// unauthorized customers (`[direct_pay] enabled`). A document of a partner without it
 /// reads exactly like one that does not exist.
-pub fn direct(ctx: &Context, request: &Request) -> Result<(Customer, Config, Document)> {
+pub fn direct<'c>(ctx: &'c Context, request: &Request) -> Result<(Customer, &'c Config, Document)> {
     if matches!(request, Request::Refill(_)) {
         return Err(bad_input("A balance top-up has no direct pay link"));
     }
@@ -145,7 +145,7 @@ pub fn direct(ctx: &Context, request: &Request) -> Result<(Customer, Config, Doc
         return Err(missing());
     }
     let resolved = payable(kind, label, document, &settings.bitpay.currency)?;
-    let document = priced(resolved, &settings);
+    let document = priced(resolved, settings);
     let document = as_it_stands(ctx, document, customer.id, Origin::DirectLink)?;
     Ok((customer, settings, document))
 }
@@ -253,9 +253,9 @@ pub fn checkout(
         document.id.unwrap_or_default(),
         customer.id
     );
-    let wait = ctx.config.bitpay.timeout * 3 + Duration::from_secs(5);
+    let wait = settings.bitpay.timeout * 3 + Duration::from_secs(5);
     let _lock = lock::acquire(
-        &ctx.config.data_dir,
+        &settings.data_dir,
         &lock::bucket_name("document", &doc_key),
         "this document's checkout",
         wait,
@@ -578,7 +578,7 @@ impl Creator<'_> {
                         self.order_key,
                     ),
                     guid,
-                    environment: self.ctx.environment().to_string(),
+                    environment: self.settings.bitpay.environment.as_str().to_string(),
                     facade: self.credential.label.clone(),
                     token: self.credential.secret.clone(),
                     doc_kind: document.kind,
@@ -679,9 +679,12 @@ impl Creator<'_> {
                 if let ServerError::Authorization(_) = error {
                     return Err(error.into());
                 }
+                let words = match &error {
+                    ServerError::Refused { words, .. } => words.clone(),
+                    other => other.to_string(),
+                };
                 Err(anyhow::Error::new(Problem::BadInput(format!(
-                    "{server} could not create the invoice: {}",
-                    refusal_words(&error)
+                    "{server} could not create the invoice: {words}"
                 )))
                 .context(error))
             }
@@ -701,17 +704,6 @@ impl Creator<'_> {
             }
             _ => Ok(()),
         }
-    }
-}
-
-/// The server's own words for a refusal (BitPay's `error` text), without our framing.
-fn refusal_words(error: &ServerError) -> String {
-    let (ServerError::Refused(cause) | ServerError::NotFound(cause)) = error else {
-        return error.to_string();
-    };
-    match cause.downcast_ref::<crate::bitpay::BitPayError>() {
-        Some(bitpay) => bitpay.message().to_string(),
-        None => cause.to_string(),
     }
 }
 

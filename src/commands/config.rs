@@ -194,12 +194,12 @@ fn settings(config: &Config, keep: impl Fn(Source) -> bool) -> Vec<Setting> {
 }
 
 pub fn run(args: ConfigArgs, config: &Config, output: Output) -> Result<u8> {
-    let config = &config.for_partner(args.partner)?;
+    let config = config.for_partner(args.partner);
     let mut partners = Vec::new();
     if args.partner.is_none() {
         for partner in config.partners_with_settings() {
             let own = Source::ModulesListPartner(partner);
-            let settings = settings(&config.for_partner(Some(partner))?, |s| s == own);
+            let settings = settings(config.for_partner(Some(partner)), |s| s == own);
             if !settings.is_empty() {
                 partners.push(PartnerSettings { partner, settings });
             }

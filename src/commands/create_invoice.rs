@@ -33,16 +33,16 @@ pub fn run(args: CreateInvoiceArgs, ctx: &Context) -> Result<u8> {
     let customer_id = parse_id(&args.customer, "customer")?;
     // Amounts are checked against the customer's partner's currency and bounds.
     let (customer, settings) = checkout::customer(ctx, customer_id)?;
-    let request = parse_request(&args, &settings)?;
-    let document = checkout::check(ctx, &settings, &request, &customer)?;
+    let request = parse_request(&args, settings)?;
+    let document = checkout::check(ctx, settings, &request, &customer)?;
     if args.document.check {
-        show_payable(ctx, &settings, &document);
+        show_payable(ctx, settings, &document);
         return Ok(SUCCESS);
     }
     pay(
         ctx,
         &args.document,
-        (&settings, &customer, &document),
+        (settings, &customer, &document),
         Origin::Portal,
     )
 }

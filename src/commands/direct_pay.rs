@@ -14,13 +14,13 @@ pub fn run(args: DirectPayArgs, ctx: &Context) -> Result<u8> {
     let request = document_request(&args.document)?.expect("clap requires one document");
     let (customer, settings, document) = checkout::direct(ctx, &request)?;
     if args.document.check {
-        show_payable(ctx, &settings, &document);
+        show_payable(ctx, settings, &document);
         return Ok(SUCCESS);
     }
     pay(
         ctx,
         &args.document,
-        (&settings, &customer, &document),
+        (settings, &customer, &document),
         Origin::DirectLink,
     )
 }

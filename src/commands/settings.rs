@@ -65,12 +65,8 @@ fn refill_fee_note(fee: &FeeSettings) -> String {
 }
 
 pub fn run(args: SettingsArgs, ctx: &Context) -> Result<u8> {
-    let partner_config;
     let config = match args.customer {
-        Some(customer) => {
-            partner_config = checkout::customer(ctx, customer)?.1;
-            &partner_config
-        }
+        Some(customer) => checkout::customer(ctx, customer)?.1,
         None => &ctx.config,
     };
     // The pages show these before a checkout: a wrong value refuses here like checkout.

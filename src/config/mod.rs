@@ -342,8 +342,9 @@ pub struct Config {
     pub modules_list: Option<(PathBuf, Kept<modules_list::Sections>)>,
     /// The partner these settings are for (`for_partner`), if any.
     pub partner: Option<i64>,
-    /// The config file's text, kept for `for_partner`.
-    toml_text: Kept<String>,
+    /// The settings of each partner with Partners settings of its own, built once at load
+    /// (empty in a partner's own settings).
+    partners: Kept<std::sync::Arc<BTreeMap<i64, Config>>>,
     /// Where each setting (`section.key`) came from; absent means the default.
     pub sources: BTreeMap<String, Source>,
     /// Keys the config file sets that the Modules list overrides.
@@ -380,16 +381,21 @@ impl Config {
         }
     }
 
+    /// The settings that apply to a partner's customers: the partner's own (built at
+    /// load) when it has Partners settings in the Modules list, else these.
+    pub fn for_partner(&self, partner: Option<i64>) -> &Config {
+        partner
+            .and_then(|p| self.partners.0.get(&p))
+            .unwrap_or(self)
+    }
+
     /// Every problem of these settings and of each partner's, each once.
     pub fn every_problem(&self) -> Vec<ConfigProblem> {
         let mut all = self.problems.clone();
-        for partner in self.partners_with_settings() {
-            let Ok(settings) = self.for_partner(Some(partner)) else {
-                continue;
-            };
-            for problem in settings.problems {
+        for settings in self.partners.0.values() {
+            for problem in &settings.problems {
                 if !all.iter().any(|p| p.message == problem.message) {
-                    all.push(problem);
+                    all.push(problem.clone());
                 }
             }
         }
@@ -412,15 +418,7 @@ impl Config {
 
     /// The partners with settings of their own in the Modules list.
     pub fn partners_with_settings(&self) -> Vec<i64> {
-        let Some((_, sections)) = &self.modules_list else {
-            return Vec::new();
-        };
-        sections
-            .0
-            .iter()
-            .filter(|(_, values)| values.values().any(|v| !v.trim().is_empty()))
-            .filter_map(|(name, _)| name.parse().ok())
-            .collect()
+        self.partners.0.keys().copied().collect()
     }
 }
 

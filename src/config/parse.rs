@@ -351,7 +351,7 @@ impl Config {
                     // Read as absent: what settlement needs from it (Splynx's API key)
                     // is then missing and refuses; the config file may still hold it.
                     let mut config =
-                        Config::build(path, text, table, sources, (addon_dir, mode), None, None)?;
+                        Config::build(path, table, sources, (addon_dir, mode), None, None)?;
                     config.problems.insert(
                         0,
                         ConfigProblem {
@@ -364,51 +364,31 @@ impl Config {
                 }
             },
         };
-        Config::build(
-            path,
-            text,
-            table,
-            sources,
-            (addon_dir, mode),
-            sections.map(|s| (file, s)),
-            None,
-        )
-    }
-
-    /// This partner's settings: the Modules list's Partners settings for it (else for the
-    /// default partner) over everything else. Without Modules-list settings, the same.
-    pub fn for_partner(&self, partner: Option<i64>) -> Result<Config, ConfigError> {
-        let (Some(partner), Some((file, sections))) = (partner, &self.modules_list) else {
-            return Ok(self.clone());
+        let Some(sections) = sections else {
+            return Config::build(path, table, sources, (addon_dir, mode), None, None);
         };
-        let table: toml::Table =
-            toml::from_str(&self.toml_text.0).map_err(|e| ConfigError::Parse {
-                path: self.path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        Config::build(
-            &self.path,
-            &self.toml_text.0,
-            table,
-            self.toml_sources(),
-            (self.addon_dir.clone(), self.modules_list_mode),
-            Some((file.clone(), sections.0.clone())),
-            Some(partner),
-        )
-    }
-
-    /// The keys the TOML file sets.
-    fn toml_sources(&self) -> BTreeMap<String, Source> {
-        self.sources
-            .iter()
-            .filter(|(_, s)| **s == Source::Toml)
-            .map(|(k, s)| (k.clone(), *s))
-            .collect()
+        let build = |partner| {
+            Config::build(
+                path,
+                table.clone(),
+                sources.clone(),
+                (addon_dir.clone(), mode),
+                Some((file.clone(), sections.clone())),
+                partner,
+            )
+        };
+        // Each partner's settings are built once, here: never again per payment.
+        let mut partners = BTreeMap::new();
+        for partner in partners_with_settings(&sections) {
+            partners.insert(partner, build(Some(partner))?);
+        }
+        let mut base = build(None)?;
+        base.partners = Kept(std::sync::Arc::new(partners));
+        Ok(base)
     }
 
     fn build(
         path: &Path,
-        text: &str,
         mut table: toml::Table,
         mut sources: BTreeMap<String, Source>,
         (addon_dir, mode): (PathBuf, ModulesListMode),
@@ -959,7 +939,7 @@ impl Config {
             modules_list_mode: mode,
             modules_list: modules_list.map(|(file, sections)| (file, Kept(sections))),
             partner,
-            toml_text: Kept(text.to_string()),
+            partners: Kept(Default::default()),
             sources,
             overridden_toml,
             problems,
@@ -973,6 +953,16 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("state.db")
     }
+}
+
+/// The partners with settings of their own in the Modules list (a section named by the
+/// partner's id, with a value in it).
+fn partners_with_settings(sections: &modules_list::Sections) -> Vec<i64> {
+    sections
+        .iter()
+        .filter(|(_, values)| values.values().any(|v| !v.trim().is_empty()))
+        .filter_map(|(name, _)| name.parse().ok())
+        .collect()
 }
 
 /// The Modules-list settings file, read no further than the INI reader accepts (a bigger

@@ -446,7 +446,7 @@ fn the_modules_list_switch() {
 fn a_partners_settings_win_for_its_customers() {
     let ini = "[common]\ncurrency = \"USD\"\n[default_partners_settings]\ntransaction_speed = \"low\"\n[2]\ncurrency = \"GBP\"\npayment_method_id = \"12\"\n[3]\n";
     let config = with_modules_list(GOOD, ini).unwrap();
-    let two = config.for_partner(Some(2)).unwrap();
+    let two = config.for_partner(Some(2));
     assert_eq!(two.partner, Some(2));
     assert_eq!(
         (two.bitpay.currency.as_str(), two.source("bitpay.currency")),
@@ -466,7 +466,7 @@ fn a_partners_settings_win_for_its_customers() {
         "modules-list partner 2"
     );
     // Partner 3 has nothing of its own: the main block and the default partner's.
-    let three = config.for_partner(Some(3)).unwrap();
+    let three = config.for_partner(Some(3));
     assert_eq!(
         (
             three.bitpay.currency.as_str(),
@@ -476,20 +476,15 @@ fn a_partners_settings_win_for_its_customers() {
     );
     assert_eq!(three.bitpay.transaction_speed, "low");
     // Without a partner (or without Modules-list settings) nothing changes.
-    assert_eq!(config.for_partner(None).unwrap().bitpay.currency, "USD");
+    assert_eq!(config.for_partner(None).bitpay.currency, "USD");
     assert_eq!(
-        parse(GOOD)
-            .unwrap()
-            .for_partner(Some(2))
-            .unwrap()
-            .bitpay
-            .currency,
+        parse(GOOD).unwrap().for_partner(Some(2)).bitpay.currency,
         "USD"
     );
     // A partner's bad value names the partner.
     let bad = with_modules_list(GOOD, "[4]\ntransaction_speed = \"warp\"\n").unwrap();
     // It refuses that partner's checkouts, never the settings as a whole.
-    let partner = bad.for_partner(Some(4)).unwrap();
+    let partner = bad.for_partner(Some(4));
     let message = partner.ensure_valid().unwrap_err().to_string();
     assert!(
         message.contains("\"Transaction speed\" (Partners settings, partner 4)"),
@@ -563,8 +558,8 @@ fn direct_pay_links_are_off_unless_granted() {
     )
     .unwrap();
     assert!(config.direct_pay_links);
-    assert!(!config.for_partner(Some(2)).unwrap().direct_pay_links);
-    assert!(config.for_partner(Some(3)).unwrap().direct_pay_links);
+    assert!(!config.for_partner(Some(2)).direct_pay_links);
+    assert!(config.for_partner(Some(3)).direct_pay_links);
     let message = error(&format!("{GOOD}\n[direct_pay]\nenabled = \"maybe\"\n"));
     assert!(message.contains("direct_pay.enabled"), "{message}");
     let message = with_modules_list(GOOD, "[common]\ndirect_pay_links = \"sure\"\n")

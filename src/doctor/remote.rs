@@ -555,10 +555,9 @@ fn check_fee(report: &mut Report, config: &Config, client: &SplynxClient<'_>, gr
         charging.push(format!("{} %", config.fee.percent));
     }
     for partner in config.partners_with_settings() {
-        if let Ok(settings) = config.for_partner(Some(partner)) {
-            if settings.fee.percent > Decimal::ZERO && settings.fee != config.fee {
-                charging.push(format!("partner {partner}: {} %", settings.fee.percent));
-            }
+        let settings = config.for_partner(Some(partner));
+        if settings.fee.percent > Decimal::ZERO && settings.fee != config.fee {
+            charging.push(format!("partner {partner}: {} %", settings.fee.percent));
         }
     }
     if charging.is_empty() {

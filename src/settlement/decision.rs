@@ -460,9 +460,10 @@ mod tests {
         }
 
         fn refused<T>(what: &str) -> ServerResult<T> {
-            Err(ServerError::Refused(anyhow::anyhow!(
-                "the fake server has no {what}"
-            )))
+            Err(ServerError::Refused {
+                words: format!("no {what}"),
+                cause: anyhow::anyhow!("the fake server has no {what}"),
+            })
         }
 
         impl WebhookFormat for FakeServer {

@@ -164,8 +164,8 @@ impl Settler<'_> {
         if let Some(terms) = &record.order.terms {
             return Ok(terms.clone());
         }
-        let settings = self.config.for_partner(record.order.partner_id)?;
-        Ok(SettlementTerms::of(&settings)?)
+        let settings = self.config.for_partner(record.order.partner_id);
+        Ok(SettlementTerms::of(settings)?)
     }
 
     fn credit_on(&self, record: &InvoiceRecord) -> CreditOn {

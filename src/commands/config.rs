@@ -1,15 +1,12 @@
-//! `config`: every effective setting, and where it came from (the Modules list in Splynx,
-//! the TOML file, or the built-in default). Secrets are redacted. Longer than a command's
-//! 150 lines because it lists every setting by hand (`values`), until the declarative
-//! settings table of issue 21 item 5 replaces that list.
+//! `config`: every effective setting (`config::table`), and where it came from (the
+//! Modules list in Splynx, the TOML file, or the built-in default). Secrets are redacted.
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::ConfigArgs;
-use crate::config::{Config, ConfigProblem, ModulesListMode, Source, SplynxAuth};
+use crate::config::{table, Config, ConfigProblem, Source};
 use crate::exit::SUCCESS;
-use crate::money::format_amount;
 use crate::output::{Output, View};
 
 /// `config`'s result.
@@ -92,97 +89,11 @@ impl View for Effective {
     }
 }
 
-/// Every setting as text, in the config file's order.
-fn values(config: &Config) -> Vec<(&'static str, String)> {
-    let currency = &config.bitpay.currency;
-    let seconds = |d: std::time::Duration| d.as_secs().to_string();
-    vec![
-        ("splynx.url", config.splynx.url.clone()),
-        ("splynx.api_url", config.splynx.api_url.clone()),
-        ("splynx.api_key", config.splynx.api_key.clone()),
-        ("splynx.api_secret", "(redacted)".into()),
-        (
-            "splynx.payment_method_id",
-            config.splynx.payment_method_id.to_string(),
-        ),
-        (
-            "splynx.auth",
-            match config.splynx.auth {
-                SplynxAuth::AccessToken => "access_token",
-                SplynxAuth::Signature => "signature",
-            }
-            .into(),
-        ),
-        ("splynx.timeout_seconds", seconds(config.splynx.timeout)),
-        (
-            "splynx.payment_grace_seconds",
-            seconds(config.splynx.payment_grace),
-        ),
-        (
-            "bitpay.environment",
-            config.bitpay.environment.as_str().into(),
-        ),
-        ("bitpay.api_url", config.bitpay.api_url.clone()),
-        ("bitpay.currency", currency.clone()),
-        (
-            "bitpay.transaction_speed",
-            config.bitpay.transaction_speed.clone(),
-        ),
-        (
-            "bitpay.credit_on",
-            format!("{:?}", config.bitpay.credit_on).to_lowercase(),
-        ),
-        (
-            "bitpay.allow_zero_confirmation",
-            config.bitpay.allow_zero_confirmation.to_string(),
-        ),
-        (
-            "bitpay.notification_url",
-            config.bitpay.notification_url.clone(),
-        ),
-        ("bitpay.redirect_url", config.bitpay.redirect_url.clone()),
-        ("bitpay.timeout_seconds", seconds(config.bitpay.timeout)),
-        ("refill.min", format_amount(config.refill.min, currency)),
-        ("refill.max", format_amount(config.refill.max, currency)),
-        ("statements.group", config.statements.as_str().into()),
-        ("fee.percent", config.fee.percent.to_string()),
-        ("fee.vat_percent", config.fee.vat_percent.to_string()),
-        ("fee.message", config.fee.message.clone()),
-        ("fee.category", config.fee.category.to_string()),
-        ("direct_pay.enabled", config.direct_pay_links.to_string()),
-        ("storage.data_dir", config.data_dir.display().to_string()),
-        ("storage.owner", config.data_owner.clone()),
-        (
-            "storage.journal_retention_days",
-            config.journal_retention_days.to_string(),
-        ),
-        (
-            "reconcile.concurrency",
-            config.reconcile.concurrency.to_string(),
-        ),
-        (
-            "reconcile.requests_per_second",
-            config.reconcile.requests_per_second.to_string(),
-        ),
-        ("admin.pairing_roles", config.pairing_roles.join(", ")),
-        ("addon.dir", config.addon_dir.display().to_string()),
-        (
-            "addon.modules_list",
-            match config.modules_list_mode {
-                ModulesListMode::Auto => "auto",
-                ModulesListMode::Off => "off",
-                ModulesListMode::Require => "require",
-            }
-            .into(),
-        ),
-    ]
-}
-
 /// The settings of `config` whose source `keep` accepts.
 fn settings(config: &Config, keep: impl Fn(Source) -> bool) -> Vec<Setting> {
-    values(config)
-        .into_iter()
-        .filter(|(key, _)| keep(config.source(key)))
+    table::all()
+        .filter(|setting| keep(config.source(setting.key)))
+        .map(|setting| (setting.key, setting.shown(config)))
         .map(|(key, value)| Setting {
             key,
             value,

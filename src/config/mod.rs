@@ -432,5 +432,6 @@ pub fn resolve_path(flag: Option<&Path>, env_value: Option<&str>) -> PathBuf {
 mod ini;
 pub mod modules_list;
 mod parse;
+pub mod table;
 #[cfg(test)]
 mod tests;

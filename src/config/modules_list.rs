@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Source;
+use super::{table, Source};
 
 /// Where the add-on lives, and so where Splynx writes its Modules-list settings.
 pub const DEFAULT_ADDON_DIR: &str = "/var/www/splynx/addons/splynx-bitpay";
@@ -18,6 +18,7 @@ pub const SETTINGS_FILE: &str = "config/config.ini.php";
 
 /// A Modules-list field the binary uses: its INI key, the TOML key it overrides, its title
 /// in Splynx's form (what error messages name) and whether it is a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {
     pub ini: &'static str,
     pub toml: &'static str,
@@ -25,52 +26,26 @@ pub struct Field {
     pub integer: bool,
 }
 
-/// The fields of the "BitPay settings" block, in the form's order.
-pub const FIELDS: [Field; 13] = [
-    field("splynx_url", "splynx.url", "Splynx URL", false),
-    field(
-        "transaction_speed",
-        "bitpay.transaction_speed",
-        "Transaction speed",
-        false,
-    ),
-    field("currency", "bitpay.currency", "Currency", false),
-    field(
-        "payment_method_id",
-        "splynx.payment_method_id",
-        "Payment method",
-        true,
-    ),
-    field(
-        "credit_on",
-        "bitpay.credit_on",
-        "Credit payments when BitPay says",
-        false,
-    ),
-    field("refill_min", "refill.min", "Top-up minimum", false),
-    field("refill_max", "refill.max", "Top-up maximum", false),
-    field(
-        "statements_group",
-        "statements.group",
-        "Group bank statements",
-        false,
-    ),
-    field("service_fee", "fee.percent", "Service fee", false),
-    field("fee_vat", "fee.vat_percent", "VAT", false),
-    field("fee_message", "fee.message", "Text for invoice", false),
-    field(
-        "fee_category",
-        "fee.category",
-        "Transaction fee category",
-        true,
-    ),
-    field(
-        "direct_pay_links",
-        "direct_pay.enabled",
-        "Grant access to unauthorized customers",
-        false,
-    ),
-];
+/// The form's field with INI key `ini` (`table::SETTINGS` declares them), if any; with
+/// `partner_only`, only those a partner may set.
+fn form_field(ini: &str, partner_only: bool) -> Option<Field> {
+    table::form_fields()
+        .find(|(_, f)| f.ini == ini && (f.per_partner || !partner_only))
+        .map(|(setting, f)| Field {
+            ini: f.ini,
+            toml: setting.key,
+            title: f.title,
+            integer: f.integer,
+        })
+}
+
+/// The INI keys of the form's fields (of the Partners settings block, with `partner_only`).
+fn form_keys(partner_only: bool) -> Vec<&'static str> {
+    table::form_fields()
+        .filter(|(_, f)| f.per_partner || !partner_only)
+        .map(|(_, f)| f.ini)
+        .collect()
+}
 
 /// `config_file` of the first version's form: accepted, so that the form's own fields are
 /// never "unknown".
@@ -87,23 +62,9 @@ const fn field(ini: &'static str, toml: &'static str, title: &'static str, integ
 
 pub use super::ini::{parse, Sections};
 
-/// The fields of the "Partners settings" block: what a partner may set differently.
-pub const PARTNER_FIELDS: [&str; 10] = [
-    "currency",
-    "payment_method_id",
-    "transaction_speed",
-    "refill_min",
-    "refill_max",
-    "service_fee",
-    "fee_vat",
-    "fee_message",
-    "fee_category",
-    "direct_pay_links",
-];
-
 /// A value the admin set, for one TOML key, and where.
 pub struct Overlay {
-    pub field: &'static Field,
+    pub field: Field,
     pub value: toml::Value,
     pub source: Source,
 }
@@ -124,7 +85,7 @@ pub fn overlays(
             common,
             "[common]",
             Source::ModulesList,
-            None,
+            false,
             &mut found,
             problems,
         );
@@ -139,14 +100,7 @@ pub fn overlays(
     for (name, source) in partner_sections.into_iter().flatten() {
         if let Some(values) = sections.get(&name) {
             let section = format!("[{name}]");
-            section_overlays(
-                values,
-                &section,
-                source,
-                Some(&PARTNER_FIELDS),
-                &mut found,
-                problems,
-            );
+            section_overlays(values, &section, source, true, &mut found, problems);
         }
     }
     found
@@ -156,7 +110,7 @@ fn section_overlays(
     values: &BTreeMap<String, String>,
     section: &str,
     source: Source,
-    allowed: Option<&[&str]>,
+    partner_only: bool,
     found: &mut Vec<Overlay>,
     problems: &mut Vec<(String, String)>,
 ) {
@@ -164,15 +118,15 @@ fn section_overlays(
         if value.trim().is_empty() || NOT_USED_YET.contains(&key.as_str()) {
             continue;
         }
-        if allowed.is_none() && is_splynx_own(key) {
+        if !partner_only && is_splynx_own(key) {
             continue;
         }
-        let field = FIELDS.iter().find(|f| f.ini == key);
-        let Some(field) = field.filter(|_| allowed.is_none_or(|a| a.contains(&key.as_str())))
-        else {
-            let known = match allowed {
-                Some(allowed) => format!("a partner may set: {}", allowed.join(", ")),
-                None => format!("known: {}", FIELDS.map(|f| f.ini).join(", ")),
+        let Some(field) = form_field(key, partner_only) else {
+            let known = form_keys(partner_only).join(", ");
+            let known = if partner_only {
+                format!("a partner may set: {known}")
+            } else {
+                format!("known: {known}")
             };
             problems.push((
                 format!("modules_list.{key}"),
@@ -225,7 +179,7 @@ pub fn splynx_key(sections: &Sections) -> Vec<Overlay> {
         return Vec::new();
     };
     SPLYNX_KEY_FIELDS
-        .iter()
+        .into_iter()
         .filter_map(|field| {
             let value = common.get(field.ini)?.trim();
             if value.is_empty() {
@@ -347,7 +301,10 @@ currency = "GBP"
         let items = form["blocks"]["common_settings"]["items"]
             .as_object()
             .unwrap();
-        for field in &FIELDS {
+        for field in form_keys(false)
+            .into_iter()
+            .filter_map(|k| form_field(k, false))
+        {
             let item = &items[field.ini];
             assert_eq!(item["title"], field.title, "{}", field.ini);
             assert!(item.get("default").is_none(), "{} has a default", field.ini);
@@ -362,7 +319,7 @@ currency = "GBP"
         }
         for key in items.keys() {
             assert!(
-                FIELDS.iter().any(|f| f.ini == key) || NOT_USED_YET.contains(&key.as_str()),
+                form_field(key, false).is_some() || NOT_USED_YET.contains(&key.as_str()),
                 "{key} is on the form but nothing reads it"
             );
         }
@@ -371,14 +328,14 @@ currency = "GBP"
         let partner = form["blocks"]["per_partner_options"]["items"]
             .as_object()
             .unwrap();
-        let mut expected = PARTNER_FIELDS.to_vec();
+        let mut expected = form_keys(true);
         expected.sort_unstable();
         assert_eq!(
             partner.keys().map(String::as_str).collect::<Vec<_>>(),
             expected
         );
-        for key in PARTNER_FIELDS {
-            let field = FIELDS.iter().find(|f| f.ini == key).unwrap();
+        for key in form_keys(true) {
+            let field = form_field(key, true).unwrap();
             assert_eq!(partner[key]["title"], field.title, "{key}");
             assert!(partner[key].get("default").is_none(), "{key} has a default");
         }

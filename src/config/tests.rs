@@ -46,6 +46,55 @@ fn defaults_follow_the_contract() {
     assert!(!format!("{config:?}").contains("api_secret: \"s\""));
 }
 
+/// The settings table states each default; the parsers apply the same ones. The required
+/// settings are the ones a minimal file must set.
+#[test]
+fn the_table_states_the_defaults_that_apply() {
+    let config = parse(GOOD).unwrap();
+    let mut required = Vec::new();
+    for setting in table::all() {
+        match setting.default {
+            table::Default::Value(value) => {
+                assert_eq!(
+                    config.source(setting.key),
+                    Source::Default,
+                    "{}",
+                    setting.key
+                );
+                assert_eq!(setting.shown(&config), value, "{}", setting.key);
+            }
+            table::Default::Required => required.push(setting.key),
+            table::Default::Derived(_) => {
+                assert_eq!(
+                    config.source(setting.key),
+                    Source::Default,
+                    "{}",
+                    setting.key
+                )
+            }
+        }
+    }
+    let mut set_in_good: Vec<&str> = Vec::new();
+    let file: toml::Table = toml::from_str(GOOD).unwrap();
+    for (section, keys) in &file {
+        for key in keys.as_table().unwrap().keys() {
+            set_in_good.push(table::find(&format!("{section}.{key}")).unwrap().key);
+        }
+    }
+    required.sort_unstable();
+    set_in_good.sort_unstable();
+    assert_eq!(required, set_in_good);
+    // A secret is never shown; every setting is listed once.
+    assert_eq!(
+        table::find("splynx.api_secret").unwrap().shown(&config),
+        "(redacted)"
+    );
+    let mut keys: Vec<&str> = table::all().map(|s| s.key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), table::all().count());
+}
+
 #[test]
 fn errors_name_file_key_and_problem() {
     let unknown = error(&GOOD.replace("currency = \"USD\"", "currency = \"USD\"\ncolour = 1"));

@@ -71,7 +71,7 @@ impl Context {
     }
 
     pub fn splynx(&self) -> SplynxClient<'_> {
-        SplynxClient::new(&self.config.splynx, &self.config.data_dir, &self.store)
+        SplynxClient::new(&self.config.splynx, &self.store)
     }
 
     /// Where the merchant approves pairing codes.

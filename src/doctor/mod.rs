@@ -100,7 +100,7 @@ fn check_splynx_without_data_dir(report: &mut Report, config: &Config) {
     let scratch = std::env::temp_dir().join(format!("splynx-bitpay-doctor.{}", std::process::id()));
     let made = std::fs::DirBuilder::new().mode(0o700).create(&scratch);
     match (made, crate::store::Store::open_in_memory()) {
-        (Ok(()), Ok(store)) => check_splynx(report, config, &store, &scratch),
+        (Ok(()), Ok(store)) => check_splynx(report, config, &store.locking_in(&scratch)),
         (made, _) => skip_splynx(
             report,
             &format!(
@@ -132,7 +132,7 @@ pub(super) fn check_everything(report: &mut Report, config: &Config, me: Option<
     };
     check_bitpay(report, config, store.as_ref(), identity);
     match store.as_ref().filter(|_| usable_data_dir && has_database) {
-        Some(store) => check_splynx(report, config, store, &config.data_dir),
+        Some(store) => check_splynx(report, config, store),
         None => check_splynx_without_data_dir(report, config),
     }
     match &store {

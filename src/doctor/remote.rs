@@ -2,8 +2,6 @@
 //! permissions and the payment method; nothing is changed at either. Longer than 500
 //! lines because each probe carries its fix text; one file per server is issue 21's split.
 
-use std::path::Path;
-
 use crate::bitpay::{BitPayClient, BitPayError, Identity};
 use crate::config::{Config, CreditOn, Environment, Source, StatementGrouping};
 use crate::splynx::{SplynxClient, SplynxError};
@@ -259,9 +257,9 @@ pub(super) fn skip_splynx(report: &mut Report, why: &str) {
     }
 }
 
-/// The Splynx checks; `locks` is where the client keeps its request locks.
-pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store, locks: &Path) {
-    let client = SplynxClient::new(&config.splynx, locks, store);
+/// The Splynx checks, sharing `store`'s nonce, token and locks.
+pub(super) fn check_splynx(report: &mut Report, config: &Config, store: &Store) {
+    let client = SplynxClient::new(&config.splynx, store);
     let api = &config.splynx.api_url;
     let key_fix = || {
         match config.source("splynx.api_key") {

@@ -11,7 +11,7 @@ use chrono::NaiveDateTime;
 
 use super::*;
 use crate::config::StatementGrouping;
-use crate::splynx::{NewStatementRecord, NewTransaction};
+use crate::splynx::{NewStatementRecord, NewTransaction, SharedState};
 use crate::store::{Booking, BookingKind, BookingState};
 
 /// How long a booking Splynx refused (no permission, invalid data) waits before the next
@@ -295,8 +295,8 @@ impl Settler<'_> {
         if let Some(id) = self.store.statement_id(title).map_err(store_error)? {
             return Ok(Some(id));
         }
-        let _lock = lock::acquire(
-            &self.config.data_dir,
+        let _lock = SharedState::hold(
+            self.store,
             "payment-statements",
             "the payment statement lock",
             self.config.splynx.timeout * 3 + Duration::from_secs(5),

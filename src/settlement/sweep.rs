@@ -166,7 +166,7 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
                         return;
                     }
                 };
-                let splynx = SplynxClient::new(&config.splynx, &config.data_dir, &store);
+                let splynx = SplynxClient::new(&config.splynx, &store);
                 let settler = Settler::new(config, &store, server, &splynx, dry_run);
                 loop {
                     let Some(record) = queue.lock().expect("queue lock").next() else {

@@ -1,47 +1,14 @@
 //! Authenticating to Splynx: `Splynx-EA` signatures with a nonce shared by every process,
 //! or one access token shared by every process and renewed under a lock.
 
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::client::SplynxClient;
 use super::error::{classify, decode, Result, SplynxError};
+use super::sign::signature;
+use crate::clock;
 use crate::http::Method;
 use crate::secret::Secret;
-use crate::{clock, lock};
-
-/// Where the client keeps what many processes share: the last nonce per API key and the
-/// access token (the state store implements it; the client knows nothing of SQLite).
-pub trait SharedState {
-    /// The next nonce for `api_key`: greater than every one before, and at least `floor`.
-    fn next_nonce(&self, api_key: &str, floor: i64) -> std::result::Result<i64, StateError>;
-    /// The shared access token of `owner` and its expiry (unix seconds).
-    fn access_token(&self, owner: &str) -> std::result::Result<Option<(Secret, i64)>, StateError>;
-    fn save_access_token(
-        &self,
-        owner: &str,
-        token: &Secret,
-        expires_at: i64,
-    ) -> std::result::Result<(), StateError>;
-}
-
-/// The shared state could not be read or written.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct StateError {
-    pub message: String,
-    /// Busy or out of room: the next run succeeds.
-    pub temporary: bool,
-}
-
-/// `UPPER(hex(HMAC-SHA256(secret, nonce ‖ key)))`.
-pub fn signature(nonce: i64, api_key: &str, api_secret: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(api_secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(nonce.to_string().as_bytes());
-    mac.update(api_key.as_bytes());
-    hex::encode_upper(mac.finalize().into_bytes())
-}
 
 impl SplynxClient<'_> {
     /// `key`, the next nonce and their signature, as `Authorization` wants them.
@@ -82,8 +49,7 @@ impl SplynxClient<'_> {
         let fresh = match stored(self)? {
             Some(found) => found,
             None => {
-                let _only_one = lock::acquire(
-                    &self.data_dir,
+                let _only_one = self.state.hold(
                     "splynx-auth",
                     "the Splynx access token renewal",
                     self.lock_wait,
@@ -159,7 +125,3 @@ impl SplynxClient<'_> {
 
 /// A token this close to expiry is renewed first, so no request carries a dying one.
 const TOKEN_MARGIN_SECONDS: i64 = 120;
-
-pub(super) fn token_header(token: &Secret) -> String {
-    format!("Splynx-EA (access_token={})", token.expose())
-}

@@ -12,15 +12,15 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use url::form_urlencoded;
 
-use super::auth::{token_header, SharedState};
 use super::error::{classify, decode, Result, SplynxError};
 use super::model::{
     Administrator, AdministratorRow, Customer, FinanceDocument, Payment, PaymentMethod, Statement,
     StatementRecord, Transaction,
 };
+use super::sign::token_header;
+use super::state::SharedState;
 use crate::config::{SplynxAuth, SplynxSettings};
 use crate::http::{self, Method, Transport};
-use crate::lock;
 use crate::secret::Secret;
 
 /// Borrows the state store it keeps the nonce counter and the shared access token in:
@@ -30,7 +30,6 @@ pub struct SplynxClient<'a> {
     pub(super) api_url: String,
     pub(super) api_key: String,
     pub(super) api_secret: Secret,
-    pub(super) data_dir: std::path::PathBuf,
     pub(super) lock_wait: Duration,
     auth: SplynxAuth,
     pub(super) state: &'a dyn SharedState,
@@ -97,18 +96,13 @@ pub struct NewTransaction {
 }
 
 impl<'a> SplynxClient<'a> {
-    pub fn new(
-        settings: &SplynxSettings,
-        data_dir: &std::path::Path,
-        state: &'a dyn SharedState,
-    ) -> SplynxClient<'a> {
-        SplynxClient::with_transport(settings, data_dir, state, http::transport(settings.timeout))
+    pub fn new(settings: &SplynxSettings, state: &'a dyn SharedState) -> SplynxClient<'a> {
+        SplynxClient::with_transport(settings, state, http::transport(settings.timeout))
     }
 
     /// A client that sends through `http` (tests give it canned replies).
     pub fn with_transport(
         settings: &SplynxSettings,
-        data_dir: &std::path::Path,
         state: &'a dyn SharedState,
         http: Arc<dyn Transport>,
     ) -> SplynxClient<'a> {
@@ -117,7 +111,6 @@ impl<'a> SplynxClient<'a> {
             api_url: settings.api_url.clone(),
             api_key: settings.api_key.clone(),
             api_secret: settings.api_secret.clone(),
-            data_dir: data_dir.to_path_buf(),
             lock_wait: settings.timeout * 2 + Duration::from_secs(5),
             auth: settings.auth,
             state,
@@ -360,12 +353,9 @@ impl<'a> SplynxClient<'a> {
             SplynxAuth::Signature => {
                 // Held until the reply is in: the next nonce is only used after this one
                 // arrived, so Splynx sees nonces in order even from many processes.
-                let _turn = lock::acquire(
-                    &self.data_dir,
-                    "splynx-api",
-                    "the Splynx API request lock",
-                    self.lock_wait,
-                )?;
+                let _turn =
+                    self.state
+                        .hold("splynx-api", "the Splynx API request lock", self.lock_wait)?;
                 send(&self.signature_header()?)?
             }
             SplynxAuth::AccessToken => {

@@ -2,10 +2,9 @@
 //! may have been applied anyway, which exit code it is, which permission is missing.
 
 use crate::http::Method;
-use crate::lock;
 use serde::de::DeserializeOwned;
 
-use super::auth::StateError;
+use super::state::StateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SplynxError {
@@ -39,8 +38,6 @@ pub enum SplynxError {
     /// Failed before the request was sent (e.g. while getting an access token).
     #[error(transparent)]
     BeforeSending(Box<SplynxError>),
-    #[error(transparent)]
-    Lock(#[from] lock::LockError),
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -91,7 +88,6 @@ impl SplynxError {
         match self {
             SplynxError::BeforeSending(inner) => inner.is_temporary(),
             SplynxError::Transport { .. } | SplynxError::Unavailable { .. } => true,
-            SplynxError::Lock(lock::LockError::Busy { .. }) => true,
             SplynxError::State(e) => e.temporary,
             _ => false,
         }

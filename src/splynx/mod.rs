@@ -3,9 +3,12 @@ mod auth;
 pub mod client;
 mod error;
 pub mod model;
+mod sign;
+mod state;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{signature, SharedState, StateError};
 pub use client::{NewPayment, NewStatementRecord, NewTransaction, SplynxClient};
 pub use error::{Result, SplynxError};
+pub use sign::signature;
+pub use state::{Held, SharedState, StateError};

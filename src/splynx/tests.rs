@@ -19,6 +19,8 @@ use crate::secret::Secret;
 struct Memory {
     nonce: Mutex<i64>,
     token: Mutex<Option<(Secret, i64)>>,
+    /// The locks taken, in order.
+    held: Mutex<Vec<String>>,
 }
 
 impl SharedState for Memory {
@@ -39,6 +41,15 @@ impl SharedState for Memory {
         *self.token.lock().unwrap() = Some((token.clone(), expires_at));
         Ok(())
     }
+    fn hold(
+        &self,
+        name: &str,
+        _: &str,
+        _: std::time::Duration,
+    ) -> std::result::Result<super::Held, StateError> {
+        self.held.lock().unwrap().push(name.to_string());
+        Ok(Box::new(()))
+    }
 }
 
 fn settings(auth: &str) -> SplynxSettings {
@@ -52,16 +63,16 @@ fn settings(auth: &str) -> SplynxSettings {
 
 #[test]
 fn signature_auth_signs_every_request_with_a_growing_nonce() {
-    let dir = tempfile::tempdir().unwrap();
     let canned = Canned::new(vec![
         Ok(Reply::new(200, r#"{"status":"ok"}"#)),
         Ok(Reply::new(200, r#"{"status":"ok"}"#)),
     ]);
     let state = Memory::default();
-    let client =
-        SplynxClient::with_transport(&settings("signature"), dir.path(), &state, canned.clone());
+    let client = SplynxClient::with_transport(&settings("signature"), &state, canned.clone());
     client.check().unwrap();
     client.check().unwrap();
+    // Each signed request holds the request lock until its reply is in.
+    assert_eq!(*state.held.lock().unwrap(), ["splynx-api", "splynx-api"]);
     let nonces: Vec<i64> = canned
         .requests()
         .iter()
@@ -90,7 +101,6 @@ fn signature_auth_signs_every_request_with_a_growing_nonce() {
 
 #[test]
 fn an_access_token_is_shared_and_renewed_once_after_a_401() {
-    let dir = tempfile::tempdir().unwrap();
     let far = clock::now_ms() / 1000 + 3600;
     let token = |t: &str| {
         Ok(Reply::new(
@@ -106,14 +116,11 @@ fn an_access_token_is_shared_and_renewed_once_after_a_401() {
         Ok(Reply::new(200, "{}")),
     ]);
     let state = Memory::default();
-    let client = SplynxClient::with_transport(
-        &settings("access_token"),
-        dir.path(),
-        &state,
-        canned.clone(),
-    );
+    let client = SplynxClient::with_transport(&settings("access_token"), &state, canned.clone());
     client.check().unwrap();
     client.check().unwrap();
+    // Each token is made under the renewal lock, so every process makes it once.
+    assert_eq!(*state.held.lock().unwrap(), ["splynx-auth", "splynx-auth"]);
     let sent = canned.requests();
     let paths: Vec<&str> = sent.iter().map(|r| r.url.as_str()).collect();
     assert!(

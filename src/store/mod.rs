@@ -18,7 +18,7 @@ pub use records::*;
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -121,6 +121,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     conn: Connection,
+    /// Where the cross-process locks of those sharing this store live (`None`: an
+    /// in-memory store, which no other process shares).
+    locks_dir: Option<PathBuf>,
 }
 
 /// SQLite's busy handler. Writers here hold the lock for well under a millisecond, so poll
@@ -152,6 +155,24 @@ impl crate::splynx::SharedState for Store {
     ) -> std::result::Result<(), StateError> {
         self.save_splynx_token(owner, token, expires_at)
             .map_err(StateError::from)
+    }
+
+    fn hold(
+        &self,
+        name: &str,
+        what: &str,
+        wait: Duration,
+    ) -> std::result::Result<crate::splynx::Held, StateError> {
+        let Some(dir) = &self.locks_dir else {
+            return Ok(Box::new(()));
+        };
+        match crate::lock::acquire(dir, name, what, wait) {
+            Ok(held) => Ok(Box::new(held)),
+            Err(e) => Err(StateError {
+                temporary: matches!(e, crate::lock::LockError::Busy { .. }),
+                message: e.to_string(),
+            }),
+        }
     }
 }
 
@@ -185,7 +206,15 @@ impl Store {
         };
         let conn = Connection::open(&path).map_err(open_error)?;
         let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
-        Store::configure(conn, &shown)
+        Ok(Store::configure(conn, &shown)?.locking_in(data_dir))
+    }
+
+    /// The same store, its processes' locks kept in `dir`.
+    pub fn locking_in(self, dir: &Path) -> Store {
+        Store {
+            locks_dir: Some(dir.to_path_buf()),
+            ..self
+        }
     }
 
     pub fn open_in_memory() -> Result<Store> {
@@ -226,7 +255,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_error)?;
         migrate(&mut conn, shown)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            locks_dir: None,
+        })
     }
 
     /// Checkpoints the WAL now, syncing it and the database: what was committed survives a

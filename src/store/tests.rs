@@ -135,7 +135,10 @@ fn migration_5_keeps_rows_and_watches_recent_credits() {
         .unwrap();
     }
     migrate(&mut conn, "test").unwrap();
-    let store = Store { conn };
+    let store = Store {
+        conn,
+        locks_dir: None,
+    };
     let watched = store.invoice(1).unwrap().unwrap();
     assert_eq!(watched.settlement, Settlement::Credited);
     assert_eq!(watched.watch_until, Some(2000 + 7 * 86_400_000));

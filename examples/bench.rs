@@ -5,8 +5,6 @@
 //! Per-process figures: wall time measured here around each process, peak RSS from
 //! `wait4`, and the process's own time waiting on HTTP (it logs it at `-vv`), so
 //! "overhead" = wall − waiting on HTTP.
-// wait4 gives the child's own CPU time and peak RSS: the one unsafe call, in a benchmark.
-#![allow(unsafe_code)]
 // A benchmark program prints its tables (the product writes stdout only through output.rs).
 #![allow(clippy::print_stdout)]
 
@@ -130,8 +128,6 @@ impl Bench {
 
 /// Runs `program` as its own process; measures wall time, CPU, peak RSS and (from `-vv`
 /// output) its own HTTP wait.
-// The child is reaped by wait4 (for its rusage), not by Child::wait.
-#[allow(clippy::zombie_processes)]
 fn spawn(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (Sample, String) {
     let started = Instant::now();
     let mut child = Command::new(program)
@@ -155,17 +151,10 @@ fn spawn(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (Sample, Str
     });
     let mut err = String::new();
     let _ = stderr.read_to_string(&mut err);
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `usage` are valid out-pointers.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
+    // Reaped by wait4 (not Child::wait), for the child's own CPU time and peak RSS.
+    let reaped = wait4::Wait4::wait4(child).unwrap();
     let wall = started.elapsed();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    let code = reaped.status.code().unwrap_or(-1);
     let stdout = out.join().unwrap();
     if code != 0 {
         eprintln!("{args:?} exited {code}: {err}");
@@ -177,10 +166,10 @@ fn spawn(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (Sample, Str
     (
         Sample {
             wall,
-            cpu: cpu_time(&usage),
+            cpu: reaped.rusage.utime + reaped.rusage.stime,
             inner,
             http,
-            max_rss_kib: own_rss.unwrap_or(usage.ru_maxrss),
+            max_rss_kib: own_rss.unwrap_or((reaped.rusage.maxrss / 1024) as i64),
             code,
         },
         stdout,
@@ -197,11 +186,6 @@ fn parse_timing(stderr: &str) -> Option<(Duration, Duration)> {
         parse_debug_duration(inner.trim())?,
         parse_debug_duration(http.trim())?,
     ))
-}
-
-fn cpu_time(usage: &libc::rusage) -> Duration {
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn parse_peak_rss(stderr: &str) -> Option<i64> {

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use crate::cli::AdminArgs;
 use crate::context::Context;
-use crate::exit::Problem;
+use crate::exit::{ExitCode, Failing};
 use crate::splynx::model::Administrator;
 
 /// The administrator at the admin page.
@@ -45,6 +45,24 @@ impl CallerView {
     }
 }
 
+/// Why an admin page's caller is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminRefusal {
+    #[error("the administrator session hash (sash) is malformed")]
+    MalformedSash,
+    #[error("the administrator session hash belongs to administrator {owner}, not to the one logged in ({session}); open the page again from the Splynx admin panel")]
+    SashOfAnother { owner: i64, session: i64 },
+    /// The administrator's role may not change the pairing (`refusal` words it).
+    #[error("{0}")]
+    MayNotPair(String),
+}
+
+impl Failing for AdminRefusal {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
+    }
+}
+
 /// Roles compare by Splynx's role identifier, exactly (`super-administrator`,
 /// `administrator`, or a custom role's own identifier): a custom role named
 /// `super_administrator` is not the super administrator.
@@ -58,17 +76,15 @@ pub fn identify(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
         return Ok(None);
     };
     if sash.is_empty() || sash.len() > 200 || !sash.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(
-            Problem::BadInput("the administrator session hash (sash) is malformed".into()).into(),
-        );
+        return Err(AdminRefusal::MalformedSash.into());
     }
     let admin = ctx.splynx().administrator(sash)?;
     if let Some(session) = args.session_admin {
         if session != admin.id {
-            return Err(Problem::BadInput(format!(
-                "the administrator session hash belongs to administrator {}, not to the one logged in ({session}); open the page again from the Splynx admin panel",
-                admin.id
-            ))
+            return Err(AdminRefusal::SashOfAnother {
+                owner: admin.id,
+                session,
+            }
             .into());
         }
     }
@@ -80,7 +96,7 @@ pub fn identify(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
 pub fn require_pairing_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
     let caller = identify(ctx, args)?;
     if let Some(c) = caller.as_ref().filter(|c| !c.may_pair) {
-        return Err(Problem::BadInput(refusal(&ctx.config.pairing_roles, &c.admin)).into());
+        return Err(AdminRefusal::MayNotPair(refusal(&ctx.config.pairing_roles, &c.admin)).into());
     }
     Ok(caller)
 }

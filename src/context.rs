@@ -83,6 +83,20 @@ impl Context {
     }
 }
 
+/// Root about to leave root-owned files in the web server's data directory.
+#[derive(Debug, thiserror::Error)]
+#[error("{path} belongs to user id {owner}, not root: run this as that user (e.g. `sudo -u www-data splynx-bitpay ...`) so every file stays usable by the web server")]
+pub struct ForeignDataDir {
+    path: String,
+    owner: u32,
+}
+
+impl crate::exit::Failing for ForeignDataDir {
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::Config
+    }
+}
+
 /// Root running a command on an installed system would leave root-owned files in the web
 /// server's data directory, which the webhook and portal then cannot open.
 fn refuse_foreign_data_dir(data_dir: &Path) -> Result<()> {
@@ -91,11 +105,10 @@ fn refuse_foreign_data_dir(data_dir: &Path) -> Result<()> {
         return Ok(());
     };
     if me.uid() == 0 && dir.uid() != 0 {
-        return Err(crate::exit::Problem::Setup(format!(
-            "{} belongs to user id {}, not root: run this as that user (e.g. `sudo -u www-data splynx-bitpay ...`) so every file stays usable by the web server",
-            data_dir.display(),
-            dir.uid()
-        ))
+        return Err(ForeignDataDir {
+            path: data_dir.display().to_string(),
+            owner: dir.uid(),
+        }
         .into());
     }
     Ok(())

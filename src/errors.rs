@@ -4,17 +4,23 @@
 
 use std::error::Error;
 
+use crate::admin::AdminRefusal;
 use crate::bitpay::identity::IdentityError;
 use crate::bitpay::BitPayError;
+use crate::checkout::Refusal;
 use crate::config::ConfigError;
+use crate::context::ForeignDataDir;
 use crate::exit::{ExitCode, Failing, Problem, BAD_INPUT, CONFIG, TEMPORARY};
+use crate::gateway::KeyMissing;
 use crate::lock::LockError;
-use crate::server::ServerError;
-use crate::splynx::SplynxError;
+use crate::pairing::PairingError;
+use crate::server::{ServerError, WebhookError};
+use crate::splynx::{PaymentUnsettled, SplynxError};
 use crate::store::StoreError;
 
-/// The exit code for an error. A command's own verdict (`Problem`, also when attached as
-/// context) wins; otherwise the first cause in the chain with a known meaning decides.
+/// The exit code for an error. A verdict (a command's `Problem`, a checkout's `Refusal`,
+/// also when attached as context) wins; otherwise the first cause in the chain with a
+/// known meaning decides.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     failure_of(error).code()
 }
@@ -23,6 +29,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 pub fn failure_of(error: &anyhow::Error) -> ExitCode {
     if let Some(problem) = error.downcast_ref::<Problem>() {
         return problem.exit_code();
+    }
+    if let Some(refusal) = error.downcast_ref::<Refusal>() {
+        return refusal.exit_code();
     }
     error
         .chain()
@@ -51,7 +60,11 @@ pub fn message(error: &anyhow::Error) -> String {
 /// What kind of failure, for `--json` errors: `not_found`, `bad_input`, `temporary`,
 /// `config` or `failure`.
 pub fn error_kind(error: &anyhow::Error) -> &'static str {
-    if let Some(Problem::NotFound(_)) = error.downcast_ref::<Problem>() {
+    let not_found = matches!(error.downcast_ref::<Problem>(), Some(Problem::NotFound(_)))
+        || error
+            .downcast_ref::<Refusal>()
+            .is_some_and(Refusal::is_not_found);
+    if not_found {
         return "not_found";
     }
     match exit_code(error) {
@@ -73,6 +86,13 @@ fn meaning_of(cause: &(dyn Error + 'static)) -> Option<ExitCode> {
     }
     known!(
         Problem,
+        Refusal,
+        PairingError,
+        AdminRefusal,
+        PaymentUnsettled,
+        WebhookError,
+        KeyMissing,
+        ForeignDataDir,
         ServerError,
         BitPayError,
         SplynxError,

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::bitpay::{BitPayServer, BitPayWebhooks, Identity};
 use crate::context::Context;
-use crate::exit::Problem;
+use crate::exit::{ExitCode, Failing};
 use crate::order_id::OrderKey;
 use crate::pairing;
 use crate::server::{Credential, PaymentServer, WebhookFormat};
@@ -28,6 +28,17 @@ pub enum Key {
     MustExist,
 }
 
+/// A dry run found no key to read with (it creates none).
+#[derive(Debug, thiserror::Error)]
+#[error("the BitPay key {0} is missing: pair again (`splynx-bitpay pair CODE`)")]
+pub struct KeyMissing(String);
+
+impl Failing for KeyMissing {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Config
+    }
+}
+
 /// The configured payment server, and the key our order ids carry.
 pub struct Gateway {
     pub server: Box<dyn PaymentServer>,
@@ -36,6 +47,11 @@ pub struct Gateway {
 
 pub fn open(ctx: &Context, need: Need, key: Key) -> Result<Gateway> {
     open_bitpay(ctx, need, key)
+}
+
+/// The configured server's name, for people.
+pub fn server_name(ctx: &Context) -> &'static str {
+    webhooks(ctx).name()
 }
 
 /// The configured server's webhooks, read before anything else is opened.
@@ -85,11 +101,9 @@ fn open_bitpay(ctx: &Context, need: Need, key: Key) -> Result<Gateway> {
 fn identity(ctx: &Context, key: Key) -> Result<Identity> {
     match (ctx.existing_identity()?, key) {
         (Some(identity), _) => Ok(identity),
-        (None, Key::MustExist) => Err(Problem::Setup(format!(
-            "the BitPay key {} is missing: pair again (`splynx-bitpay pair CODE`)",
-            ctx.config.key_path().display()
-        ))
-        .into()),
+        (None, Key::MustExist) => {
+            Err(KeyMissing(ctx.config.key_path().display().to_string()).into())
+        }
         (None, Key::CreateIfMissing) => ctx.identity(),
     }
 }

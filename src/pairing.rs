@@ -8,9 +8,57 @@ use crate::bitpay::{BitPayClient, BitPayError};
 use crate::cli::PairArgs;
 use crate::clock;
 use crate::context::Context;
-use crate::exit::Problem;
+use crate::exit::{ExitCode, Failing};
 use crate::secret::Secret;
 use crate::store::TokenRecord;
+
+/// Why pairing, or the token it made, cannot be used: what the admin must do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairingError {
+    #[error(
+        "\"{0}\" is not a BitPay pairing code: codes are exactly 7 letters or digits, like u7m0VSR"
+    )]
+    NotACode(String),
+    #[error("already paired ({active} token active): a new pairing code replaces it, and customers then pay the BitPay account that code belongs to. Confirm to replace it")]
+    AlreadyPaired { active: String },
+    #[error("BitPay answered the pairing request without a usable token and pairing code (got code {code:?})")]
+    NoUsableToken { code: String },
+    #[error("not paired with BitPay ({environment} environment): run `splynx-bitpay pair CODE` with a pairing code from the BitPay dashboard")]
+    NotPaired { environment: &'static str },
+    #[error("the BitPay {facade} token is not approved yet: approve pairing code {code} at {url}, then try again")]
+    NotApproved {
+        facade: String,
+        code: String,
+        url: String,
+    },
+    #[error("BitPay is unreachable from this server ({message}): check its network, DNS and firewall (bitpay.api_url is {api_url}); nothing was changed: try again in a few minutes")]
+    Unreachable { message: String, api_url: String },
+    #[error("BitPay is down or overloaded; nothing was changed: try again in a few minutes")]
+    Down,
+    #[error("pairing code {code} belongs to the other BitPay environment: this add-on is set to environment = \"{environment}\" ({api_url}). Create the code in that environment's dashboard and {then}, or set bitpay.environment = \"{other}\" in {config}")]
+    OtherEnvironment {
+        code: String,
+        environment: &'static str,
+        other: &'static str,
+        api_url: String,
+        then: &'static str,
+        config: String,
+    },
+    #[error("BitPay does not accept pairing code {code}: it is unknown, expired (codes last 24 hours) or already used. Create a new code in the BitPay dashboard (Payment Tools → Manage API Tokens → Add New Token) and {then}")]
+    CodeRefused { code: String, then: &'static str },
+    #[error("BitPay refused pairing: {0}")]
+    Refused(String),
+}
+
+impl Failing for PairingError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            PairingError::NotACode(_) | PairingError::AlreadyPaired { .. } => ExitCode::BadInput,
+            PairingError::Unreachable { .. } | PairingError::Down => ExitCode::Temporary,
+            _ => ExitCode::Config,
+        }
+    }
+}
 
 /// Pairs with a dashboard code (an approved token at once) or requests a code for the
 /// merchant to approve; from the admin page only for a pairing role, and replacing an
@@ -19,11 +67,10 @@ pub fn pair(ctx: &Context, args: &PairArgs) -> Result<Paired> {
     let label = token_label();
     if let Some(code) = args.code.as_deref() {
         if !is_valid_pairing_code(code) {
-            return Err(Problem::BadInput(format!(
-                "\"{}\" is not a BitPay pairing code: codes are exactly 7 letters or digits, like u7m0VSR",
-                crate::output::printable(&code.chars().take(40).collect::<String>())
-            ))
-            .into());
+            let shown: String = code.chars().take(40).collect();
+            return Err(
+                PairingError::NotACode(crate::output::printable(&shown).into_owned()).into(),
+            );
         }
     }
     let caller = crate::admin::require_pairing_role(ctx, &args.admin)?;
@@ -35,10 +82,9 @@ pub fn pair(ctx: &Context, args: &PairArgs) -> Result<Paired> {
         .map(|t| t.facade)
         .collect();
     if caller.is_some() && args.code.is_some() && !active.is_empty() && !args.replace {
-        return Err(Problem::BadInput(format!(
-            "already paired ({} token active): a new pairing code replaces it, and customers then pay the BitPay account that code belongs to. Confirm to replace it",
-            active.join(", ")
-        ))
+        return Err(PairingError::AlreadyPaired {
+            active: active.join(", "),
+        }
         .into());
     }
     let from = match caller {
@@ -67,10 +113,9 @@ pub fn pair(ctx: &Context, args: &PairArgs) -> Result<Paired> {
         ),
     };
     if grant.token.is_empty() || !approved && !is_valid_pairing_code(&grant.pairing_code) {
-        return Err(Problem::Setup(format!(
-            "BitPay answered the pairing request without a usable token and pairing code (got code {:?})",
-            grant.pairing_code
-        ))
+        return Err(PairingError::NoUsableToken {
+            code: grant.pairing_code,
+        }
         .into());
     }
     let facade = match (grant.facade.as_str(), approved) {
@@ -205,10 +250,9 @@ pub fn refresh_pending(
 pub fn invoice_token(ctx: &Context, client: &BitPayClient) -> Result<TokenRecord> {
     let mut tokens = ctx.store.tokens(ctx.environment())?;
     if tokens.is_empty() {
-        return Err(Problem::Setup(format!(
-            "not paired with BitPay ({} environment): run `splynx-bitpay pair CODE` with a pairing code from the BitPay dashboard",
-            ctx.environment()
-        ))
+        return Err(PairingError::NotPaired {
+            environment: ctx.environment(),
+        }
         .into());
     }
     if !tokens.iter().any(|t| t.approved) {
@@ -224,12 +268,14 @@ pub fn invoice_token(ctx: &Context, client: &BitPayClient) -> Result<TokenRecord
         return Ok(token);
     }
     let pending = &tokens[0];
-    Err(Problem::Setup(format!(
-        "the BitPay {} token is not approved yet: approve pairing code {} at {}, then try again",
-        pending.facade,
-        pending.pairing_code.as_deref().unwrap_or("(unknown)"),
-        ctx.dashboard_tokens_url()
-    ))
+    Err(PairingError::NotApproved {
+        facade: pending.facade.clone(),
+        code: pending
+            .pairing_code
+            .clone()
+            .unwrap_or_else(|| "(unknown)".into()),
+        url: ctx.dashboard_tokens_url(),
+    }
     .into())
 }
 
@@ -252,16 +298,13 @@ pub fn explain_pairing_error(
         // Said once, by its cause: BitPay unreachable from here, or BitPay failing. Nothing
         // was paired either way. The full error is for `-v`.
         log::debug!("pairing: {error}");
-        let cause = match &error {
-            BitPayError::Transport { message, .. } => format!(
-                "BitPay is unreachable from this server ({message}): check its network, DNS and firewall (bitpay.api_url is {})",
-                ctx.config.bitpay.api_url
-            ),
-            _ => "BitPay is down or overloaded".to_string(),
-        };
-        return Problem::Temporary(format!(
-            "{cause}; nothing was changed: try again in a few minutes"
-        ))
+        return match &error {
+            BitPayError::Transport { message, .. } => PairingError::Unreachable {
+                message: message.clone(),
+                api_url: ctx.config.bitpay.api_url.clone(),
+            },
+            _ => PairingError::Down,
+        }
         .into();
     }
     let enter_new_code = match from {
@@ -271,29 +314,31 @@ pub fn explain_pairing_error(
     let message = error.message().to_string();
     let lower = message.to_ascii_lowercase();
     let env = ctx.environment();
+    let code = code.unwrap_or("?").to_string();
     let advice = if lower.contains("production pairing code") || lower.contains("pairing failed") {
-        let other = if env == "test" { "production" } else { "test" };
-        format!(
-            "pairing code {} belongs to the other BitPay environment: this add-on is set to environment = \"{env}\" ({}). Create the code in that environment's dashboard and {enter_new_code}, or set bitpay.environment = \"{other}\" in {}",
-            code.unwrap_or("?"),
-            ctx.config.bitpay.api_url,
-            ctx.config.path.display()
-        )
+        PairingError::OtherEnvironment {
+            code,
+            environment: env,
+            other: if env == "test" { "production" } else { "test" },
+            api_url: ctx.config.bitpay.api_url.clone(),
+            then: enter_new_code,
+            config: ctx.config.path.display().to_string(),
+        }
     } else if lower.contains("unable to create token")
         || lower.contains("not found")
         || lower.contains("expired")
     {
-        format!(
-            "BitPay does not accept pairing code {}: it is unknown, expired (codes last 24 hours) or already used. Create a new code in the BitPay dashboard (Payment Tools → Manage API Tokens → Add New Token) and {enter_new_code}",
-            code.unwrap_or("?")
-        )
+        PairingError::CodeRefused {
+            code,
+            then: enter_new_code,
+        }
     } else {
-        format!("BitPay refused pairing: {message}")
+        PairingError::Refused(message)
     };
     // The advice names the problem and what to do; BitPay's own words (often "HTTP 500:
     // Unable to create token" for a wrong code) go to the log, not to the admin page.
     log::warn!("pairing: {error}");
-    Problem::Setup(advice).into()
+    advice.into()
 }
 
 /// A token as `status` shows it: masked (`abcd… (44 chars)`), with its approval state.

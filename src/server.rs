@@ -167,6 +167,13 @@ pub enum WebhookError {
     RefundWithoutInvoice(String),
 }
 
+impl Failing for WebhookError {
+    /// Not a webhook: the sender must not retry it as is.
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
+    }
+}
+
 /// What we take from a webhook: the invoice id (and, for the journal, the event and what it
 /// claims). Everything else is untrusted: what settles is a fresh fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! Signed BitPay API client (reference sections 2-4 and 7). Just over 500 lines because
-//! its unit tests (signing, retries, error shapes over canned replies) sit with it.
+//! Signed BitPay API client (reference sections 2-4 and 7), with its unit tests (signing,
+//! retries, error shapes over canned replies).
 
 use crate::exit::{ExitCode, Failing};
 use std::thread;

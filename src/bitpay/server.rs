@@ -8,7 +8,6 @@ use super::client::{BitPayClient, BitPayError};
 use super::model::{self, Buyer, InvoiceRequest};
 use super::webhook;
 use crate::domain::NewInvoice;
-use crate::exit::Problem;
 use crate::money::json_number;
 use crate::server::{
     Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, ServerError,
@@ -73,6 +72,19 @@ fn classify(error: BitPayError) -> ServerError {
     }
 }
 
+/// Why BitPay will not take a token of ours, and what the admin does about it.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenRefused {
+    #[error("the BitPay {facade} token is disabled (not approved yet, or revoked): approve it at {url}, or pair again with `splynx-bitpay pair CODE`")]
+    Disabled { facade: String, url: String },
+    #[error("BitPay does not accept this add-on's identity (SIN {sin}) for the stored {facade} token: the token was revoked or belongs to another key or environment. Pair again with `splynx-bitpay pair CODE`")]
+    UnknownIdentity { facade: String, sin: String },
+    #[error("BitPay refused the {facade} token: {message}. Check `splynx-bitpay status`, then pair again if needed")]
+    Other { facade: String, message: String },
+    #[error("--since lists invoices at BitPay, which needs a merchant token; this add-on is paired with a {facade} token. Run `splynx-bitpay pair --request --facade merchant` and approve the code, or reconcile without --since")]
+    NoMerchantToken { facade: String },
+}
+
 /// BitPay, through a signed client, with this installation's tokens.
 pub struct BitPayServer {
     client: BitPayClient,
@@ -111,23 +123,24 @@ impl BitPayServer {
             return classify(error);
         }
         let message = error.message().to_ascii_lowercase();
+        let facade = facade.to_string();
         let advice = if message.contains("disabled") {
-            format!(
-                "the BitPay {facade} token is disabled (not approved yet, or revoked): approve it at {}, or pair again with `splynx-bitpay pair CODE`",
-                self.dashboard_tokens_url
-            )
+            TokenRefused::Disabled {
+                facade,
+                url: self.dashboard_tokens_url.clone(),
+            }
         } else if message.contains("unauthorized sin") {
-            format!(
-                "BitPay does not accept this add-on's identity (SIN {}) for the stored {facade} token: the token was revoked or belongs to another key or environment. Pair again with `splynx-bitpay pair CODE`",
-                self.sin
-            )
+            TokenRefused::UnknownIdentity {
+                facade,
+                sin: self.sin.clone(),
+            }
         } else {
-            format!(
-                "BitPay refused the {facade} token: {}. Check `splynx-bitpay status`, then pair again if needed",
-                error.message()
-            )
+            TokenRefused::Other {
+                facade,
+                message: error.message().to_string(),
+            }
         };
-        ServerError::Authorization(anyhow::Error::new(error).context(Problem::Setup(advice)))
+        ServerError::Authorization(anyhow::Error::new(error).context(advice))
     }
 }
 
@@ -216,9 +229,9 @@ impl PaymentServer for BitPayServer {
                 .as_ref()
                 .map_or("no", |t| t.label.as_str());
             return Err(ServerError::Authorization(
-                Problem::Setup(format!(
-                    "--since lists invoices at BitPay, which needs a merchant token; this add-on is paired with a {facade} token. Run `splynx-bitpay pair --request --facade merchant` and approve the code, or reconcile without --since"
-                ))
+                TokenRefused::NoMerchantToken {
+                    facade: facade.to_string(),
+                }
                 .into(),
             ));
         };

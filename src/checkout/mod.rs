@@ -11,7 +11,6 @@ use rust_decimal::Decimal;
 use crate::config::Config;
 use crate::context::Context;
 pub use crate::domain::Origin;
-use crate::exit::Problem;
 use crate::fee::{self, Charge};
 use crate::gateway::{self, Key, Need};
 use crate::money;
@@ -66,7 +65,7 @@ pub fn customer(ctx: &Context, customer_id: i64) -> Result<(Customer, &Config)> 
     let customer = ctx
         .splynx()
         .customer(customer_id)
-        .map_err(|e| not_found_as(e, &format!("Customer {customer_id} does not exist")))?;
+        .map_err(|e| not_found_as(e, Refusal::NoSuchCustomer(customer_id)))?;
     let settings = checkout_settings(ctx, customer.partner_id)?;
     Ok((customer, settings))
 }
@@ -128,7 +127,7 @@ fn check_splynx(
 /// reads exactly like one that does not exist.
 pub fn direct<'c>(ctx: &'c Context, request: &Request) -> Result<(Customer, &'c Config, Document)> {
     if matches!(request, Request::Refill(_)) {
-        return Err(bad_input("A balance top-up has no direct pay link"));
+        return Err(Refusal::TopUpHasNoLink.into());
     }
     let splynx = ctx.splynx();
     let (kind, label, candidates) = fetch_documents(&splynx, request)?;
@@ -172,7 +171,7 @@ fn as_it_stands(
     match found {
         Existing::InProgress(id) | Existing::OpenElsewhere(id) => {
             let record = ctx.store.invoice(id)?.context("stored invoice vanished")?;
-            Err(refusal(&found, &document, &record))
+            Err(refusal(ctx, &found, &document, &record))
         }
         Existing::Candidate(id) => {
             let record = ctx.store.invoice(id)?.context("stored invoice vanished")?;
@@ -188,22 +187,28 @@ fn as_it_stands(
 }
 
 /// Why a document cannot be paid now because of a BitPay invoice already made for it.
-fn refusal(found: &Existing, document: &Document, record: &InvoiceRecord) -> anyhow::Error {
+fn refusal(
+    ctx: &Context,
+    found: &Existing,
+    document: &Document,
+    record: &InvoiceRecord,
+) -> anyhow::Error {
+    let document = document.description.clone();
     match found {
-        Existing::OpenElsewhere(_) => bad_input(format!(
-            "A checkout for {} is already open until {}; please finish it there, or try again after then",
-            document.description,
-            record
+        Existing::OpenElsewhere(_) => Refusal::OpenElsewhere {
+            document,
+            until: record
                 .expires_at
-                .map_or("it expires".into(), clock::datetime_of)
-        )),
-        _ => bad_input(format!(
-            "A payment for {} is already in progress (BitPay invoice {} is {}); it will be credited once confirmed",
-            document.description,
-            record.bitpay_id.as_deref().unwrap_or("?"),
-            record.words.status
-        )),
+                .map_or("it expires".into(), clock::datetime_of),
+        },
+        _ => Refusal::InProgress {
+            document,
+            server: gateway::server_name(ctx),
+            invoice: record.bitpay_id.clone().unwrap_or_else(|| "?".into()),
+            status: record.words.status.clone(),
+        },
     }
+    .into()
 }
 
 /// The document with the service fee of `settings` on top.
@@ -277,11 +282,6 @@ pub fn checkout(
     })
 }
 
-/// A refusal the customer reads (65).
-pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
-    Problem::BadInput(message.into()).into()
-}
-
 /// What to do given the invoices already stored for the document (newest first).
 #[derive(Debug, Clone, PartialEq)]
 enum Existing {
@@ -340,9 +340,9 @@ fn classify_existing(
 }
 
 /// Splynx "not found" becomes the customer-facing refusal; everything else passes through.
-fn not_found_as(error: SplynxError, message: &str) -> anyhow::Error {
+fn not_found_as(error: SplynxError, refusal: Refusal) -> anyhow::Error {
     match error {
-        SplynxError::NotFound { .. } => Problem::NotFound(message.into()).into(),
+        SplynxError::NotFound { .. } => refusal.into(),
         other => other.into(),
     }
 }
@@ -391,11 +391,12 @@ fn fetch_documents(
 }
 
 /// "Invoice #N was not found" (+ `scope`).
-fn not_found(label: &str, request: &Request, scope: &str) -> anyhow::Error {
-    Problem::NotFound(format!(
-        "{label} {} was not found{scope}",
-        describe_request(request)
-    ))
+fn not_found(label: &'static str, request: &Request, scope: &'static str) -> anyhow::Error {
+    Refusal::NoSuchDocument {
+        label,
+        request: describe_request(request),
+        scope,
+    }
     .into()
 }
 
@@ -403,31 +404,22 @@ fn not_found(label: &str, request: &Request, scope: &str) -> anyhow::Error {
 /// currency's precision.
 fn payable(
     kind: DocKind,
-    label: &str,
+    label: &'static str,
     document: FinanceDocument,
     currency: &str,
 ) -> Result<Resolved> {
+    let number = document.number.clone();
+    let refused = match document.status.as_str() {
+        "paid" => Some(Refusal::AlreadyPaid { label, number }),
+        "deleted" => Some(Refusal::Cancelled { label, number }),
+        "pending" => Some(Refusal::BeingProcessed { label, number }),
+        _ if document.amount_due() <= Decimal::ZERO => Some(Refusal::NothingDue { label, number }),
+        _ => None,
+    };
+    if let Some(refusal) = refused {
+        return Err(refusal.into());
+    }
     let number = &document.number;
-    match document.status.as_str() {
-        "paid" => return Err(bad_input(format!("{label} #{number} is already paid"))),
-        "deleted" => {
-            return Err(bad_input(format!(
-                "{label} #{number} was cancelled and cannot be paid"
-            )))
-        }
-        "pending" => {
-            return Err(bad_input(format!(
-                "A payment for {} #{number} is already being processed",
-                label.to_lowercase()
-            )))
-        }
-        _ => {}
-    }
-    if document.amount_due() <= Decimal::ZERO {
-        return Err(bad_input(format!(
-            "{label} #{number} has nothing left to pay"
-        )));
-    }
     Ok((
         kind,
         Some(document.id),
@@ -443,9 +435,12 @@ fn round_for(amount: Decimal, currency: &str) -> Result<Decimal> {
     let places = money::currency_decimals(currency);
     let rounded = amount.round_dp(places);
     if rounded != amount {
-        return Err(bad_input(format!(
-            "The amount {amount} has more decimals than {currency} allows ({places}); ask your provider to correct the invoice"
-        )));
+        return Err(Refusal::TooPrecise {
+            amount: amount.to_string(),
+            currency: currency.to_string(),
+            places,
+        }
+        .into());
     }
     Ok(rounded)
 }
@@ -554,7 +549,7 @@ impl Creator<'_> {
             }
             Existing::InProgress(id) | Existing::OpenElsewhere(id) => {
                 let record = store.invoice(id)?.context("stored invoice vanished")?;
-                Err(refusal(&found, document, &record))
+                Err(refusal(self.ctx, &found, document, &record))
             }
             Existing::None => {
                 // A new invoice is priced with today's fee.
@@ -659,11 +654,7 @@ impl Creator<'_> {
                             None,
                             clock::now_ms(),
                         )?;
-                        Err(
-                            anyhow::Error::new(error).context(Problem::Temporary(format!(
-                                "{server} did not answer in time; please try again in a minute"
-                            ))),
-                        )
+                        Err(anyhow::Error::new(error).context(Refusal::ServerSlow { server }))
                     }
                 }
             }
@@ -683,10 +674,7 @@ impl Creator<'_> {
                     ServerError::Refused { words, .. } => words.clone(),
                     other => other.to_string(),
                 };
-                Err(anyhow::Error::new(Problem::BadInput(format!(
-                    "{server} could not create the invoice: {words}"
-                )))
-                .context(error))
+                Err(anyhow::Error::new(Refusal::ServerRefused { server, words }).context(error))
             }
         }
     }
@@ -696,16 +684,20 @@ impl Creator<'_> {
         match self.expected_total {
             Some(shown) if shown != total => {
                 let currency = &self.settings.bitpay.currency;
-                Err(bad_input(format!(
-                    "The amount changed (it is now {} {currency}, the page showed {} {currency}); please review it and pay again",
-                    money::format_amount(total, currency),
-                    money::format_amount(shown, currency)
-                )))
+                Err(Refusal::AmountChanged {
+                    now: money::format_amount(total, currency),
+                    shown: money::format_amount(shown, currency),
+                    currency: currency.clone(),
+                }
+                .into())
             }
             _ => Ok(()),
         }
     }
 }
 
+mod refusal;
 #[cfg(test)]
 mod tests;
+
+pub use refusal::Refusal;

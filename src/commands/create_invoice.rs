@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use super::pay::{document_request, parse_id, pay, show_payable};
-use crate::checkout::{self, bad_input, Origin, Request};
+use super::pay::{bad_input, document_request, parse_id, pay, show_payable};
+use crate::checkout::{self, Origin, Request};
 use crate::cli::CreateInvoiceArgs;
 use crate::config::Config;
 use crate::context::Context;

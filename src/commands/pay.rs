@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::checkout::{self, bad_input, Checkout, Document, Origin, Request};
+use crate::checkout::{self, Checkout, Document, Origin, Request};
 use crate::cli::DocumentArgs;
 use crate::config::Config;
 use crate::context::Context;
@@ -11,6 +11,11 @@ use crate::exit::SUCCESS;
 use crate::money::{self, format_amount};
 use crate::splynx::model::Customer;
 use crate::view::{Created, FeeView, Payable};
+
+/// A refusal of what the page or the shell asked (65).
+pub(super) fn bad_input(message: impl Into<String>) -> anyhow::Error {
+    crate::exit::Problem::BadInput(message.into()).into()
+}
 
 pub(super) fn parse_id(text: &str, what: &str) -> Result<i64> {
     match text.trim().parse::<i64>() {

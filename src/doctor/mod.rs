@@ -21,7 +21,6 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::exit::SUCCESS;
 use crate::output::Output;
 
 use local::*;
@@ -29,7 +28,16 @@ use owner::*;
 use remote::*;
 use webhook::*;
 
-pub use report::{Check, Report, Status};
+pub use report::{Check, Failed, Report, Status};
+
+/// What `doctor` came to.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Run again as the data directory's owner, which exited with this status.
+    RanAs(u8),
+    /// Checked here: every failure, if any.
+    Checked(std::result::Result<(), Failed>),
+}
 
 /// Every check, in the order they run (stable ids for `--json`).
 pub const CHECKS: [&str; 21] = [
@@ -59,11 +67,11 @@ pub const CHECKS: [&str; 21] = [
 /// Who runs the add-on when the data directory does not say (Debian's web server user).
 const WEB_USER: &str = "www-data";
 
-pub fn run(config_path: &Path, output: Output) -> Result<u8> {
+pub fn run(config_path: &Path, output: Output) -> Result<Verdict> {
     let me = effective_uid();
     if me == Some(0) {
         if let Some(code) = rerun_as_data_owner(config_path, output)? {
-            return Ok(code);
+            return Ok(Verdict::RanAs(code));
         }
     }
     let mut report = Report::default();
@@ -86,10 +94,7 @@ pub fn run(config_path: &Path, output: Output) -> Result<u8> {
     );
     output.show(&report.view(header, config_path, environment, &user));
     // The report's last line is the verdict: said once, not again on stderr.
-    Ok(match report.verdict() {
-        Ok(()) => SUCCESS,
-        Err(problem) => crate::errors::exit_code(&problem.into()),
-    })
+    Ok(Verdict::Checked(report.verdict()))
 }
 
 /// The Splynx checks need a place for the nonce, the access token and the request locks;

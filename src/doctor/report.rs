@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::exit::Problem;
+use crate::exit::{ExitCode, Failing};
 use crate::output::View;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,7 +128,7 @@ impl Report {
     }
 
     /// `Ok` when nothing failed; else the verdict that decides the exit code.
-    pub fn verdict(&self) -> std::result::Result<(), Problem> {
+    pub fn verdict(&self) -> std::result::Result<(), Failed> {
         let failed: Vec<&Check> = self
             .checks
             .iter()
@@ -137,18 +137,33 @@ impl Report {
         if failed.is_empty() {
             return Ok(());
         }
-        let ids: Vec<&str> = failed.iter().map(|c| c.id).collect();
-        let message = format!(
-            "{} of {} checks failed ({})",
-            failed.len(),
-            self.checks.len(),
-            ids.join(", ")
-        );
-        Err(if failed.iter().all(|c| c.temporary) {
-            Problem::Temporary(message)
-        } else {
-            Problem::Setup(message)
+        Err(Failed {
+            failed: failed.len(),
+            total: self.checks.len(),
+            ids: failed.iter().map(|c| c.id).collect::<Vec<_>>().join(", "),
+            temporary: failed.iter().all(|c| c.temporary),
         })
+    }
+}
+
+/// Checks failed: which, and whether waiting fixes all of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{failed} of {total} checks failed ({ids})")]
+pub struct Failed {
+    failed: usize,
+    total: usize,
+    ids: String,
+    /// Every failure is temporary (a server down, a lock busy).
+    temporary: bool,
+}
+
+impl Failing for Failed {
+    fn exit_code(&self) -> ExitCode {
+        if self.temporary {
+            ExitCode::Temporary
+        } else {
+            ExitCode::Config
+        }
     }
 }
 
@@ -235,12 +250,12 @@ mod tests {
         report.warn("b", "hmm", None);
         assert!(report.verdict().is_ok());
         report.fail_temporary("c", "down", "wait");
-        assert!(matches!(report.verdict(), Err(Problem::Temporary(_))));
+        let temporary = report.verdict().unwrap_err();
+        assert_eq!(temporary.exit_code(), ExitCode::Temporary);
         report.fail("d", "broken", "fix it");
-        let Err(Problem::Setup(message)) = report.verdict() else {
-            panic!("a setup failure wins");
-        };
-        assert_eq!(message, "2 of 4 checks failed (c, d)");
+        let failed = report.verdict().unwrap_err();
+        assert_eq!(failed.exit_code(), ExitCode::Config, "a setup failure wins");
+        assert_eq!(failed.to_string(), "2 of 4 checks failed (c, d)");
     }
 
     #[test]

@@ -28,10 +28,9 @@ pub use decision::{decide, Decision, Stored};
 
 use crate::config::Config;
 use crate::config::{CreditOn, StatementGrouping};
-use crate::exit::Problem;
 use crate::money::format_amount;
 use crate::server::{InvoiceStatus, PaymentServer, ServerInvoice};
-use crate::splynx::{NewPayment, SplynxClient, SplynxError};
+use crate::splynx::{NewPayment, PaymentUnsettled as Waiting, SplynxClient, SplynxError};
 use crate::store::{HoldKind, InvoiceRecord, Settlement, SettlementTerms, Store};
 use crate::{clock, lock};
 

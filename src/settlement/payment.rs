@@ -66,13 +66,14 @@ impl Settler<'_> {
         if record.settlement != Settlement::Sent || clock::now_ms() >= until {
             return Ok(());
         }
-        let message = format!(
-            "the Splynx payment for BitPay invoice {bitpay_id} was sent at {} and its outcome is unknown; it is only looked up, not sent again, until {} (splynx.payment_grace_seconds)",
-            clock::datetime_of(sent_at),
-            clock::datetime_of(until)
-        );
-        self.journal(bitpay_id, "decision", &format!("waiting: {message}"), None)?;
-        Err(Problem::Temporary(message).into())
+        let waiting = Waiting::InGrace {
+            server: self.server.name(),
+            invoice: bitpay_id.to_string(),
+            sent_at: clock::datetime_of(sent_at),
+            until: clock::datetime_of(until),
+        };
+        self.journal(bitpay_id, "decision", &format!("waiting: {waiting}"), None)?;
+        Err(waiting.into())
     }
 
     /// Exactly once: mark "crediting", look the payment up in Splynx, create it only if
@@ -180,10 +181,11 @@ impl Settler<'_> {
                     ),
                     None,
                 )?;
-                Err(anyhow::Error::new(e).context(Problem::Temporary(format!(
-                    "the Splynx payment for BitPay invoice {bitpay_id} may or may not have been made; later runs look it up and send it again only after {}",
-                    clock::datetime_of(until)
-                ))))
+                Err(anyhow::Error::new(e).context(Waiting::OutcomeUnknown {
+                    server: self.server.name(),
+                    invoice: bitpay_id.to_string(),
+                    until: clock::datetime_of(until),
+                }))
             }
             Err(e) => {
                 // Provably not applied: the next run looks it up and sends it again.

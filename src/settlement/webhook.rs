@@ -8,7 +8,6 @@ use anyhow::Result;
 use super::{Outcome, Settler};
 use crate::clock;
 use crate::context::Context;
-use crate::exit::Problem;
 use crate::gateway::{self, Key, Need};
 use crate::recovery::{self, Adoption};
 use crate::server::{SignatureCheck, WebhookError, WebhookNotice};
@@ -110,7 +109,7 @@ pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<Web
                 Some(&bounded_record(body)),
                 now,
             )?;
-            return Err(Problem::BadInput(e.to_string()).into());
+            return Err(e.into());
         }
     };
     let id = webhook.invoice_id.clone();

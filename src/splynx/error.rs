@@ -94,6 +94,32 @@ impl SplynxError {
     }
 }
 
+/// A payment whose outcome Splynx has not told: it may still commit one whose reply never
+/// came, so the credit waits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentUnsettled {
+    #[error("the Splynx payment for {server} invoice {invoice} was sent at {sent_at} and its outcome is unknown; it is only looked up, not sent again, until {until} (splynx.payment_grace_seconds)")]
+    InGrace {
+        server: &'static str,
+        invoice: String,
+        sent_at: String,
+        until: String,
+    },
+    #[error("the Splynx payment for {server} invoice {invoice} may or may not have been made; later runs look it up and send it again only after {until}")]
+    OutcomeUnknown {
+        server: &'static str,
+        invoice: String,
+        until: String,
+    },
+}
+
+impl crate::exit::Failing for PaymentUnsettled {
+    /// The webhook's sender and cron try again.
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::Temporary
+    }
+}
+
 pub type Result<T> = std::result::Result<T, SplynxError>;
 
 pub(super) fn decode<T: DeserializeOwned>(path: &str, text: &str) -> Result<T> {

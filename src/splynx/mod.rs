@@ -9,6 +9,6 @@ mod state;
 mod tests;
 
 pub use client::{NewPayment, NewStatementRecord, NewTransaction, SplynxClient};
-pub use error::{Result, SplynxError};
+pub use error::{PaymentUnsettled, Result, SplynxError};
 pub use sign::signature;
 pub use state::{Held, SharedState, StateError};

@@ -12,6 +12,7 @@ mod exactly_once;
 mod faults;
 mod fee;
 mod hostile;
+mod layering;
 mod modules_list;
 mod pages;
 mod pairing;

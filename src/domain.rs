@@ -325,12 +325,54 @@ impl std::fmt::Display for StatusWords {
     }
 }
 
+/// An invoice's id at the payment server (BitPay's `Hpqc62dfE1ZjzeeH4kEycF`): what the
+/// journal, receipts and webhooks name it by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct InvoiceId(String);
+
+impl InvoiceId {
+    pub fn new(id: impl Into<String>) -> InvoiceId {
+        InvoiceId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for InvoiceId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for InvoiceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for InvoiceId {
+    fn from(id: String) -> InvoiceId {
+        InvoiceId(id)
+    }
+}
+
+impl From<&str> for InvoiceId {
+    fn from(id: &str) -> InvoiceId {
+        InvoiceId(id.to_string())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InvoiceRecord {
     pub id: i64,
     /// What was asked of BitPay: saved before the request, never changed after.
     pub order: NewInvoice,
-    pub bitpay_id: Option<String>,
+    /// The payment server's id, once it answered the create.
+    pub bitpay_id: Option<InvoiceId>,
     pub url: Option<String>,
     /// The payment server's last status, in its words and normalised.
     pub words: StatusWords,
@@ -474,7 +516,7 @@ impl InvoiceRecord {
                     fee_message: "BitPay fee".into(),
                 }),
             },
-            bitpay_id: Some(format!("B{id}")),
+            bitpay_id: Some(format!("B{id}").into()),
             url: None,
             words: StatusWords {
                 status: bitpay_status.into(),

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::clock;
+use crate::domain::InvoiceId;
 use crate::money::format_amount;
 use crate::output::View;
 use crate::settlement::{join_ids, Outcome};
@@ -13,7 +14,7 @@ use crate::store::{InvoiceRecord, JournalEntry, Settlement};
 /// A stored invoice as `show`, `status` and the admin page see it (no token).
 #[derive(Debug, Clone, Serialize)]
 pub struct InvoiceView {
-    pub bitpay_invoice_id: Option<String>,
+    pub bitpay_invoice_id: Option<InvoiceId>,
     pub document: &'static str,
     pub document_id: Option<i64>,
     pub document_number: Option<String>,

@@ -204,7 +204,10 @@ fn refusal(
         _ => Refusal::InProgress {
             document,
             server: gateway::server_name(ctx),
-            invoice: record.bitpay_id.clone().unwrap_or_else(|| "?".into()),
+            invoice: record
+                .bitpay_id
+                .as_ref()
+                .map_or_else(|| "?".into(), ToString::to_string),
             status: record.words.status.clone(),
         },
     }

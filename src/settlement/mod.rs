@@ -28,6 +28,7 @@ pub use decision::{decide, Decision, Stored};
 
 use crate::config::Config;
 use crate::config::{CreditOn, StatementGrouping};
+use crate::domain::InvoiceId;
 use crate::money::format_amount;
 use crate::server::{InvoiceStatus, PaymentServer, ServerInvoice};
 use crate::splynx::{NewPayment, PaymentUnsettled as Waiting, SplynxClient, SplynxError};
@@ -92,7 +93,7 @@ pub struct Settler<'a> {
 /// server said about it just now.
 struct Check<'a> {
     record: &'a InvoiceRecord,
-    id: &'a str,
+    id: &'a InvoiceId,
     fetched: &'a ServerInvoice,
 }
 
@@ -195,7 +196,7 @@ impl Settler<'_> {
         )?)
     }
 
-    fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<Outcome> {
+    fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &InvoiceId) -> Result<Outcome> {
         let fetched = self.fetch(record, bitpay_id)?;
         let decision = decide(
             &Stored {

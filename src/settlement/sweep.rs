@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::{Outcome, Settler};
 use crate::context::Context;
+use crate::domain::InvoiceId;
 use crate::errors;
 use crate::exit::ExitCode;
 use crate::gateway::{self, Gateway, Key, Need};
@@ -96,7 +97,7 @@ impl RateLimit {
 #[derive(Debug, Clone, Serialize)]
 pub struct FindingView {
     pub at: String,
-    pub bitpay_invoice_id: Option<String>,
+    pub bitpay_invoice_id: Option<InvoiceId>,
     pub kind: String,
     pub summary: String,
 }
@@ -105,7 +106,7 @@ impl From<&Finding> for FindingView {
     fn from(finding: &Finding) -> FindingView {
         FindingView {
             at: clock::datetime_of(finding.at),
-            bitpay_invoice_id: finding.bitpay_id.clone(),
+            bitpay_invoice_id: finding.bitpay_id.clone().map(InvoiceId::from),
             kind: finding.kind.clone(),
             summary: finding.summary.clone(),
         }
@@ -189,10 +190,10 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
     let mut items = Vec::new();
     for (record, result) in results.into_inner().expect("results lock") {
         summary.checked += 1;
-        let name = record
-            .bitpay_id
-            .clone()
-            .unwrap_or_else(|| format!("guid {}", record.order.guid));
+        let name = record.bitpay_id.as_ref().map_or_else(
+            || format!("guid {}", record.order.guid),
+            ToString::to_string,
+        );
         let (label, detail) = match result {
             Ok(Outcome::AlreadyCredited) if record.settlement == Settlement::Credited => {
                 summary.watched += 1;
@@ -298,7 +299,7 @@ pub struct SweepReport {
 /// What became of one invoice.
 #[derive(Debug, Serialize)]
 pub struct Checked {
-    pub bitpay_invoice_id: Option<String>,
+    pub bitpay_invoice_id: Option<InvoiceId>,
     pub result: &'static str,
     pub detail: String,
     /// The BitPay id, or the guid of one still being created.
@@ -319,7 +320,11 @@ fn book_open(
     let splynx = ctx.splynx();
     let settler = Settler::new(&ctx.config, &ctx.store, server, &splynx, false);
     for record in ctx.store.invoices_with_open_bookings(started)? {
-        let name = record.bitpay_id.clone().unwrap_or_default();
+        let name = record
+            .bitpay_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         // One record's failure is counted like the settle loop's, never ends the sweep.
         let booked = match settler.book_open(&record) {
             Ok(booked) => booked,

@@ -309,7 +309,7 @@ impl Store {
         if changed == 1 {
             self.conn.execute(
                 "INSERT INTO findings (at, bitpay_id, kind, summary) VALUES (?1, ?2, ?3, ?4)",
-                params![now, record.bitpay_id, kind.as_str(), note],
+                params![now, record.bitpay_id.as_deref(), kind.as_str(), note],
             )?;
         }
         tx.commit()?;

@@ -10,7 +10,7 @@ use crate::config::{CreditOn, StatementGrouping};
 pub use crate::domain::{
     DocKind, HoldKind, InvoiceRecord, NewInvoice, Origin, Settlement, SettlementTerms,
 };
-use crate::domain::{InvoiceStatus, StatusWords};
+use crate::domain::{InvoiceId, InvoiceStatus, StatusWords};
 pub use crate::fee::AppliedFee;
 use crate::secret::Secret;
 
@@ -127,7 +127,9 @@ pub(super) fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceRecord>
             origin: origin.as_deref().and_then(Origin::parse),
             terms,
         },
-        bitpay_id: row.get("bitpay_id")?,
+        bitpay_id: row
+            .get::<_, Option<String>>("bitpay_id")?
+            .map(InvoiceId::from),
         url: row.get("url")?,
         words: StatusWords {
             status: row.get("bitpay_status")?,

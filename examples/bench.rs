@@ -457,9 +457,11 @@ fn reconcile_scaling(sizes: &[usize], latency: Duration) {
         latency.as_millis()
     );
     println!(
-        "| open invoices | of which paid without webhook | wall | CPU (reconcile process) | peak RSS | credited | exit |"
+        "| open invoices | of which paid without webhook | wall | floor (n × latency / workers) | wall / floor | requests sent | floor (requests × latency / workers) | wall / that floor | CPU (reconcile process) | peak RSS | credited | exit |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    // Default `[reconcile] concurrency`: each worker waits one latency per invoice at least.
+    let workers = 8;
     for &n in sizes {
         let bench = Bench::new();
         let ids = seed_open_invoices(&bench, n, 0);
@@ -469,11 +471,19 @@ fn reconcile_scaling(sizes: &[usize], latency: Duration) {
         }
         bench.bitpay.latency(latency);
         bench.splynx.latency(latency);
+        bench.bitpay.clear_requests();
+        bench.splynx.clear_requests();
         let (sample, stdout) = bench.run_capture(&["--json", "reconcile"], b"");
         let summary: Value = serde_json::from_str(&stdout).unwrap_or_default();
+        let wall = sample.wall.as_secs_f64();
+        let floor = latency.as_secs_f64() * n as f64 / workers as f64;
+        // Every request waits one latency: a paid invoice's Splynx look-ups and writes too.
+        let requests = bench.bitpay.requests().len() + bench.splynx.requests().len();
+        let request_floor = latency.as_secs_f64() * requests as f64 / workers as f64;
         println!(
-            "| {n} | {paid} | {:.1} s | {:.1} s | {} | {} | {} |",
-            sample.wall.as_secs_f64(),
+            "| {n} | {paid} | {wall:.1} s | {floor:.1} s | {:.2}× | {requests} | {request_floor:.1} s | {:.2}× | {:.1} s | {} | {} | {} |",
+            wall / floor,
+            wall / request_floor,
             sample.cpu.as_secs_f64(),
             mib(sample.max_rss_kib),
             summary["credited"],
@@ -546,9 +556,11 @@ fn fill_history(bench: &Bench, invoices: usize, journal_per_invoice: usize) {
             .prepare(
                 "INSERT INTO invoices (guid, bitpay_id, environment, facade, token, doc_kind, doc_id,
                      doc_number, customer_id, price, currency, order_id, url, bitpay_status,
-                     settlement, note, splynx_payment_id, created_at, updated_at, credited_at)
+                     settlement, note, splynx_payment_id, created_at, updated_at, credited_at,
+                     status)
                  VALUES (?1, ?2, 'test', 'pos', 'HistoricToken', 'invoice', ?3, ?4, ?5, '51.61',
-                     'USD', ?6, 'https://bitpay.example/i', ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+                     'USD', ?6, 'https://bitpay.example/i', ?7, ?8, ?9, ?10, ?11, ?11, ?12,
+                     CASE ?7 WHEN 'complete' THEN 'final' ELSE 'expired' END)",
             )
             .unwrap();
         let mut journal = tx

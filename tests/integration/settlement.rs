@@ -506,3 +506,45 @@ fn only_one_reconcile_at_a_time() {
         .assert_stderr_contains("another run is in progress");
     slow.join().unwrap().assert_code(0);
 }
+
+/// Re-checking an open invoice that BitPay still reports unchanged notes when it was asked,
+/// and journals nothing new; a change is journaled again.
+#[test]
+fn an_unchanged_open_invoice_is_not_journaled_again() {
+    let env = paired();
+    let id = env.create_invoice_101();
+    let journal_lines = || -> i64 {
+        env.db()
+            .query_row(
+                "SELECT count(*) FROM journal WHERE bitpay_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let fetched_at = || -> Option<i64> {
+        env.db()
+            .query_row(
+                "SELECT fetched_at FROM invoices WHERE bitpay_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    env.run(&["reconcile"]).assert_code(0);
+    let after_first = journal_lines();
+    let first_fetch = fetched_at().expect("the first check is noted");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    env.run(&["reconcile"]).assert_code(0);
+    env.run(&["reconcile"]).assert_code(0);
+    assert_eq!(journal_lines(), after_first, "nothing new was journaled");
+    assert!(
+        fetched_at().unwrap() > first_fetch,
+        "when it was asked is kept"
+    );
+    env.bitpay.set_status(&id, "paid", None);
+    env.run(&["reconcile"]).assert_code(0);
+    assert!(journal_lines() > after_first, "a change is journaled");
+    let show = env.run(&["show", &id]).stdout;
+    assert!(show.contains("BitPay says paid"), "{show}");
+}

@@ -4,9 +4,9 @@
 //! are kept beside the normalised status, for the journal and `show`; decisions are made
 //! over the status only, once (`settlement::decide`).
 //!
-//! Adding a server: a module under `src/` that implements `PaymentServer` (the BitPay one,
-//! `bitpay::server`, is the worked example), and one line where `gateway` opens the
-//! configured server.
+//! Adding a server: a module under `src/` that implements `PaymentServer` and its
+//! `WebhookFormat` (the BitPay one, `bitpay::server`, is the worked example), and a line in
+//! each of `gateway::open` and `gateway::webhooks`.
 
 use rust_decimal::Decimal;
 
@@ -231,8 +231,16 @@ pub trait WebhookFormat {
     ) -> SignatureCheck;
 }
 
-/// A payment server: where invoices are made, read, listed and announced (`WebhookFormat`).
-pub trait PaymentServer: WebhookFormat + Send + Sync {
+/// A payment server: where invoices are made, read, listed and announced.
+pub trait PaymentServer: Send + Sync {
+    /// How it announces changes.
+    fn webhooks(&self) -> &dyn WebhookFormat;
+
+    /// "BitPay": the server's name, for people.
+    fn name(&self) -> &'static str {
+        self.webhooks().name()
+    }
+
     fn capabilities(&self) -> Capabilities;
 
     /// The credential new invoices are made with (stored with each invoice).

@@ -145,6 +145,10 @@ impl BitPayServer {
 }
 
 impl PaymentServer for BitPayServer {
+    fn webhooks(&self) -> &dyn WebhookFormat {
+        &BitPayWebhooks
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             listing: self.tokens.iter().any(|t| t.label == "merchant"),
@@ -285,25 +289,6 @@ impl WebhookFormat for BitPayWebhooks {
         order: Option<&NewInvoice>,
     ) -> SignatureCheck {
         webhook::check(body, header, order.map(|o| o.token.expose()))
-    }
-}
-
-impl WebhookFormat for BitPayServer {
-    fn name(&self) -> &'static str {
-        BitPayWebhooks.name()
-    }
-
-    fn parse_webhook(&self, body: &[u8]) -> Result<WebhookNotice, WebhookError> {
-        BitPayWebhooks.parse_webhook(body)
-    }
-
-    fn check_signature(
-        &self,
-        body: &[u8],
-        header: Option<&str>,
-        order: Option<&NewInvoice>,
-    ) -> SignatureCheck {
-        BitPayWebhooks.check_signature(body, header, order)
     }
 }
 

@@ -466,7 +466,9 @@ mod tests {
             })
         }
 
-        impl WebhookFormat for FakeServer {
+        struct FakeWebhooks;
+
+        impl WebhookFormat for FakeWebhooks {
             fn name(&self) -> &'static str {
                 "Fake"
             }
@@ -486,6 +488,10 @@ mod tests {
         }
 
         impl PaymentServer for FakeServer {
+            fn webhooks(&self) -> &dyn WebhookFormat {
+                &FakeWebhooks
+            }
+
             fn capabilities(&self) -> Capabilities {
                 Capabilities {
                     listing: false,

@@ -266,15 +266,7 @@ fn a_watched_credit_ends_quietly_when_bitpay_says_complete() {
     let watched = env.run(&["--json", "reconcile"]);
     watched.assert_code(0);
     assert_eq!(watched.json()["watched"], 1);
-    let journal_rows = |env: &Env| -> i64 {
-        env.db()
-            .query_row(
-                "SELECT count(*) FROM journal WHERE bitpay_id = ?1",
-                [&id],
-                |r| r.get(0),
-            )
-            .unwrap()
-    };
+    let journal_rows = |env: &Env| env.journal_rows(&id);
     let rows = journal_rows(&env);
     env.run(&["reconcile"]).assert_code(0);
     assert_eq!(

@@ -513,15 +513,7 @@ fn only_one_reconcile_at_a_time() {
 fn an_unchanged_open_invoice_is_not_journaled_again() {
     let env = paired();
     let id = env.create_invoice_101();
-    let journal_lines = || -> i64 {
-        env.db()
-            .query_row(
-                "SELECT count(*) FROM journal WHERE bitpay_id = ?1",
-                [&id],
-                |r| r.get(0),
-            )
-            .unwrap()
-    };
+    let journal_lines = || env.journal_rows(&id);
     let fetched_at = || -> Option<i64> {
         env.db()
             .query_row(

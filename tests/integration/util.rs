@@ -243,6 +243,17 @@ owner = "{owner}"
     pub(crate) fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.data_dir().join("state.db")).unwrap()
     }
+
+    /// How many journal lines name BitPay invoice `id`.
+    pub(crate) fn journal_rows(&self, id: &str) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT count(*) FROM journal WHERE bitpay_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
 }
 
 pub(crate) fn binary() -> &'static str {

@@ -234,6 +234,9 @@ pub enum InvoiceStatus {
     PaidConfirmed,
     /// Final at the server: it will not take the payment back on its own.
     Final,
+    /// Marked final by hand at the server (BTCPay's `Settled`/`Marked`): an admin's word,
+    /// with no proof that anything was paid. Held for the admin, never credited.
+    MarkedFinal,
     /// Not paid in time (or underpaid and refunded); never credited.
     Expired,
     /// Paid after it expired: never settles automatically; the admin decides.
@@ -256,6 +259,7 @@ impl InvoiceStatus {
             InvoiceStatus::PaidUnconfirmed => "paid-unconfirmed",
             InvoiceStatus::PaidConfirmed => "paid-confirmed",
             InvoiceStatus::Final => "final",
+            InvoiceStatus::MarkedFinal => "marked-final",
             InvoiceStatus::Expired => "expired",
             InvoiceStatus::ExpiredPaidLate => "expired-paid-late",
             InvoiceStatus::Invalid => "invalid",
@@ -270,6 +274,7 @@ impl InvoiceStatus {
             InvoiceStatus::PaidUnconfirmed,
             InvoiceStatus::PaidConfirmed,
             InvoiceStatus::Final,
+            InvoiceStatus::MarkedFinal,
             InvoiceStatus::Expired,
             InvoiceStatus::ExpiredPaidLate,
             InvoiceStatus::Invalid,

@@ -1,6 +1,6 @@
 //! Opens the configured payment server for an operation: its credentials from the store,
 //! its key, and the key our order ids are signed with. The one place that knows which
-//! servers exist: a new one is a line in `open`.
+//! servers exist: a new one is a line in `open` and in `webhooks`.
 
 use anyhow::Result;
 

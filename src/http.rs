@@ -101,6 +101,19 @@ pub fn transport(timeout: Duration) -> Arc<dyn Transport> {
 /// Time this process spent waiting for HTTP replies, for the benchmark's overhead figure.
 static WAITING_NANOS: AtomicU64 = AtomicU64::new(0);
 
+/// `url` with `query` appended, encoded (nothing appended for an empty query).
+pub fn with_query(mut url: String, query: &[(&str, &str)]) -> String {
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish(),
+        );
+    }
+    url
+}
+
 pub const USER_AGENT: &str = concat!("splynx-bitpay/", env!("CARGO_PKG_VERSION"));
 
 /// A request that got no (complete) reply.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bitpay;
+pub mod btcpay;
 pub mod checkout;
 pub mod cli;
 pub mod clock;

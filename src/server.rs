@@ -174,6 +174,23 @@ impl Failing for WebhookError {
     }
 }
 
+/// A webhook body as JSON, refused when it is too large, empty or not JSON.
+pub fn webhook_json(body: &[u8]) -> Result<serde_json::Value, WebhookError> {
+    if body.len() > WEBHOOK_MAX_BYTES {
+        return Err(WebhookError::TooLarge(WEBHOOK_MAX_BYTES));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(WebhookError::Empty);
+    }
+    serde_json::from_slice(body).map_err(|e| WebhookError::NotJson(e.to_string()))
+}
+
+/// What an invoice id may look like (both servers' are at most 64 letters and digits): a
+/// webhook naming anything else is refused before it reaches a URL or the journal.
+pub fn is_invoice_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// What we take from a webhook: the invoice id (and, for the journal, the event and what it
 /// claims). Everything else is untrusted: what settles is a fresh fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::http::{Method, Transport};
 use serde::de::DeserializeOwned;
-use url::form_urlencoded;
 
 use super::identity::Identity;
 use super::model::{Invoice, InvoiceRequest, TokenGrant};
@@ -236,14 +235,8 @@ impl BitPayClient {
         body: Option<&serde_json::Value>,
         signed: bool,
     ) -> Result<serde_json::Value> {
-        let mut url = format!("{}{path}", self.base);
-        if let Some(query) = query {
-            let encoded = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(query)
-                .finish();
-            url.push('?');
-            url.push_str(&encoded);
-        }
+        // The URL built here is both what is signed and what is sent.
+        let url = http::with_query(format!("{}{path}", self.base), query.unwrap_or_default());
         let body_bytes = body.map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
         let mut headers = vec![
             ("Content-Type", "application/json".to_string()),

@@ -6,6 +6,7 @@ use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
 use crate::money::{de_opt_id, de_opt_money, de_text};
+use crate::server::{is_invoice_id, webhook_json};
 pub use crate::server::{WebhookError, WEBHOOK_MAX_BYTES};
 
 /// The body of `POST /invoices`, with the fields the official SDKs send.
@@ -156,10 +157,6 @@ fn is_refund_event(event: Option<&serde_json::Value>) -> bool {
     code.is_some_and(|c| (7000..8000).contains(&c)) || name.starts_with("refund")
 }
 
-fn is_invoice_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 fn id_text(value: Option<&serde_json::Value>) -> Option<String> {
     match value? {
         serde_json::Value::String(s) => Some(s.clone()),
@@ -170,14 +167,7 @@ fn id_text(value: Option<&serde_json::Value>) -> Option<String> {
 
 /// Parses both webhook formats: extended `{event, data: {id, ...}}` and the flat legacy one.
 pub fn parse_webhook(body: &[u8]) -> Result<Webhook, WebhookError> {
-    if body.len() > WEBHOOK_MAX_BYTES {
-        return Err(WebhookError::TooLarge(WEBHOOK_MAX_BYTES));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(WebhookError::Empty);
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| WebhookError::NotJson(e.to_string()))?;
+    let value = webhook_json(body)?;
     let payload = match value.get("data") {
         Some(data) if data.is_object() => data,
         _ => &value,

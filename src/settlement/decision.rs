@@ -120,6 +120,11 @@ pub fn decide(
                 .unwrap_or_default()
         ));
     }
+    if fetched.status == InvoiceStatus::MarkedFinal {
+        return Decision::Review(format!(
+            "{server} reports {words}: marked paid by hand there, with no proof that anything was paid; not credited automatically: check the payment at {server} and, if it was paid, record it by hand in Splynx"
+        ));
+    }
     if stored.settlement == Settlement::Expired {
         return if fetched.status.is_confirmed() {
             Decision::Review(format!(
@@ -155,7 +160,7 @@ pub fn decide(
         }
         InvoiceStatus::Expired => Decision::Expired("expired unpaid".into()),
         InvoiceStatus::Reversed => Decision::Expired(format!("{} by {server}", words.status)),
-        InvoiceStatus::ExpiredPaidLate | InvoiceStatus::Unknown => {
+        InvoiceStatus::ExpiredPaidLate | InvoiceStatus::MarkedFinal | InvoiceStatus::Unknown => {
             Decision::Review(format!("unknown {server} status {:?}", words.status))
         }
     }
@@ -571,6 +576,7 @@ mod tests {
                     invoice("expired", ("Expired", None), Expired, false),
                     invoice("invalid", ("Invalid", None), Invalid, false),
                     invoice("odd", ("Weird", None), Unknown, false),
+                    invoice("marked", ("Settled", Some("Marked")), MarkedFinal, false),
                 ],
             };
             let order = crate::domain::InvoiceRecord::example(1, Settlement::Open, "new").order;
@@ -583,6 +589,10 @@ mod tests {
                 (Settlement::Open, "expired", "expired"),
                 (Settlement::Open, "invalid", "pending"),
                 (Settlement::Open, "odd", "review"),
+                // Marked paid by hand: an admin's word, never money.
+                (Settlement::Open, "marked", "review"),
+                (Settlement::Expired, "marked", "review"),
+                (Settlement::Credited, "marked", "reversed after credit"),
                 (Settlement::Credited, "settled", "already credited"),
                 (Settlement::Credited, "invalid", "reversed after credit"),
                 (Settlement::Expired, "settled", "review"),

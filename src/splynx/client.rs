@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use url::form_urlencoded;
 
 use super::error::{classify, decode, Result, SplynxError};
 use super::model::{
@@ -337,15 +336,7 @@ impl<'a> SplynxClient<'a> {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<http::Reply> {
-        let mut url = format!("{}{path}", self.api_url);
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(
-                &form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(query)
-                    .finish(),
-            );
-        }
+        let url = http::with_query(format!("{}{path}", self.api_url), query);
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
         let send =
             |authorization: &str| self.exchange(&method, &url, authorization, body.as_deref());

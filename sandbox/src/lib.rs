@@ -1,4 +1,5 @@
-//! Strict loopback fakes of BitPay and the Splynx API, for tests and the demo.
+//! Strict loopback fakes of BitPay, BTCPay Server (`btcpay.rs`, its control routes there)
+//! and the Splynx API, for tests and the demo.
 //!
 //! Both fakes bind `127.0.0.1` (a free port unless one is given), serve from a pool of
 //! worker threads, record every API request, inject faults on demand and stop when
@@ -118,6 +119,7 @@ macro_rules! sandbox_common_api {
 pub(crate) use sandbox_common_api;
 
 mod bitpay;
+mod btcpay;
 mod checkout;
 mod dashboard;
 mod faults;
@@ -127,6 +129,7 @@ mod util;
 mod webhook;
 
 pub use bitpay::BitPaySandbox;
+pub use btcpay::{btcpay_signature, BtcpaySandbox};
 pub use faults::{FaultSpec, Faults, DEFAULT_FAIL_STATUS};
 pub use server::RecordedRequest;
 pub use splynx::{SplynxSandbox, ADDON_WEBHOOK_PATH};

@@ -4,6 +4,7 @@ mod util;
 
 mod admin_roles;
 mod bad_input;
+mod btcpay;
 mod config_errors;
 mod create_invoice;
 mod direct_pay;

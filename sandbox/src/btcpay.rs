@@ -1,0 +1,592 @@
+//! A strict fake of BTCPay Server's Greenfield API (reference: `btcpay-greenfield.md`):
+//! API keys with store-scoped permissions, BTCPay's error bodies (401 `unauthenticated`,
+//! 403 `missing-permission` — also for an invoice that does not exist or is another
+//! store's — 422 as a list of `{path, message}`), invoices with string amounts and
+//! unix-second times, listing newest first with `skip`/`take`, store webhooks whose secret
+//! is shown once, and deliveries signed `BTCPay-Sig: sha256=<hex>`.
+//!
+//! Control routes: `POST /_sandbox/stores` → `{"storeId"}`; `POST /_sandbox/api-keys`
+//! (`{"permissions":[..]}`) → `{"apiKey"}`; `GET /_sandbox/invoices/{id}`;
+//! `POST /_sandbox/invoices/{id}/status` (`{"status","additionalStatus"}`);
+//! `GET /_sandbox/invoices/{id}/webhook?type=T` → `{"body","signature"}` for the store's
+//! first webhook.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use rust_decimal::Decimal;
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+use crate::server::{control_ok, HttpServer, Incoming, Reply, Service};
+use crate::util::{now_ms, random_string, ALNUM, BASE58};
+
+const SPEED_POLICIES: [&str; 4] = ["HighSpeed", "MediumSpeed", "LowMediumSpeed", "LowSpeed"];
+
+#[derive(Debug, Clone)]
+struct Invoice {
+    id: String,
+    store_id: String,
+    amount: Option<Decimal>,
+    currency: String,
+    status: String,
+    additional: String,
+    metadata: Value,
+    checkout: Value,
+    /// Unix seconds.
+    created: i64,
+    expires: i64,
+}
+
+impl Invoice {
+    fn data(&self, base_url: &str) -> Value {
+        json!({
+            "id": self.id,
+            "storeId": self.store_id,
+            "amount": self.amount.map(|a| a.to_string()),
+            "paidAmount": if matches!(self.status.as_str(), "Settled" | "Processing") || self.additional == "PaidLate" {
+                self.amount.map(|a| a.to_string())
+            } else {
+                Some("0".to_string())
+            },
+            "currency": self.currency,
+            "type": if self.amount.is_some() { "Standard" } else { "TopUp" },
+            "status": self.status,
+            "additionalStatus": self.additional,
+            "checkoutLink": format!("{base_url}/i/{}", self.id),
+            "createdTime": self.created,
+            "expirationTime": self.expires,
+            "monitoringExpiration": self.expires + 86_400,
+            "archived": false,
+            "metadata": self.metadata,
+            "checkout": self.checkout,
+            "paymentMethods": [],
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Webhook {
+    id: String,
+    store_id: String,
+    url: String,
+    secret: String,
+    enabled: bool,
+    automatic_redelivery: bool,
+    events: Value,
+}
+
+#[derive(Default)]
+struct State {
+    stores: Vec<String>,
+    /// API key → its permissions (`perm` or `perm:STORE`).
+    keys: BTreeMap<String, Vec<String>>,
+    /// Creation order: listed newest first.
+    invoices: Vec<Invoice>,
+    webhooks: Vec<Webhook>,
+}
+
+struct Core {
+    base_url: String,
+    state: Mutex<State>,
+}
+
+/// BTCPay's answer for a request without (or with an unknown) API key.
+fn unauthenticated(message: &str) -> Reply {
+    Reply::json(401, &json!({"code": "unauthenticated", "message": message}))
+}
+
+/// BTCPay's 403: a missing permission, an unknown store, an unknown or foreign invoice.
+fn missing(permission: &str) -> Reply {
+    Reply::json(
+        403,
+        &json!({
+            "code": "missing-permission",
+            "message": format!("Insufficient API Permissions. Please use an API key with permission \"{permission}\". You can create an API key in your account's settings / Api Keys."),
+            "missingPermission": permission,
+        }),
+    )
+}
+
+fn invalid(path: &str, message: &str) -> Reply {
+    Reply::json(422, &json!([{"path": path, "message": message}]))
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `sha256=` + lowercase hex HMAC-SHA256 of the body, keyed with the secret's UTF-8.
+pub fn btcpay_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Core {
+    /// The key's permissions, or BTCPay's 401.
+    fn authenticate(&self, req: &Incoming) -> Result<Vec<String>, Reply> {
+        let header = req.header("authorization").unwrap_or_default();
+        let mut parts = header.split_whitespace();
+        let scheme = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let (Some(key), true) = (parts.next(), matches!(scheme.as_str(), "token" | "bearer"))
+        else {
+            return Err(unauthenticated(
+                "Authentication is required for accessing this endpoint",
+            ));
+        };
+        lock(&self.state)
+            .keys
+            .get(key)
+            .cloned()
+            .ok_or_else(|| unauthenticated("ApiKey authentication failed: Unknown API Key"))
+    }
+
+    fn allowed(permissions: &[String], permission: &str, store: &str) -> bool {
+        permissions.iter().any(|p| {
+            p == "unrestricted" || p == permission || *p == format!("{permission}:{store}")
+        })
+    }
+
+    fn route(&self, req: &Incoming) -> Reply {
+        let permissions = match self.authenticate(req) {
+            Ok(p) => p,
+            Err(reply) => return reply,
+        };
+        let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+        match (req.method.as_str(), parts.as_slice()) {
+            ("GET", ["api", "v1", "api-keys", "current"]) => Reply::json(
+                200,
+                &json!({"apiKey": "(hidden)", "label": "splynx-bitpay", "permissions": permissions}),
+            ),
+            ("GET", ["api", "v1", "server", "info"]) => Reply::json(
+                200,
+                &json!({"version": "2.4.1", "onion": null, "supportedPaymentMethods": ["BTC-CHAIN"], "fullySynched": true}),
+            ),
+            (method, ["api", "v1", "stores", store, rest @ ..]) => {
+                let known = lock(&self.state).stores.iter().any(|s| s == store);
+                let need = match (method, rest) {
+                    ("POST", ["invoices"]) => "btcpay.store.cancreateinvoice",
+                    (_, ["invoices", ..]) => "btcpay.store.canviewinvoices",
+                    (_, ["webhooks", ..]) => "btcpay.store.webhooks.canmodifywebhooks",
+                    _ => {
+                        return Reply::json(
+                            404,
+                            &json!({"code": "not-found", "message": "Not found"}),
+                        )
+                    }
+                };
+                if !known || !Core::allowed(&permissions, need, store) {
+                    return missing(need);
+                }
+                self.store_route(req, store, rest)
+            }
+            _ => Reply::json(404, &json!({"code": "not-found", "message": "Not found"})),
+        }
+    }
+
+    fn store_route(&self, req: &Incoming, store: &str, rest: &[&str]) -> Reply {
+        match (req.method.as_str(), rest) {
+            ("POST", ["invoices"]) => self.create_invoice(req, store),
+            ("GET", ["invoices"]) => self.list_invoices(req, store),
+            ("GET", ["invoices", id]) => {
+                let state = lock(&self.state);
+                match state
+                    .invoices
+                    .iter()
+                    .find(|i| i.id == *id && i.store_id == store)
+                {
+                    Some(invoice) => Reply::json(200, &invoice.data(&self.base_url)),
+                    // BTCPay resolves the store from the id first: unknown reads as forbidden.
+                    None => missing("btcpay.store.canviewinvoices"),
+                }
+            }
+            ("POST", ["webhooks"]) => self.create_webhook(req, store),
+            ("GET", ["webhooks"]) => {
+                let state = lock(&self.state);
+                let hooks: Vec<Value> = state
+                    .webhooks
+                    .iter()
+                    .filter(|w| w.store_id == store)
+                    .map(|w| webhook_data(w, false))
+                    .collect();
+                Reply::json(200, &Value::Array(hooks))
+            }
+            ("DELETE", ["webhooks", id]) => {
+                let mut state = lock(&self.state);
+                let before = state.webhooks.len();
+                state
+                    .webhooks
+                    .retain(|w| !(w.id == *id && w.store_id == store));
+                if state.webhooks.len() == before {
+                    return Reply::json(
+                        404,
+                        &json!({"code": "webhook-not-found", "message": "The webhook was not found"}),
+                    );
+                }
+                Reply::empty(200)
+            }
+            _ => Reply::json(404, &json!({"code": "not-found", "message": "Not found"})),
+        }
+    }
+
+    fn create_invoice(&self, req: &Incoming, store: &str) -> Reply {
+        let Ok(Value::Object(body)) = req.json() else {
+            return invalid("", "A non-empty request body is required.");
+        };
+        let amount = match body.get("amount") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => match text.trim().parse::<Decimal>() {
+                Ok(a) => Some(a),
+                Err(_) => return invalid("amount", "Invalid number"),
+            },
+            Some(Value::Number(n)) => match n.to_string().parse::<Decimal>() {
+                Ok(a) => Some(a),
+                Err(_) => return invalid("amount", "Invalid number"),
+            },
+            Some(_) => return invalid("amount", "Invalid number"),
+        };
+        if amount.is_some_and(|a| a < Decimal::ZERO) {
+            return invalid("Amount", "The amount should be 0 or more.");
+        }
+        let currency = body
+            .get("currency")
+            .and_then(Value::as_str)
+            .unwrap_or("USD")
+            .trim()
+            .to_ascii_uppercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Reply::json(
+                400,
+                &json!({"code": "generic-error", "message": "Error retrieving a matching payment method or rate."}),
+            );
+        }
+        let metadata = match body.get("metadata") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            Some(_) => return invalid("metadata", "Unexpected character encountered"),
+        };
+        let checkout = body.get("checkout").cloned().unwrap_or(json!({}));
+        if let Some(policy) = checkout.get("speedPolicy").and_then(Value::as_str) {
+            if !SPEED_POLICIES
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(policy))
+            {
+                return invalid("checkout.speedPolicy", "Invalid speed policy");
+            }
+        }
+        if let Some(tolerance) = checkout.get("paymentTolerance") {
+            if tolerance
+                .as_f64()
+                .is_none_or(|t| !(0.0..=100.0).contains(&t))
+            {
+                return invalid(
+                    "Checkout.PaymentTolerance",
+                    "PaymentTolerance can only be between 0 and 100 percent",
+                );
+            }
+        }
+        let minutes = checkout
+            .get("expirationMinutes")
+            .and_then(Value::as_i64)
+            .unwrap_or(15);
+        let created = now_ms() / 1000;
+        let invoice = Invoice {
+            id: random_string(BASE58, 22),
+            store_id: store.to_string(),
+            amount,
+            currency,
+            status: "New".into(),
+            additional: "None".into(),
+            metadata,
+            checkout,
+            created,
+            expires: created + minutes * 60,
+        };
+        let data = invoice.data(&self.base_url);
+        lock(&self.state).invoices.push(invoice);
+        Reply::json(200, &data)
+    }
+
+    fn list_invoices(&self, req: &Incoming, store: &str) -> Reply {
+        let number = |name: &str| -> Result<Option<i64>, Reply> {
+            match req.query_param(name) {
+                None => Ok(None),
+                Some(text) => text
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| invalid(name, "Invalid unix timestamp")),
+            }
+        };
+        let (start, end) = match (number("startDate"), number("endDate")) {
+            (Ok(s), Ok(e)) => (s, e),
+            (Err(reply), _) | (_, Err(reply)) => return reply,
+        };
+        let skip = req
+            .query_param("skip")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0usize);
+        let take = req.query_param("take").and_then(|t| t.parse().ok());
+        let pairs = req.query_pairs();
+        let order_ids: Vec<&str> = pairs
+            .iter()
+            .filter(|(k, _)| k == "orderId")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let state = lock(&self.state);
+        let rows: Vec<Value> = state
+            .invoices
+            .iter()
+            .rev()
+            .filter(|i| i.store_id == store)
+            .filter(|i| start.is_none_or(|s| i.created >= s) && end.is_none_or(|e| i.created <= e))
+            .filter(|i| {
+                order_ids.is_empty()
+                    || order_ids.contains(&i.metadata["orderId"].as_str().unwrap_or_default())
+            })
+            .skip(skip)
+            // No `take`: every match, as BTCPay answers.
+            .take(take.unwrap_or(usize::MAX))
+            .map(|i| i.data(&self.base_url))
+            .collect();
+        Reply::json(200, &Value::Array(rows))
+    }
+
+    fn create_webhook(&self, req: &Incoming, store: &str) -> Reply {
+        let Ok(Value::Object(body)) = req.json() else {
+            return invalid("", "A non-empty request body is required.");
+        };
+        let url = body.get("url").and_then(Value::as_str).unwrap_or_default();
+        if url::Url::parse(url).is_err() {
+            return invalid("Url", "Invalid Url");
+        }
+        let webhook = Webhook {
+            id: random_string(BASE58, 22),
+            store_id: store.to_string(),
+            url: url.to_string(),
+            secret: body
+                .get("secret")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| random_string(BASE58, 22), str::to_string),
+            enabled: body.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+            automatic_redelivery: body
+                .get("automaticRedelivery")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            events: body
+                .get("authorizedEvents")
+                .cloned()
+                .unwrap_or(json!({"everything": true})),
+        };
+        // The only answer that ever shows the secret.
+        let data = webhook_data(&webhook, true);
+        lock(&self.state).webhooks.push(webhook);
+        Reply::json(200, &data)
+    }
+
+    /// The body BTCPay would deliver for `kind` about invoice `id`, and its signature with
+    /// the store's first webhook's secret.
+    fn webhook_for(&self, id: &str, kind: &str) -> Option<(String, String)> {
+        let state = lock(&self.state);
+        let invoice = state.invoices.iter().find(|i| i.id == id)?;
+        let hook = state
+            .webhooks
+            .iter()
+            .find(|w| w.store_id == invoice.store_id)?;
+        let delivery = random_string(BASE58, 22);
+        let body = serde_json::to_string_pretty(&json!({
+            "deliveryId": delivery,
+            "webhookId": hook.id,
+            "originalDeliveryId": delivery,
+            "isRedelivery": false,
+            "type": kind,
+            "timestamp": now_ms() / 1000,
+            "storeId": invoice.store_id,
+            "invoiceId": invoice.id,
+            "metadata": invoice.metadata,
+        }))
+        .expect("JSON");
+        let signature = btcpay_signature(&hook.secret, body.as_bytes());
+        Some((body, signature))
+    }
+}
+
+fn webhook_data(w: &Webhook, with_secret: bool) -> Value {
+    let mut data = json!({
+        "id": w.id,
+        "url": w.url,
+        "enabled": w.enabled,
+        "automaticRedelivery": w.automatic_redelivery,
+        "authorizedEvents": w.events,
+    });
+    if with_secret {
+        data["secret"] = Value::String(w.secret.clone());
+    }
+    data
+}
+
+impl Service for Core {
+    fn handle(&self, req: &Incoming) -> Reply {
+        self.route(req)
+    }
+
+    fn control(&self, req: &Incoming, route: &str) -> Reply {
+        let parts: Vec<&str> = route.trim_matches('/').split('/').collect();
+        let body = match req.control_body() {
+            Ok(body) => body,
+            Err((status, message)) => return Reply::json(status, &json!({"error": message})),
+        };
+        match (req.method.as_str(), parts.as_slice()) {
+            ("POST", ["stores"]) => {
+                let store = random_string(BASE58, 44);
+                lock(&self.state).stores.push(store.clone());
+                Reply::json(200, &json!({"storeId": store}))
+            }
+            ("POST", ["api-keys"]) => {
+                let permissions: Vec<String> = body
+                    .get("permissions")
+                    .and_then(Value::as_array)
+                    .map(|list| {
+                        list.iter()
+                            .filter_map(|p| p.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let key = random_string(b"0123456789abcdef", 40);
+                lock(&self.state).keys.insert(key.clone(), permissions);
+                Reply::json(200, &json!({"apiKey": key}))
+            }
+            ("GET", ["invoices", id]) => {
+                let state = lock(&self.state);
+                match state.invoices.iter().find(|i| i.id == *id) {
+                    Some(i) => Reply::json(200, &i.data(&self.base_url)),
+                    None => Reply::json(404, &json!({"error": "no such invoice"})),
+                }
+            }
+            ("POST", ["invoices", id, "status"]) => {
+                let mut state = lock(&self.state);
+                let Some(invoice) = state.invoices.iter_mut().find(|i| i.id == *id) else {
+                    return Reply::json(404, &json!({"error": "no such invoice"}));
+                };
+                if let Some(status) = body.get("status").and_then(Value::as_str) {
+                    invoice.status = status.to_string();
+                }
+                invoice.additional = body
+                    .get("additionalStatus")
+                    .and_then(Value::as_str)
+                    .unwrap_or("None")
+                    .to_string();
+                control_ok()
+            }
+            ("GET", ["invoices", id, "webhook"]) => {
+                let kind = req
+                    .query_param("type")
+                    .unwrap_or_else(|| "InvoiceSettled".into());
+                match self.webhook_for(id, &kind) {
+                    Some((body, signature)) => {
+                        Reply::json(200, &json!({"body": body, "signature": signature}))
+                    }
+                    None => Reply::json(404, &json!({"error": "no such invoice or no webhook"})),
+                }
+            }
+            _ => Reply::json(404, &json!({"error": "unknown control route"})),
+        }
+    }
+
+    fn fault_reply(&self, status: u16) -> Reply {
+        Reply::html(
+            status,
+            format!(
+                "<html><body><h1>{status}</h1><p>BTCPay Server is unavailable</p></body></html>"
+            ),
+        )
+    }
+}
+
+/// The BTCPay Server fake. Stops when dropped.
+pub struct BtcpaySandbox {
+    server: HttpServer,
+    core: Arc<Core>,
+}
+
+crate::sandbox_common_api!(BtcpaySandbox);
+
+impl BtcpaySandbox {
+    /// Starts on a free loopback port.
+    pub fn start() -> BtcpaySandbox {
+        BtcpaySandbox::try_start_on(0)
+            .unwrap_or_else(|e| panic!("BTCPay sandbox cannot listen: {e}"))
+    }
+
+    pub fn try_start_on(port: u16) -> io::Result<BtcpaySandbox> {
+        let (server, core) = HttpServer::start(port, |base_url| Core {
+            base_url,
+            state: Mutex::new(State::default()),
+        })?;
+        Ok(BtcpaySandbox { server, core })
+    }
+
+    /// A new store; its id.
+    pub fn create_store(&self) -> String {
+        let store = random_string(BASE58, 44);
+        lock(&self.core.state).stores.push(store.clone());
+        store
+    }
+
+    /// A new API key with `permissions` (`perm` or `perm:STORE`).
+    pub fn create_api_key(&self, permissions: &[String]) -> String {
+        let key = random_string(b"0123456789abcdef", 40);
+        lock(&self.core.state)
+            .keys
+            .insert(key.clone(), permissions.to_vec());
+        key
+    }
+
+    /// Takes a key's permissions away (it still authenticates).
+    pub fn revoke_permissions(&self, key: &str) {
+        if let Some(p) = lock(&self.core.state).keys.get_mut(key) {
+            p.clear();
+        }
+    }
+
+    /// Sets an invoice's status and additional status ("None" when not given).
+    pub fn set_status(&self, id: &str, status: &str, additional: Option<&str>) {
+        let mut state = lock(&self.core.state);
+        let invoice = state
+            .invoices
+            .iter_mut()
+            .find(|i| i.id == id)
+            .unwrap_or_else(|| panic!("no BTCPay invoice {id}"));
+        invoice.status = status.to_string();
+        invoice.additional = additional.unwrap_or("None").to_string();
+    }
+
+    /// An invoice as the API shows it.
+    pub fn invoice(&self, id: &str) -> Option<Value> {
+        let state = lock(&self.core.state);
+        state
+            .invoices
+            .iter()
+            .find(|i| i.id == id)
+            .map(|i| i.data(&self.core.base_url))
+    }
+
+    /// How many invoices the store holds.
+    pub fn invoice_count(&self) -> usize {
+        lock(&self.core.state).invoices.len()
+    }
+
+    /// The webhook body of `kind` for invoice `id` and its `BTCPay-Sig` (the store's first
+    /// webhook's secret).
+    pub fn webhook(&self, id: &str, kind: &str) -> Option<(String, String)> {
+        self.core.webhook_for(id, kind)
+    }
+
+    /// A random id, for tests that need one BTCPay never made.
+    pub fn unknown_invoice_id() -> String {
+        random_string(ALNUM, 22)
+    }
+}

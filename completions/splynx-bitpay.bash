@@ -249,13 +249,17 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__handle__subcmd__ipn)
-            opts="-v -q -h --signature --config --json --verbose --quiet --help"
+            opts="-v -q -h --signature --btcpay-sig --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --signature)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --btcpay-sig)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -481,7 +485,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__pair)
-            opts="-v -q -h --request --facade --replace --sash --session-admin --from-page --config --json --verbose --quiet --help"
+            opts="-v -q -h --btcpay --request --facade --replace --sash --session-admin --from-page --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -127,8 +127,15 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct PairArgs {
     /// The 7-character pairing code from the BitPay dashboard
-    #[arg(required_unless_present = "request", conflicts_with = "request")]
+    #[arg(
+        required_unless_present_any = ["request", "btcpay"],
+        conflicts_with_all = ["request", "btcpay"]
+    )]
     pub code: Option<String>,
+    /// Connect to BTCPay Server ([server] kind = "btcpay") with the store's API key, read
+    /// from stdin (never from the command line)
+    #[arg(long, conflicts_with = "request")]
+    pub btcpay: bool,
     /// Ask BitPay for a pairing code that the merchant then approves in the dashboard
     #[arg(long)]
     pub request: bool,
@@ -201,9 +208,12 @@ pub struct DirectPayArgs {
 
 #[derive(Debug, Args)]
 pub struct HandleIpnArgs {
-    /// The webhook's x-signature header
+    /// The webhook's x-signature header (BitPay)
     #[arg(long, value_name = "VALUE")]
     pub signature: Option<String>,
+    /// The webhook's BTCPay-Sig header (BTCPay Server: checked before anything else)
+    #[arg(long, value_name = "VALUE")]
+    pub btcpay_sig: Option<String>,
 }
 
 #[derive(Debug, Args)]

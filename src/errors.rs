@@ -9,9 +9,10 @@ use crate::bitpay::identity::IdentityError;
 use crate::bitpay::BitPayError;
 use crate::checkout::Refusal;
 use crate::config::ConfigError;
+use crate::connect::ConnectError;
 use crate::context::ForeignDataDir;
 use crate::exit::{ExitCode, Failing, Problem, BAD_INPUT, CONFIG, TEMPORARY};
-use crate::gateway::KeyMissing;
+use crate::gateway::{KeyMissing, NotConnected};
 use crate::lock::LockError;
 use crate::pairing::PairingError;
 use crate::server::{ServerError, WebhookError};
@@ -92,6 +93,8 @@ fn meaning_of(cause: &(dyn Error + 'static)) -> Option<ExitCode> {
         PaymentUnsettled,
         WebhookError,
         KeyMissing,
+        NotConnected,
+        ConnectError,
         ForeignDataDir,
         ServerError,
         BitPayError,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod connect;
 pub mod context;
 pub mod doctor;
 pub mod domain;

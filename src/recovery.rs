@@ -263,7 +263,7 @@ pub fn adopt_by_id(
     let record = ctx.store.adopt_invoice(
         &NewInvoice {
             guid,
-            environment: ctx.environment().to_string(),
+            environment: ctx.config.invoice_environment().to_string(),
             facade: credential.label,
             token: credential.secret,
             doc_kind: kind,

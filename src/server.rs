@@ -165,6 +165,10 @@ pub enum WebhookError {
     /// the server would retry it for an hour.
     #[error("refund webhook (refund {0:?}) names no invoice (expected `data.invoice`)")]
     RefundWithoutInvoice(String),
+    #[error("the webhook carries no {0} signature")]
+    Unsigned(&'static str),
+    #[error("the webhook's {0} signature does not match its body")]
+    Forged(&'static str),
 }
 
 impl Failing for WebhookError {
@@ -229,11 +233,30 @@ impl SignatureCheck {
     }
 }
 
+/// The signature headers a webhook arrived with (each server signs in its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookHeaders {
+    /// BitPay's `x-signature`.
+    pub x_signature: Option<String>,
+    /// BTCPay's `BTCPay-Sig`.
+    pub btcpay_sig: Option<String>,
+}
+
 /// How a server announces changes: its webhooks, read and checked without any credential
 /// of ours (a webhook is answered before the key is opened).
 pub trait WebhookFormat {
     /// "BitPay": the server's name, for people.
     fn name(&self) -> &'static str;
+
+    /// The header this server signs its webhooks in.
+    fn signature<'h>(&self, headers: &'h WebhookHeaders) -> Option<&'h str>;
+
+    /// Whether a webhook must carry a valid signature before anything else is done with it
+    /// (BTCPay signs with a secret of ours; BitPay's signature is only noted, since the
+    /// fetch decides).
+    fn signature_required(&self) -> bool {
+        false
+    }
 
     /// The invoice a webhook body names, and what it claims.
     fn parse_webhook(&self, body: &[u8]) -> Result<WebhookNotice, WebhookError>;

@@ -12,7 +12,7 @@ use crate::money::json_number;
 use crate::server::{
     Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, ServerError,
     ServerInvoice, ServerResult, SignatureCheck, StatusWords, WebhookError, WebhookFormat,
-    WebhookNotice,
+    WebhookHeaders, WebhookNotice,
 };
 
 /// BitPay's status and `exceptionStatus`, normalised.
@@ -264,6 +264,10 @@ pub struct BitPayWebhooks;
 impl WebhookFormat for BitPayWebhooks {
     fn name(&self) -> &'static str {
         "BitPay"
+    }
+
+    fn signature<'h>(&self, headers: &'h WebhookHeaders) -> Option<&'h str> {
+        headers.x_signature.as_deref()
     }
 
     fn parse_webhook(&self, body: &[u8]) -> Result<WebhookNotice, WebhookError> {

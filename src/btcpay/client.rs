@@ -133,6 +133,24 @@ impl BtcpayClient {
         self.call(Method::GET, &path, query, None)
     }
 
+    /// The store's webhooks (`id`, `url`, `enabled`; never the secret).
+    pub fn webhooks(&self) -> Result<Vec<serde_json::Value>> {
+        let path = format!("/api/v1/stores/{}/webhooks", self.store_id);
+        self.call(Method::GET, &path, &[], None)
+    }
+
+    /// Registers a webhook; BTCPay generates its secret and shows it only in this answer.
+    pub fn create_webhook(&self, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let path = format!("/api/v1/stores/{}/webhooks", self.store_id);
+        self.call(Method::POST, &path, &[], Some(body))
+    }
+
+    pub fn delete_webhook(&self, id: &str) -> Result<()> {
+        let path = format!("/api/v1/stores/{}/webhooks/{id}", self.store_id);
+        self.call::<serde_json::Value>(Method::DELETE, &path, &[], None)
+            .map(|_| ())
+    }
+
     /// `GET /api/v1/api-keys/current`: whether the key works, and what it may do.
     pub fn current_key(&self) -> Result<KeyInfo> {
         self.call(Method::GET, "/api/v1/api-keys/current", &[], None)
@@ -166,6 +184,8 @@ impl BtcpayClient {
                 message: e.message,
             })?;
         let text = classify(reply.status, &reply.body)?;
+        // A DELETE answers 200 with an empty body.
+        let text = if text.trim().is_empty() { "null" } else { text };
         serde_json::from_str(text).map_err(|e| BtcpayError::Decode {
             url,
             message: e.to_string(),

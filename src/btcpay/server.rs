@@ -14,7 +14,7 @@ use crate::server::{is_invoice_id, webhook_json};
 use crate::server::{
     Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, ServerError,
     ServerInvoice, ServerResult, SignatureCheck, StatusWords, WebhookError, WebhookFormat,
-    WebhookNotice,
+    WebhookHeaders, WebhookNotice,
 };
 
 /// What our invoices carry in their metadata, so that a store-wide webhook or list can tell
@@ -247,6 +247,16 @@ pub struct BtcpayWebhooks {
 impl WebhookFormat for BtcpayWebhooks {
     fn name(&self) -> &'static str {
         "BTCPay Server"
+    }
+
+    fn signature<'h>(&self, headers: &'h WebhookHeaders) -> Option<&'h str> {
+        headers.btcpay_sig.as_deref()
+    }
+
+    /// Verified before anything else: BTCPay does not retry a 4xx, so a forged delivery
+    /// is refused at once and cannot hold back the webhook's queue.
+    fn signature_required(&self) -> bool {
+        true
     }
 
     fn parse_webhook(&self, body: &[u8]) -> Result<WebhookNotice, WebhookError> {

@@ -576,7 +576,7 @@ impl Creator<'_> {
                         self.order_key,
                     ),
                     guid,
-                    environment: self.settings.bitpay.environment.as_str().to_string(),
+                    environment: self.settings.invoice_environment().to_string(),
                     facade: self.credential.label.clone(),
                     token: self.credential.secret.clone(),
                     doc_kind: document.kind,
@@ -626,7 +626,7 @@ impl Creator<'_> {
                 name: &customer.name,
                 email: email.contains('@').then_some(email),
             }),
-            speed: &self.settings.bitpay.transaction_speed,
+            speed: self.settings.transaction_speed(),
         };
         let store = &self.ctx.store;
         let server = self.server.name();

@@ -1,5 +1,6 @@
-//! `handle-ipn`: one BitPay webhook on stdin. The body is only a trigger: the invoice is
-//! re-fetched, signed, and settled from what BitPay says now (`settlement::webhook`).
+//! `handle-ipn`: one webhook of the payment server on stdin. The body is only a trigger:
+//! the invoice is re-fetched and settled from what the server says now
+//! (`settlement::webhook`).
 
 use std::io::Read;
 
@@ -9,6 +10,7 @@ use crate::bitpay::model::WEBHOOK_MAX_BYTES;
 use crate::cli::HandleIpnArgs;
 use crate::context::Context;
 use crate::exit::SUCCESS;
+use crate::server::WebhookHeaders;
 use crate::settlement::webhook::{answer, WebhookAnswer};
 use crate::view::{AnsweredView, SettledView};
 
@@ -18,7 +20,11 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         .take(WEBHOOK_MAX_BYTES as u64 + 1)
         .read_to_end(&mut body)
         .context("reading the webhook body from stdin")?;
-    match answer(ctx, &body, args.signature.as_deref())? {
+    let headers = WebhookHeaders {
+        x_signature: args.signature,
+        btcpay_sig: args.btcpay_sig,
+    };
+    match answer(ctx, &body, &headers)? {
         WebhookAnswer::Ignored { invoice, why } => ctx.output.show(&AnsweredView {
             human: match &invoice {
                 Some(id) => format!("{id}: ignored ({why})"),

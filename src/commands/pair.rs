@@ -1,15 +1,29 @@
-//! `pair CODE` and `pair --request`: the pairing is `pairing::pair`; this renders it.
+//! `pair CODE`, `pair --request` and `pair --btcpay`: the pairing is `pairing::pair`,
+//! connecting to BTCPay `connect::connect_btcpay`; this reads the key and renders them.
 
-use anyhow::Result;
+use std::io::Read;
+
+use anyhow::{Context as _, Result};
 
 use crate::cli::PairArgs;
 use crate::clock;
+use crate::connect::{connect_btcpay, Connected};
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::output::View;
 use crate::pairing::{pair, Paired};
 
 pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
+    if args.btcpay {
+        let mut key = String::new();
+        std::io::stdin()
+            .take(1024)
+            .read_to_string(&mut key)
+            .context("reading the API key from stdin")?;
+        let connected = connect_btcpay(ctx, &args.admin, &key)?;
+        ctx.output.show(&connected);
+        return Ok(SUCCESS);
+    }
     let paired = pair(ctx, &args)?;
     ctx.output.show(&paired);
     Ok(SUCCESS)
@@ -32,5 +46,23 @@ impl View for Paired {
                     .unwrap_or_else(|| "in 24 hours".into())
             ),
         }
+    }
+}
+
+impl View for Connected {
+    fn human(&self) -> String {
+        format!(
+            "Connected to {} {} (store {}); webhook {} sends to {}{}",
+            self.server,
+            self.url,
+            self.store_id,
+            self.webhook_id,
+            self.webhook_url,
+            if self.replaced > 0 {
+                " (replaced our earlier one)"
+            } else {
+                ""
+            }
+        )
     }
 }

@@ -189,6 +189,35 @@ impl crate::exit::Failing for ConfigError {
     }
 }
 
+/// Which payment server takes the coins (`[server] kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    BitPay,
+    /// BTCPay Server, self-hosted, through its Greenfield API.
+    Btcpay,
+}
+
+impl ServerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::BitPay => "bitpay",
+            ServerKind::Btcpay => "btcpay",
+        }
+    }
+}
+
+/// `[btcpay]`: where the BTCPay Server is and which store takes the payments.
+#[derive(Debug, Clone, Default)]
+pub struct BtcpaySettings {
+    /// No trailing slash; empty when BTCPay is not the server.
+    pub url: String,
+    pub store_id: String,
+    /// `high`, `medium`, `low-medium` or `low`: BTCPay's speed policies.
+    pub transaction_speed: String,
+    /// Set in the file; otherwise the key connecting stored in the data directory.
+    pub api_key: Option<Secret>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Test,
@@ -318,8 +347,10 @@ pub struct ReconcileSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
+    pub server: ServerKind,
     pub splynx: SplynxSettings,
     pub bitpay: BitPaySettings,
+    pub btcpay: BtcpaySettings,
     pub refill: RefillSettings,
     pub statements: StatementGrouping,
     /// The service fee (per partner).
@@ -400,6 +431,23 @@ impl Config {
             }
         }
         all
+    }
+
+    /// How soon a payment counts as confirmed at the configured server.
+    pub fn transaction_speed(&self) -> &str {
+        match self.server {
+            ServerKind::BitPay => &self.bitpay.transaction_speed,
+            ServerKind::Btcpay => &self.btcpay.transaction_speed,
+        }
+    }
+
+    /// What invoice records name their server by: BitPay's environment (`test`,
+    /// `production`) or `btcpay`.
+    pub fn invoice_environment(&self) -> &'static str {
+        match self.server {
+            ServerKind::BitPay => self.bitpay.environment.as_str(),
+            ServerKind::Btcpay => ServerKind::Btcpay.as_str(),
+        }
     }
 
     /// The problem with `key`, if it has one.

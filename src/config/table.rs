@@ -101,7 +101,15 @@ fn seconds(d: std::time::Duration) -> String {
 }
 
 /// Every setting, in the config file's order.
-pub const SETTINGS: [Setting; 31] = [
+pub const SETTINGS: [Setting; 36] = [
+    Setting {
+        key: "server.kind",
+        form: form("payment_server", "Payment server"),
+        critical: true,
+        secret: false,
+        default: Default::Value("bitpay"),
+        show: |c| c.server.as_str().into(),
+    },
     Setting {
         key: "splynx.url",
         form: form("splynx_url", "Splynx URL"),
@@ -205,6 +213,38 @@ pub const SETTINGS: [Setting; 31] = [
     file_only("bitpay.timeout_seconds", true, Default::Value("30"), |c| {
         seconds(c.bitpay.timeout)
     }),
+    file_only(
+        "btcpay.url",
+        true,
+        Default::Derived("required when server.kind = \"btcpay\""),
+        |c| c.btcpay.url.clone(),
+    ),
+    file_only(
+        "btcpay.store_id",
+        true,
+        Default::Derived("required when server.kind = \"btcpay\""),
+        |c| c.btcpay.store_id.clone(),
+    ),
+    file_only(
+        "btcpay.transaction_speed",
+        false,
+        Default::Value("medium"),
+        |c| c.btcpay.transaction_speed.clone(),
+    ),
+    Setting {
+        key: "btcpay.api_key",
+        form: None,
+        critical: true,
+        secret: true,
+        default: Default::Derived("the key `splynx-bitpay pair --btcpay` stored"),
+        show: |c| {
+            c.btcpay
+                .api_key
+                .as_ref()
+                .map(|k| k.expose().to_string())
+                .unwrap_or_default()
+        },
+    },
     Setting {
         key: "refill.min",
         form: partner_form("refill_min", "Top-up minimum", false),

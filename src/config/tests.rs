@@ -637,3 +637,54 @@ fn an_unreadable_config_says_chmod() {
     .to_string();
     assert!(missing.contains("--config"), "{missing}");
 }
+
+/// BTCPay as the server: its own section is required and checked; BitPay's environment is
+/// not needed; the server-neutral keys of [bitpay] still apply.
+#[test]
+fn btcpay_is_chosen_and_checked() {
+    let btcpay_config = |btcpay: &str| {
+        GOOD.replace("environment = \"test\"\n", "").replace(
+            "[splynx]",
+            &format!("[server]\nkind = \"btcpay\"\n\n{btcpay}\n[splynx]"),
+        )
+    };
+    let config = parse(&btcpay_config(
+        "[btcpay]\nurl = \"https://btcpay.isp.test\"\nstore_id = \"Store1abc\"\n",
+    ))
+    .unwrap();
+    assert_eq!(config.server, ServerKind::Btcpay);
+    assert_eq!(config.btcpay.url, "https://btcpay.isp.test");
+    assert_eq!(config.btcpay.transaction_speed, "medium");
+    assert_eq!(config.bitpay.currency, "USD");
+    let missing = error(&btcpay_config(""));
+    assert!(
+        missing.contains("btcpay.url") && missing.contains("btcpay.store_id"),
+        "{missing}"
+    );
+    assert!(!missing.contains("bitpay.environment"), "{missing}");
+    let plain = error(&btcpay_config(
+        "[btcpay]\nurl = \"http://btcpay.isp.test\"\nstore_id = \"S1\"\n",
+    ));
+    assert!(plain.contains("plain http"), "{plain}");
+    let loopback = btcpay_config("[btcpay]\nurl = \"http://127.0.0.1:8081\"\nstore_id = \"S1\"\n");
+    assert!(parse(&loopback).is_ok());
+    let zero_conf = error(&btcpay_config(
+        "[btcpay]\nurl = \"https://b.isp.test\"\nstore_id = \"S1\"\ntransaction_speed = \"high\"\n",
+    ));
+    assert!(zero_conf.contains("zero confirmations"), "{zero_conf}");
+    let odd = error(&GOOD.replace("[splynx]", "[server]\nkind = \"coinbase\"\n\n[splynx]"));
+    assert!(
+        odd.contains("server.kind") && odd.contains("coinbase"),
+        "{odd}"
+    );
+    // An API key set in the file is never shown.
+    let with_key = parse(&btcpay_config(
+        "[btcpay]\nurl = \"https://b.isp.test\"\nstore_id = \"S1\"\napi_key = \"abcdef0123456789\"\n",
+    ))
+    .unwrap();
+    assert!(!format!("{with_key:?}").contains("abcdef0123456789"));
+    assert_eq!(
+        table::find("btcpay.api_key").unwrap().shown(&with_key),
+        "(redacted)"
+    );
+}

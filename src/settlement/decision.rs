@@ -457,7 +457,7 @@ mod tests {
         use crate::domain::NewInvoice;
         use crate::server::{
             Capabilities, CreateDetails, Credential, PaymentServer, ServerError, ServerResult,
-            SignatureCheck, WebhookError, WebhookFormat, WebhookNotice,
+            SignatureCheck, WebhookError, WebhookFormat, WebhookHeaders, WebhookNotice,
         };
 
         struct FakeServer {
@@ -476,6 +476,10 @@ mod tests {
         impl WebhookFormat for FakeWebhooks {
             fn name(&self) -> &'static str {
                 "Fake"
+            }
+
+            fn signature<'h>(&self, headers: &'h WebhookHeaders) -> Option<&'h str> {
+                headers.x_signature.as_deref()
             }
 
             fn parse_webhook(&self, _body: &[u8]) -> Result<WebhookNotice, WebhookError> {

@@ -8,9 +8,9 @@ use anyhow::Result;
 use super::{Outcome, Settler};
 use crate::clock;
 use crate::context::Context;
-use crate::gateway::{self, Key, Need};
+use crate::gateway::{self, Key, Need, NotConnected};
 use crate::recovery::{self, Adoption};
-use crate::server::{SignatureCheck, WebhookError, WebhookNotice};
+use crate::server::{SignatureCheck, WebhookError, WebhookHeaders, WebhookNotice};
 use crate::store::{InvoiceRecord, Settlement};
 
 /// What answering one webhook came to.
@@ -80,35 +80,43 @@ fn fresh_answer(
         })
 }
 
-/// Answers one webhook body (at most `WEBHOOK_MAX_BYTES`) with its `x-signature`, if any.
-/// A body that is not a webhook is journaled bounded and refused (bad input).
-pub fn answer(ctx: &Context, body: &[u8], signature: Option<&str>) -> Result<WebhookAnswer> {
+/// Answers one webhook body (at most `WEBHOOK_MAX_BYTES`) with its signature headers. A
+/// body that is not a webhook, or (where the server signs with a secret of ours) one whose
+/// signature is missing or forged, is journaled bounded and refused (bad input).
+pub fn answer(ctx: &Context, body: &[u8], headers: &WebhookHeaders) -> Result<WebhookAnswer> {
     let now = clock::now_ms();
-    let format = gateway::webhooks(ctx);
+    let format = gateway::webhooks(ctx)?;
+    let signature = format.signature(headers);
+    // A body kept bounded in the journal, with what was done with it.
+    let note = |what: &str| -> Result<()> {
+        ctx.store
+            .journal(None, "webhook", what, Some(&bounded_record(body)), now)?;
+        Ok(())
+    };
+    if format.signature_required() {
+        let refused = match format.check_signature(body, signature, None) {
+            SignatureCheck::Valid => None,
+            SignatureCheck::NotChecked => return Err(NotConnected(format.name()).into()),
+            SignatureCheck::Absent => Some(WebhookError::Unsigned(format.name())),
+            SignatureCheck::Invalid => Some(WebhookError::Forged(format.name())),
+        };
+        if let Some(e) = refused {
+            note(&format!("rejected: {e}"))?;
+            return Err(e.into());
+        }
+    }
     let webhook = match format.parse_webhook(body) {
         Ok(webhook) => webhook,
         Err(e @ WebhookError::RefundWithoutInvoice(_)) => {
             // Not bad input: the server would retry it for an hour and nothing would change.
-            ctx.store.journal(
-                None,
-                "webhook",
-                &format!("ignored: {e}"),
-                Some(&bounded_record(body)),
-                now,
-            )?;
+            note(&format!("ignored: {e}"))?;
             return Ok(WebhookAnswer::Ignored {
                 invoice: None,
                 why: e.to_string(),
             });
         }
         Err(e) => {
-            ctx.store.journal(
-                None,
-                "webhook",
-                &format!("rejected: {e}"),
-                Some(&bounded_record(body)),
-                now,
-            )?;
+            note(&format!("rejected: {e}"))?;
             return Err(e.into());
         }
     };

@@ -269,3 +269,202 @@ fn the_sandbox_is_strict() {
         .unwrap();
     assert_eq!(bad_date.status(), 422);
 }
+
+/// The real binary with `[server] kind = "btcpay"`, against the BTCPay and Splynx sandboxes.
+mod through_the_binary {
+    use super::*;
+    use crate::util::Env;
+
+    struct Setup {
+        env: Env,
+        btcpay: BtcpaySandbox,
+        store: String,
+        key: String,
+    }
+
+    fn setup() -> Setup {
+        let env = Env::new();
+        let btcpay = BtcpaySandbox::start();
+        let store = btcpay.create_store();
+        let permissions: Vec<String> = PERMISSIONS.iter().map(|p| format!("{p}:{store}")).collect();
+        let key = btcpay.create_api_key(&permissions);
+        let config = env.default_config().replace(
+            "[refill]",
+            &format!(
+                "[btcpay]\nurl = \"{}\"\nstore_id = \"{store}\"\n\n[refill]",
+                btcpay.url()
+            ),
+        );
+        env.write_config(&format!("[server]\nkind = \"btcpay\"\n\n{config}"));
+        Setup {
+            env,
+            btcpay,
+            store,
+            key,
+        }
+    }
+
+    fn connected() -> Setup {
+        let s = setup();
+        s.env
+            .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
+            .assert_code(0);
+        s
+    }
+
+    fn btcpay_tokens(env: &Env) -> i64 {
+        env.db()
+            .query_row(
+                "SELECT count(*) FROM tokens WHERE environment = 'btcpay'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn webhooks(s: &Setup) -> Vec<serde_json::Value> {
+        reqwest::blocking::Client::new()
+            .get(format!(
+                "{}/api/v1/stores/{}/webhooks",
+                s.btcpay.url(),
+                s.store
+            ))
+            .header("Authorization", format!("token {}", s.key))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    #[test]
+    fn connecting_checks_the_key_and_registers_one_webhook() {
+        let s = setup();
+        // Nothing on stdin: bad input; an unknown key, or one without a permission: 78,
+        // naming it, and nothing is stored.
+        s.env
+            .run_with_stdin(&["pair", "--btcpay"], b"")
+            .assert_code(65);
+        s.env
+            .run_with_stdin(&["pair", "--btcpay"], b"00ff00ff")
+            .assert_code(78)
+            .assert_stderr_contains("refused the API key");
+        let view_only = s
+            .btcpay
+            .create_api_key(&[format!("btcpay.store.canviewinvoices:{}", s.store)]);
+        s.env
+            .run_with_stdin(&["pair", "--btcpay"], view_only.as_bytes())
+            .assert_code(78)
+            .assert_stderr_contains("btcpay.store.cancreateinvoice");
+        assert_eq!(btcpay_tokens(&s.env), 0, "nothing stored");
+        assert!(webhooks(&s).is_empty());
+        let run = s
+            .env
+            .run_with_stdin(&["--json", "pair", "--btcpay"], s.key.as_bytes());
+        run.assert_code(0);
+        assert_eq!(
+            run.json()["webhook_url"],
+            "https://splynx.isp.test/bitpay/ipn"
+        );
+        assert!(!run.stdout.contains(&s.key), "the key is never shown");
+        // Reconnecting replaces our webhook; it never piles up a second.
+        let again = s
+            .env
+            .run_with_stdin(&["--json", "pair", "--btcpay"], s.key.as_bytes());
+        again.assert_code(0);
+        assert_eq!(again.json()["replaced"], 1);
+        assert_eq!(webhooks(&s).len(), 1);
+        assert_eq!(btcpay_tokens(&s.env), 2, "the key and the webhook's secret");
+    }
+
+    #[test]
+    fn connecting_needs_btcpay_chosen() {
+        let env = Env::new();
+        env.run_with_stdin(&["pair", "--btcpay"], b"0123")
+            .assert_code(78)
+            .assert_stderr_contains("kind = \"btcpay\"");
+    }
+
+    fn pay_invoice_101(s: &Setup) -> String {
+        let run = s.env.run(&[
+            "--json",
+            "create-invoice",
+            "--customer",
+            "42",
+            "--invoice",
+            "101",
+        ]);
+        run.assert_code(0);
+        let id = run.json()["bitpay_invoice_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let at_btcpay = s.btcpay.invoice(&id).unwrap();
+        assert_eq!(at_btcpay["amount"], "51.61");
+        assert_eq!(run.json()["url"], at_btcpay["checkoutLink"]);
+        id
+    }
+
+    fn deliver(s: &Setup, id: &str, kind: &str) -> crate::util::Run {
+        let (body, signature) = s.btcpay.webhook(id, kind).unwrap();
+        s.env
+            .run_with_stdin(&["handle-ipn", "--btcpay-sig", &signature], body.as_bytes())
+    }
+
+    #[test]
+    fn a_settled_invoice_is_credited_once_from_a_signed_webhook() {
+        let s = connected();
+        let id = pay_invoice_101(&s);
+        s.btcpay.set_status(&id, "Settled", None);
+        deliver(&s, &id, "InvoiceSettled").assert_code(0);
+        deliver(&s, &id, "InvoiceSettled").assert_code(0);
+        assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+        let show = s.env.run(&["show", &id]).stdout;
+        assert!(show.contains("BTCPay Server says Settled"), "{show}");
+    }
+
+    #[test]
+    fn unsigned_or_forged_webhooks_are_refused_before_anything_else() {
+        let s = connected();
+        let id = pay_invoice_101(&s);
+        s.btcpay.set_status(&id, "Settled", None);
+        s.btcpay.clear_requests();
+        let (body, signature) = s.btcpay.webhook(&id, "InvoiceSettled").unwrap();
+        s.env
+            .run_with_stdin(&["handle-ipn"], body.as_bytes())
+            .assert_code(65)
+            .assert_stderr_contains("no BTCPay Server signature");
+        let forged = body.replace("InvoiceSettled", "InvoiceProcessing");
+        s.env
+            .run_with_stdin(
+                &["handle-ipn", "--btcpay-sig", &signature],
+                forged.as_bytes(),
+            )
+            .assert_code(65)
+            .assert_stderr_contains("does not match");
+        assert!(s.btcpay.requests().is_empty(), "nothing was fetched");
+        assert!(s.env.payments_with_receipt(&id).is_empty());
+    }
+
+    #[test]
+    fn marked_and_paid_late_are_held_and_reconcile_credits_what_webhooks_missed() {
+        let s = connected();
+        let marked = pay_invoice_101(&s);
+        s.btcpay.set_status(&marked, "Settled", Some("Marked"));
+        let run = deliver(&s, &marked, "InvoiceSettled");
+        run.assert_code(0);
+        assert!(run.stdout.contains("marked paid by hand"), "{run:?}");
+        assert!(s.env.payments_with_receipt(&marked).is_empty());
+
+        let s = connected();
+        let late = pay_invoice_101(&s);
+        s.btcpay.set_status(&late, "Expired", Some("PaidLate"));
+        deliver(&s, &late, "InvoicePaidAfterExpiration").assert_code(0);
+        assert!(s.env.payments_with_receipt(&late).is_empty());
+
+        let s = connected();
+        let missed = pay_invoice_101(&s);
+        s.btcpay.set_status(&missed, "Settled", Some("PaidOver"));
+        s.env.run(&["reconcile"]).assert_code(0);
+        assert_eq!(s.env.payments_with_receipt(&missed).len(), 1);
+    }
+}

@@ -252,7 +252,9 @@ impl Config {
         let derived_urls = servers::derived_urls(&raw.splynx, &raw.bitpay);
         let times = servers::RawTimes::of(&raw.splynx, &raw.bitpay);
         let mut splynx = servers::splynx(raw.splynx, &mut bad);
-        let mut bitpay = servers::bitpay(raw.bitpay, &splynx.url, &mut bad);
+        let server = servers::server_kind(raw.server, &mut bad);
+        let mut bitpay = servers::bitpay(raw.bitpay, server, &splynx.url, &mut bad);
+        let btcpay = servers::btcpay(raw.btcpay, server, &bitpay, &mut bad);
         servers::check_urls(&splynx, &bitpay, &derived_urls, &mut bad);
         let refill = checkout::refill(raw.refill, &bitpay.currency, &mut bad);
         let statements = checkout::statements(raw.statements, &mut bad);
@@ -265,6 +267,7 @@ impl Config {
 
         // A secret pasted into the wrong field is never quoted back.
         let secrets: Vec<String> = std::iter::once(splynx.api_secret.expose().to_string())
+            .chain(btcpay.api_key.iter().map(|k| k.expose().to_string()))
             .chain(modules_list.iter().flat_map(|(_, sections)| {
                 sections
                     .values()
@@ -287,8 +290,10 @@ impl Config {
 
         Ok(Config {
             path: path.to_path_buf(),
+            server,
             splynx,
             bitpay,
+            btcpay,
             refill,
             statements,
             fee,

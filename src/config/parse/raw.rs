@@ -11,6 +11,8 @@ use crate::secret::Secret;
 /// The file's sections, each read on its own so that every section's problem is found in
 /// one run (`[addon]` is read first, by `addon_settings`: it says where the overlay is).
 pub(super) struct RawConfig {
+    pub(super) server: RawServer,
+    pub(super) btcpay: RawBtcpay,
     /// Every key may come from the Modules list instead (`unset` says where to set it).
     pub(super) splynx: RawSplynx,
     pub(super) bitpay: RawBitPay,
@@ -80,6 +82,8 @@ impl RawConfig {
             };
         }
         RawConfig {
+            server: read!("server").unwrap_or_default(),
+            btcpay: read!("btcpay").unwrap_or_default(),
             splynx: read!("splynx").unwrap_or_default(),
             bitpay: read!("bitpay").unwrap_or_default(),
             refill: read!("refill"),
@@ -175,4 +179,19 @@ pub(super) struct RawStorage {
 pub(super) struct RawReconcile {
     pub(super) concurrency: Option<usize>,
     pub(super) requests_per_second: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) kind: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBtcpay {
+    pub(super) url: Option<String>,
+    pub(super) store_id: Option<String>,
+    pub(super) transaction_speed: Option<String>,
+    pub(super) api_key: Option<Secret>,
 }

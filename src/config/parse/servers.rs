@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use super::raw::{RawBitPay, RawSplynx};
+use super::raw::{RawBitPay, RawBtcpay, RawServer, RawSplynx};
 use super::values::{
     absolute_url, base_url, is_placeholder_url, is_plain_http_off_host, quoted_prefix, timeout,
     EXAMPLE_API_KEY, PLACEHOLDER_SECRETS,
 };
 use super::{Bad, FALLBACK_CURRENCY, FALLBACK_URL};
 use crate::config::{
-    BitPaySettings, CreditOn, Environment, SplynxAuth, SplynxSettings,
+    BitPaySettings, BtcpaySettings, CreditOn, Environment, ServerKind, SplynxAuth, SplynxSettings,
     DEFAULT_PAYMENT_GRACE_SECONDS,
 };
 use crate::money;
@@ -129,8 +129,120 @@ pub(super) fn splynx(raw: RawSplynx, bad: Bad<'_>) -> SplynxSettings {
     }
 }
 
-/// `[bitpay]`, without its timeout; its URLs default under `splynx_url`.
-pub(super) fn bitpay(raw: RawBitPay, splynx_url: &str, bad: Bad<'_>) -> BitPaySettings {
+/// `[server] kind`: which payment server takes the coins.
+pub(super) fn server_kind(raw: RawServer, bad: Bad<'_>) -> ServerKind {
+    match raw.kind.as_deref().map(str::trim) {
+        None | Some("bitpay") => ServerKind::BitPay,
+        Some("btcpay") => ServerKind::Btcpay,
+        Some(other) => {
+            bad(
+                "server.kind",
+                format!(
+                    "unknown payment server \"{}\" (expected \"bitpay\" or \"btcpay\")",
+                    quoted_prefix(other)
+                ),
+            );
+            ServerKind::BitPay
+        }
+    }
+}
+
+/// `[btcpay]`: checked only when BTCPay is the server (an unused section's unknown keys
+/// are still refused by its reader).
+pub(super) fn btcpay(
+    raw: RawBtcpay,
+    kind: ServerKind,
+    bitpay: &BitPaySettings,
+    bad: Bad<'_>,
+) -> BtcpaySettings {
+    let speed = raw.transaction_speed.unwrap_or_else(|| "medium".into());
+    if kind != ServerKind::Btcpay {
+        return BtcpaySettings {
+            url: raw.url.unwrap_or_default(),
+            store_id: raw.store_id.unwrap_or_default(),
+            transaction_speed: speed,
+            api_key: raw.api_key,
+        };
+    }
+    let url = match raw.url {
+        None => {
+            bad(
+                "btcpay.url",
+                "is not set: the address of your BTCPay Server, e.g. \"https://btcpay.example.com\"".into(),
+            );
+            String::new()
+        }
+        Some(url) => match base_url(&url) {
+            Ok(url) if is_plain_http_off_host(&url) => {
+                bad(
+                    "btcpay.url",
+                    format!("\"{url}\" is plain http://: the API key and payment data would cross the network unencrypted. Use https:// (plain http is accepted only for this machine's loopback addresses)"),
+                );
+                url
+            }
+            Ok(url) => url,
+            Err(m) => {
+                bad("btcpay.url", m);
+                String::new()
+            }
+        },
+    };
+    let store_id = raw.store_id.unwrap_or_default();
+    if store_id.is_empty() {
+        bad(
+            "btcpay.store_id",
+            "is not set: the id of the BTCPay store that takes the payments (Stores → Settings → General → Store Id)".into(),
+        );
+    } else if store_id.len() > 64 || !store_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        bad(
+            "btcpay.store_id",
+            format!(
+                "\"{}\" is not a BTCPay store id (letters and digits, as Stores → Settings → General shows it)",
+                quoted_prefix(&store_id)
+            ),
+        );
+    }
+    let speed = if matches!(speed.as_str(), "high" | "medium" | "low-medium" | "low") {
+        speed
+    } else {
+        bad(
+            "btcpay.transaction_speed",
+            format!(
+                "unknown speed \"{}\" (expected \"high\", \"medium\", \"low-medium\" or \"low\")",
+                quoted_prefix(&speed)
+            ),
+        );
+        "medium".to_string()
+    };
+    if speed == "high" && !bitpay.allow_zero_confirmation {
+        bad(
+            "btcpay.transaction_speed",
+            "\"high\" settles BTCPay invoices at zero confirmations, so a double-spent or replaced payment is credited anyway. Use \"medium\" (one confirmation), or accept the risk with [bitpay] allow_zero_confirmation = true".into(),
+        );
+    }
+    if raw
+        .api_key
+        .as_ref()
+        .is_some_and(|k| k.expose().trim().is_empty())
+    {
+        bad("btcpay.api_key", "must not be empty".into());
+    }
+    BtcpaySettings {
+        url,
+        store_id,
+        transaction_speed: speed,
+        api_key: raw.api_key,
+    }
+}
+
+/// `[bitpay]`, without its timeout; its URLs default under `splynx_url`. Its environment
+/// is needed only when BitPay is the server.
+pub(super) fn bitpay(
+    raw: RawBitPay,
+    kind: ServerKind,
+    splynx_url: &str,
+    bad: Bad<'_>,
+) -> BitPaySettings {
     let environment = match raw.environment.as_deref() {
         Some("test") => Environment::Test,
         Some("production") => Environment::Production,
@@ -144,6 +256,7 @@ pub(super) fn bitpay(raw: RawBitPay, splynx_url: &str, bad: Bad<'_>) -> BitPaySe
             );
             Environment::Test
         }
+        None if kind == ServerKind::Btcpay => Environment::Test,
         None => {
             bad(
                 "bitpay.environment",

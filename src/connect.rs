@@ -1,0 +1,169 @@
+//! Connecting to BTCPay Server (`pair --btcpay`, the key on stdin): the store's API key is
+//! checked with `api-keys/current` (store, every permission the add-on needs) before
+//! anything is stored, our webhook is registered (replacing ours, never piling up a second)
+//! and the secret BTCPay shows once is kept with the key in the state store.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::btcpay::model::PERMISSIONS;
+use crate::btcpay::{BtcpayClient, BtcpayError};
+use crate::cli::AdminArgs;
+use crate::clock;
+use crate::config::ServerKind;
+use crate::context::Context;
+use crate::exit::{ExitCode, Failing};
+use crate::gateway::{API_KEY, BTCPAY, WEBHOOK_SECRET};
+use crate::secret::Secret;
+use crate::store::TokenRecord;
+
+/// The events the add-on listens to: every one that may change what is settled.
+pub const EVENTS: [&str; 8] = [
+    "InvoiceReceivedPayment",
+    "InvoicePaymentSettled",
+    "InvoiceProcessing",
+    "InvoiceExpired",
+    "InvoiceSettled",
+    "InvoiceInvalid",
+    "InvoicePaidAfterExpiration",
+    "InvoiceExpiredPaidPartial",
+];
+
+/// Why connecting stored nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("this add-on is set to [server] kind = \"bitpay\": set kind = \"btcpay\" and [btcpay] url and store_id in {0}, then connect")]
+    NotBtcpay(String),
+    #[error("no API key on stdin: pipe the key of the BTCPay store into `splynx-bitpay pair --btcpay` (it is never read from the command line)")]
+    NoKey,
+    #[error("BTCPay Server refused the API key ({0}): create one in BTCPay (Account → API Keys) for store {1} and connect again")]
+    KeyRefused(String, String),
+    #[error("the API key may not {permission} in store {store}: create a key with the permissions {all} for that store, and connect again")]
+    MissingPermission {
+        permission: String,
+        store: String,
+        all: String,
+    },
+    #[error("BTCPay Server registered the webhook without a secret: connect again")]
+    NoSecret,
+}
+
+impl Failing for ConnectError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ConnectError::NoKey => ExitCode::BadInput,
+            _ => ExitCode::Config,
+        }
+    }
+}
+
+/// What connecting did.
+#[derive(Debug, Serialize)]
+pub struct Connected {
+    pub server: &'static str,
+    pub url: String,
+    pub store_id: String,
+    pub webhook_id: String,
+    pub webhook_url: String,
+    /// Our earlier webhooks that this one replaced.
+    pub replaced: usize,
+}
+
+/// Checks the key, registers our webhook, and stores both secrets.
+pub fn connect_btcpay(ctx: &Context, admin: &AdminArgs, key: &str) -> Result<Connected> {
+    let config = &ctx.config;
+    if config.server != ServerKind::Btcpay {
+        return Err(ConnectError::NotBtcpay(config.path.display().to_string()).into());
+    }
+    let caller = crate::admin::require_pairing_role(ctx, admin)?;
+    let key = key.trim();
+    if key.is_empty() || key.len() > 200 || key.chars().any(char::is_whitespace) {
+        return Err(ConnectError::NoKey.into());
+    }
+    let settings = &config.btcpay;
+    let client = BtcpayClient::new(
+        &settings.url,
+        Secret::new(key),
+        &settings.store_id,
+        crate::http::transport(config.bitpay.timeout),
+    );
+    let granted = match client.current_key() {
+        Ok(granted) => granted,
+        Err(BtcpayError::Unauthorized { message }) => {
+            return Err(ConnectError::KeyRefused(message, settings.store_id.clone()).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(missing) = PERMISSIONS
+        .iter()
+        .find(|p| !granted.grants(p, &settings.store_id))
+    {
+        return Err(ConnectError::MissingPermission {
+            permission: missing.to_string(),
+            store: settings.store_id.clone(),
+            all: PERMISSIONS.join(", "),
+        }
+        .into());
+    }
+    // Reconnecting replaces our webhook: BTCPay never shows an old secret again.
+    let ours = &config.bitpay.notification_url;
+    let mut replaced = 0;
+    for hook in client.webhooks()? {
+        if hook["url"].as_str() == Some(ours.as_str()) {
+            if let Some(id) = hook["id"].as_str() {
+                client.delete_webhook(id)?;
+                replaced += 1;
+            }
+        }
+    }
+    let hook = client.create_webhook(&serde_json::json!({
+        "url": ours,
+        "enabled": true,
+        "automaticRedelivery": true,
+        "authorizedEvents": {"everything": false, "specificEvents": EVENTS},
+    }))?;
+    let secret = hook["secret"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or(ConnectError::NoSecret)?;
+    let webhook_id = hook["id"].as_str().unwrap_or_default().to_string();
+    let now = clock::now_ms();
+    let record = |facade: &str, secret: &str, label: &str| TokenRecord {
+        environment: BTCPAY.into(),
+        facade: facade.into(),
+        token: Secret::new(secret),
+        approved: true,
+        pairing_code: None,
+        pairing_expires_at: None,
+        label: Some(label.into()),
+        created_at: now,
+    };
+    let tx = ctx.store.begin()?;
+    ctx.store
+        .save_token(&record(API_KEY, key, &settings.store_id))?;
+    ctx.store
+        .save_token(&record(WEBHOOK_SECRET, secret, &webhook_id))?;
+    ctx.store.journal(
+        None,
+        "pairing",
+        &format!(
+            "connected to BTCPay Server {} store {} (webhook {webhook_id}{}), by {}",
+            settings.url,
+            settings.store_id,
+            if replaced > 0 { ", replacing ours" } else { "" },
+            crate::admin::who(caller.as_ref())
+        ),
+        None,
+        now,
+    )?;
+    tx.commit().map_err(crate::store::StoreError::from)?;
+    ctx.store.make_durable()?;
+    Ok(Connected {
+        server: "BTCPay Server",
+        url: settings.url.clone(),
+        store_id: settings.store_id.clone(),
+        webhook_id,
+        webhook_url: ours.clone(),
+        replaced,
+    })
+}

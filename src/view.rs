@@ -300,7 +300,13 @@ impl View for Payable {
 /// `create-invoice`'s result: the BitPay invoice to send the customer to.
 #[derive(Debug, Serialize)]
 pub struct Created {
-    pub bitpay_invoice_id: String,
+    /// The payment server's invoice id, whichever server.
+    pub invoice_id: InvoiceId,
+    /// `bitpay` or `btcpay`.
+    pub server: &'static str,
+    /// The same id, for BitPay invoices only (what earlier versions printed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitpay_invoice_id: Option<InvoiceId>,
     pub url: String,
     pub price: String,
     pub currency: String,

@@ -5,8 +5,9 @@ use anyhow::Result;
 
 use crate::checkout::{self, Checkout, Document, Origin, Request};
 use crate::cli::DocumentArgs;
-use crate::config::Config;
+use crate::config::{Config, ServerKind};
 use crate::context::Context;
+use crate::domain::InvoiceId;
 use crate::exit::SUCCESS;
 use crate::money::{self, format_amount};
 use crate::splynx::model::Customer;
@@ -99,7 +100,10 @@ pub(super) fn show_payable(ctx: &Context, settings: &Config, document: &Document
 /// The BitPay invoice to send the customer to.
 fn show_created(ctx: &Context, done: &Checkout) {
     ctx.output.show(&Created {
-        bitpay_invoice_id: done.invoice.id.clone(),
+        invoice_id: InvoiceId::new(done.invoice.id.clone()),
+        server: ctx.config.server.as_str(),
+        bitpay_invoice_id: (ctx.config.server == ServerKind::BitPay)
+            .then(|| InvoiceId::new(done.invoice.id.clone())),
         url: done.invoice.url.clone(),
         price: format_amount(done.record.order.price, &done.record.order.currency),
         currency: done.record.order.currency.clone(),

@@ -394,10 +394,9 @@ mod through_the_binary {
             "101",
         ]);
         run.assert_code(0);
-        let id = run.json()["bitpay_invoice_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = run.json()["invoice_id"].as_str().unwrap().to_string();
+        assert_eq!(run.json()["server"], "btcpay");
+        assert!(run.json().get("bitpay_invoice_id").is_none());
         let at_btcpay = s.btcpay.invoice(&id).unwrap();
         assert_eq!(at_btcpay["amount"], "51.61");
         assert_eq!(run.json()["url"], at_btcpay["checkoutLink"]);

@@ -458,3 +458,17 @@ fn merchant_token_is_preferred_when_paired_with_both() {
         .unwrap();
     assert_eq!(facade, "merchant");
 }
+
+/// Both ids: `invoice_id` and `server` for every server, `bitpay_invoice_id` kept for
+/// BitPay invoices so that nothing reading it breaks.
+#[test]
+fn the_result_names_the_invoice_and_its_server() {
+    let env = Env::new();
+    env.pair();
+    let run = env.run(&["--json", "create-invoice", "--customer", "42", "--invoice", "101"]);
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(json["server"], "bitpay");
+    assert!(json["invoice_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(json["invoice_id"], json["bitpay_invoice_id"]);
+}

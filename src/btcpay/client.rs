@@ -151,6 +151,11 @@ impl BtcpayClient {
             .map(|_| ())
     }
 
+    /// `GET /api/v1/server/info`: its version (any valid key may ask).
+    pub fn server_info(&self) -> Result<serde_json::Value> {
+        self.call(Method::GET, "/api/v1/server/info", &[], None)
+    }
+
     /// `GET /api/v1/api-keys/current`: whether the key works, and what it may do.
     pub fn current_key(&self) -> Result<KeyInfo> {
         self.call(Method::GET, "/api/v1/api-keys/current", &[], None)

@@ -10,6 +10,7 @@
 //! re-running as the data directory's owner), `local` (config, files, key, database,
 //! journal), `remote` (BitPay and Splynx probes), `webhook` (the public webhook URL).
 
+mod btcpay;
 mod local;
 mod owner;
 mod remote;
@@ -20,7 +21,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::config::Config;
+use crate::config::{Config, ServerKind};
 use crate::output::Output;
 
 use local::*;
@@ -135,7 +136,10 @@ pub(super) fn check_everything(report: &mut Report, config: &Config, me: Option<
         report.skip("database", "needs a usable data directory");
         None
     };
-    check_bitpay(report, config, store.as_ref(), identity);
+    match config.server {
+        ServerKind::BitPay => check_bitpay(report, config, store.as_ref(), identity),
+        ServerKind::Btcpay => btcpay::check_btcpay(report, config, store.as_ref()),
+    }
     match store.as_ref().filter(|_| usable_data_dir && has_database) {
         Some(store) => check_splynx(report, config, store),
         None => check_splynx_without_data_dir(report, config),

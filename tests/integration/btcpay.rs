@@ -466,4 +466,47 @@ mod through_the_binary {
         s.env.run(&["reconcile"]).assert_code(0);
         assert_eq!(s.env.payments_with_receipt(&missed).len(), 1);
     }
+
+    fn doctor_statuses(s: &Setup) -> Vec<(String, String, String)> {
+        let run = s.env.run(&["doctor", "--json"]);
+        run.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["id"].as_str().unwrap_or_default().starts_with("btcpay."))
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    c["status"].as_str().unwrap().to_string(),
+                    c["message"].to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn doctor_checks_the_server_the_key_and_the_webhook() {
+        let s = setup();
+        let before = doctor_statuses(&s);
+        assert_eq!(before[0].0, "btcpay.server");
+        assert_eq!(before[0].1, "ok", "{before:?}");
+        assert_eq!(before[1].0, "btcpay.key");
+        assert_eq!(before[1].1, "fail", "not connected yet: {before:?}");
+        s.env
+            .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
+            .assert_code(0);
+        let after = doctor_statuses(&s);
+        let ids: Vec<&str> = after.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(ids, ["btcpay.server", "btcpay.key", "btcpay.webhook"]);
+        assert!(after.iter().all(|c| c.1 == "ok"), "{after:?}");
+        assert!(after[0].2.contains("2.4.1"), "{after:?}");
+        // A key that lost a permission is named.
+        s.btcpay.revoke_permissions(&s.key);
+        let revoked = doctor_statuses(&s);
+        assert_eq!(revoked[1].1, "fail");
+        assert!(
+            revoked[1].2.contains("btcpay.store.canviewinvoices"),
+            "{revoked:?}"
+        );
+    }
 }

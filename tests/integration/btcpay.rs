@@ -509,4 +509,45 @@ mod through_the_binary {
             "{revoked:?}"
         );
     }
+
+    /// A replaced transaction can send `Processing` back to `New`: nothing is credited
+    /// before `Settled`.
+    #[test]
+    fn processing_is_never_credited_even_when_it_falls_back_to_new() {
+        let s = connected();
+        let id = pay_invoice_101(&s);
+        s.btcpay.set_status(&id, "Processing", None);
+        deliver(&s, &id, "InvoiceProcessing").assert_code(0);
+        s.btcpay.set_status(&id, "New", Some("PaidPartial"));
+        deliver(&s, &id, "InvoiceReceivedPayment").assert_code(0);
+        s.env.run(&["reconcile"]).assert_code(0);
+        assert!(s.env.payments_with_receipt(&id).is_empty());
+        s.btcpay.set_status(&id, "Settled", None);
+        deliver(&s, &id, "InvoiceSettled").assert_code(0);
+        assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+    }
+
+    /// The store's webhook reports every integration's invoices: another one's, with a
+    /// valid signature, is answered 0 (so BTCPay's queue moves on) and never credited.
+    #[test]
+    fn another_integrations_invoice_is_ignored() {
+        let s = connected();
+        let theirs: serde_json::Value = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/stores/{}/invoices", s.btcpay.url(), s.store))
+            .header("Authorization", format!("token {}", s.key))
+            .json(&serde_json::json!({"amount": "51.61", "currency": "USD", "metadata": {"orderId": "woocommerce-4711"}}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = theirs["id"].as_str().unwrap().to_string();
+        s.btcpay.set_status(&id, "Settled", None);
+        let run = deliver(&s, &id, "InvoiceSettled");
+        run.assert_code(0);
+        assert!(
+            run.stdout.contains("not an invoice of this add-on"),
+            "{run:?}"
+        );
+        assert!(s.env.payments_with_receipt(&id).is_empty());
+    }
 }

@@ -550,4 +550,26 @@ mod through_the_binary {
         );
         assert!(s.env.payments_with_receipt(&id).is_empty());
     }
+
+    /// Redeliveries, duplicates and a reconcile at the same moment credit once.
+    #[test]
+    fn concurrent_deliveries_and_reconcile_credit_once() {
+        let s = connected();
+        let id = pay_invoice_101(&s);
+        s.btcpay.set_status(&id, "Settled", None);
+        std::thread::scope(|scope| {
+            for i in 0..6 {
+                let (s, id) = (&s, &id);
+                scope.spawn(move || {
+                    if i == 0 {
+                        s.env.run(&["reconcile"]).assert_code(0);
+                    } else {
+                        // Each delivery is new (a new delivery id), as BTCPay redelivers.
+                        deliver(s, id, "InvoiceSettled").assert_code(0);
+                    }
+                });
+            }
+        });
+        assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+    }
 }

@@ -33,7 +33,8 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         Some(caller) => caller.may_pair,
         None => !args.admin.from_page,
     };
-    let env = ctx.environment();
+    // BitPay's tokens of its environment, or what connecting to BTCPay stored.
+    let env = ctx.config.invoice_environment();
     let identity = ctx.existing_identity()?;
     let sin = identity.as_ref().map(|i| i.sin());
     let mut tokens = ctx.store.tokens(env)?;
@@ -73,7 +74,10 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     let approve_url = ctx.dashboard_tokens_url();
     let status = Status {
         environment: env.to_string(),
-        api_url: ctx.config.bitpay.api_url.clone(),
+        api_url: match ctx.config.server {
+            crate::config::ServerKind::BitPay => ctx.config.bitpay.api_url.clone(),
+            crate::config::ServerKind::Btcpay => ctx.config.btcpay.url.clone(),
+        },
         sin,
         paired: paired.iter().map(|f| f.to_string()).collect(),
         tokens: tokens.iter().map(TokenView::from).collect(),

@@ -572,4 +572,16 @@ mod through_the_binary {
         });
         assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
     }
+
+    #[test]
+    fn status_shows_the_connection_without_its_secrets() {
+        let s = connected();
+        let run = s.env.run(&["--json", "status"]);
+        run.assert_code(0);
+        let json = run.json();
+        assert_eq!(json["environment"], "btcpay");
+        assert_eq!(json["api_url"], s.btcpay.url());
+        assert_eq!(json["paired"], serde_json::json!(["api-key", "webhook"]));
+        assert!(!run.stdout.contains(&s.key), "the key is masked");
+    }
 }

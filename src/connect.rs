@@ -167,3 +167,63 @@ pub fn connect_btcpay(ctx: &Context, admin: &AdminArgs, key: &str) -> Result<Con
         replaced,
     })
 }
+
+/// What disconnecting did.
+#[derive(Debug, Serialize)]
+pub struct Disconnected {
+    /// Our webhook was deleted at BTCPay (false: it could not be, or there was none).
+    pub webhook_deleted: bool,
+    /// Why the webhook could not be deleted, if it could not.
+    pub webhook_problem: Option<String>,
+    pub secrets_forgotten: usize,
+}
+
+/// Deletes our webhook at BTCPay (what it can) and forgets the key and the secret.
+pub fn disconnect_btcpay(ctx: &Context, admin: &AdminArgs) -> Result<Disconnected> {
+    let caller = crate::admin::require_pairing_role(ctx, admin)?;
+    let tokens = ctx.store.tokens(BTCPAY)?;
+    let stored = |what: &str| tokens.iter().find(|t| t.facade == what);
+    let settings = &ctx.config.btcpay;
+    let mut webhook_deleted = false;
+    let mut webhook_problem = None;
+    let key = settings
+        .api_key
+        .clone()
+        .or_else(|| stored(API_KEY).map(|t| t.token.clone()));
+    let hook_id = stored(WEBHOOK_SECRET).and_then(|t| t.label.clone());
+    if let (Some(key), Some(hook_id)) = (key, hook_id) {
+        let client = BtcpayClient::new(
+            &settings.url,
+            key,
+            &settings.store_id,
+            crate::http::transport(ctx.config.bitpay.timeout),
+        );
+        match client.delete_webhook(&hook_id) {
+            Ok(()) => webhook_deleted = true,
+            Err(e) => webhook_problem = Some(e.to_string()),
+        }
+    }
+    let secrets_forgotten = ctx.store.delete_tokens(BTCPAY)?;
+    ctx.store.journal(
+        None,
+        "pairing",
+        &format!(
+            "disconnected from BTCPay Server: {} secret(s) forgotten, webhook {}, by {}",
+            secrets_forgotten,
+            if webhook_deleted {
+                "deleted"
+            } else {
+                "not deleted"
+            },
+            crate::admin::who(caller.as_ref())
+        ),
+        None,
+        clock::now_ms(),
+    )?;
+    ctx.store.make_durable()?;
+    Ok(Disconnected {
+        webhook_deleted,
+        webhook_problem,
+        secrets_forgotten,
+    })
+}

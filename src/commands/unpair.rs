@@ -1,4 +1,5 @@
-//! `unpair`: forget the tokens of the configured environment.
+//! `unpair`: forget the tokens of the configured environment, or disconnect from BTCPay
+//! Server (`connect::disconnect_btcpay`).
 
 use anyhow::Result;
 use serde::Serialize;
@@ -6,11 +7,18 @@ use serde::Serialize;
 use crate::admin;
 use crate::cli::UnpairArgs;
 use crate::clock;
+use crate::config::ServerKind;
+use crate::connect::{disconnect_btcpay, Disconnected};
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::output::View;
 
 pub fn run(args: UnpairArgs, ctx: &Context) -> Result<u8> {
+    if ctx.config.server == ServerKind::Btcpay {
+        let done = disconnect_btcpay(ctx, &args.admin)?;
+        ctx.output.show(&done);
+        return Ok(SUCCESS);
+    }
     let caller = admin::require_pairing_role(ctx, &args.admin)?;
     let env = ctx.environment();
     let removed = ctx.store.delete_tokens(env)?;
@@ -55,5 +63,21 @@ impl View for Unpaired {
                 self.dashboard
             ),
         }
+    }
+}
+
+impl View for Disconnected {
+    fn human(&self) -> String {
+        let webhook = match (&self.webhook_problem, self.webhook_deleted) {
+            (_, true) => "our webhook was deleted at BTCPay".to_string(),
+            (Some(problem), false) => {
+                format!("our webhook could not be deleted ({problem}): delete it in BTCPay (Store → Settings → Webhooks)")
+            }
+            (None, false) => "there was no webhook of ours to delete".to_string(),
+        };
+        format!(
+            "Disconnected from BTCPay Server: forgot {} secret(s); {webhook}. Revoke the API key in BTCPay too (Account → API Keys).",
+            self.secrets_forgotten
+        )
     }
 }

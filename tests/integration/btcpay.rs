@@ -584,4 +584,20 @@ mod through_the_binary {
         assert_eq!(json["paired"], serde_json::json!(["api-key", "webhook"]));
         assert!(!run.stdout.contains(&s.key), "the key is masked");
     }
+
+    #[test]
+    fn disconnecting_deletes_our_webhook_and_forgets_the_secrets() {
+        let s = connected();
+        assert_eq!(webhooks(&s).len(), 1);
+        let run = s.env.run(&["--json", "unpair"]);
+        run.assert_code(0);
+        assert_eq!(run.json()["webhook_deleted"], true);
+        assert!(webhooks(&s).is_empty());
+        assert_eq!(btcpay_tokens(&s.env), 0);
+        // Not connected: checkout says what to do.
+        s.env
+            .run(&["create-invoice", "--customer", "42", "--invoice", "101"])
+            .assert_code(78)
+            .assert_stderr_contains("not connected to BTCPay Server");
+    }
 }

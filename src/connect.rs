@@ -81,12 +81,7 @@ pub fn connect_btcpay(ctx: &Context, admin: &AdminArgs, key: &str) -> Result<Con
         return Err(ConnectError::NoKey.into());
     }
     let settings = &config.btcpay;
-    let client = BtcpayClient::new(
-        &settings.url,
-        Secret::new(key),
-        &settings.store_id,
-        crate::http::transport(config.bitpay.timeout),
-    );
+    let client = BtcpayClient::configured(config, Secret::new(key));
     let granted = match client.current_key() {
         Ok(granted) => granted,
         Err(BtcpayError::Unauthorized { message }) => {
@@ -192,12 +187,7 @@ pub fn disconnect_btcpay(ctx: &Context, admin: &AdminArgs) -> Result<Disconnecte
         .or_else(|| stored(API_KEY).map(|t| t.token.clone()));
     let hook_id = stored(WEBHOOK_SECRET).and_then(|t| t.label.clone());
     if let (Some(key), Some(hook_id)) = (key, hook_id) {
-        let client = BtcpayClient::new(
-            &settings.url,
-            key,
-            &settings.store_id,
-            crate::http::transport(ctx.config.bitpay.timeout),
-        );
+        let client = BtcpayClient::configured(&ctx.config, key);
         match client.delete_webhook(&hook_id) {
             Ok(()) => webhook_deleted = true,
             Err(e) => webhook_problem = Some(e.to_string()),

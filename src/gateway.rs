@@ -110,12 +110,7 @@ fn open_btcpay(ctx: &Context, key: Key) -> Result<Gateway> {
         Some(api_key) => api_key.clone(),
         None => stored_btcpay(ctx, API_KEY)?.ok_or(NotConnected("BTCPay Server"))?,
     };
-    let client = BtcpayClient::new(
-        &settings.url,
-        api_key,
-        &settings.store_id,
-        crate::http::transport(ctx.config.bitpay.timeout),
-    );
+    let client = BtcpayClient::configured(&ctx.config, api_key);
     let identity = identity(ctx, key)?;
     Ok(Gateway {
         server: Box::new(BtcpayServer::new(

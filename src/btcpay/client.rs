@@ -95,6 +95,16 @@ impl BtcpayClient {
         }
     }
 
+    /// The configured server and store, with `key`.
+    pub fn configured(config: &crate::config::Config, key: Secret) -> BtcpayClient {
+        BtcpayClient::new(
+            &config.btcpay.url,
+            key,
+            &config.btcpay.store_id,
+            http::transport(config.bitpay.timeout),
+        )
+    }
+
     pub fn store_id(&self) -> &str {
         &self.store_id
     }

@@ -35,12 +35,7 @@ pub(super) fn check_btcpay(report: &mut Report, config: &Config, store: Option<&
             .map(|t| t.token)
     };
     let key = settings.api_key.clone().or_else(|| stored(API_KEY));
-    let client = BtcpayClient::new(
-        &settings.url,
-        key.clone().unwrap_or_else(|| Secret::new("")),
-        &settings.store_id,
-        crate::http::transport(config.bitpay.timeout),
-    );
+    let client = BtcpayClient::configured(config, key.clone().unwrap_or_else(|| Secret::new("")));
     match client.server_info() {
         Err(BtcpayError::Unauthorized { .. }) | Ok(_) if key.is_none() => {
             report.ok("btcpay.server", format!("{} answers", settings.url))

@@ -15,11 +15,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use splynx_bitpay::bitpay::model::{Buyer, InvoiceRequest};
-use splynx_bitpay::bitpay::{BitPayClient, Identity};
-use splynx_bitpay::config::Config;
+use splynx_bitpay::bitpay::{BitPayClient, BitPayServer, Identity};
+use splynx_bitpay::btcpay::{BtcpayClient, BtcpayServer};
+use splynx_bitpay::config::{Config, ServerKind};
+use splynx_bitpay::server::{CreateDetails, Credential, PaymentServer};
 use splynx_bitpay::store::{DocKind, NewInvoice, Store};
-use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox};
+use splynx_bitpay_sandbox::{BitPaySandbox, BtcpaySandbox, SplynxSandbox};
 
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret";
@@ -255,19 +256,55 @@ fn summarize(name: &str, samples: &[Sample]) {
     );
 }
 
-/// Creates `n` refill invoices at BitPay and in the store directly through the library
-/// (what create-invoice does), so large reconcile runs start quickly.
+/// Creates `n` refill invoices at the configured payment server and in the store directly
+/// through the library's seam (what create-invoice does), so large reconcile runs start
+/// quickly.
 fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String> {
     let config = Config::load(&bench.config()).unwrap();
-    let token = {
+    let tokens: Vec<_> = {
         let store = Store::open(&config.data_dir).unwrap();
-        store
-            .tokens("test")
-            .unwrap()
-            .into_iter()
-            .find(|t| t.approved)
-            .unwrap()
-            .token
+        ["test", "btcpay"]
+            .iter()
+            .flat_map(|e| store.tokens(e).unwrap())
+            .collect()
+    };
+    let stored = |environment: &str| {
+        tokens
+            .iter()
+            .filter(|t| t.environment == environment)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // Each worker opens its own server, as each process does.
+    let open = || -> Box<dyn PaymentServer> {
+        match config.server {
+            ServerKind::BitPay => {
+                let identity = Identity::load_or_create(&config.key_path()).unwrap();
+                let sin = identity.sin();
+                let token = stored("test").into_iter().find(|t| t.approved).unwrap();
+                Box::new(BitPayServer::new(
+                    BitPayClient::new(&config.bitpay, Some(identity)),
+                    Vec::new(),
+                    Some(Credential {
+                        label: token.facade,
+                        secret: token.token,
+                    }),
+                    sin,
+                    "https://splynx.isp.test/bitpay/ipn".into(),
+                ))
+            }
+            ServerKind::Btcpay => {
+                let key = stored("btcpay")
+                    .into_iter()
+                    .find(|t| t.facade == "api-key")
+                    .unwrap()
+                    .token;
+                Box::new(BtcpayServer::new(
+                    BtcpayClient::configured(&config, key),
+                    None,
+                ))
+            }
+        }
     };
     let ids = Mutex::new(Vec::with_capacity(n));
     let next = Mutex::new(0..n);
@@ -275,8 +312,8 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                let identity = Identity::load_or_create(&config.key_path()).unwrap();
-                let client = BitPayClient::new(&config.bitpay, Some(identity));
+                let server = open();
+                let credential = server.credential().unwrap();
                 let store = Store::open(&config.data_dir).unwrap();
                 loop {
                     let Some(i) = next.lock().unwrap().next() else {
@@ -288,9 +325,9 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                     let order_id = format!("splynx-refill-c42-{}", &guid.replace('-', "")[..8]);
                     let new = NewInvoice {
                         guid: guid.clone(),
-                        environment: "test".into(),
-                        facade: "pos".into(),
-                        token: token.clone(),
+                        environment: config.invoice_environment().into(),
+                        facade: credential.label.clone(),
+                        token: credential.secret.clone(),
                         doc_kind: DocKind::Refill,
                         doc_id: None,
                         doc_number: None,
@@ -304,28 +341,18 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
                         terms: None,
                     };
                     store.insert_invoice(&new, 0).unwrap();
-                    let request = InvoiceRequest {
-                        token: token.expose(),
-                        price: splynx_bitpay::money::json_number(price),
-                        currency: "USD",
-                        order_id: &order_id,
-                        item_desc: "Balance top-up",
-                        pos_data: "{}".into(),
-                        notification_url: "https://splynx.isp.test/bitpay/ipn",
-                        redirect_url: "https://splynx.isp.test/bitpay/result".into(),
-                        transaction_speed: "medium",
-                        full_notifications: true,
-                        extended_notifications: true,
-                        guid: &guid,
-                        buyer: Buyer {
-                            name: "Benchmark",
-                            email: None,
-                            notify: false,
-                        },
-                    };
-                    let invoice = splynx_bitpay::bitpay::server::normalise(
-                        client.create_invoice(&request).unwrap(),
-                    );
+                    let invoice = server
+                        .create(
+                            &new,
+                            &CreateDetails {
+                                description: "Balance top-up",
+                                redirect_url: "https://splynx.isp.test/bitpay/result",
+                                metadata: "{}",
+                                payer: None,
+                                speed: "medium",
+                            },
+                        )
+                        .unwrap();
                     store
                         .mark_created(&guid, &invoice, "created (benchmark seed)", 0)
                         .unwrap();
@@ -335,6 +362,52 @@ fn seed_open_invoices(bench: &Bench, n: usize, first_cents: usize) -> Vec<String
         }
     });
     ids.into_inner().unwrap()
+}
+
+/// The same installation switched to BTCPay Server (`[server] kind = "btcpay"`) and
+/// connected with a key of a fresh sandbox store.
+fn with_btcpay(bench: &Bench) -> BtcpaySandbox {
+    let btcpay = BtcpaySandbox::start();
+    let store = btcpay.create_store();
+    let permissions: Vec<String> = splynx_bitpay::btcpay::model::PERMISSIONS
+        .iter()
+        .map(|p| format!("{p}:{store}"))
+        .collect();
+    let key = btcpay.create_api_key(&permissions);
+    let config = std::fs::read_to_string(bench.config()).unwrap();
+    std::fs::write(
+        bench.config(),
+        format!(
+            "[server]\nkind = \"btcpay\"\n\n[btcpay]\nurl = \"{}\"\nstore_id = \"{store}\"\n\n{config}",
+            btcpay.url()
+        ),
+    )
+    .unwrap();
+    bench.run_plain(&["pair", "--btcpay"], key.as_bytes());
+    btcpay
+}
+
+/// BTCPay per process: create-invoice, and handle-ipn of a signed `InvoiceSettled`.
+fn btcpay_walls(rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let bench = Bench::new();
+    let btcpay = with_btcpay(&bench);
+    let (mut creates, mut webhooks) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let amount = format!("{}.{:02}", 300 + i / 100, i % 100);
+        let (create, stdout) = bench.run_plain(&top_up(&amount), b"");
+        let out: Value = serde_json::from_str(&stdout).unwrap();
+        let id = out["invoice_id"].as_str().unwrap().to_string();
+        btcpay.set_status(&id, "Settled", None);
+        let (body, signature) = btcpay.webhook(&id, "InvoiceSettled").unwrap();
+        creates.push(create);
+        webhooks.push(
+            bench
+                .run_plain(&["handle-ipn", "--btcpay-sig", &signature], body.as_bytes())
+                .0,
+        );
+    }
+    assert_eq!(bench.splynx.payment_count(), rounds, "one payment per invoice");
+    (creates, webhooks)
 }
 
 /// `create-invoice` of a top-up for customer 42, with `--json`.
@@ -439,6 +512,14 @@ fn floor_ratio(bench: &Bench, rounds: usize) {
         walls[3].push(bench.run_plain(&["--json", "status"], b"").0);
         walls[4].push(bench.run_plain(&["--json", "show", &id], b"").0);
     }
+    let (btcpay_creates, btcpay_webhooks) = btcpay_walls(rounds);
+    walls.push(btcpay_webhooks);
+    walls.push(btcpay_creates);
+    let names = [
+        &names[..],
+        &["handle-ipn (BTCPay Server)", "create-invoice (BTCPay Server)"],
+    ]
+    .concat();
     let medians: Vec<Duration> = walls.into_iter().map(median).collect();
     println!("| process | runs | wall median | ratio to the floor |");
     println!("|---|---|---|---|");
@@ -451,9 +532,10 @@ fn floor_ratio(bench: &Bench, rounds: usize) {
     }
 }
 
-fn reconcile_scaling(sizes: &[usize], latency: Duration) {
+fn reconcile_scaling(sizes: &[usize], latency: Duration, server: ServerKind) {
     println!(
-        "\n## reconcile over open invoices ({} ms latency per sandbox request, default settings)\n",
+        "\n## reconcile over open {} invoices ({} ms latency per sandbox request, default settings)\n",
+        server.as_str(),
         latency.as_millis()
     );
     println!(
@@ -464,21 +546,37 @@ fn reconcile_scaling(sizes: &[usize], latency: Duration) {
     let workers = 8;
     for &n in sizes {
         let bench = Bench::new();
+        let btcpay = (server == ServerKind::Btcpay).then(|| with_btcpay(&bench));
         let ids = seed_open_invoices(&bench, n, 0);
         let paid = n / 20;
         for id in ids.iter().take(paid) {
-            bench.bitpay.set_status(id, "confirmed", None);
+            match &btcpay {
+                Some(btcpay) => btcpay.set_status(id, "Settled", None),
+                None => bench.bitpay.set_status(id, "confirmed", None),
+            }
         }
-        bench.bitpay.latency(latency);
         bench.splynx.latency(latency);
-        bench.bitpay.clear_requests();
         bench.splynx.clear_requests();
+        match &btcpay {
+            Some(btcpay) => {
+                btcpay.latency(latency);
+                btcpay.clear_requests();
+            }
+            None => {
+                bench.bitpay.latency(latency);
+                bench.bitpay.clear_requests();
+            }
+        }
         let (sample, stdout) = bench.run_capture(&["--json", "reconcile"], b"");
         let summary: Value = serde_json::from_str(&stdout).unwrap_or_default();
         let wall = sample.wall.as_secs_f64();
         let floor = latency.as_secs_f64() * n as f64 / workers as f64;
         // Every request waits one latency: a paid invoice's Splynx look-ups and writes too.
-        let requests = bench.bitpay.requests().len() + bench.splynx.requests().len();
+        let server_requests = match &btcpay {
+            Some(btcpay) => btcpay.requests().len(),
+            None => bench.bitpay.requests().len(),
+        };
+        let requests = server_requests + bench.splynx.requests().len();
         let request_floor = latency.as_secs_f64() * requests as f64 / workers as f64;
         println!(
             "| {n} | {paid} | {wall:.1} s | {floor:.1} s | {:.2}× | {requests} | {request_floor:.1} s | {:.2}× | {:.1} s | {} | {} | {} |",
@@ -805,7 +903,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--reconcile-only") {
         let latency = args.get(at + 1).and_then(|l| l.parse().ok()).unwrap_or(25);
-        reconcile_scaling(&[10000], Duration::from_millis(latency));
+        reconcile_scaling(&[10000], Duration::from_millis(latency), ServerKind::BitPay);
+        reconcile_scaling(&[10000], Duration::from_millis(latency), ServerKind::Btcpay);
         reconcile_with_watched(10000, 1000, Duration::from_millis(latency));
         return;
     }
@@ -857,11 +956,13 @@ fn main() {
     floor_ratio(&bench, if quick { 40 } else { 200 });
     let latency = Duration::from_millis(25);
     if quick {
-        reconcile_scaling(&[200, 500], latency);
+        reconcile_scaling(&[200, 500], latency, ServerKind::BitPay);
+        reconcile_scaling(&[200], latency, ServerKind::Btcpay);
         reconcile_with_watched(500, 50, latency);
         webhook_storm("month", 50, 4, 32);
     } else {
-        reconcile_scaling(&[1000, 2500, 5000, 10000], latency);
+        reconcile_scaling(&[1000, 2500, 5000, 10000], latency, ServerKind::BitPay);
+        reconcile_scaling(&[10000], latency, ServerKind::Btcpay);
         reconcile_with_watched(10000, 1000, latency);
         webhook_storm("month", 250, 4, 32);
     }

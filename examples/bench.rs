@@ -406,7 +406,11 @@ fn btcpay_walls(rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
                 .0,
         );
     }
-    assert_eq!(bench.splynx.payment_count(), rounds, "one payment per invoice");
+    assert_eq!(
+        bench.splynx.payment_count(),
+        rounds,
+        "one payment per invoice"
+    );
     (creates, webhooks)
 }
 
@@ -517,7 +521,10 @@ fn floor_ratio(bench: &Bench, rounds: usize) {
     walls.push(btcpay_creates);
     let names = [
         &names[..],
-        &["handle-ipn (BTCPay Server)", "create-invoice (BTCPay Server)"],
+        &[
+            "handle-ipn (BTCPay Server)",
+            "create-invoice (BTCPay Server)",
+        ],
     ]
     .concat();
     let medians: Vec<Duration> = walls.into_iter().map(median).collect();

@@ -11,17 +11,18 @@ pub struct CustomerView {
     pub title: &'static str,
     /// Bootstrap alert kind: success, info, warning, danger.
     pub tone: &'static str,
-    pub text: &'static str,
+    pub text: String,
     pub refresh: bool,
     /// "Invoice #202401000001", "Proforma invoice #…", "Balance top-up".
     pub what: String,
 }
 
-pub fn customer_view(record: &InvoiceRecord) -> CustomerView {
+/// `server` names the payment server the customer paid through ("BitPay").
+pub fn customer_view(record: &InvoiceRecord, server: &str) -> CustomerView {
     let status = record.status;
     let (title, tone, text, refresh) = match record.settlement {
         Settlement::Credited => ("Paid", "success", "Thank you! Your payment was received and credited to your account.", false),
-        Settlement::Review | Settlement::Reversed => ("Under review", "warning", "BitPay reported a problem with this payment (for example a partial or late payment). Your provider will review it; BitPay refunds amounts that are not credited.", false),
+        Settlement::Review | Settlement::Reversed => ("Under review", "warning", "BitPay reported a problem with this payment (for example a partial or late payment). Your provider will review it; amounts that are not credited are refunded.", false),
         Settlement::Resolved => ("Reviewed", "info", "Your provider has reviewed this payment. Please contact them if you have questions about it.", false),
         Settlement::Crediting | Settlement::Sent => ("Waiting for confirmations", "info", "Your payment was received by BitPay and is being credited to your account; you can close this page.", true),
         _ if matches!(status, InvoiceStatus::PaidUnconfirmed | InvoiceStatus::PaidConfirmed | InvoiceStatus::Final) => ("Waiting for confirmations", "info", "Your payment was received by BitPay and is waiting for confirmations on the blockchain. It will be credited automatically; you can close this page.", true),
@@ -38,7 +39,7 @@ pub fn customer_view(record: &InvoiceRecord) -> CustomerView {
     CustomerView {
         title,
         tone,
-        text,
+        text: text.replace("BitPay", server),
         refresh,
         what,
     }
@@ -72,7 +73,7 @@ mod tests {
             (Creating, "unknown", "Not paid yet", true),
         ];
         for (settlement, bitpay, title, refresh) in cases {
-            let view = customer_view(&record(settlement, bitpay, Invoice));
+            let view = customer_view(&record(settlement, bitpay, Invoice), "BitPay");
             assert_eq!(
                 (view.title, view.refresh),
                 (title, refresh),
@@ -80,15 +81,15 @@ mod tests {
             );
         }
         assert_eq!(
-            customer_view(&record(Open, "new", Invoice)).what,
+            customer_view(&record(Open, "new", Invoice), "BitPay").what,
             "Invoice #202401000001"
         );
         assert_eq!(
-            customer_view(&record(Open, "new", Proforma)).what,
+            customer_view(&record(Open, "new", Proforma), "BitPay").what,
             "Proforma invoice #202401000001"
         );
         assert_eq!(
-            customer_view(&record(Open, "new", Refill)).what,
+            customer_view(&record(Open, "new", Refill), "BitPay").what,
             "Balance top-up"
         );
     }

@@ -82,7 +82,7 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
                     note: b.note.clone(),
                 })
                 .collect(),
-            customer_view: portal::customer_view(record),
+            customer_view: portal::customer_view(record, crate::gateway::server_name(ctx)),
             journal: journal.iter().map(JournalView::from).collect(),
         });
     }

@@ -600,4 +600,18 @@ mod through_the_binary {
             .assert_code(78)
             .assert_stderr_contains("not connected to BTCPay Server");
     }
+
+    /// The customer's result page names the server they paid through.
+    #[test]
+    fn the_result_page_speaks_of_btcpay() {
+        let s = connected();
+        let id = pay_invoice_101(&s);
+        let run = s.env.run(&["--json", "show", &id, "--customer", "42"]);
+        run.assert_code(0);
+        let text = run.json()["invoices"][0]["customer_view"]["text"].to_string();
+        assert!(
+            text.contains("BTCPay Server") && !text.contains("BitPay"),
+            "{text}"
+        );
+    }
 }

@@ -485,12 +485,20 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__pair)
-            opts="-v -q -h --btcpay --request --facade --replace --sash --session-admin --from-page --config --json --verbose --quiet --help"
+            opts="-v -q -h --btcpay --authorize-redirect --state --request --facade --replace --sash --session-admin --from-page --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --authorize-redirect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --facade)
                     COMPREPLY=($(compgen -W "merchant pos" -- "${cur}"))
                     return 0

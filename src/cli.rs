@@ -136,6 +136,18 @@ pub struct PairArgs {
     /// from stdin (never from the command line)
     #[arg(long, conflicts_with = "request")]
     pub btcpay: bool,
+    /// With --btcpay: print the address of BTCPay's authorize page instead, which returns
+    /// the admin (and the key) to URL with a one-time state (the admin page's "Connect")
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "btcpay",
+        conflicts_with = "state"
+    )]
+    pub authorize_redirect: Option<String>,
+    /// With --btcpay: the one-time state the authorize page returned with the key
+    #[arg(long, value_name = "STATE", requires = "btcpay")]
+    pub state: Option<String>,
     /// Ask BitPay for a pairing code that the merchant then approves in the dashboard
     #[arg(long)]
     pub request: bool,

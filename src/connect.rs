@@ -46,14 +46,89 @@ pub enum ConnectError {
     },
     #[error("BTCPay Server registered the webhook without a secret: connect again")]
     NoSecret,
+    #[error("this connection attempt is unknown, already used or older than 15 minutes: start it again from the add-on's admin page")]
+    UnknownState,
+    #[error("the return address {0:?} is not an http(s) URL")]
+    BadRedirect(String),
 }
 
 impl Failing for ConnectError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            ConnectError::NoKey => ExitCode::BadInput,
+            ConnectError::NoKey | ConnectError::UnknownState | ConnectError::BadRedirect(_) => {
+                ExitCode::BadInput
+            }
             _ => ExitCode::Config,
         }
+    }
+}
+
+/// Where one-time connection states are kept (tokens table, this environment).
+const STATES: &str = "btcpay-connect";
+/// How long an admin has to come back from BTCPay's authorize page.
+const STATE_MS: i64 = 15 * 60 * 1000;
+
+/// BTCPay's authorize page, asking for exactly the permissions the add-on needs.
+#[derive(Debug, Serialize)]
+pub struct Authorize {
+    pub authorize_url: String,
+    pub expires_at: i64,
+}
+
+/// Starts the connection from the admin page: a one-time state (kept 15 minutes) and the
+/// address of BTCPay's authorize page, which posts the key back to `redirect?state=…`.
+pub fn authorize_url(ctx: &Context, admin: &AdminArgs, redirect: &str) -> Result<Authorize> {
+    if ctx.config.server != ServerKind::Btcpay {
+        return Err(ConnectError::NotBtcpay(ctx.config.path.display().to_string()).into());
+    }
+    crate::admin::require_pairing_role(ctx, admin)?;
+    let mut back = url::Url::parse(redirect)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| ConnectError::BadRedirect(redirect.chars().take(80).collect()))?;
+    let state = hex::encode(uuid::Uuid::new_v4().as_bytes());
+    let now = clock::now_ms();
+    ctx.store.save_token(&TokenRecord {
+        environment: STATES.into(),
+        facade: state.clone(),
+        token: Secret::new(state.clone()),
+        approved: false,
+        pairing_code: None,
+        pairing_expires_at: Some(now + STATE_MS),
+        label: None,
+        created_at: now,
+    })?;
+    back.query_pairs_mut().append_pair("state", &state);
+    let mut authorize = url::Url::parse(&format!("{}/api-keys/authorize", ctx.config.btcpay.url))?;
+    {
+        let mut query = authorize.query_pairs_mut();
+        for permission in PERMISSIONS {
+            query.append_pair("permissions", permission);
+        }
+        query
+            .append_pair("applicationName", "splynx-bitpay")
+            .append_pair("strict", "true")
+            .append_pair("selectiveStores", "true")
+            .append_pair("redirect", back.as_str());
+    }
+    Ok(Authorize {
+        authorize_url: authorize.to_string(),
+        expires_at: now + STATE_MS,
+    })
+}
+
+/// Uses up a connection state: it must exist and be younger than 15 minutes.
+pub fn consume_state(ctx: &Context, state: &str) -> Result<()> {
+    let now = clock::now_ms();
+    let found = ctx
+        .store
+        .tokens(STATES)?
+        .into_iter()
+        .find(|t| t.facade == state);
+    let removed = ctx.store.delete_token(STATES, state)?;
+    match found {
+        Some(t) if removed && t.pairing_expires_at.is_some_and(|at| at > now) => Ok(()),
+        _ => Err(ConnectError::UnknownState.into()),
     }
 }
 

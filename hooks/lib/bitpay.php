@@ -688,6 +688,8 @@ final class App
         '/result' => 'result',
         '/ipn' => 'ipn',
         '/admin' => 'admin',
+        // BTCPay Server's authorize page posts the new API key here.
+        '/btcpay-connected' => 'btcpay-connected',
     ];
 
     public static function run(): void

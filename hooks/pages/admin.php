@@ -80,11 +80,26 @@ return static function (string $route): void {
                     ? ['success', 'BitPay invoice ' . $id . ' is marked resolved.']
                     : ['danger', 'Could not mark it resolved: ' . $result->message()];
             }
+        } elseif ($action === 'connect_btcpay') {
+            // BTCPay's authorize page posts the key back to /btcpay-connected with a
+            // one-time state; the binary checked this administrator's role before issuing it.
+            $settings = Binary::run(['settings']);
+            $base = $settings->ok() && isset($settings->json['splynx_url']) ? rtrim((string) $settings->json['splynx_url'], '/') : '';
+            $result = Binary::run(array_merge(['pair', '--btcpay', '--authorize-redirect', $base . URL_PREFIX . '/btcpay-connected'], $who));
+            if ($result->ok() && isset($result->json['authorize_url'])) {
+                Http::redirect((string) $result->json['authorize_url']);
+                return;
+            }
+            $flash = ['danger', 'Could not start connecting to BTCPay Server: ' . $result->message()];
         } elseif ($action === 'unpair') {
             $result = Binary::run(array_merge(['unpair'], $who));
-            $flash = $result->ok()
-                ? ['success', 'BitPay data has been successfully reset: ' . (int) $result->json['tokens_removed'] . ' token(s) forgotten. Revoke them in the BitPay dashboard too.']
-                : ['danger', 'Unpairing failed: ' . $result->message()];
+            if (!$result->ok()) {
+                $flash = ['danger', 'Unpairing failed: ' . $result->message()];
+            } elseif (isset($result->json['secrets_forgotten'])) {
+                $flash = ['success', 'Disconnected from BTCPay Server' . (!empty($result->json['webhook_deleted']) ? ' and its webhook deleted' : '') . '. Revoke the API key in BTCPay too (Account → API Keys).'];
+            } else {
+                $flash = ['success', 'BitPay data has been successfully reset: ' . (int) $result->json['tokens_removed'] . ' token(s) forgotten. Revoke them in the BitPay dashboard too.'];
+            }
         } else {
             $flash = ['danger', 'Unknown action.'];
         }

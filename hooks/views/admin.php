@@ -87,6 +87,34 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <div class="panel">
 <div class="panel-heading">Pairing</div>
 <div class="panel-body">
+<?php if ($environment === 'btcpay') : ?>
+<?php if ($paired) : ?>
+<div class="alert alert-success pairing-state">Connected to BTCPay Server <?= View::e($status['api_url']) ?>: customers can pay, and its webhook reaches this add-on.</div>
+<?php else : ?>
+<div class="alert alert-warning pairing-state">Not connected to BTCPay Server <?= View::e($status['api_url']) ?> yet.</div>
+<?php endif; ?>
+<?php if ($mayPair) : ?>
+<p class="pair-howto">Connecting opens your BTCPay Server: sign in, choose the store (the one in <code>[btcpay] store_id</code>) and authorize the add-on. BTCPay then sends you back here with a key for that store; the add-on registers its webhook itself.</p>
+<form method="post" action="<?= View::e($action) ?>" class="inline-form connect-form">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<?= $sashField ?>
+<input type="hidden" name="action" value="connect_btcpay">
+<button type="submit" class="btn btn-primary connect"><?= $paired ? 'Connect again' : 'Connect to BTCPay Server' ?></button>
+</form>
+<?php if ($paired) : ?>
+<form method="post" action="<?= View::e($action) ?>" class="inline-form" style="margin-top:14px">
+<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
+<?= $sashField ?>
+<input type="hidden" name="action" value="unpair">
+<button type="submit" class="btn btn-danger unpair">Disconnect</button>
+</form>
+<?php endif; ?>
+<?php elseif ($status['administrator'] === null) : ?>
+<div class="alert alert-info read-only">Open this page from the Splynx admin panel (Config &rarr; Integrations &rarr; Bitpay) to connect: Splynx then tells the add-on who you are.</div>
+<?php else : ?>
+<div class="alert alert-info read-only"><?= View::e($status['pairing_refusal']) ?></div>
+<?php endif; ?>
+<?php else : ?>
 <?php if ($paired) : ?>
 <div class="alert alert-success pairing-state">Paired with the BitPay <?= View::e($environment) ?> environment: the <?= View::e(implode(', ', $status['paired'])) ?> token is active, and customers can pay.</div>
 <?php else : ?>
@@ -144,6 +172,7 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <div class="alert alert-info read-only">Open this page from the Splynx admin panel (Config &rarr; Integrations &rarr; Bitpay) to change the pairing: Splynx then tells the add-on who you are.</div>
 <?php else : ?>
 <div class="alert alert-info read-only"><?= View::e($status['pairing_refusal']) ?></div>
+<?php endif; ?>
 <?php endif; ?>
 <?php if (!empty($status['pairing_changes'])) : ?>
 <h4 style="margin-top:16px;font-size:14px">Pairing changes</h4>

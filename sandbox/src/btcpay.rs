@@ -414,6 +414,79 @@ impl Core {
     }
 }
 
+impl Core {
+    /// BTCPay's authorize page (`/api-keys/authorize`): `GET` shows what the application
+    /// asks for and an "Authorize app" button; its `POST` creates a key for the first store
+    /// (`selectiveStores`: the permissions come back as `perm:STORE`) and sends the browser
+    /// to `redirect` with an auto-submitted form (`apiKey`, `userId`, `permissions[]`).
+    fn authorize(&self, req: &Incoming) -> Reply {
+        // The page's form posts the original query back in one field.
+        let query = if req.method == "POST" {
+            url::form_urlencoded::parse(&req.body)
+                .find(|(k, _)| k == "query")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        } else {
+            req.query.clone()
+        };
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let permissions: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k == "permissions")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let Some(redirect) = get("redirect").filter(|r| url::Url::parse(r).is_ok()) else {
+            return Reply::html(400, "<p>redirect must be an absolute URL</p>".into());
+        };
+        let application = get("applicationName").unwrap_or_default();
+        if req.method != "POST" {
+            let escaped = crate::util::html_escape(&query);
+            let listed: String = permissions
+                .iter()
+                .map(|p| format!("<li>{}</li>", crate::util::html_escape(p)))
+                .collect();
+            return Reply::html(
+                200,
+                format!(
+                    "<!doctype html><title>Authorize application</title><h1>Authorize {}</h1><ul>{listed}</ul><form method=\"post\" action=\"/api-keys/authorize\"><input type=\"hidden\" name=\"query\" value=\"{escaped}\"><button type=\"submit\" id=\"authorize\">Authorize app</button></form>",
+                    crate::util::html_escape(&application)
+                ),
+            );
+        }
+        let Some(store) = lock(&self.state).stores.first().cloned() else {
+            return Reply::html(400, "<p>no store to authorize</p>".into());
+        };
+        let scoped: Vec<String> = permissions.iter().map(|p| format!("{p}:{store}")).collect();
+        let key = random_string(b"0123456789abcdef", 40);
+        lock(&self.state).keys.insert(key.clone(), scoped.clone());
+        let fields: String = std::iter::once(("apiKey", key))
+            .chain(std::iter::once(("userId", "sandbox-admin".to_string())))
+            .chain(scoped.into_iter().map(|p| ("permissions[]", p)))
+            .map(|(name, value)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                    crate::util::html_escape(&value)
+                )
+            })
+            .collect();
+        Reply::html(
+            200,
+            format!(
+                "<!doctype html><title>Redirecting</title><form id=\"back\" method=\"post\" action=\"{}\">{fields}</form><script>document.getElementById('back').submit()</script>",
+                crate::util::html_escape(&redirect)
+            ),
+        )
+    }
+}
+
 fn webhook_data(w: &Webhook, with_secret: bool) -> Value {
     let mut data = json!({
         "id": w.id,
@@ -430,6 +503,9 @@ fn webhook_data(w: &Webhook, with_secret: bool) -> Value {
 
 impl Service for Core {
     fn handle(&self, req: &Incoming) -> Reply {
+        if req.path == "/api-keys/authorize" {
+            return self.authorize(req);
+        }
         self.route(req)
     }
 

@@ -7,14 +7,23 @@ use anyhow::{Context as _, Result};
 
 use crate::cli::PairArgs;
 use crate::clock;
-use crate::connect::{connect_btcpay, Connected};
+use crate::connect::{authorize_url, connect_btcpay, consume_state, Authorize, Connected};
 use crate::context::Context;
 use crate::exit::SUCCESS;
 use crate::output::View;
 use crate::pairing::{pair, Paired};
 
 pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
+    if let Some(redirect) = &args.authorize_redirect {
+        let authorize = authorize_url(ctx, &args.admin, redirect)?;
+        ctx.output.show(&authorize);
+        return Ok(SUCCESS);
+    }
     if args.btcpay {
+        // From the authorize page: the state it returned is used up first.
+        if let Some(state) = &args.state {
+            consume_state(ctx, state)?;
+        }
         let mut key = String::new();
         std::io::stdin()
             .take(1024)
@@ -64,5 +73,12 @@ impl View for Connected {
                 ""
             }
         )
+    }
+}
+
+impl View for Authorize {
+    /// The address alone, for the page that redirects to it.
+    fn human(&self) -> String {
+        self.authorize_url.clone()
     }
 }

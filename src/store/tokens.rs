@@ -68,6 +68,14 @@ impl Store {
             .execute("DELETE FROM tokens WHERE environment = ?1", [environment])?)
     }
 
+    /// Deletes one token; whether it was there (so a one-time value is used once).
+    pub fn delete_token(&self, environment: &str, facade: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM tokens WHERE environment = ?1 AND facade = ?2",
+            [environment, facade],
+        )? > 0)
+    }
+
     // ---- Splynx nonce ----
 
     /// The next Splynx nonce for `api_key`: greater than every nonce handed out before,

@@ -614,4 +614,93 @@ mod through_the_binary {
             "{text}"
         );
     }
+
+    /// What a browser does on BTCPay's authorize page: opens it, presses "Authorize app",
+    /// and is sent back with the key in a form. Returns the form's fields and its target.
+    fn authorize_in_browser(authorize_url: &str) -> (String, Vec<(String, String)>) {
+        let client = reqwest::blocking::Client::new();
+        let page = client.get(authorize_url).send().unwrap().text().unwrap();
+        assert!(page.contains("Authorize app"), "{page}");
+        let query = url::Url::parse(authorize_url)
+            .unwrap()
+            .query()
+            .unwrap()
+            .to_string();
+        let base = authorize_url.split("/api-keys/").next().unwrap();
+        let back = client
+            .post(format!("{base}/api-keys/authorize"))
+            .form(&[("query", query)])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let attribute = |tag: &str, name: &str| -> String {
+            let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            let value = &tag[start..];
+            value[..value.find('"').unwrap()]
+                .replace("&amp;", "&")
+                .replace("&quot;", "\"")
+        };
+        let form_tag = &back[back.find("<form").unwrap()..];
+        let action = attribute(form_tag, "action");
+        let fields = back
+            .split("<input")
+            .skip(1)
+            .map(|tag| (attribute(tag, "name"), attribute(tag, "value")))
+            .collect();
+        (action, fields)
+    }
+
+    /// The admin page's "Connect": a one-time state, BTCPay's authorize page asking for
+    /// exactly the permissions needed, and the key it posts back connects once.
+    #[test]
+    fn connecting_through_the_authorize_page() {
+        let s = setup();
+        let run = s.env.run(&[
+            "--json",
+            "pair",
+            "--btcpay",
+            "--authorize-redirect",
+            "https://splynx.isp.test/bitpay/admin/btcpay-connected",
+        ]);
+        run.assert_code(0);
+        let authorize = run.json()["authorize_url"].as_str().unwrap().to_string();
+        let parsed = url::Url::parse(&authorize).unwrap();
+        let asked: Vec<String> = parsed
+            .query_pairs()
+            .filter(|(k, _)| k == "permissions")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(asked, PERMISSIONS);
+        let (action, fields) = authorize_in_browser(&authorize);
+        let state = url::Url::parse(&action)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .expect("the state comes back");
+        assert!(action.starts_with("https://splynx.isp.test/bitpay/admin/btcpay-connected?"));
+        let key = fields
+            .iter()
+            .find(|(name, _)| name == "apiKey")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        // A forged state is refused and stores nothing.
+        s.env
+            .run_with_stdin(
+                &["pair", "--btcpay", "--state", "0123456789abcdef"],
+                key.as_bytes(),
+            )
+            .assert_code(65)
+            .assert_stderr_contains("start it again");
+        assert_eq!(btcpay_tokens(&s.env), 0);
+        s.env
+            .run_with_stdin(&["pair", "--btcpay", "--state", &state], key.as_bytes())
+            .assert_code(0);
+        assert_eq!(btcpay_tokens(&s.env), 2);
+        // The state is used once.
+        s.env
+            .run_with_stdin(&["pair", "--btcpay", "--state", &state], key.as_bytes())
+            .assert_code(65);
+    }
 }

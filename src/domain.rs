@@ -1,7 +1,7 @@
 //! The domain: the Splynx documents paid, the invoice a checkout makes and keeps (what was
 //! asked of the payment server, where it started, the terms its settlement follows) and
 //! where it stands on our side. Plain data over the settings' types; no I/O. Longer than 500
-//! lines only with the test-only example record at its end.
+//! lines because the test-only example record sits at its end.
 
 use std::str::FromStr;
 

@@ -1,7 +1,7 @@
 //! The settlement decision: one pure function over plain data (what we stored, what the
 //! payment server says now, normalised), shared by `handle-ipn` and `reconcile`, written
-//! once for every server and unit-tested without I/O. Longer than 500 lines only with its
-//! tests: the whole decision table, and the same table through a fake second server.
+//! once for every server and unit-tested without I/O. Longer than 500 lines because its
+//! tests sit with it: the whole decision table, and the same through a fake second server.
 
 use rust_decimal::Decimal;
 

@@ -12,6 +12,13 @@ $paired = $status !== null && !empty($status['paired']);
 // The binary decides who may change the pairing (admin.pairing_roles); this only renders it.
 $mayPair = $status !== null && !empty($status['administrator']['may_pair']);
 $sashField = '<input type="hidden" name="sash" value="' . View::e($sash) . '">';
+// Unpairing from BitPay and disconnecting from BTCPay Server are one action (`unpair`).
+$unpairForm = static function (string $label) use ($action, $csrf, $sashField): string {
+    return '<form method="post" action="' . View::e($action) . '" class="inline-form" style="margin-top:14px">'
+        . '<input type="hidden" name="_csrf" value="' . View::e($csrf) . '">' . $sashField
+        . '<input type="hidden" name="action" value="unpair">'
+        . '<button type="submit" class="btn btn-danger unpair">' . View::e($label) . '</button></form>';
+};
 $journal = static function (array $entries): string {
     if (!$entries) {
         return '<p class="muted">No journal entries.</p>';
@@ -102,12 +109,7 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <button type="submit" class="btn btn-primary connect"><?= $paired ? 'Connect again' : 'Connect to BTCPay Server' ?></button>
 </form>
 <?php if ($paired) : ?>
-<form method="post" action="<?= View::e($action) ?>" class="inline-form" style="margin-top:14px">
-<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
-<?= $sashField ?>
-<input type="hidden" name="action" value="unpair">
-<button type="submit" class="btn btn-danger unpair">Disconnect</button>
-</form>
+<?= $unpairForm('Disconnect') ?>
 <?php endif; ?>
 <?php elseif ($status['administrator'] === null) : ?>
 <div class="alert alert-info read-only">Open this page from the Splynx admin panel (Config &rarr; Integrations &rarr; Bitpay) to connect: Splynx then tells the add-on who you are.</div>
@@ -161,12 +163,7 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <button type="submit" class="btn request">Request a pairing code</button>
 </form>
 <?php if (!empty($status['tokens'])) : ?>
-<form method="post" action="<?= View::e($action) ?>" class="inline-form" style="margin-top:14px">
-<input type="hidden" name="_csrf" value="<?= View::e($csrf) ?>">
-<?= $sashField ?>
-<input type="hidden" name="action" value="unpair">
-<button type="submit" class="btn btn-danger unpair">Unpair</button>
-</form>
+<?= $unpairForm('Unpair') ?>
 <?php endif; ?>
 <?php elseif ($status['administrator'] === null) : ?>
 <div class="alert alert-info read-only">Open this page from the Splynx admin panel (Config &rarr; Integrations &rarr; Bitpay) to change the pairing: Splynx then tells the add-on who you are.</div>

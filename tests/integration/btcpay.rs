@@ -385,14 +385,9 @@ mod through_the_binary {
     }
 
     fn pay_invoice_101(s: &Setup) -> String {
-        let run = s.env.run(&[
-            "--json",
-            "create-invoice",
-            "--customer",
-            "42",
-            "--invoice",
-            "101",
-        ]);
+        let run = s
+            .env
+            .create_invoice(&["--customer", "42", "--invoice", "101"]);
         run.assert_code(0);
         let id = run.json()["invoice_id"].as_str().unwrap().to_string();
         assert_eq!(run.json()["server"], "btcpay");

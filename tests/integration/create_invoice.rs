@@ -465,14 +465,7 @@ fn merchant_token_is_preferred_when_paired_with_both() {
 fn the_result_names_the_invoice_and_its_server() {
     let env = Env::new();
     env.pair();
-    let run = env.run(&[
-        "--json",
-        "create-invoice",
-        "--customer",
-        "42",
-        "--invoice",
-        "101",
-    ]);
+    let run = env.create_invoice(&["--customer", "42", "--invoice", "101"]);
     run.assert_code(0);
     let json = run.json();
     assert_eq!(json["server"], "bitpay");

@@ -16,19 +16,31 @@ use crate::store::Store;
 use crate::store::{DocKind, InvoiceRecord, NewInvoice, Settlement};
 
 /// Asks the server for the invoice a `creating` record asked for. When the server has it,
-/// and `record_it`, the record learns its id; `how` says where it was found.
+/// and `record_it`, the record learns its id; `when` says when it was found ("during
+/// reconcile").
 pub fn recover_created(
     store: &Store,
     server: &dyn PaymentServer,
     record: &InvoiceRecord,
-    how: &str,
+    when: &str,
     record_it: bool,
 ) -> Result<Option<ServerInvoice>> {
     let found = server.find_created(&record.order)?;
     if let (Some(invoice), true) = (&found, record_it) {
-        record_created(store, record, invoice, how)?;
+        let how = format!("recovered by {} {when}", lookup_key(server));
+        record_created(store, record, invoice, &how)?;
     }
     Ok(found)
+}
+
+/// What a create whose answer was lost is found by: BitPay hands our guid back, BTCPay
+/// only our order id.
+pub fn lookup_key(server: &dyn PaymentServer) -> &'static str {
+    if server.capabilities().idempotent_create {
+        "guid"
+    } else {
+        "order id"
+    }
 }
 
 /// Invoices stuck in "creating" this long without the server knowing them are dropped.
@@ -52,14 +64,8 @@ pub fn finish_creating(
     record: &InvoiceRecord,
     dry_run: bool,
 ) -> Result<Creating> {
-    let found = recover_created(
-        store,
-        server,
-        record,
-        "recovered by guid during reconcile",
-        !dry_run,
-    )
-    .with_context(|| format!("recovering invoice guid {}", record.order.guid))?;
+    let found = recover_created(store, server, record, "during reconcile", !dry_run)
+        .with_context(|| format!("recovering invoice guid {}", record.order.guid))?;
     let now = clock::now_ms();
     Ok(match found {
         Some(_) => Creating::Found,
@@ -78,22 +84,34 @@ pub fn finish_creating(
     })
 }
 
-/// Lists the server's invoices from `since` to today and rebuilds records for ours that are
-/// missing.
+/// Lists the server's invoices from `since_ms` to now and rebuilds records for ours that
+/// are missing.
 pub fn discover(
     ctx: &Context,
     server: &dyn PaymentServer,
     splynx: &SplynxClient<'_>,
     order_key: &OrderKey,
-    since: chrono::NaiveDate,
+    since_ms: i64,
     dry_run: bool,
 ) -> Result<usize> {
     let invoices = server
-        .list_since(since)
+        .list_since(since_ms)
         .with_context(|| format!("listing {} invoices", server.name()))?;
+    adopt_missing(ctx, server, splynx, order_key, &invoices, dry_run)
+}
+
+/// Rebuilds the records of listed invoices that are ours (their order id's MAC verifies)
+/// and that we hold no record of (a lost create answer, a restored database); how many.
+pub fn adopt_missing(
+    ctx: &Context,
+    server: &dyn PaymentServer,
+    splynx: &SplynxClient<'_>,
+    order_key: &OrderKey,
+    invoices: &[ServerInvoice],
+    dry_run: bool,
+) -> Result<usize> {
     let mut found = 0;
     for invoice in invoices {
-        // Only invoices this installation made (their order id's MAC verifies).
         if order_id::verify(&invoice.order_id, order_key).is_none()
             || ctx.store.invoice_by_bitpay_id(&invoice.id)?.is_some()
         {
@@ -187,12 +205,15 @@ pub fn adopt_by_id(
     };
     if let Some(existing) = existing {
         // Our own attempt whose answer never arrived.
-        let how = "recovered by guid: our own create whose answer never arrived";
+        let how = &format!(
+            "recovered by {}: our own create whose answer never arrived",
+            lookup_key(server)
+        );
         ctx.store
             .mark_created(&existing.order.guid, &invoice, how, clock::now_ms())?;
         return match ctx.store.invoice_by_bitpay_id(id)? {
             Some(record) => Ok(Adoption::Adopted(Box::new(record))),
-            None => ignore("recovered by guid, but the record vanished"),
+            None => ignore("recovered, but the record vanished"),
         };
     }
     let Some(OrderRef {

@@ -64,6 +64,10 @@ impl ServerInvoice {
 pub struct Capabilities {
     /// Invoices can be listed by date (`reconcile --since`).
     pub listing: bool,
+    /// One listing of recent invoices, every status, is cheap enough that `reconcile`
+    /// reads it first and fetches only the records it shows changed (BTCPay). BitPay's
+    /// list needs the merchant token, so each record is fetched.
+    pub lists_changes: bool,
     /// Refunds can be asked for.
     pub refunds: bool,
     /// A create sent twice makes one invoice (BitPay's `guid`); without it a create with
@@ -303,6 +307,7 @@ pub trait PaymentServer: Send + Sync {
     /// and the credential that could read it, or `None` when none could.
     fn fetch_unknown(&self, id: &str) -> ServerResult<Option<(ServerInvoice, Credential)>>;
 
-    /// Invoices created from `since` to tomorrow (needs `capabilities().listing`).
-    fn list_since(&self, since: chrono::NaiveDate) -> ServerResult<Vec<ServerInvoice>>;
+    /// Invoices created from `since_ms` (Unix milliseconds) to now (needs
+    /// `capabilities().listing`).
+    fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>>;
 }

@@ -1130,7 +1130,14 @@ impl Core {
         let body = self.webhook_body(id, extended)?;
         let signature = self.webhook_signature(&body, id)?;
         let at = now_ms();
-        let (status_code, error) = match webhook::post(&url, &body, &signature) {
+        let (status_code, error) = match webhook::post(
+            &url,
+            &body,
+            &[
+                ("User-Agent", "BitPay IPN (sandbox)"),
+                ("x-signature", &signature),
+            ],
+        ) {
             Ok(code) => (code, None),
             Err(e) => (0, Some(e)),
         };

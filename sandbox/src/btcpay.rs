@@ -20,6 +20,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
+use crate::btcpay_deliveries::{BtcpayDelivery, Deliveries, Target};
 use crate::server::{control_ok, HttpServer, Incoming, Reply, Service};
 use crate::util::{now_ms, random_string, ALNUM, BASE58};
 
@@ -81,6 +82,10 @@ struct Webhook {
 #[derive(Default)]
 struct State {
     stores: Vec<String>,
+    /// The version `server/info` reports, when not 2.4.1.
+    version: Option<String>,
+    /// A store's default currency when not USD.
+    currencies: BTreeMap<String, String>,
     /// API key → its permissions (`perm` or `perm:STORE`).
     keys: BTreeMap<String, Vec<String>>,
     /// Creation order: listed newest first.
@@ -91,6 +96,43 @@ struct State {
 struct Core {
     base_url: String,
     state: Mutex<State>,
+    deliveries: Arc<Deliveries>,
+}
+
+/// The webhook events a status change makes, with each type's extra fields (reference
+/// §7.2). Falling back from `Processing` to `New` (a replaced transaction) makes none.
+fn events_for(before: (&str, &str), after: (&str, &str)) -> Vec<(&'static str, Value)> {
+    if before == after {
+        return Vec::new();
+    }
+    let (status, additional) = after;
+    let marked = additional == "Marked";
+    match status {
+        "New" if additional == "PaidPartial" => {
+            vec![("InvoiceReceivedPayment", json!({"afterExpiration": false}))]
+        }
+        "Processing" => vec![
+            ("InvoiceReceivedPayment", json!({"afterExpiration": false})),
+            (
+                "InvoiceProcessing",
+                json!({"overPaid": additional == "PaidOver"}),
+            ),
+        ],
+        "Settled" => vec![(
+            "InvoiceSettled",
+            json!({"manuallyMarked": marked, "overPaid": additional == "PaidOver"}),
+        )],
+        "Expired" if additional == "PaidLate" => vec![
+            ("InvoiceReceivedPayment", json!({"afterExpiration": true})),
+            ("InvoicePaidAfterExpiration", json!({})),
+        ],
+        "Expired" => vec![(
+            "InvoiceExpired",
+            json!({"partiallyPaid": additional == "PaidPartial"}),
+        )],
+        "Invalid" => vec![("InvoiceInvalid", json!({"manuallyMarked": marked}))],
+        _ => Vec::new(),
+    }
 }
 
 /// BTCPay's answer for a request without (or with an unknown) API key.
@@ -107,6 +149,20 @@ fn missing(permission: &str) -> Reply {
             "message": format!("Insufficient API Permissions. Please use an API key with permission \"{permission}\". You can create an API key in your account's settings / Api Keys."),
             "missingPermission": permission,
         }),
+    )
+}
+
+fn webhook_not_found() -> Reply {
+    Reply::json(
+        404,
+        &json!({"code": "webhook-not-found", "message": "The webhook was not found"}),
+    )
+}
+
+fn delivery_not_found() -> Reply {
+    Reply::json(
+        404,
+        &json!({"code": "webhookdelivery-not-found", "message": "The webhook delivery was not found"}),
     )
 }
 
@@ -161,13 +217,20 @@ impl Core {
                 200,
                 &json!({"apiKey": "(hidden)", "label": "splynx-bitpay", "permissions": permissions}),
             ),
-            ("GET", ["api", "v1", "server", "info"]) => Reply::json(
-                200,
-                &json!({"version": "2.4.1", "onion": null, "supportedPaymentMethods": ["BTC-CHAIN"], "fullySynched": true}),
-            ),
+            ("GET", ["api", "v1", "server", "info"]) => {
+                let version = lock(&self.state)
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| "2.4.1".into());
+                Reply::json(
+                    200,
+                    &json!({"version": version, "onion": null, "supportedPaymentMethods": ["BTC-CHAIN"], "fullySynched": true}),
+                )
+            }
             (method, ["api", "v1", "stores", store, rest @ ..]) => {
                 let known = lock(&self.state).stores.iter().any(|s| s == store);
                 let need = match (method, rest) {
+                    ("GET", []) => "btcpay.store.canviewstoresettings",
                     ("POST", ["invoices"]) => "btcpay.store.cancreateinvoice",
                     (_, ["invoices", ..]) => "btcpay.store.canviewinvoices",
                     (_, ["webhooks", ..]) => "btcpay.store.webhooks.canmodifywebhooks",
@@ -189,6 +252,17 @@ impl Core {
 
     fn store_route(&self, req: &Incoming, store: &str, rest: &[&str]) -> Reply {
         match (req.method.as_str(), rest) {
+            ("GET", []) => {
+                let currency = lock(&self.state)
+                    .currencies
+                    .get(store)
+                    .cloned()
+                    .unwrap_or_else(|| "USD".into());
+                Reply::json(
+                    200,
+                    &json!({"id": store, "name": "Sandbox ISP", "defaultCurrency": currency, "speedPolicy": "MediumSpeed"}),
+                )
+            }
             ("POST", ["invoices"]) => self.create_invoice(req, store),
             ("GET", ["invoices"]) => self.list_invoices(req, store),
             ("GET", ["invoices", id]) => {
@@ -214,6 +288,37 @@ impl Core {
                     .collect();
                 Reply::json(200, &Value::Array(hooks))
             }
+            ("GET", ["webhooks", id, "deliveries"]) => {
+                if !self.has_webhook(store, id) {
+                    return webhook_not_found();
+                }
+                let count = req
+                    .query_param("count")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(50);
+                Reply::json(200, &Value::Array(self.deliveries.listed(id, count)))
+            }
+            ("POST", ["webhooks", id, "deliveries", delivery, "redeliver"]) => {
+                if !self.has_webhook(store, id) {
+                    return webhook_not_found();
+                }
+                match self.deliveries.redeliver(id, delivery) {
+                    Some(new_id) => Reply::json(200, &json!(new_id)),
+                    None => delivery_not_found(),
+                }
+            }
+            ("GET", ["webhooks", id, "deliveries", delivery, "request"]) => {
+                if !self.has_webhook(store, id) {
+                    return webhook_not_found();
+                }
+                match self.deliveries.request_body(id, delivery) {
+                    Some(body) => Reply::json(
+                        200,
+                        &serde_json::from_str::<Value>(&body).unwrap_or_default(),
+                    ),
+                    None => delivery_not_found(),
+                }
+            }
             ("DELETE", ["webhooks", id]) => {
                 let mut state = lock(&self.state);
                 let before = state.webhooks.len();
@@ -221,10 +326,7 @@ impl Core {
                     .webhooks
                     .retain(|w| !(w.id == *id && w.store_id == store));
                 if state.webhooks.len() == before {
-                    return Reply::json(
-                        404,
-                        &json!({"code": "webhook-not-found", "message": "The webhook was not found"}),
-                    );
+                    return webhook_not_found();
                 }
                 Reply::empty(200)
             }
@@ -306,7 +408,14 @@ impl Core {
             expires: created + minutes * 60,
         };
         let data = invoice.data(&self.base_url);
-        lock(&self.state).invoices.push(invoice);
+        let mut state = lock(&self.state);
+        state.invoices.push(invoice);
+        self.emit(
+            &state,
+            data["id"].as_str().unwrap_or_default(),
+            "InvoiceCreated",
+            json!({}),
+        );
         Reply::json(200, &data)
     }
 
@@ -354,6 +463,13 @@ impl Core {
         Reply::json(200, &Value::Array(rows))
     }
 
+    fn has_webhook(&self, store: &str, id: &str) -> bool {
+        lock(&self.state)
+            .webhooks
+            .iter()
+            .any(|w| w.id == id && w.store_id == store)
+    }
+
     fn create_webhook(&self, req: &Incoming, store: &str) -> Reply {
         let Ok(Value::Object(body)) = req.json() else {
             return invalid("", "A non-empty request body is required.");
@@ -385,6 +501,58 @@ impl Core {
         let data = webhook_data(&webhook, true);
         lock(&self.state).webhooks.push(webhook);
         Reply::json(200, &data)
+    }
+
+    /// Sets an invoice's status and queues the webhook events the change makes.
+    fn change_status(&self, id: &str, status: &str, additional: &str) -> Result<(), String> {
+        let mut state = lock(&self.state);
+        let invoice = state
+            .invoices
+            .iter_mut()
+            .find(|i| i.id == id)
+            .ok_or_else(|| format!("no BTCPay invoice {id}"))?;
+        let before = (invoice.status.clone(), invoice.additional.clone());
+        invoice.status = status.to_string();
+        invoice.additional = additional.to_string();
+        for (kind, extra) in events_for((&before.0, &before.1), (status, additional)) {
+            self.emit(&state, id, kind, extra);
+        }
+        Ok(())
+    }
+
+    /// Queues event `kind` about invoice `id` for every enabled webhook of its store that
+    /// subscribed to it.
+    fn emit(&self, state: &State, id: &str, kind: &str, extra: Value) {
+        let Some(invoice) = state.invoices.iter().find(|i| i.id == id) else {
+            return;
+        };
+        for hook in state.webhooks.iter().filter(|w| {
+            w.store_id == invoice.store_id
+                && w.enabled
+                && (w.events["everything"] != false
+                    || w.events["specificEvents"]
+                        .as_array()
+                        .is_some_and(|kinds| kinds.iter().any(|k| k == kind)))
+        }) {
+            let mut event = Map::new();
+            event.insert("type".into(), json!(kind));
+            event.insert("timestamp".into(), json!(now_ms() / 1000));
+            if let Value::Object(fields) = &extra {
+                event.extend(fields.clone());
+            }
+            event.insert("storeId".into(), json!(invoice.store_id));
+            event.insert("invoiceId".into(), json!(invoice.id));
+            event.insert("metadata".into(), invoice.metadata.clone());
+            self.deliveries.enqueue(
+                Target {
+                    webhook_id: hook.id.clone(),
+                    url: hook.url.clone(),
+                    secret: hook.secret.clone(),
+                    automatic_redelivery: hook.automatic_redelivery,
+                },
+                event,
+            );
+        }
     }
 
     /// The body BTCPay would deliver for `kind` about invoice `id`, and its signature with
@@ -543,20 +711,19 @@ impl Service for Core {
                 }
             }
             ("POST", ["invoices", id, "status"]) => {
-                let mut state = lock(&self.state);
-                let Some(invoice) = state.invoices.iter_mut().find(|i| i.id == *id) else {
-                    return Reply::json(404, &json!({"error": "no such invoice"}));
+                let Some(status) = body.get("status").and_then(Value::as_str) else {
+                    return Reply::json(400, &json!({"error": "status is required"}));
                 };
-                if let Some(status) = body.get("status").and_then(Value::as_str) {
-                    invoice.status = status.to_string();
-                }
-                invoice.additional = body
+                let additional = body
                     .get("additionalStatus")
                     .and_then(Value::as_str)
-                    .unwrap_or("None")
-                    .to_string();
-                control_ok()
+                    .unwrap_or("None");
+                match self.change_status(id, status, additional) {
+                    Ok(()) => control_ok(),
+                    Err(e) => Reply::json(404, &json!({"error": e})),
+                }
             }
+            ("GET", ["deliveries"]) => Reply::json(200, &json!(self.deliveries.all())),
             ("GET", ["invoices", id, "webhook"]) => {
                 let kind = req
                     .query_param("type")
@@ -590,6 +757,12 @@ pub struct BtcpaySandbox {
 
 crate::sandbox_common_api!(BtcpaySandbox);
 
+impl Drop for BtcpaySandbox {
+    fn drop(&mut self) {
+        self.core.deliveries.stop();
+    }
+}
+
 impl BtcpaySandbox {
     /// Starts on a free loopback port.
     pub fn start() -> BtcpaySandbox {
@@ -601,6 +774,7 @@ impl BtcpaySandbox {
         let (server, core) = HttpServer::start(port, |base_url| Core {
             base_url,
             state: Mutex::new(State::default()),
+            deliveries: Deliveries::start(),
         })?;
         Ok(BtcpaySandbox { server, core })
     }
@@ -610,6 +784,29 @@ impl BtcpaySandbox {
         let store = random_string(BASE58, 44);
         lock(&self.core.state).stores.push(store.clone());
         store
+    }
+
+    /// The version `GET /api/v1/server/info` reports (2.4.1 until set).
+    pub fn set_server_version(&self, version: &str) {
+        lock(&self.core.state).version = Some(version.to_string());
+    }
+
+    /// Sets a store's default currency (USD until set).
+    pub fn set_default_currency(&self, store: &str, currency: &str) {
+        lock(&self.core.state)
+            .currencies
+            .insert(store.to_string(), currency.to_string());
+    }
+
+    /// Turns a webhook on or off, as the store's settings page does.
+    pub fn set_webhook_enabled(&self, id: &str, enabled: bool) {
+        for hook in lock(&self.core.state)
+            .webhooks
+            .iter_mut()
+            .filter(|w| w.id == id)
+        {
+            hook.enabled = enabled;
+        }
     }
 
     /// A new API key with `permissions` (`perm` or `perm:STORE`).
@@ -628,16 +825,35 @@ impl BtcpaySandbox {
         }
     }
 
-    /// Sets an invoice's status and additional status ("None" when not given).
+    /// Sets an invoice's status and additional status ("None" when not given), and
+    /// queues the webhook events BTCPay would send for the change.
     pub fn set_status(&self, id: &str, status: &str, additional: Option<&str>) {
-        let mut state = lock(&self.core.state);
-        let invoice = state
-            .invoices
-            .iter_mut()
-            .find(|i| i.id == id)
-            .unwrap_or_else(|| panic!("no BTCPay invoice {id}"));
-        invoice.status = status.to_string();
-        invoice.additional = additional.unwrap_or("None").to_string();
+        self.core
+            .change_status(id, status, additional.unwrap_or("None"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Every webhook delivery so far, oldest first.
+    pub fn deliveries(&self) -> Vec<BtcpayDelivery> {
+        self.core.deliveries.all()
+    }
+
+    /// Waits until every queued delivery (and its retries) is done; panics after `timeout`.
+    pub fn wait_for_deliveries(&self, timeout: std::time::Duration) {
+        assert!(
+            self.core.deliveries.wait_idle(timeout),
+            "BTCPay webhook deliveries still running after {timeout:?}"
+        );
+    }
+
+    /// Replaces BTCPay's retry delays (10 s, 1 min, 6 × 10 min): tests shorten them.
+    pub fn set_retry_schedule(&self, delays: Vec<std::time::Duration>) {
+        self.core.deliveries.set_schedule(delays);
+    }
+
+    /// Sends each of the next `n` deliveries twice, as a retrying proxy does.
+    pub fn duplicate_next(&self, n: usize) {
+        self.core.deliveries.duplicate_next(n);
     }
 
     /// An invoice as the API shows it.
@@ -648,6 +864,17 @@ impl BtcpaySandbox {
             .iter()
             .find(|i| i.id == id)
             .map(|i| i.data(&self.core.base_url))
+    }
+
+    /// The ids of the invoices for `amount` ("30.00"), oldest first.
+    pub fn invoices_with_amount(&self, amount: &str) -> Vec<String> {
+        let amount: Option<Decimal> = amount.parse().ok();
+        lock(&self.core.state)
+            .invoices
+            .iter()
+            .filter(|i| i.amount.is_some() && i.amount == amount)
+            .map(|i| i.id.clone())
+            .collect()
     }
 
     /// How many invoices the store holds.

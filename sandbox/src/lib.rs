@@ -120,6 +120,7 @@ pub(crate) use sandbox_common_api;
 
 mod bitpay;
 mod btcpay;
+mod btcpay_deliveries;
 mod checkout;
 mod dashboard;
 mod faults;
@@ -130,6 +131,7 @@ mod webhook;
 
 pub use bitpay::BitPaySandbox;
 pub use btcpay::{btcpay_signature, BtcpaySandbox};
+pub use btcpay_deliveries::BtcpayDelivery;
 pub use faults::{FaultSpec, Faults, DEFAULT_FAIL_STATUS};
 pub use server::RecordedRequest;
 pub use splynx::{SplynxSandbox, ADDON_WEBHOOK_PATH};

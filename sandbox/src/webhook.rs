@@ -42,8 +42,9 @@ impl Delivery {
     }
 }
 
-/// POSTs `body` with `x-signature` to `url`; returns the answer's status code.
-pub(crate) fn post(url: &str, body: &str, signature: &str) -> Result<u16, String> {
+/// POSTs `body` with `headers` (a `User-Agent` and the signature) to `url`; returns the
+/// answer's status code.
+pub(crate) fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Result<u16, String> {
     let parsed = Url::parse(url).map_err(|e| format!("invalid notificationURL {url:?}: {e}"))?;
     if parsed.scheme() != "http" {
         return Err(format!(
@@ -74,8 +75,12 @@ pub(crate) fn post(url: &str, body: &str, signature: &str) -> Result<u16, String
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
-        "POST {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: BitPay IPN (sandbox)\r\nContent-Type: application/json\r\nContent-Length: {}\r\nx-signature: {signature}\r\nConnection: close\r\n\r\n{body}",
+        "POST {target} HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n{body}",
         body.len()
     );
     stream
@@ -142,7 +147,7 @@ mod tests {
         let status = post(
             &format!("http://127.0.0.1:{port}/bitpay/ipn?x=1"),
             "{\"a\":1}",
-            "c2ln",
+            &[("x-signature", "c2ln")],
         )
         .unwrap();
         assert_eq!(status, 400);
@@ -157,14 +162,14 @@ mod tests {
 
     #[test]
     fn refuses_https_and_reports_refused_connections() {
-        assert!(post("https://example.com/ipn", "{}", "s")
+        assert!(post("https://example.com/ipn", "{}", &[])
             .unwrap_err()
             .contains("plain http"));
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        assert!(post(&format!("http://127.0.0.1:{port}/ipn"), "{}", "s")
+        assert!(post(&format!("http://127.0.0.1:{port}/ipn"), "{}", &[])
             .unwrap_err()
             .contains("cannot connect"));
     }

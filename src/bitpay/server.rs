@@ -152,6 +152,7 @@ impl PaymentServer for BitPayServer {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             listing: self.tokens.iter().any(|t| t.label == "merchant"),
+            lists_changes: false,
             refunds: false,
             idempotent_create: true,
         }
@@ -226,7 +227,7 @@ impl PaymentServer for BitPayServer {
         Ok(None)
     }
 
-    fn list_since(&self, since: chrono::NaiveDate) -> ServerResult<Vec<ServerInvoice>> {
+    fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
         let Some(merchant) = self.tokens.iter().find(|t| t.label == "merchant") else {
             let facade = self
                 .invoice_token
@@ -239,7 +240,7 @@ impl PaymentServer for BitPayServer {
                 .into(),
             ));
         };
-        let start = since.format("%Y-%m-%d").to_string();
+        let start = crate::clock::date_of(since_ms);
         let end = crate::clock::date_of(crate::clock::now_ms() + 24 * 3600 * 1000);
         let page = 100;
         let mut all = Vec::new();

@@ -161,6 +161,23 @@ impl BtcpayClient {
             .map(|_| ())
     }
 
+    /// The store itself (`name`, `defaultCurrency`; needs `canviewstoresettings`).
+    pub fn store(&self) -> Result<serde_json::Value> {
+        let path = format!("/api/v1/stores/{}", self.store_id);
+        self.call(Method::GET, &path, &[], None)
+    }
+
+    /// A webhook's last `count` deliveries, newest first (`status`, `httpCode`,
+    /// `errorMessage`, `timestamp`).
+    pub fn deliveries(&self, webhook_id: &str, count: usize) -> Result<Vec<serde_json::Value>> {
+        let path = format!(
+            "/api/v1/stores/{}/webhooks/{webhook_id}/deliveries",
+            self.store_id
+        );
+        let count = count.to_string();
+        self.call(Method::GET, &path, &[("count", count.as_str())], None)
+    }
+
     /// `GET /api/v1/server/info`: its version (any valid key may ask).
     pub fn server_info(&self) -> Result<serde_json::Value> {
         self.call(Method::GET, "/api/v1/server/info", &[], None)

@@ -70,10 +70,12 @@ impl KeyInfo {
 }
 
 /// What the add-on's key must be allowed, for the store it is scoped to.
-pub const PERMISSIONS: [&str; 3] = [
+pub const PERMISSIONS: [&str; 4] = [
     "btcpay.store.canviewinvoices",
     "btcpay.store.cancreateinvoice",
     "btcpay.store.webhooks.canmodifywebhooks",
+    // `doctor` reads the store's default currency.
+    "btcpay.store.canviewstoresettings",
 ];
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 //! answer is found by order id), a 403 for an unknown invoice told apart from a revoked key,
 //! and webhooks signed with the store webhook's secret.
 
-use chrono::{NaiveDate, NaiveTime};
-
 use super::client::{BtcpayClient, BtcpayError, PAGE};
 use super::model::{self, Invoice};
 use super::webhook;
@@ -134,6 +132,7 @@ impl PaymentServer for BtcpayServer {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             listing: true,
+            lists_changes: true,
             refunds: true,
             idempotent_create: false,
         }
@@ -218,8 +217,8 @@ impl PaymentServer for BtcpayServer {
 
     /// Every page from `since` (newest first; an invoice that moves between pages while
     /// new ones arrive is listed once).
-    fn list_since(&self, since: NaiveDate) -> ServerResult<Vec<ServerInvoice>> {
-        let start = since.and_time(NaiveTime::MIN).and_utc().timestamp();
+    fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
+        let start = since_ms.div_euclid(1000);
         let mut seen = std::collections::BTreeSet::new();
         let mut all = Vec::new();
         for skip in (0..).step_by(PAGE) {

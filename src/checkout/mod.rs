@@ -492,7 +492,7 @@ impl Creator<'_> {
                     store,
                     self.server,
                     &record,
-                    "recovered by guid after an unanswered request",
+                    "after an unanswered request",
                     true,
                 )?;
                 match recovered {
@@ -637,14 +637,15 @@ impl Creator<'_> {
             }
             Err(error) if error.is_temporary() => {
                 log::warn!(
-                    "creating {server} invoice {}: {error}; looking it up by guid",
-                    record.order.guid
+                    "creating {server} invoice {}: {error}; looking it up by {}",
+                    record.order.guid,
+                    recovery::lookup_key(self.server)
                 );
                 let recovered = recovery::recover_created(
                     store,
                     self.server,
                     record,
-                    "created (recovered by guid after an unanswered request)",
+                    "after an unanswered request",
                     true,
                 );
                 match recovered {

@@ -83,10 +83,13 @@ impl View for SweepReport {
             summary.reversed,
             summary.watched,
             summary.errors,
-            if self.discovering {
-                format!(", discovered at BitPay {}", summary.discovered)
-            } else {
-                String::new()
+            match self.discovering {
+                Some(server) if summary.listed_unchanged > 0 => format!(
+                    ", discovered at {server} {}, unchanged in its list (not fetched) {}",
+                    summary.discovered, summary.listed_unchanged
+                ),
+                Some(server) => format!(", discovered at {server} {}", summary.discovered),
+                None => String::new(),
             },
             if summary.bookings_waiting > 0 {
                 format!(

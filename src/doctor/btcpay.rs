@@ -26,30 +26,73 @@ fn version_of(text: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
+/// The checks after `btcpay.server`, skipped together when it fails.
+const AFTER_SERVER: [&str; 4] = [
+    "btcpay.key",
+    "btcpay.store",
+    "btcpay.webhook",
+    "btcpay.deliveries",
+];
+
+const CONNECT: &str =
+    "connect again: `splynx-bitpay pair --btcpay` with the store's API key on stdin";
+
 pub(super) fn check_btcpay(report: &mut Report, config: &Config, store: Option<&Store>) {
-    let settings = &config.btcpay;
     let stored = |what: &str| {
         store
             .and_then(|s| s.tokens(BTCPAY).ok())
             .and_then(|tokens| tokens.into_iter().find(|t| t.facade == what))
             .map(|t| t.token)
     };
-    let key = settings.api_key.clone().or_else(|| stored(API_KEY));
+    let key = config.btcpay.api_key.clone().or_else(|| stored(API_KEY));
     let client = BtcpayClient::configured(config, key.clone().unwrap_or_else(|| Secret::new("")));
+    if !check_server(report, config, &client, key.is_some()) {
+        for id in AFTER_SERVER {
+            report.skip(id, "needs BTCPay Server to be reachable");
+        }
+        return;
+    }
+    if key.is_none() {
+        report.fail(
+            "btcpay.key",
+            "not connected: no API key in the config file or the state store",
+            CONNECT,
+        );
+        for id in &AFTER_SERVER[1..] {
+            report.skip(id, "needs the API key");
+        }
+        return;
+    }
+    if !check_key(report, config, &client) {
+        for id in &AFTER_SERVER[1..] {
+            report.skip(id, "needs a valid API key");
+        }
+        return;
+    }
+    check_store(report, config, &client);
+    match check_webhook(report, config, &client, stored(WEBHOOK_SECRET).is_some()) {
+        Some(webhook_id) => check_deliveries(report, &client, &webhook_id),
+        None => report.skip("btcpay.deliveries", "needs our webhook"),
+    }
+}
+
+/// Reachable, and new enough; false when it cannot be reached at all.
+fn check_server(report: &mut Report, config: &Config, client: &BtcpayClient, keyed: bool) -> bool {
+    let url = &config.btcpay.url;
     match client.server_info() {
-        Err(BtcpayError::Unauthorized { .. }) | Ok(_) if key.is_none() => {
-            report.ok("btcpay.server", format!("{} answers", settings.url))
+        Err(BtcpayError::Unauthorized { .. }) | Ok(_) if !keyed => {
+            report.ok("btcpay.server", format!("{url} answers"))
         }
         Ok(info) => {
             let version = info["version"].as_str().unwrap_or_default().to_string();
             match version_of(&version) {
                 Some(v) if v >= MINIMUM_VERSION => report.ok(
                     "btcpay.server",
-                    format!("{} answers: BTCPay Server {version}", settings.url),
+                    format!("{url} answers: BTCPay Server {version}"),
                 ),
                 _ => report.fail(
                     "btcpay.server",
-                    format!("{} runs BTCPay Server {version:?}, older than 2.1.2", settings.url),
+                    format!("{url} runs BTCPay Server {version:?}, older than 2.1.2"),
                     "update BTCPay Server to 2.1.2 or later (it reports late and partial payments the add-on relies on)",
                 ),
             }
@@ -58,89 +101,170 @@ pub(super) fn check_btcpay(report: &mut Report, config: &Config, store: Option<&
             report.fail_temporary(
                 "btcpay.server",
                 e.to_string(),
-                format!(
-                    "check that this server reaches {} (DNS, firewall, certificate)",
-                    settings.url
-                ),
+                format!("check that this server reaches {url} (DNS, firewall, certificate)"),
             );
-            report.skip("btcpay.key", "needs BTCPay Server to be reachable");
-            report.skip("btcpay.webhook", "needs BTCPay Server to be reachable");
-            return;
+            return false;
         }
-        Err(_) => report.ok("btcpay.server", format!("{} answers", settings.url)),
+        Err(_) => report.ok("btcpay.server", format!("{url} answers")),
     }
-    let connect = "connect again: `splynx-bitpay pair --btcpay` with the store's API key on stdin";
-    if key.is_none() {
-        report.fail(
-            "btcpay.key",
-            "not connected: no API key in the config file or the state store",
-            connect,
-        );
-        report.skip("btcpay.webhook", "needs the API key");
-        return;
-    }
+    true
+}
+
+/// Each permission the add-on needs, named when missing; false when the key itself is
+/// refused (the later checks would only repeat it).
+fn check_key(report: &mut Report, config: &Config, client: &BtcpayClient) -> bool {
+    let store_id = &config.btcpay.store_id;
     match client.current_key() {
-        Ok(granted) => match PERMISSIONS
-            .iter()
-            .find(|p| !granted.grants(p, &settings.store_id))
-        {
+        Ok(granted) => match PERMISSIONS.iter().find(|p| !granted.grants(p, store_id)) {
             Some(missing) => report.fail(
                 "btcpay.key",
+                format!("the API key may not {missing} in store {store_id}"),
                 format!(
-                    "the API key may not {missing} in store {}",
-                    settings.store_id
-                ),
-                format!(
-                    "create a key with {} for that store, then {connect}",
+                    "create a key with {} for that store, then {CONNECT}",
                     PERMISSIONS.join(", ")
                 ),
             ),
             None => report.ok(
                 "btcpay.key",
-                format!(
-                    "valid, with every permission needed in store {}",
-                    settings.store_id
-                ),
+                format!("valid, with every permission needed in store {store_id}"),
             ),
         },
         Err(e) => {
-            report.fail("btcpay.key", e.to_string(), connect);
-            report.skip("btcpay.webhook", "needs a valid API key");
-            return;
+            report.fail("btcpay.key", e.to_string(), CONNECT);
+            return false;
         }
     }
-    let ours = &config.bitpay.notification_url;
-    match client.webhooks() {
-        Ok(hooks) => {
-            let hook = hooks
-                .iter()
-                .find(|h| h["url"].as_str() == Some(ours.as_str()));
-            match hook {
-                None => report.fail(
-                    "btcpay.webhook",
-                    format!("no webhook of the store sends to {ours}"),
-                    connect,
-                ),
-                Some(h) if h["enabled"] == false => report.fail(
-                    "btcpay.webhook",
-                    format!("our webhook {} is disabled in BTCPay", h["id"]),
-                    "enable it in BTCPay (Store → Settings → Webhooks), or connect again",
-                ),
-                Some(_) if stored(WEBHOOK_SECRET).is_none() => report.fail(
-                    "btcpay.webhook",
-                    "the webhook's secret is not stored here, so no delivery can be verified",
-                    connect,
-                ),
-                Some(h) => report.ok(
-                    "btcpay.webhook",
+    true
+}
+
+/// The store exists, and its default currency is ours (invoices name their currency, but
+/// BTCPay's own pages, reports and refunds use the store's).
+fn check_store(report: &mut Report, config: &Config, client: &BtcpayClient) {
+    let ours = &config.bitpay.currency;
+    match client.store() {
+        Ok(store) => {
+            let name = store["name"].as_str().unwrap_or("?");
+            let currency = store["defaultCurrency"].as_str().unwrap_or_default();
+            if currency.eq_ignore_ascii_case(ours) {
+                report.ok(
+                    "btcpay.store",
                     format!(
-                        "webhook {} sends to {ours}",
-                        h["id"].as_str().unwrap_or("?")
+                        "store {name:?} ({}), default currency {currency}",
+                        client.store_id()
                     ),
-                ),
+                );
+            } else {
+                report.warn(
+                    "btcpay.store",
+                    format!("store {name:?}'s default currency is {currency}, the add-on invoices in {ours}"),
+                    Some(format!("set the store's default currency to {ours} in BTCPay (Store → Settings → General), so its reports and refunds match Splynx")),
+                );
             }
         }
-        Err(e) => report.fail("btcpay.webhook", e.to_string(), connect),
+        Err(e) => report.fail(
+            "btcpay.store",
+            e.to_string(),
+            format!(
+                "check [btcpay] store_id ({}) and that the key is for that store",
+                client.store_id()
+            ),
+        ),
+    }
+}
+
+/// Our webhook is registered, on, and its secret is here; its id.
+fn check_webhook(
+    report: &mut Report,
+    config: &Config,
+    client: &BtcpayClient,
+    secret_stored: bool,
+) -> Option<String> {
+    let ours = &config.bitpay.notification_url;
+    let hooks = match client.webhooks() {
+        Ok(hooks) => hooks,
+        Err(e) => {
+            report.fail("btcpay.webhook", e.to_string(), CONNECT);
+            return None;
+        }
+    };
+    let Some(hook) = hooks
+        .iter()
+        .find(|h| h["url"].as_str() == Some(ours.as_str()))
+    else {
+        report.fail(
+            "btcpay.webhook",
+            format!("no webhook of the store sends to {ours}"),
+            CONNECT,
+        );
+        return None;
+    };
+    let id = hook["id"].as_str().unwrap_or("?").to_string();
+    if hook["enabled"] == false {
+        report.fail(
+            "btcpay.webhook",
+            format!("our webhook {id} is disabled in BTCPay"),
+            "enable it in BTCPay (Store → Settings → Webhooks), or connect again",
+        );
+    } else if !secret_stored {
+        report.fail(
+            "btcpay.webhook",
+            "the webhook's secret is not stored here, so no delivery can be verified",
+            CONNECT,
+        );
+    } else {
+        report.ok("btcpay.webhook", format!("webhook {id} sends to {ours}"));
+    }
+    Some(id)
+}
+
+/// How BTCPay's last deliveries to us went: a failing one holds back every later event
+/// of the webhook while BTCPay retries it (about 71 minutes).
+fn check_deliveries(report: &mut Report, client: &BtcpayClient, webhook_id: &str) {
+    const LAST: usize = 10;
+    let deliveries = match client.deliveries(webhook_id, LAST) {
+        Ok(deliveries) => deliveries,
+        Err(e) => {
+            report.fail("btcpay.deliveries", e.to_string(), CONNECT);
+            return;
+        }
+    };
+    let Some(last) = deliveries.first() else {
+        report.ok(
+            "btcpay.deliveries",
+            "no delivery yet (normal before the first invoice)",
+        );
+        return;
+    };
+    let failed = deliveries
+        .iter()
+        .filter(|d| d["status"] != "HttpSuccess")
+        .count();
+    let when = last["timestamp"]
+        .as_i64()
+        .map(|t| crate::clock::datetime_of(t * 1000))
+        .unwrap_or_default();
+    let answer = match (last["httpCode"].as_u64(), last["errorMessage"].as_str()) {
+        (Some(code), _) => format!("HTTP {code}"),
+        (None, Some(error)) => format!("no answer ({error})"),
+        (None, None) => "no answer".to_string(),
+    };
+    if last["status"] == "HttpSuccess" {
+        report.ok(
+            "btcpay.deliveries",
+            format!(
+                "the last delivery ({when}) was answered {answer}; {failed} of the last {} failed",
+                deliveries.len()
+            ),
+        );
+    } else {
+        report.fail(
+            "btcpay.deliveries",
+            format!(
+                "the last delivery ({when}) failed: {answer}; {failed} of the last {} failed",
+                deliveries.len()
+            ),
+            "BTCPay retries it and holds back later events meanwhile: check `webhook.url` and the web server's log, then redeliver it in BTCPay (Store → Settings → Webhooks); `splynx-bitpay reconcile` settles what the webhooks missed",
+        );
     }
 }
 

@@ -505,6 +505,7 @@ mod tests {
             fn capabilities(&self) -> Capabilities {
                 Capabilities {
                     listing: false,
+                    lists_changes: false,
                     refunds: false,
                     idempotent_create: false,
                 }
@@ -540,7 +541,7 @@ mod tests {
                 Ok(None)
             }
 
-            fn list_since(&self, _since: chrono::NaiveDate) -> ServerResult<Vec<ServerInvoice>> {
+            fn list_since(&self, _since_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
                 refused("list")
             }
         }

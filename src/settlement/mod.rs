@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 mod booking;
+mod changes;
 mod decision;
 mod payment;
 pub mod sweep;

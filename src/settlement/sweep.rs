@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::changes::{self, Selection};
 use super::{Outcome, Settler};
 use crate::context::Context;
 use crate::domain::InvoiceId;
@@ -48,6 +49,9 @@ pub struct Summary {
     #[serde(skip)]
     temporary_errors: usize,
     pub discovered: usize,
+    /// Records the server's listing showed as last seen, with nothing to do, so not
+    /// fetched (BTCPay).
+    pub listed_unchanged: usize,
     /// Payment statement records and fee transactions still not booked (each is listed
     /// with why).
     pub bookings_waiting: usize,
@@ -138,13 +142,38 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
     let mut summary = Summary::default();
 
     if let Some(since) = options.since {
+        let since_ms = since
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis();
         summary.discovered =
-            recovery::discover(ctx, server, &ctx.splynx(), &order_key, since, dry_run)?;
+            recovery::discover(ctx, server, &ctx.splynx(), &order_key, since_ms, dry_run)?;
     }
 
-    // Unsettled invoices, then credited ones BitPay may still take back.
-    let mut records = ctx.store.unsettled_invoices()?;
-    records.extend(ctx.store.watched_invoices(clock::now_ms())?);
+    // Unsettled invoices, then credited ones the server may still take back.
+    let mut records = to_check(&ctx.store)?;
+    let mut unchanged = Vec::new();
+    let mut discovering = options.since.is_some();
+    if server.capabilities().lists_changes {
+        match list_changes(ctx, server, &order_key, records, started, dry_run) {
+            Ok(Listed {
+                selection,
+                discovered,
+            }) => {
+                summary.discovered += discovered;
+                discovering = true;
+                records = selection.fetch;
+                unchanged = selection.unchanged;
+            }
+            Err(e) => {
+                log::warn!(
+                    "listing {} invoices failed, so every record is fetched: {e:#}",
+                    server.name()
+                );
+                records = to_check(&ctx.store)?;
+            }
+        }
+    }
     let total = records.len();
     let progress = options
         .progress
@@ -188,7 +217,18 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
     }
 
     let mut items = Vec::new();
-    for (record, result) in results.into_inner().expect("results lock") {
+    let unchanged = unchanged.into_iter().map(|record| {
+        summary.listed_unchanged += 1;
+        let outcome = if record.settlement == Settlement::Credited {
+            Outcome::AlreadyCredited
+        } else {
+            Outcome::Pending
+        };
+        (record, Ok(outcome))
+    });
+    let mut checked: Vec<_> = results.into_inner().expect("results lock");
+    checked.extend(unchanged);
+    for (record, result) in checked {
         summary.checked += 1;
         let name = record.bitpay_id.as_ref().map_or_else(
             || format!("guid {}", record.order.guid),
@@ -270,7 +310,7 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
     Ok(SweepReport {
         dry_run,
         summary,
-        discovering: options.since.is_some(),
+        discovering: discovering.then(|| server.name()),
         pruned,
         needs_admin: findings.iter().map(FindingView::from).collect(),
         invoices: items,
@@ -286,9 +326,9 @@ pub struct SweepReport {
     pub dry_run: bool,
     #[serde(flatten)]
     pub summary: Summary,
-    /// Whether BitPay's list was searched (`--since`).
+    /// The server whose list was searched (`--since`, or BTCPay's listing), if any.
     #[serde(skip)]
-    pub discovering: bool,
+    pub discovering: Option<&'static str>,
     pub pruned: Option<Pruned>,
     pub needs_admin: Vec<FindingView>,
     pub invoices: Vec<Checked>,
@@ -365,6 +405,61 @@ fn new_findings(store: &Store) -> Result<Vec<Finding>> {
     store.mark_findings_reported(&findings, clock::now_ms())?;
     Ok(findings)
 }
+
+/// Every record a sweep checks: unsettled ones, then credited ones still watched.
+fn to_check(store: &Store) -> Result<Vec<InvoiceRecord>> {
+    let mut records = store.unsettled_invoices()?;
+    records.extend(store.watched_invoices(clock::now_ms())?);
+    Ok(records)
+}
+
+/// What one listing of the server's recent invoices told.
+struct Listed {
+    selection: Selection,
+    discovered: usize,
+}
+
+/// Lists the server's invoices since the oldest record to check (or the last listing),
+/// adopts ours that have no record, and splits the records by what the listing shows.
+fn list_changes(
+    ctx: &Context,
+    server: &dyn PaymentServer,
+    order_key: &crate::order_id::OrderKey,
+    records: Vec<InvoiceRecord>,
+    started: i64,
+    dry_run: bool,
+) -> Result<Listed> {
+    let last = ctx
+        .store
+        .meta(LAST_LISTED)?
+        .and_then(|text| text.parse().ok());
+    let since = changes::window_start(&records, last, started);
+    let listed = server.list_since(since)?;
+    log::info!(
+        "{} listed {} invoices created since {}",
+        server.name(),
+        listed.len(),
+        clock::datetime_of(since)
+    );
+    let discovered =
+        recovery::adopt_missing(ctx, server, &ctx.splynx(), order_key, &listed, dry_run)?;
+    // Adopted records are decided like every other.
+    let records = if discovered > 0 && !dry_run {
+        to_check(&ctx.store)?
+    } else {
+        records
+    };
+    if !dry_run {
+        ctx.store.set_meta(LAST_LISTED, &started.to_string())?;
+    }
+    Ok(Listed {
+        selection: changes::select(records, &listed),
+        discovered,
+    })
+}
+
+/// When `reconcile` last listed the server's invoices (Unix milliseconds).
+const LAST_LISTED: &str = "reconcile.last_listed";
 
 fn check_one(
     settler: &Settler<'_>,

@@ -159,8 +159,8 @@ fn listing_pages_through_every_invoice() {
             )
             .unwrap();
     }
-    let today = chrono::Utc::now().date_naive();
-    let listed = server.list_since(today).unwrap();
+    let an_hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let listed = server.list_since(an_hour_ago).unwrap();
     assert_eq!(listed.len(), 230);
     let pages: Vec<String> = btcpay
         .sandbox
@@ -273,7 +273,7 @@ fn the_sandbox_is_strict() {
 /// The real binary with `[server] kind = "btcpay"`, against the BTCPay and Splynx sandboxes.
 mod through_the_binary {
     use super::*;
-    use crate::util::Env;
+    use crate::util::{Env, IpnRoute};
 
     struct Setup {
         env: Env,
@@ -479,29 +479,106 @@ mod through_the_binary {
             .collect()
     }
 
+    fn doctor_status(s: &Setup, id: &str) -> (String, String) {
+        doctor_statuses(s)
+            .into_iter()
+            .find(|c| c.0 == id)
+            .map(|c| (c.1, c.2))
+            .unwrap_or_else(|| panic!("no check {id}"))
+    }
+
+    /// Each BTCPay check fails in turn, named, and the others keep their own verdicts.
     #[test]
-    fn doctor_checks_the_server_the_key_and_the_webhook() {
+    fn doctor_checks_each_part_of_the_connection_in_turn() {
         let s = setup();
+        let route = IpnRoute::start(s.env.config_path());
+        add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
         let before = doctor_statuses(&s);
-        assert_eq!(before[0].0, "btcpay.server");
-        assert_eq!(before[0].1, "ok", "{before:?}");
-        assert_eq!(before[1].0, "btcpay.key");
-        assert_eq!(before[1].1, "fail", "not connected yet: {before:?}");
+        let ids: Vec<&str> = before.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "btcpay.server",
+                "btcpay.key",
+                "btcpay.store",
+                "btcpay.webhook",
+                "btcpay.deliveries"
+            ]
+        );
+        let verdicts: Vec<&str> = before.iter().map(|c| c.1.as_str()).collect();
+        assert_eq!(
+            verdicts,
+            ["ok", "fail", "skip", "skip", "skip"],
+            "{before:?}"
+        );
+
         s.env
             .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
             .assert_code(0);
         let after = doctor_statuses(&s);
-        let ids: Vec<&str> = after.iter().map(|c| c.0.as_str()).collect();
-        assert_eq!(ids, ["btcpay.server", "btcpay.key", "btcpay.webhook"]);
         assert!(after.iter().all(|c| c.1 == "ok"), "{after:?}");
         assert!(after[0].2.contains("2.4.1"), "{after:?}");
+        assert!(after[4].2.contains("no delivery yet"), "{after:?}");
+        let id = pay_invoice_101(&s);
+        s.btcpay.set_status(&id, "Processing", None);
+        s.btcpay
+            .wait_for_deliveries(std::time::Duration::from_secs(30));
+        let (status, message) = doctor_status(&s, "btcpay.deliveries");
+        assert_eq!(status, "ok");
+        assert!(message.contains("answered HTTP 200"), "{message}");
+
+        // The store invoices in another currency: a warning that names both.
+        s.btcpay.set_default_currency(&s.store, "EUR");
+        let (status, message) = doctor_status(&s, "btcpay.store");
+        assert_eq!(status, "warn");
+        assert!(
+            message.contains("EUR") && message.contains("USD"),
+            "{message}"
+        );
+        s.btcpay.set_default_currency(&s.store, "USD");
+
+        // Our webhook switched off in BTCPay.
+        let webhook_id = webhooks(&s)[0]["id"].as_str().unwrap().to_string();
+        s.btcpay.set_webhook_enabled(&webhook_id, false);
+        let (status, message) = doctor_status(&s, "btcpay.webhook");
+        assert_eq!(status, "fail");
+        assert!(message.contains("disabled"), "{message}");
+        s.btcpay.set_webhook_enabled(&webhook_id, true);
+
+        // The webhook route stops answering: the last delivery failed.
+        drop(route);
+        s.btcpay.set_retry_schedule(Vec::new());
+        s.btcpay.set_status(&id, "Settled", None);
+        s.btcpay
+            .wait_for_deliveries(std::time::Duration::from_secs(30));
+        let (status, message) = doctor_status(&s, "btcpay.deliveries");
+        assert_eq!(status, "fail");
+        assert!(message.contains("no answer"), "{message}");
+
+        // Too old a server.
+        s.btcpay.set_server_version("2.0.9");
+        let (status, message) = doctor_status(&s, "btcpay.server");
+        assert_eq!(status, "fail");
+        assert!(message.contains("older than 2.1.2"), "{message}");
+        s.btcpay.set_server_version("2.4.1");
+
         // A key that lost a permission is named.
         s.btcpay.revoke_permissions(&s.key);
-        let revoked = doctor_statuses(&s);
-        assert_eq!(revoked[1].1, "fail");
+        let (status, message) = doctor_status(&s, "btcpay.key");
+        assert_eq!(status, "fail");
         assert!(
-            revoked[1].2.contains("btcpay.store.canviewinvoices"),
-            "{revoked:?}"
+            message.contains("btcpay.store.canviewinvoices"),
+            "{message}"
+        );
+
+        // Unreachable: the rest is skipped, not failed again.
+        s.btcpay.hang_next(1);
+        let down = doctor_statuses(&s);
+        let verdicts: Vec<&str> = down.iter().map(|c| c.1.as_str()).collect();
+        assert_eq!(
+            verdicts,
+            ["fail", "skip", "skip", "skip", "skip"],
+            "{down:?}"
         );
     }
 
@@ -608,6 +685,259 @@ mod through_the_binary {
             text.contains("BTCPay Server") && !text.contains("BitPay"),
             "{text}"
         );
+    }
+
+    /// Rewrites the config with `line` added under `[bitpay]` (its server-neutral keys).
+    fn add_to_bitpay_section(s: &Setup, line: &str) {
+        let config = std::fs::read_to_string(s.env.config_path()).unwrap();
+        s.env
+            .write_config(&config.replacen("[bitpay]\n", &format!("[bitpay]\n{line}\n"), 1));
+    }
+
+    /// Rewrites the config with `payment_grace_seconds` set in `[splynx]`.
+    fn with_grace(s: &Setup, seconds: u64) {
+        let config = std::fs::read_to_string(s.env.config_path()).unwrap();
+        s.env.write_config(&config.replacen(
+            "timeout_seconds = 2\n\n[bitpay]",
+            &format!("timeout_seconds = 2\npayment_grace_seconds = {seconds}\n\n[bitpay]"),
+            1,
+        ));
+    }
+
+    fn settlement_of(s: &Setup, id: &str) -> String {
+        s.env
+            .db()
+            .query_row(
+                "SELECT settlement FROM invoices WHERE bitpay_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn payment_posts(s: &Setup) -> usize {
+        s.env
+            .splynx
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path().ends_with("admin/finance/payments"))
+            .count()
+    }
+
+    /// BTCPay's own deliveries over HTTP to the webhook route: a 503 (BTCPay unreachable
+    /// while we re-fetch) is retried as a new delivery, a proxy's duplicate and a manual
+    /// redelivery change nothing: one payment.
+    #[test]
+    fn deliveries_over_http_with_retries_duplicates_and_redeliveries_credit_once() {
+        let s = setup();
+        let route = IpnRoute::start(s.env.config_path());
+        add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
+        s.env
+            .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
+            .assert_code(0);
+        s.btcpay
+            .set_retry_schedule(vec![std::time::Duration::from_millis(200); 8]);
+        let id = pay_invoice_101(&s);
+        s.btcpay
+            .wait_for_deliveries(std::time::Duration::from_secs(30));
+        let faults = s.btcpay.faults();
+        faults.set_filter(Some(&format!("/invoices/{id}")), Some("GET"));
+        faults.fail_next(1, 503);
+        s.btcpay.duplicate_next(1);
+        s.btcpay.set_status(&id, "Settled", None);
+        s.btcpay
+            .wait_for_deliveries(std::time::Duration::from_secs(30));
+        faults.clear();
+        assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+        assert_eq!(settlement_of(&s, &id), "credited");
+
+        let settled: Vec<_> = s
+            .btcpay
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.kind == "InvoiceSettled")
+            .collect();
+        let answers: Vec<_> = settled.iter().map(|d| d.http_code).collect();
+        assert_eq!(answers, [Some(503), Some(200), Some(200)], "{settled:#?}");
+        assert_eq!(settled[1].id, settled[0].id, "the proxy's duplicate");
+        assert_ne!(settled[2].id, settled[0].id, "a retry is a new delivery");
+        assert_eq!(settled[2].original_delivery_id, settled[0].id);
+        assert!(settled[2].is_redelivery);
+
+        // A manual redelivery from BTCPay's page: answered 200, nothing more booked.
+        let client = reqwest::blocking::Client::new();
+        let webhook_id = &settled[0].webhook_id;
+        let api = format!(
+            "{}/api/v1/stores/{}/webhooks/{webhook_id}/deliveries",
+            s.btcpay.url(),
+            s.store
+        );
+        let again: String = client
+            .post(format!("{api}/{}/redeliver", settled[0].id))
+            .header("Authorization", format!("token {}", s.key))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        s.btcpay
+            .wait_for_deliveries(std::time::Duration::from_secs(30));
+        let last = s.btcpay.deliveries().pop().unwrap();
+        assert_eq!(
+            (last.id.as_str(), last.http_code),
+            (again.as_str(), Some(200))
+        );
+        assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+        let listed: Vec<serde_json::Value> = client
+            .get(format!("{api}?count=10"))
+            .header("Authorization", format!("token {}", s.key))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let statuses: Vec<&str> = listed.iter().filter_map(|d| d["status"].as_str()).collect();
+        assert!(
+            statuses.contains(&"HttpError") && statuses.contains(&"HttpSuccess"),
+            "{listed:?}"
+        );
+    }
+
+    /// `handle-ipn` killed after Splynx committed the payment, before its reply: the next
+    /// reconcile finds the payment by receipt number and never sends it again.
+    #[test]
+    fn killed_after_splynx_committed_reconcile_adopts_the_payment() {
+        let s = connected();
+        with_grace(&s, 600);
+        let id = pay_invoice_101(&s);
+        s.btcpay.set_status(&id, "Settled", None);
+        let (body, signature) = s.btcpay.webhook(&id, "InvoiceSettled").unwrap();
+        s.env.kill_ipn_once_splynx_has(
+            "admin/finance/payments",
+            &["handle-ipn", "--btcpay-sig", &signature],
+            &body,
+            || s.env.splynx.payment_count(),
+        );
+        let run = s.env.run(&["--json", "reconcile"]);
+        run.assert_code(0);
+        assert_eq!(run.json()["credited"], 1);
+        assert_eq!(payment_posts(&s), 1);
+        assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+        assert_eq!(settlement_of(&s, &id), "credited");
+    }
+
+    /// Splynx commits the payment after we gave up waiting: later deliveries only look it
+    /// up until it appears, then adopt it.
+    #[test]
+    fn a_slow_splynx_commit_is_looked_up_never_sent_twice() {
+        let s = connected();
+        with_grace(&s, 8);
+        let id = pay_invoice_101(&s);
+        s.btcpay.set_status(&id, "Settled", None);
+        let faults = s.env.splynx.faults();
+        faults.set_filter(Some("admin/finance/payments"), Some("POST"));
+        faults.commit_late_next(1, std::time::Duration::from_secs(4));
+        deliver(&s, &id, "InvoiceSettled")
+            .assert_code(75)
+            .assert_stderr_contains("may or may not have been made");
+        assert_eq!(settlement_of(&s, &id), "sent");
+        deliver(&s, &id, "InvoiceSettled")
+            .assert_code(75)
+            .assert_stderr_contains("only looked up");
+        crate::util::wait_until("Splynx commits the slow payment", || {
+            s.env.splynx.payment_count() == 1
+        });
+        let run = deliver(&s, &id, "InvoiceSettled");
+        run.assert_code(0);
+        assert!(run.stdout.contains("found in Splynx"), "{run:?}");
+        assert_eq!(payment_posts(&s), 1);
+        assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+    }
+
+    /// Reconcile reads the store's list (every page), fetches only the invoices it shows
+    /// changed, and finds the invoice whose create answer was lost by its order id.
+    #[test]
+    fn reconcile_lists_every_page_fetches_what_changed_and_finds_lost_creates() {
+        let s = connected();
+        let open = pay_invoice_101(&s);
+        let paid = s
+            .env
+            .create_invoice(&["--customer", "42", "--refill", "20"])
+            .json()["invoice_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // Killed while BTCPay made the invoice, before its answer arrived.
+        let faults = s.btcpay.faults();
+        faults.set_filter(Some("/invoices"), Some("POST"));
+        faults.hang_after_next(1);
+        let before = s.btcpay.invoice_count();
+        let mut child = crate::util::spawn(
+            &s.env.config_path(),
+            &["create-invoice", "--customer", "42", "--refill", "30"],
+        );
+        crate::util::wait_until("BTCPay made the invoice", || {
+            s.btcpay.invoice_count() == before + 1
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        faults.clear();
+        let lost = s
+            .btcpay
+            .invoices_with_amount("30.00")
+            .pop()
+            .expect("BTCPay made the invoice");
+        // Other integrations' invoices after ours push ours to the second page.
+        let client = reqwest::blocking::Client::new();
+        for i in 0..110 {
+            client
+                .post(format!("{}/api/v1/stores/{}/invoices", s.btcpay.url(), s.store))
+                .header("Authorization", format!("token {}", s.key))
+                .json(&serde_json::json!({"amount": "1", "currency": "USD", "metadata": {"orderId": format!("woocommerce-{i}")}}))
+                .send()
+                .unwrap();
+        }
+        s.btcpay.set_status(&paid, "Settled", None);
+        s.btcpay.set_status(&lost, "Settled", None);
+        s.btcpay.clear_requests();
+
+        let run = s.env.run(&["--json", "reconcile"]);
+        run.assert_code(0);
+        let json = run.json();
+        assert_eq!(json["credited"], 2, "{json}");
+        assert_eq!(json["listed_unchanged"], 1, "{json}");
+        assert_eq!(
+            json["discovered"], 1,
+            "the lost create, by its order id: {json}"
+        );
+        assert_eq!(s.env.payments_with_receipt(&paid).len(), 1);
+        assert_eq!(s.env.payments_with_receipt(&lost).len(), 1);
+        let gets: Vec<String> = s
+            .btcpay
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET")
+            .map(|r| r.url.clone())
+            .collect();
+        let pages: Vec<&String> = gets.iter().filter(|u| u.contains("take=100")).collect();
+        assert_eq!(pages.len(), 2, "{gets:#?}");
+        assert!(pages[1].contains("skip=100"), "{pages:?}");
+        assert!(
+            !gets.iter().any(|u| u.contains(&open)),
+            "the unchanged invoice is not fetched: {gets:#?}"
+        );
+        assert!(gets
+            .iter()
+            .any(|u| u.ends_with(&format!("/invoices/{paid}"))));
+
+        // Nothing changed since: nothing is fetched one by one.
+        s.btcpay.clear_requests();
+        let again = s.env.run(&["--json", "reconcile"]);
+        again.assert_code(0);
+        assert_eq!(again.json()["credited"], 0);
+        assert!(s
+            .btcpay
+            .requests()
+            .iter()
+            .all(|r| r.url.contains("take=100")));
     }
 
     /// What a browser does on BTCPay's authorize page: opens it, presses "Authorize app",

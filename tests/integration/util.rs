@@ -158,12 +158,25 @@ owner = "{owner}"
         id: &str,
         rows: impl Fn() -> usize,
     ) {
+        let body = self.bitpay.webhook_body(id, true);
+        self.kill_ipn_once_splynx_has(path, &["handle-ipn"], &body, rows);
+    }
+
+    /// Runs `handle-ipn` with `args` and the webhook `body`, and kills it once Splynx has
+    /// committed its first POST to a path containing `path` (one more row in `rows`), whose
+    /// reply it then never gets.
+    pub(crate) fn kill_ipn_once_splynx_has(
+        &self,
+        path: &str,
+        args: &[&str],
+        body: &str,
+        rows: impl Fn() -> usize,
+    ) {
         let faults = self.splynx.faults();
         faults.set_filter(Some(path), Some("POST"));
         faults.hang_after_next(1);
         let before = rows();
-        let body = self.bitpay.webhook_body(id, true);
-        let mut child = spawn(&self.config_path(), &["handle-ipn"]);
+        let mut child = spawn(&self.config_path(), args);
         child
             .stdin
             .take()
@@ -318,4 +331,84 @@ pub(crate) fn current_user() -> String {
         .expect("the test's user has a name")
         .to_string_lossy()
         .into_owned()
+}
+
+/// The add-on's webhook route on loopback, standing in for `hooks/pages/ipn.php` (whose
+/// own mapping the PHP suite tests): each POST runs `handle-ipn` with the body on stdin
+/// and the signature header as its flag, and the exit code becomes the HTTP status (0:
+/// 200, 65: 400, 75: 503, anything else: 500). Serves until dropped.
+pub(crate) struct IpnRoute {
+    pub url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IpnRoute {
+    pub(crate) fn start(config: PathBuf) -> IpnRoute {
+        use std::io::{BufRead, BufReader, Read};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/bitpay/ipn", listener.local_addr().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let worker = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((socket, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                socket.set_nonblocking(false).unwrap();
+                let mut reader = BufReader::new(socket);
+                let (mut length, mut flag) = (0usize, Vec::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                    let value = value.trim().to_string();
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.parse().unwrap_or(0),
+                        "btcpay-sig" => flag = vec!["--btcpay-sig".to_string(), value],
+                        "x-signature" => flag = vec!["--signature".to_string(), value],
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body).unwrap();
+                let mut args = vec!["handle-ipn"];
+                args.extend(flag.iter().map(String::as_str));
+                let mut child = spawn(&config, &args);
+                child.stdin.take().unwrap().write_all(&body).unwrap();
+                let code = child.wait_with_output().unwrap().status.code();
+                let status = match code {
+                    Some(0) => 200,
+                    Some(65) => 400,
+                    Some(75) => 503,
+                    _ => 500,
+                };
+                let _ = reader.into_inner().write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        IpnRoute {
+            url,
+            stop,
+            worker: Some(worker),
+        }
+    }
+}
+
+impl Drop for IpnRoute {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
 }

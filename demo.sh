@@ -2,6 +2,9 @@
 # The product's main job end to end against the loopback sandboxes (see README):
 #   ./demo.sh            pair, a customer's invoice becomes a BitPay checkout, the customer
 #                        pays, BitPay's webhook arrives (twice), exactly one Splynx payment
+#   ./demo.sh --server btcpay
+#                        the same story with BTCPay Server: connect with a store API key,
+#                        BTCPay delivers its webhooks itself (over HTTP, one of them twice)
 #   ./demo.sh --browser  instead serve the add-on's pages, a stand-in Splynx and the BitPay
 #                        sandbox's dashboard on loopback, and print the URLs to walk the user
 #                        guide in a browser: pair as the admin, pay as a customer (Ctrl-C
@@ -9,16 +12,22 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 browser=0
+server=bitpay
 case "${1:-}" in
     "") ;;
     --browser) browser=1 ;;
-    *) echo "usage: ./demo.sh [--browser]" >&2; exit 2 ;;
+    --server)
+        case "${2:-}" in
+            bitpay|btcpay) server="$2" ;;
+            *) echo "usage: ./demo.sh [--server bitpay|btcpay | --browser]" >&2; exit 2 ;;
+        esac ;;
+    *) echo "usage: ./demo.sh [--server bitpay|btcpay | --browser]" >&2; exit 2 ;;
 esac
 echo "demo: building the workspace (the first build takes a few minutes)..." >&2
 cargo build --quiet --workspace --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 if [ "$browser" -eq 0 ]; then
-    exec "$target_dir/debug/splynx-bitpay-demo"
+    exec "$target_dir/debug/splynx-bitpay-demo" --server "$server"
 fi
 
 command -v php >/dev/null || { echo "demo: the browser walk-through needs php (apt-get install php-cli)" >&2; exit 1; }

@@ -426,6 +426,16 @@ pub struct NewInvoice {
 }
 
 impl NewInvoice {
+    /// The payment server that made it, for people (records keep the server in
+    /// `environment`: BitPay's "test"/"prod", or "btcpay").
+    pub fn server_name(&self) -> &'static str {
+        if self.environment == "btcpay" {
+            "BTCPay Server"
+        } else {
+            "BitPay"
+        }
+    }
+
     /// The document's amount (or the top-up entered): the price without the fee.
     pub fn due(&self) -> Decimal {
         self.price - self.fee.map_or(Decimal::ZERO, |f| f.total())

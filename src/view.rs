@@ -15,6 +15,8 @@ use crate::store::{InvoiceRecord, JournalEntry, Settlement};
 #[derive(Debug, Clone, Serialize)]
 pub struct InvoiceView {
     pub bitpay_invoice_id: Option<InvoiceId>,
+    /// Who made the invoice, for people: "BitPay" or "BTCPay Server".
+    pub server: &'static str,
     pub document: &'static str,
     pub document_id: Option<i64>,
     pub document_number: Option<String>,
@@ -44,6 +46,7 @@ impl From<&InvoiceRecord> for InvoiceView {
     fn from(record: &InvoiceRecord) -> InvoiceView {
         InvoiceView {
             bitpay_invoice_id: record.bitpay_id.clone(),
+            server: record.order.server_name(),
             document: record.order.doc_kind.as_str(),
             document_id: record.order.doc_id,
             document_number: record.order.doc_number.clone(),
@@ -123,12 +126,18 @@ impl InvoiceView {
                 self.payment_attempts
             ),
             (_, Some(until)) => {
-                format!("\n  watched:    until BitPay says complete, at most until {until}")
+                format!(
+                    "\n  watched:    until {} says it is final, at most until {until}",
+                    self.server
+                )
             }
             _ => String::new(),
         };
+        let server = self.server;
+        // Labels line up at 12 columns ("settlement: ").
+        let pad = " ".repeat(11usize.saturating_sub(server.len()).max(1));
         format!(
-            "BitPay invoice {}\n  document:   {} of customer {}\n  amount:     {} {}\n  order id:   {}\n  BitPay:     {}{}\n  settlement: {}{settlement_text}{}\n  Splynx payment: {}{duplicates}{in_flight}\n  created:    {}\n  url:        {}\n  journal:",
+            "{server} invoice {}\n  document:   {} of customer {}\n  amount:     {} {}\n  order id:   {}\n  {server}:{pad}{}{}\n  settlement: {}{settlement_text}{}\n  Splynx payment: {}{duplicates}{in_flight}\n  created:    {}\n  url:        {}\n  journal:",
             self.name(),
             self.document_text(),
             self.customer_id,

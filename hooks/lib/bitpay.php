@@ -29,7 +29,11 @@ const EXIT_TEMPORARY = 75;
 const EXIT_CONFIG = 78;
 
 /** Shown to customers whenever the reason is not theirs to fix. */
-const UNAVAILABLE = 'Payments by BitPay are temporarily unavailable. Please try again later.';
+/** The apology customers read when a payment cannot start; it names the payment server. */
+function unavailable(): string
+{
+    return 'Payments by ' . Settings::server() . ' are temporarily unavailable. Please try again later.';
+}
 
 final class Log
 {
@@ -117,7 +121,7 @@ final class Result
      */
     public function customerMessage(): string
     {
-        return $this->code === EXIT_BAD_INPUT ? $this->message() : UNAVAILABLE;
+        return $this->code === EXIT_BAD_INPUT ? $this->message() : unavailable();
     }
 }
 
@@ -285,6 +289,18 @@ final class Settings
             self::$cache[$key] = $result->ok() ? $result->json : [];
         }
         return self::$cache[$key];
+    }
+
+    /** Who takes the payments, for people: "BitPay" or "BTCPay Server". */
+    public static function server(): string
+    {
+        // The same for every partner: any answer already read will do.
+        foreach (self::$cache ?: [self::all()] as $all) {
+            if (isset($all['server']) && is_string($all['server'])) {
+                return $all['server'];
+            }
+        }
+        return 'BitPay';
     }
 
     public static function currency(?int $customer = null): string
@@ -697,7 +713,7 @@ final class App
         $route = Http::route();
         try {
             if (!array_key_exists($route, self::ROUTES)) {
-                View::message('Page not found', 'There is no such BitPay page.', 'warning', 404, false, '/portal/');
+                View::message('Page not found', 'There is no such page of the payment add-on.', 'warning', 404, false, '/portal/');
                 return;
             }
             $page = self::ROUTES[$route];
@@ -710,7 +726,7 @@ final class App
                     http_response_code(500);
                     return;
                 }
-                View::message('Something went wrong', UNAVAILABLE, 'danger', 500, false, '/portal/');
+                View::message('Something went wrong', unavailable(), 'danger', 500, false, '/portal/');
             }
         }
     }

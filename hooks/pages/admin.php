@@ -77,7 +77,7 @@ return static function (string $route): void {
             } else {
                 $result = Binary::run(array_merge(['resolve', $id], $note !== '' ? ['--note', substr($note, 0, 500)] : [], $who));
                 $flash = $result->ok()
-                    ? ['success', 'BitPay invoice ' . $id . ' is marked resolved.']
+                    ? ['success', 'Invoice ' . $id . ' is marked resolved.']
                     : ['danger', 'Could not mark it resolved: ' . $result->message()];
             }
         } elseif ($action === 'connect_btcpay') {
@@ -129,7 +129,7 @@ return static function (string $route): void {
     $lookupError = null;
     if ($lookup !== '') {
         if (!preg_match('/^[\x21-\x7e]{1,100}$/', $lookup)) {
-            $lookupError = 'Enter a BitPay invoice id, an order id or a Splynx document number.';
+            $lookupError = 'Enter an invoice id (BitPay or BTCPay Server), an order id or a Splynx document number.';
         } else {
             $shown = Binary::run(['show', $lookup]);
             if ($shown->ok()) {

@@ -74,7 +74,7 @@ return static function (string $route): void {
         if ($created->ok()) {
             Log::error('direct-pay returned no usable checkout URL');
         }
-        $show($created->ok() ? UNAVAILABLE : $created->customerMessage(), 'warning', 200);
+        $show($created->ok() ? unavailable() : $created->customerMessage(), 'warning', 200);
         return;
     }
     Http::redirect($url, 303);

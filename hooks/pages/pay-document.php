@@ -104,7 +104,7 @@ return static function (string $route) use ($checkDocument): void {
         if ($created->ok()) {
             Log::error('create-invoice returned no usable checkout URL');
         }
-        View::message($kind['heading'], $created->ok() ? UNAVAILABLE : $created->customerMessage(), 'warning', 200, false, $kind['back']);
+        View::message($kind['heading'], $created->ok() ? unavailable() : $created->customerMessage(), 'warning', 200, false, $kind['back']);
         return;
     }
     Http::redirect($url, 303);

@@ -39,7 +39,7 @@ return static function (string $route): void {
                 Http::redirect($url, 303);
                 return;
             }
-            $error = $created->ok() ? UNAVAILABLE : $created->customerMessage();
+            $error = $created->ok() ? unavailable() : $created->customerMessage();
             $status = $created->code === EXIT_BAD_INPUT ? 422 : 503;
         }
     }

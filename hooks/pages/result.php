@@ -1,6 +1,6 @@
 <?php
 /**
- * /bitpay/result?order=...: where BitPay sends the customer back. Shows the stored state
+ * /bitpay/result?order=...: where BitPay or BTCPay Server sends the customer back. Shows the stored state
  * of that order ("Paid", "Waiting for confirmations", "Not paid / expired"), only to the
  * customer who owns it.
  */
@@ -27,7 +27,7 @@ return static function (string $route): void {
         if ($shown->code === EXIT_BAD_INPUT) {
             $notFound();
         } else {
-            View::message('Payment status', UNAVAILABLE, 'danger', 503, false, '/portal/finance/invoices');
+            View::message('Payment status', unavailable(), 'danger', 503, false, '/portal/finance/invoices');
         }
         return;
     }
@@ -47,6 +47,7 @@ return static function (string $route): void {
         'price' => (string) $invoice['price'],
         'currency' => (string) $invoice['currency'],
         'bitpay_id' => (string) $invoice['bitpay_invoice_id'],
+        'server' => isset($invoice['server']) ? (string) $invoice['server'] : 'BitPay',
         'back' => $back,
         'refresh' => !empty($view['refresh']),
     ]);

@@ -41,10 +41,10 @@ $documentName = static function (array $invoice): string {
 $invoiceBlock = static function (array $invoice) use ($journal, $documentName): string {
     $doc = $documentName($invoice);
     return '<dl class="dl-horizontal">'
-        . '<dt>BitPay invoice</dt><dd><span class="mono">' . View::e($invoice['bitpay_invoice_id']) . '</span></dd>'
+        . '<dt>' . View::e(isset($invoice['server']) ? $invoice['server'] : 'BitPay') . ' invoice</dt><dd><span class="mono">' . View::e($invoice['bitpay_invoice_id']) . '</span></dd>'
         . '<dt>Document</dt><dd>' . View::e($doc) . ' of customer ' . View::e($invoice['customer_id']) . '</dd>'
         . '<dt>Amount</dt><dd>' . View::e($invoice['price']) . ' ' . View::e($invoice['currency']) . '</dd>'
-        . '<dt>BitPay status</dt><dd>' . View::e($invoice['bitpay_status']) . ($invoice['exception_status'] ? ' (' . View::e($invoice['exception_status']) . ')' : '') . '</dd>'
+        . '<dt>Server status</dt><dd>' . View::e($invoice['bitpay_status']) . ($invoice['exception_status'] ? ' (' . View::e($invoice['exception_status']) . ')' : '') . '</dd>'
         . '<dt>Settlement</dt><dd>' . View::e($invoice['settlement']) . ($invoice['note'] ? ' — ' . View::e($invoice['note']) : '') . '</dd>'
         . '<dt>Splynx payment</dt><dd>' . View::e($invoice['splynx_payment_id'] !== null ? $invoice['splynx_payment_id'] : 'none') . '</dd>'
         . '<dt>Created</dt><dd>' . View::e($invoice['created_at']) . '</dd>'
@@ -69,7 +69,7 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <div class="panel-heading">Needs your attention</div>
 <div class="panel-body">
 <p>These payments are held: nothing is done with them automatically, and nothing is deleted. Check each one (the note says what happened), act in Splynx under Finance &rarr; Payments, then mark it resolved here.</p>
-<div class="table-wrap"><table class="table held-table"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>State</th><th>Splynx payment</th></tr>
+<div class="table-wrap"><table class="table held-table"><tr><th>Invoice id</th><th>Document</th><th>Customer</th><th>Amount</th><th>State</th><th>Splynx payment</th></tr>
 <?php foreach ($status['held'] as $row) : ?>
 <tr><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><span class="label label-warning"><?= View::e($row['settlement_text']) ?></span></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : 'none') ?><?= !empty($row['duplicate_payment_ids']) ? '<br>duplicates: ' . View::e(implode(', ', $row['duplicate_payment_ids'])) : '' ?></td></tr>
 <tr class="note-row"><td class="note" colspan="6"><?= View::e($row['note'] !== null ? $row['note'] : '') ?>
@@ -202,7 +202,7 @@ if (empty($status['invoices'])) {
 </dl>
 <?php if (!empty($status['recent_payments'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Recent payments</h4>
-<div class="table-wrap"><table class="table recent-payments"><tr><th>Credited</th><th>Document</th><th>Customer</th><th>Amount</th><th>Splynx payment</th><th>BitPay invoice</th><th>Now</th></tr>
+<div class="table-wrap"><table class="table recent-payments"><tr><th>Credited</th><th>Document</th><th>Customer</th><th>Amount</th><th>Splynx payment</th><th>Invoice id</th><th>Now</th></tr>
 <?php foreach ($status['recent_payments'] as $row) : ?>
 <tr><td><?= View::e($row['credited_at']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : '-') ?></td><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['settlement_text']) ?></td></tr>
 <?php endforeach; ?>
@@ -210,7 +210,7 @@ if (empty($status['invoices'])) {
 <?php endif; ?>
 <?php if (!empty($status['recent_webhooks'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Last webhooks</h4>
-<div class="table-wrap"><table class="table recent-webhooks"><tr><th>When</th><th>BitPay invoice</th><th>What happened</th></tr>
+<div class="table-wrap"><table class="table recent-webhooks"><tr><th>When</th><th>Invoice id</th><th>What happened</th></tr>
 <?php foreach ($status['recent_webhooks'] as $hook) : ?>
 <tr><td><?= View::e($hook['at']) ?></td><td class="id"><?= View::e($hook['bitpay_invoice_id'] !== null ? $hook['bitpay_invoice_id'] : '-') ?></td><td class="summary"><?= View::e($hook['summary']) ?></td></tr>
 <?php endforeach; ?>
@@ -218,7 +218,7 @@ if (empty($status['invoices'])) {
 <?php endif; ?>
 <?php if (!empty($status['unsettled'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Unsettled invoices</h4>
-<div class="table-wrap"><table class="table unsettled"><tr><th>BitPay invoice</th><th>Document</th><th>Customer</th><th>Amount</th><th>BitPay status</th><th>State</th><th>Since</th></tr>
+<div class="table-wrap"><table class="table unsettled"><tr><th>Invoice id</th><th>Document</th><th>Customer</th><th>Amount</th><th>Server status</th><th>State</th><th>Since</th></tr>
 <?php foreach ($status['unsettled'] as $row) : ?>
 <tr><td class="id"><?= View::e($row['bitpay_invoice_id'] !== null ? $row['bitpay_invoice_id'] : '(being created)') ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['bitpay_status']) ?></td><td><?= View::e($row['settlement']) ?></td><td><?= View::e($row['created_at']) ?></td></tr>
 <?php endforeach; ?>
@@ -237,7 +237,7 @@ if (empty($status['invoices'])) {
 <div class="panel-body">
 <form method="get" action="<?= View::e($action) ?>#lookup" class="inline-form">
 <?= $sashField ?>
-<div class="form-group"><label for="show">BitPay invoice id, order id or document number</label>
+<div class="form-group"><label for="show">Invoice id (BitPay or BTCPay Server), order id or document number</label>
 <input class="form-control" id="show" name="show" value="<?= View::e($lookup) ?>" style="width:340px"></div>
 <button type="submit" class="btn">Show</button>
 </form>

@@ -1,5 +1,6 @@
 <?php
 /** @var array $kind @var array $document @var string $item_id @var string $action @var string $csrf */
+use SplynxBitpay\Settings;
 use SplynxBitpay\View;
 ?>
 <h4 class="pay-heading"><?= View::e($kind['heading']) ?> #<?= View::e($document['number']) ?></h4>
@@ -27,4 +28,4 @@ use SplynxBitpay\View;
 <input type="hidden" name="total" value="<?= View::e((string) $document['price']) ?>">
 <button type="submit" class="btn btn-success btn-lg checkout"><?= View::partial('icon', []) ?> Checkout Now</button>
 </form>
-<p class="help-block" style="margin-top:12px">You will pay on BitPay's secure page with Bitcoin or another supported cryptocurrency. The invoice is marked paid once the payment is confirmed.</p>
+<p class="help-block" style="margin-top:12px">You will pay on <?= View::e(Settings::server()) ?>'s secure page with Bitcoin or another supported cryptocurrency. The invoice is marked paid once the payment is confirmed.</p>

@@ -1,10 +1,11 @@
 <?php
 /** @var string $amount @var string $min @var string $max @var string $currency @var string $step @var string $fee_note @var string|null $error @var string $csrf @var string $action */
+use SplynxBitpay\Settings;
 use SplynxBitpay\View;
 ?>
 <div class="container narrow">
 <div class="panel">
-<div class="panel-heading">Refill your balance with BitPay</div>
+<div class="panel-heading">Refill your balance with <?= View::e(Settings::server()) ?></div>
 <div class="panel-body">
 <?php if ($error !== null) : ?>
 <div class="alert alert-danger refill-error" role="alert"><?= View::e($error) ?></div>
@@ -25,7 +26,7 @@ use SplynxBitpay\View;
 </div>
 <button type="submit" class="btn btn-primary btn-lg btn-block pay"><?= View::partial('icon', []) ?> Pay</button>
 </form>
-<p class="footer-note">You will pay on BitPay's secure page; your balance is credited once the payment is confirmed.</p>
+<p class="footer-note">You will pay on <?= View::e(Settings::server()) ?>'s secure page; your balance is credited once the payment is confirmed.</p>
 </div>
 </div>
 <p class="right"><a href="/portal/" target="_top">&larr; Back to the portal</a></p>

@@ -1,5 +1,5 @@
 <?php
-/** @var array $state [title, kind, text] @var string $what @var string $price @var string $currency @var string $bitpay_id @var array $back */
+/** @var array $state [title, kind, text] @var string $what @var string $price @var string $currency @var string $bitpay_id @var string $server @var array $back */
 use SplynxBitpay\View;
 ?>
 <div class="container narrow">
@@ -13,7 +13,7 @@ use SplynxBitpay\View;
 <dl class="dl-horizontal">
 <dt>Payment for</dt><dd class="result-document"><?= View::e($what) ?></dd>
 <dt>Amount</dt><dd><?= View::e(View::money($price)) ?> <?= View::e($currency) ?></dd>
-<dt>BitPay invoice</dt><dd><span class="mono"><?= View::e($bitpay_id) ?></span></dd>
+<dt><?= View::e($server) ?> invoice</dt><dd><span class="mono"><?= View::e($bitpay_id) ?></span></dd>
 </dl>
 <div class="actions" style="margin-top:16px"><a class="btn btn-primary back" href="<?= View::e($back[0]) ?>"><?= View::e($back[1]) ?></a></div>
 </div>

@@ -669,10 +669,59 @@ fn webhook_data(w: &Webhook, with_secret: bool) -> Value {
     data
 }
 
+impl Core {
+    /// The checkout page (`checkoutLink`, `/i/{id}`): `GET` shows the amount and a "Pay"
+    /// button; its `POST` pays the invoice in full (`Processing`, then `Settled`), waits
+    /// for the webhook deliveries that makes, and shows "Return to the store" (the
+    /// invoice's `checkout.redirectURL`).
+    fn checkout_page(&self, req: &Incoming, id: &str) -> Reply {
+        let paying = req.method == "POST";
+        if paying {
+            if let Err(e) = self
+                .change_status(id, "Processing", "None")
+                .and_then(|()| self.change_status(id, "Settled", "None"))
+            {
+                return Reply::html(404, format!("<p>{}</p>", crate::util::html_escape(&e)));
+            }
+            self.deliveries
+                .wait_idle(std::time::Duration::from_secs(30));
+        }
+        let state = lock(&self.state);
+        let Some(invoice) = state.invoices.iter().find(|i| i.id == id) else {
+            return Reply::html(404, "<p>Invoice not found</p>".into());
+        };
+        let amount = invoice.amount.map(|a| a.to_string()).unwrap_or_default();
+        let escape = crate::util::html_escape;
+        let body = match invoice.status.as_str() {
+            "New" => format!(
+                "<h1 class=\"amount\">{} {}</h1><form method=\"post\" action=\"/i/{}\"><button type=\"submit\" id=\"pay\">Pay with BTC</button></form>",
+                escape(&amount),
+                escape(&invoice.currency),
+                escape(id)
+            ),
+            "Settled" | "Processing" => {
+                let back = invoice.checkout["redirectURL"].as_str().unwrap_or_default();
+                format!(
+                    "<h1 class=\"state\">Invoice paid</h1><a class=\"return\" href=\"{}\">Return to the store</a>",
+                    escape(back)
+                )
+            }
+            other => format!("<h1 class=\"state\">Invoice {}</h1>", escape(other)),
+        };
+        Reply::html(
+            200,
+            format!("<!doctype html><title>BTCPay Server checkout</title>{body}"),
+        )
+    }
+}
+
 impl Service for Core {
     fn handle(&self, req: &Incoming) -> Reply {
         if req.path == "/api-keys/authorize" {
             return self.authorize(req);
+        }
+        if let Some(id) = req.path.strip_prefix("/i/") {
+            return self.checkout_page(req, id);
         }
         self.route(req)
     }

@@ -1,6 +1,7 @@
-//! `splynx-bitpay-sandbox`: runs the BitPay and Splynx fakes for the demo.
+//! `splynx-bitpay-sandbox`: runs the BitPay, BTCPay Server and Splynx fakes for the demo.
 //!
-//! Prints one JSON line `{"bitpay_url":..,"splynx_url":..,"api_key":..,"api_secret":..}`
+//! Prints one JSON line `{"bitpay_url":..,"btcpay_url":..,"btcpay_store":..,"splynx_url":..,
+//! "api_key":..,"api_secret":..}`
 //! and serves until killed (SIGTERM/SIGINT) or, when standard input is a pipe or a
 //! socket, until it is closed.
 
@@ -8,15 +9,17 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox};
+use splynx_bitpay_sandbox::{BitPaySandbox, BtcpaySandbox, SplynxSandbox};
 
-const USAGE: &str = "usage: splynx-bitpay-sandbox [--bitpay-port P] [--splynx-port P] [--api-key K] [--api-secret S] [--no-seed]
+const USAGE: &str = "usage: splynx-bitpay-sandbox [--bitpay-port P] [--btcpay-port P] [--splynx-port P] [--api-key K] [--api-secret S] [--no-seed]
 
-Starts loopback fakes of BitPay and the Splynx API, prints one JSON line
-{\"bitpay_url\":..,\"splynx_url\":..,\"api_key\":..,\"api_secret\":..} and serves until killed
-or until standard input (when it is a pipe) is closed.
+Starts loopback fakes of BitPay, BTCPay Server (with one store) and the Splynx API, prints
+one JSON line {\"bitpay_url\":..,\"btcpay_url\":..,\"btcpay_store\":..,\"splynx_url\":..,
+\"api_key\":..,\"api_secret\":..} and serves until killed or until standard input (when it
+is a pipe) is closed.
 
   --bitpay-port P   port of the BitPay fake (default: any free port)
+  --btcpay-port P   port of the BTCPay Server fake (default: any free port)
   --splynx-port P   port of the Splynx fake (default: any free port)
   --api-key K       Splynx API key (default: sandbox-key)
   --api-secret S    Splynx API secret (default: sandbox-secret)
@@ -26,6 +29,7 @@ or until standard input (when it is a pipe) is closed.
 #[derive(Debug, PartialEq)]
 struct Options {
     bitpay_port: u16,
+    btcpay_port: u16,
     splynx_port: u16,
     api_key: String,
     api_secret: String,
@@ -40,6 +44,7 @@ enum Parsed {
 fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut options = Options {
         bitpay_port: 0,
+        btcpay_port: 0,
         splynx_port: 0,
         api_key: "sandbox-key".into(),
         api_secret: "sandbox-secret".into(),
@@ -63,6 +68,7 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
         };
         match name {
             "--bitpay-port" => options.bitpay_port = port(name, value(name)?)?,
+            "--btcpay-port" => options.btcpay_port = port(name, value(name)?)?,
             "--splynx-port" => options.splynx_port = port(name, value(name)?)?,
             "--api-key" => options.api_key = value(name)?,
             "--api-secret" => options.api_secret = value(name)?,
@@ -109,6 +115,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let btcpay = match BtcpaySandbox::try_start_on(options.btcpay_port) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "splynx-bitpay-sandbox: cannot listen on 127.0.0.1:{}: {e}",
+                options.btcpay_port
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let btcpay_store = btcpay.create_store();
     let splynx = match SplynxSandbox::try_start_on(
         options.splynx_port,
         &options.api_key,
@@ -129,6 +146,8 @@ fn main() -> ExitCode {
 
     let line = serde_json::json!({
         "bitpay_url": bitpay.url(),
+        "btcpay_url": btcpay.url(),
+        "btcpay_store": btcpay_store,
         "splynx_url": splynx.url(),
         "api_key": options.api_key,
         "api_secret": options.api_secret,
@@ -157,6 +176,7 @@ fn main() -> ExitCode {
         let _ = stopped.recv();
     }
     drop(splynx);
+    drop(btcpay);
     drop(bitpay);
     ExitCode::SUCCESS
 }
@@ -187,6 +207,7 @@ mod tests {
             o,
             Options {
                 bitpay_port: 8081,
+                btcpay_port: 0,
                 splynx_port: 8082,
                 api_key: "k".into(),
                 api_secret: "s".into(),

@@ -25,6 +25,14 @@ fn binary_prints_urls_seeds_demo_data_and_stops_when_stdin_closes() {
     let splynx = info["splynx_url"].as_str().unwrap();
     let bitpay = info["bitpay_url"].as_str().unwrap();
     assert!(bitpay.starts_with("http://127.0.0.1:") && !bitpay.ends_with('/'));
+    // BTCPay Server with one store, whose id a config's [btcpay] store_id takes.
+    let btcpay = info["btcpay_url"].as_str().unwrap();
+    let store = info["btcpay_store"].as_str().unwrap();
+    let unauthenticated = client()
+        .get(format!("{btcpay}/api/v1/stores/{store}"))
+        .send()
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
 
     let invoice: Value = client()
         .get(format!("{splynx}/api/2.0/admin/finance/invoices/101"))
@@ -69,4 +77,33 @@ fn binary_refuses_bad_arguments() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("usage: splynx-bitpay-sandbox"), "{stderr}");
+}
+
+/// `./demo.sh` and `./demo.sh --server btcpay`: the README's first command, end to end
+/// (it needs the `splynx-bitpay` binary beside the demo: `cargo test --workspace` builds it).
+#[test]
+fn the_demo_runs_the_whole_story_for_both_servers() {
+    let demo = std::path::Path::new(env!("CARGO_BIN_EXE_splynx-bitpay-demo"));
+    let product = demo.with_file_name("splynx-bitpay");
+    assert!(
+        product.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        product.display()
+    );
+    for (server, done) in [
+        ("bitpay", "Done: one BitPay invoice"),
+        ("btcpay", "Done: one BTCPay invoice"),
+    ] {
+        let output = Command::new(demo)
+            .args(["--server", server])
+            .env("SPLYNX_BITPAY_BIN", &product)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains(done),
+            "{server}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

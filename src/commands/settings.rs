@@ -17,6 +17,8 @@ use crate::output::View;
 #[derive(Debug, Serialize)]
 struct Settings {
     environment: String,
+    /// Who takes the payments, for people: "BitPay" or "BTCPay Server".
+    server: &'static str,
     splynx_url: String,
     currency: String,
     currency_decimals: u32,
@@ -36,7 +38,8 @@ impl View for Settings {
     fn human(&self) -> String {
         let currency = &self.currency;
         format!(
-            "Environment:   {}\nSplynx URL:    {}\nCurrency:      {currency} ({} decimals)\nRefill bounds: {} to {} {currency}\nRefill fee:    {}\nConfig file:   {}",
+            "Server:        {}\nEnvironment:   {}\nSplynx URL:    {}\nCurrency:      {currency} ({} decimals)\nRefill bounds: {} to {} {currency}\nRefill fee:    {}\nConfig file:   {}",
+            self.server,
             self.environment,
             self.splynx_url,
             self.currency_decimals,
@@ -74,6 +77,7 @@ pub fn run(args: SettingsArgs, ctx: &Context) -> Result<u8> {
     let currency = &config.bitpay.currency;
     ctx.output.show(&Settings {
         environment: ctx.environment().to_string(),
+        server: crate::gateway::server_name(ctx),
         splynx_url: config.splynx.url.clone(),
         currency: currency.clone(),
         currency_decimals: currency_decimals(currency),

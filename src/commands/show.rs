@@ -82,7 +82,7 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
                     note: b.note.clone(),
                 })
                 .collect(),
-            customer_view: portal::customer_view(record, crate::gateway::server_name(ctx)),
+            customer_view: portal::customer_view(record, record.order.server_name()),
             journal: journal.iter().map(JournalView::from).collect(),
         });
     }

@@ -19,11 +19,16 @@ use crate::store::{Booking, BookingKind, BookingState};
 /// within the hour.
 const REFUSED_RETRY_MS: i64 = 3600 * 1000;
 
-/// The payment statement a credit at `credited` (server-local time) is recorded in.
-pub fn statement_title(grouping: StatementGrouping, credited: NaiveDateTime) -> Option<String> {
+/// The payment statement a credit at `credited` (server-local time) through `server`
+/// ("BitPay") is recorded in.
+pub fn statement_title(
+    server: &str,
+    grouping: StatementGrouping,
+    credited: NaiveDateTime,
+) -> Option<String> {
     match grouping {
-        StatementGrouping::Month => Some(format!("BitPay {}", credited.format("%m/%Y"))),
-        StatementGrouping::Day => Some(format!("BitPay {}", credited.format("%d/%m/%Y"))),
+        StatementGrouping::Month => Some(format!("{server} {}", credited.format("%m/%Y"))),
+        StatementGrouping::Day => Some(format!("{server} {}", credited.format("%d/%m/%Y"))),
         StatementGrouping::Off => None,
     }
 }
@@ -43,9 +48,9 @@ pub(super) fn bookings_for(
     kinds
 }
 
-/// The fee transaction's `comment`, which it is looked up by.
-fn fee_key(bitpay_id: &str) -> String {
-    format!("BitPay invoice {bitpay_id}")
+/// The fee transaction's `comment`, which it is looked up by ("BitPay invoice X").
+fn fee_key(record: &InvoiceRecord, bitpay_id: &str) -> String {
+    format!("{} invoice {bitpay_id}", record.order.server_name())
 }
 
 /// What booking an invoice's open items came to.
@@ -162,7 +167,7 @@ impl Settler<'_> {
                 .map(|r| r.id)
                 .collect(),
             BookingKind::Fee => {
-                let key = fee_key(bitpay_id);
+                let key = fee_key(record, bitpay_id);
                 self.splynx
                     .transactions_by_comment(record.order.customer_id, &key)?
                     .into_iter()
@@ -184,7 +189,7 @@ impl Settler<'_> {
         let kind = BookingKind::Statement;
         let now = clock::now_ms();
         let credited = clock::local_datetime_of(record.credited_at.unwrap_or(now));
-        let title = statement_title(self.statements(record), credited)
+        let title = statement_title(record.order.server_name(), self.statements(record), credited)
             .context("payment statements are off")?;
         // A statement Splynx no longer has (deleted there) is looked up again, once.
         for attempt in 0..2 {
@@ -264,7 +269,7 @@ impl Settler<'_> {
                 terms.fee_message,
                 fee.percent.normalize()
             ),
-            comment: fee_key(bitpay_id),
+            comment: fee_key(record, bitpay_id),
         };
         self.mark_booking_sent(
             record,
@@ -445,21 +450,21 @@ mod tests {
         let month = StatementGrouping::Month;
         let day = StatementGrouping::Day;
         assert_eq!(
-            statement_title(month, last_minute).as_deref(),
+            statement_title("BitPay", month, last_minute).as_deref(),
             Some("BitPay 11/2026")
         );
         assert_eq!(
-            statement_title(month, first_minute).as_deref(),
+            statement_title("BitPay", month, first_minute).as_deref(),
             Some("BitPay 12/2026")
         );
         assert_eq!(
-            statement_title(day, last_minute).as_deref(),
+            statement_title("BitPay", day, last_minute).as_deref(),
             Some("BitPay 30/11/2026")
         );
         assert_eq!(
-            statement_title(day, at(2027, 1, 1, 0, 0)).as_deref(),
+            statement_title("BitPay", day, at(2027, 1, 1, 0, 0)).as_deref(),
             Some("BitPay 01/01/2027")
         );
-        assert_eq!(statement_title(StatementGrouping::Off, first_minute), None);
+        assert_eq!(statement_title("BitPay", StatementGrouping::Off, first_minute), None);
     }
 }

@@ -62,7 +62,7 @@ impl Decision {
             | Decision::Reversed(r)
             | Decision::Held(r) => format!("{}: {r}", self.label()),
             Decision::AlreadyCredited { complete: true } => {
-                "already credited; BitPay says complete".into()
+                "already credited; final at the server".into()
             }
             _ => self.label().to_string(),
         }

@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  BASE, BITPAY, addon, binary, bitpay, deliveriesFor, launch, login, newPage,
-  payOnBitPay, shot, splynx,
+  BASE, BITPAY, BTCPAY, BTCPAY_STORE, addon, binary, bitpay, btcpay, deliveriesFor, launch,
+  login, newPage, payOnBitPay, shot, splynx,
 } from './helpers.mjs';
 
 const modal = (page) => page.frameLocator('#addon-frame');
@@ -599,6 +599,57 @@ describe('splynx-bitpay add-on in the browser', () => {
     await Promise.all([ada.waitForLoadState('load'), ada.click('button.pay')]);
     assert.equal((await ada.locator('.refill-error').innerText()).trim(), 'Payments by BitPay are temporarily unavailable. Please try again later.');
     await shot(ada, 'refill-unavailable');
+  });
+
+  test('BTCPay Server: the admin connects through its authorize page; a top-up is paid through it', async () => {
+    const configPath = process.env.SPLYNX_BITPAY_CONFIG;
+    const original = readFileSync(configPath, 'utf8');
+    writeFileSync(configPath, `[server]\nkind = "btcpay"\n\n${original}\n[btcpay]\nurl = "${BTCPAY}"\nstore_id = "${BTCPAY_STORE}"\n`);
+    try {
+      const page = await newPage(browser);
+      await page.goto(`${BASE}/bitpay/admin`);
+      await login(page, 'admin', { admin: true });
+      assert.match(await page.locator('.pairing-state').innerText(), /^Not connected to BTCPay Server/);
+      await shot(page, 'admin-btcpay-not-connected');
+      // "Connect" leads to BTCPay's own page, which lists exactly what the add-on asks for.
+      await Promise.all([page.waitForURL(`${BTCPAY}/api-keys/authorize?**`), page.click('button.connect')]);
+      assert.deepEqual(await page.locator('li').allInnerTexts(), [
+        'btcpay.store.canviewinvoices',
+        'btcpay.store.cancreateinvoice',
+        'btcpay.store.webhooks.canmodifywebhooks',
+        'btcpay.store.canviewstoresettings',
+      ]);
+      await shot(page, 'btcpay-authorize');
+      // BTCPay posts the key back; the add-on checks it, stores it and registers its webhook.
+      await Promise.all([page.waitForURL(/\/bitpay\/btcpay-connected\?state=/), page.click('#authorize')]);
+      assert.match(await page.locator('.container').innerText(), new RegExp(`connected to store ${BTCPAY_STORE}`));
+      await shot(page, 'btcpay-connected');
+      await page.goto(`${BASE}/bitpay/admin`);
+      assert.match(await page.locator('.pairing-state').innerText(), /^Connected to BTCPay Server/);
+      await page.context().close();
+
+      // A customer tops up on BTCPay's checkout; BTCPay's webhooks reach /bitpay/ipn.
+      await ada.goto(`${BASE}/bitpay/`);
+      assert.match(await ada.locator('.panel-heading').first().innerText(), /Refill your balance with BTCPay Server/);
+      await ada.fill('#amount', '15');
+      await Promise.all([ada.waitForURL(`${BTCPAY}/i/**`), ada.click('button.pay')]);
+      const invoiceId = new URL(ada.url()).pathname.split('/').pop();
+      await shot(ada, 'btcpay-checkout');
+      await Promise.all([ada.waitForLoadState('load'), ada.click('#pay')]);
+      await Promise.all([ada.waitForURL(/\/bitpay\/result/), ada.click('a.return')]);
+      assert.equal((await ada.locator('.result-state').innerText()).trim(), 'Paid');
+      assert.match(await ada.locator('dl').innerText(), new RegExp(`BTCPay Server invoice\\s+${invoiceId}`));
+      await shot(ada, 'btcpay-result-paid');
+      const payments = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === invoiceId);
+      assert.equal(payments.length, 1);
+      assert.equal(Number(payments[0].amount), 15);
+      const deliveries = (await btcpay('GET', '/_sandbox/deliveries')).json.filter((d) => d.invoice_id === invoiceId);
+      assert.deepEqual(deliveries.map((d) => [d.type, d.http_code]), [
+        ['InvoiceReceivedPayment', 200], ['InvoiceProcessing', 200], ['InvoiceSettled', 200],
+      ]);
+    } finally {
+      writeFileSync(configPath, original);
+    }
   });
 });
 

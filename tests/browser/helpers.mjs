@@ -15,6 +15,8 @@ function required(name) {
 
 export const BASE = required('BASE_URL');
 export const BITPAY = required('BITPAY_URL');
+export const BTCPAY = required('BTCPAY_URL');
+export const BTCPAY_STORE = required('BTCPAY_STORE');
 export const SPLYNX = required('SPLYNX_URL');
 const SHOTS = required('SCREENSHOT_DIR');
 mkdirSync(SHOTS, { recursive: true });
@@ -69,6 +71,7 @@ async function call(base, method, path, body) {
 }
 
 export const bitpay = (method, path, body) => call(BITPAY, method, path, body);
+export const btcpay = (method, path, body) => call(BTCPAY, method, path, body);
 export const splynx = (method, path, body) => call(SPLYNX, method, path, body);
 export const addon = (method, path, init = {}) => fetch(`${BASE}${path}`, { method, redirect: 'manual', ...init });
 

@@ -42,6 +42,7 @@ source "$here/serve.sh"
 mkdir -p "$repo/target/browser-screenshots"
 echo "== node --test (portal $base, BitPay $bitpay_url, Splynx $splynx_url)"
 BASE_URL="$base" BITPAY_URL="$bitpay_url" SPLYNX_URL="$splynx_url" CHROMIUM="$chromium" \
+BTCPAY_URL="$btcpay_url" BTCPAY_STORE="$btcpay_store" \
 SPLYNX_BITPAY_BIN="$bin" SPLYNX_BITPAY_CONFIG="$work/config.toml" \
 SCREENSHOT_DIR="$repo/target/browser-screenshots" PHP_LOG="$work/php.log" \
     node --test --test-concurrency=1 "$here"/*.test.mjs

@@ -38,6 +38,8 @@ done
 [ -s "$work/sandbox.json" ] || { echo "tests/browser: the sandbox did not start" >&2; exit 1; }
 field() { php -r '$j = json_decode(file_get_contents($argv[1]), true); echo $j[$argv[2]];' "$work/sandbox.json" "$1"; }
 bitpay_url="$(field bitpay_url)"
+btcpay_url="$(field btcpay_url)"
+btcpay_store="$(field btcpay_store)"
 splynx_url="$(field splynx_url)"
 
 port="$(php -r '$s = stream_socket_server("tcp://127.0.0.1:0"); $n = stream_socket_get_name($s, false); echo substr($n, strrpos($n, ":") + 1);')"

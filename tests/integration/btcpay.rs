@@ -273,7 +273,7 @@ fn the_sandbox_is_strict() {
 /// The real binary with `[server] kind = "btcpay"`, against the BTCPay and Splynx sandboxes.
 mod through_the_binary {
     use super::*;
-    use crate::util::{Env, IpnRoute};
+    use crate::util::{ipn_route, Env};
 
     struct Setup {
         env: Env,
@@ -491,7 +491,7 @@ mod through_the_binary {
     #[test]
     fn doctor_checks_each_part_of_the_connection_in_turn() {
         let s = setup();
-        let route = IpnRoute::start(s.env.config_path());
+        let route = ipn_route(s.env.config_path());
         add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
         let before = doctor_statuses(&s);
         let ids: Vec<&str> = before.iter().map(|c| c.0.as_str()).collect();
@@ -730,7 +730,7 @@ mod through_the_binary {
     #[test]
     fn deliveries_over_http_with_retries_duplicates_and_redeliveries_credit_once() {
         let s = setup();
-        let route = IpnRoute::start(s.env.config_path());
+        let route = ipn_route(s.env.config_path());
         add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
         s.env
             .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())

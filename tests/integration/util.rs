@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox};
+use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox, WebhookRoute};
 
 pub(crate) const API_KEY: &str = "test-key-0123456789";
 pub(crate) const API_SECRET: &str = "test-secret-do-not-print-9f8e7d";
@@ -333,82 +333,16 @@ pub(crate) fn current_user() -> String {
         .into_owned()
 }
 
-/// The add-on's webhook route on loopback, standing in for `hooks/pages/ipn.php` (whose
-/// own mapping the PHP suite tests): each POST runs `handle-ipn` with the body on stdin
-/// and the signature header as its flag, and the exit code becomes the HTTP status (0:
-/// 200, 65: 400, 75: 503, anything else: 500). Serves until dropped.
-pub(crate) struct IpnRoute {
-    pub url: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    worker: Option<std::thread::JoinHandle<()>>,
-}
-
-impl IpnRoute {
-    pub(crate) fn start(config: PathBuf) -> IpnRoute {
-        use std::io::{BufRead, BufReader, Read};
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/bitpay/ipn", listener.local_addr().unwrap());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopping = stop.clone();
-        let worker = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                let Ok((socket, _)) = listener.accept() else {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    continue;
-                };
-                socket.set_nonblocking(false).unwrap();
-                let mut reader = BufReader::new(socket);
-                let (mut length, mut flag) = (0usize, Vec::new());
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let (name, value) = line.split_once(':').unwrap_or((&line, ""));
-                    let value = value.trim().to_string();
-                    match name.to_ascii_lowercase().as_str() {
-                        "content-length" => length = value.parse().unwrap_or(0),
-                        "btcpay-sig" => flag = vec!["--btcpay-sig".to_string(), value],
-                        "x-signature" => flag = vec!["--signature".to_string(), value],
-                        _ => {}
-                    }
-                }
-                let mut body = vec![0u8; length];
-                reader.read_exact(&mut body).unwrap();
-                let mut args = vec!["handle-ipn"];
-                args.extend(flag.iter().map(String::as_str));
-                let mut child = spawn(&config, &args);
-                child.stdin.take().unwrap().write_all(&body).unwrap();
-                let code = child.wait_with_output().unwrap().status.code();
-                let status = match code {
-                    Some(0) => 200,
-                    Some(65) => 400,
-                    Some(75) => 503,
-                    _ => 500,
-                };
-                let _ = reader.into_inner().write_all(
-                    format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-            }
-        });
-        IpnRoute {
-            url,
-            stop,
-            worker: Some(worker),
-        }
-    }
-}
-
-impl Drop for IpnRoute {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
+/// The add-on's webhook route on loopback, running this binary with the test's config.
+pub(crate) fn ipn_route(config: PathBuf) -> WebhookRoute {
+    WebhookRoute::start(move |args, body| {
+        let mut child = spawn(&config, args);
+        child.stdin.take().unwrap().write_all(body).unwrap();
+        child
+            .wait_with_output()
+            .unwrap()
+            .status
+            .code()
+            .unwrap_or(-1)
+    })
 }

@@ -1,6 +1,7 @@
-//! `splynx-bitpay-demo`: the product's main job end to end on this machine, against the
-//! sandboxes: pair, a customer's invoice becomes a BitPay checkout, the customer pays,
-//! BitPay's webhook arrives, and exactly one payment lands in Splynx.
+//! `splynx-bitpay-demo [--server bitpay|btcpay]`: the product's main job end to end on this
+//! machine, against the sandboxes: pair (or connect to BTCPay Server), a customer's invoice
+//! becomes a checkout, the customer pays, the server's webhook arrives (more than once),
+//! and exactly one payment lands in Splynx.
 //!
 //! Runs the real `splynx-bitpay` binary (next to this program, or `$SPLYNX_BITPAY_BIN`).
 
@@ -8,13 +9,27 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use splynx_bitpay_sandbox::{BitPaySandbox, SplynxSandbox};
+use splynx_bitpay_sandbox::{BitPaySandbox, BtcpaySandbox, SplynxSandbox, WebhookRoute};
 
 const API_KEY: &str = "sandbox-key";
 const API_SECRET: &str = "sandbox-secret";
 
 fn main() -> ExitCode {
-    match run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["--server", "bitpay"] => run_bitpay(),
+        ["--server", "btcpay"] => run_btcpay(),
+        _ => {
+            eprintln!("usage: splynx-bitpay-demo [--server bitpay|btcpay]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("demo failed: {message}");
@@ -47,15 +62,19 @@ struct Demo {
 impl Demo {
     /// Runs `splynx-bitpay ARGS`, echoing the command and its output.
     fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
+        self.run_with(args, stdin.map(|body| ("webhook.json", body)))
+    }
+
+    /// Runs `splynx-bitpay ARGS` with `stdin` (named as a file in the echo).
+    fn run_with(&self, args: &[&str], stdin: Option<(&str, &[u8])>) -> Result<String, String> {
         println!(
             "\n$ splynx-bitpay {}{}",
             args.join(" "),
-            if stdin.is_some() {
-                " < webhook.json"
-            } else {
-                ""
-            }
+            stdin
+                .map(|(name, _)| format!(" < {name}"))
+                .unwrap_or_default()
         );
+        let stdin = stdin.map(|(_, body)| body);
         let mut child = Command::new(&self.binary)
             .arg("--config")
             .arg(&self.config)
@@ -89,24 +108,49 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
 
-fn write_config(path: &Path, bitpay: &str, splynx: &str, data: &Path) -> Result<(), String> {
+/// The config: Splynx, the `[bitpay]` section (`bitpay_lines`) and anything before it
+/// (`head`: the server choice and `[btcpay]`).
+fn write_config(
+    path: &Path,
+    head: &str,
+    bitpay_lines: &str,
+    splynx: &str,
+    data: &Path,
+) -> Result<(), String> {
     let text = format!(
-        "[splynx]\nurl = \"https://splynx.isp.test\"\napi_url = \"{splynx}/api/2.0/\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\npayment_method_id = 7\n\n[bitpay]\nenvironment = \"test\"\napi_url = \"{bitpay}\"\ncurrency = \"USD\"\n\n[storage]\ndata_dir = \"{}\"\n",
+        "{head}[splynx]\nurl = \"https://splynx.isp.test\"\napi_url = \"{splynx}/api/2.0/\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\npayment_method_id = 7\n\n[bitpay]\ncurrency = \"USD\"\n{bitpay_lines}\n[storage]\ndata_dir = \"{}\"\n",
         data.display()
     );
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-fn run() -> Result<(), String> {
-    let binary = product_binary()?;
-    let bitpay = BitPaySandbox::start();
+/// The Splynx sandbox with the demo's customers and invoices, checking nonces.
+fn start_splynx() -> SplynxSandbox {
     let splynx = SplynxSandbox::start(API_KEY, API_SECRET);
     splynx.seed_demo();
     splynx.set_check_nonce(true);
+    splynx
+}
+
+fn demo_dir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("splynx-bitpay-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+fn run_bitpay() -> Result<(), String> {
+    let binary = product_binary()?;
+    let bitpay = BitPaySandbox::start();
+    let splynx = start_splynx();
+    let dir = demo_dir()?;
     let config = dir.join("config.toml");
-    write_config(&config, &bitpay.url(), &splynx.url(), &dir.join("data"))?;
+    write_config(
+        &config,
+        "",
+        &format!("environment = \"test\"\napi_url = \"{}\"\n", bitpay.url()),
+        &splynx.url(),
+        &dir.join("data"),
+    )?;
     let demo = Demo { binary, config };
 
     println!("splynx-bitpay demo — sandboxes on loopback:");
@@ -166,6 +210,18 @@ fn run() -> Result<(), String> {
     demo.run(&["reconcile"], None)?;
 
     println!("\n6. What Splynx now holds:");
+    splynx_holds_one_payment(&splynx)?;
+    demo.run(&["show", &id], None)?;
+    println!(
+        "\nDone: one BitPay invoice, one webhook delivered twice, exactly one Splynx payment (and its payment statement record)."
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Prints invoice 101, the payments and the statement records; exactly one of each is
+/// expected, and the invoice paid.
+fn splynx_holds_one_payment(splynx: &SplynxSandbox) -> Result<(), String> {
     let invoice = splynx.invoice(101).ok_or("invoice 101 vanished")?;
     println!(
         "  invoice #{}: status {}, due {}",
@@ -199,10 +255,133 @@ fn run() -> Result<(), String> {
             records.len()
         ));
     }
+    Ok(())
+}
+
+/// The same story with BTCPay Server: the admin connects with a store API key, BTCPay
+/// delivers its webhooks itself (over HTTP to the add-on's route, one of them twice), and
+/// Splynx gets exactly one payment.
+fn run_btcpay() -> Result<(), String> {
+    let binary = product_binary()?;
+    let btcpay = BtcpaySandbox::start();
+    let store = btcpay.create_store();
+    let key = btcpay.create_api_key(
+        &[
+            "btcpay.store.canviewinvoices",
+            "btcpay.store.cancreateinvoice",
+            "btcpay.store.webhooks.canmodifywebhooks",
+            "btcpay.store.canviewstoresettings",
+        ]
+        .map(|p| format!("{p}:{store}")),
+    );
+    let splynx = start_splynx();
+    let dir = demo_dir()?;
+    let config = dir.join("config.toml");
+    // The add-on's /bitpay/ipn on loopback: what the PHP shim does, echoed.
+    let route = {
+        let (binary, config) = (binary.clone(), config.clone());
+        WebhookRoute::start(move |args, body| {
+            let mut child = Command::new(&binary)
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the splynx-bitpay binary runs");
+            let _ = child.stdin.take().expect("piped").write_all(body);
+            let output = child.wait_with_output().expect("it exits");
+            let code = output.status.code().unwrap_or(-1);
+            println!(
+                "\n  [BTCPay → /bitpay/ipn] $ splynx-bitpay {} < webhook.json → exit {code}",
+                args[..2.min(args.len())].join(" ")
+            );
+            print!("{}", indent(&String::from_utf8_lossy(&output.stdout)));
+            code
+        })
+    };
+    write_config(
+        &config,
+        &format!(
+            "[server]\nkind = \"btcpay\"\n\n[btcpay]\nurl = \"{}\"\nstore_id = \"{store}\"\n\n",
+            btcpay.url()
+        ),
+        &format!("notification_url = \"{}\"\n", route.url),
+        &splynx.url(),
+        &dir.join("data"),
+    )?;
+    let demo = Demo { binary, config };
+
+    println!("splynx-bitpay demo with BTCPay Server — sandboxes on loopback:");
+    println!(
+        "  BTCPay Server (strict: store-scoped API keys)  {}",
+        btcpay.url()
+    );
+    println!(
+        "  Splynx API (Splynx-EA, nonce checking)         {}/api/2.0/",
+        splynx.url()
+    );
+    println!(
+        "  the add-on's webhook route                     {}",
+        route.url
+    );
+    println!(
+        "  config and state                               {}",
+        dir.display()
+    );
+
+    println!("\n1. The admin connects the add-on to the store with an API key (the admin page does the same through BTCPay's authorize page); the add-on registers its webhook.");
+    demo.run_with(&["pair", "--btcpay"], Some(("api-key.txt", key.as_bytes())))?;
+    demo.run(&["status"], None)?;
+
+    println!("\n2. Customer 42 (Ada Lovelace) clicks Pay on invoice #202401000001 (51.61 USD).");
+    let created = demo.run(
+        &[
+            "--json",
+            "create-invoice",
+            "--customer",
+            "42",
+            "--invoice",
+            "101",
+        ],
+        None,
+    )?;
+    let created: serde_json::Value = serde_json::from_str(&created).map_err(|e| e.to_string())?;
+    let id = created["invoice_id"]
+        .as_str()
+        .ok_or("no invoice id")?
+        .to_string();
+    println!(
+        "  → the portal sends the browser to {}",
+        created["url"].as_str().unwrap_or_default()
+    );
+
+    println!("\n3. The customer pays in BTC; BTCPay sees it, then settles it, and delivers a webhook for each step (a proxy sends the last one twice).");
+    btcpay.set_status(&id, "Processing", None);
+    btcpay.wait_for_deliveries(std::time::Duration::from_secs(60));
+    btcpay.duplicate_next(1);
+    btcpay.set_status(&id, "Settled", None);
+    btcpay.wait_for_deliveries(std::time::Duration::from_secs(60));
+    for d in btcpay.deliveries() {
+        println!(
+            "  delivery {} {}: HTTP {}",
+            d.id,
+            d.kind,
+            d.http_code.map_or("none".to_string(), |c| c.to_string())
+        );
+    }
+
+    println!("\n4. Cron runs reconcile; nothing is left to do.");
+    demo.run(&["reconcile"], None)?;
+
+    println!("\n5. What Splynx now holds:");
+    splynx_holds_one_payment(&splynx)?;
     demo.run(&["show", &id], None)?;
     println!(
-        "\nDone: one BitPay invoice, one webhook delivered twice, exactly one Splynx payment (and its payment statement record)."
+        "\nDone: one BTCPay invoice, its webhooks delivered by BTCPay (one twice), exactly one Splynx payment (and its payment statement record)."
     );
+    drop(route);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

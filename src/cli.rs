@@ -30,20 +30,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Pair with BitPay using a dashboard pairing code, or request a code to approve
+    /// Pair with BitPay using a dashboard pairing code, or request a code to approve; or
+    /// connect to BTCPay Server with a store API key (--btcpay)
     #[command(
-        after_help = "Examples:\n  splynx-bitpay pair u7m0VSR\n  splynx-bitpay pair --request --facade merchant"
+        long_about = "Pair with BitPay using a dashboard pairing code, or request a code to approve in the dashboard. With [server] kind = \"btcpay\", --btcpay connects to BTCPay Server instead: the store's API key is read from stdin (never from the command line) and checked with GET /api/v1/api-keys/current (the store of [btcpay] store_id and each permission the add-on needs: btcpay.store.canviewinvoices, btcpay.store.cancreateinvoice, btcpay.store.webhooks.canmodifywebhooks, btcpay.store.canviewstoresettings; a missing one is named, exit 78, nothing stored); then our webhook is registered (our notification URL, the invoice events we settle on, automatic redelivery), replacing the one an earlier connect registered, and the key and the webhook's secret are kept in the state store. The admin page's \"Connect to BTCPay Server\" does the same through BTCPay's authorize page (--authorize-redirect, then --state).",
+        after_help = "Examples:\n  splynx-bitpay pair u7m0VSR\n  splynx-bitpay pair --request --facade merchant\n  splynx-bitpay pair --btcpay < api-key.txt"
     )]
     Pair(PairArgs),
-    /// Forget the BitPay tokens of the configured environment
+    /// Forget the BitPay tokens of the configured environment; with BTCPay Server, delete our
+    /// webhook there and forget the key and the webhook's secret
     #[command(
-        after_help = "Example (then revoke the token in the BitPay dashboard too):\n  splynx-bitpay unpair"
+        after_help = "Example (then revoke the token in the BitPay dashboard, or the API key in BTCPay, too):\n  splynx-bitpay unpair"
     )]
     Unpair(UnpairArgs),
     /// Pairing state, invoice counts, last webhook, oldest unsettled invoice
     #[command(after_help = "Examples:\n  splynx-bitpay status\n  splynx-bitpay status --json")]
     Status(StatusArgs),
-    /// Create (or reuse) a BitPay invoice for a Splynx document or a balance top-up
+    /// Create (or reuse) a BitPay or BTCPay Server invoice for a Splynx document or a
+    /// balance top-up
     #[command(
         after_help = "Examples:\n  splynx-bitpay create-invoice --customer 42 --invoice 101\n  splynx-bitpay create-invoice --customer 42 --refill 25.00 --json"
     )]
@@ -53,13 +57,15 @@ pub enum Command {
         after_help = "Works only for customers whose partner grants access to unauthorized customers ([direct_pay] enabled, or the Modules-list setting); any other document reads as not found. Prints no customer data.\n\nExamples:\n  splynx-bitpay direct-pay --invoice-number 202401000001 --check --json\n  splynx-bitpay direct-pay --invoice 101"
     )]
     DirectPay(DirectPayArgs),
-    /// Handle one BitPay webhook: body on stdin; re-fetch the invoice and settle it
+    /// Handle one webhook (BitPay's or BTCPay Server's): body on stdin; re-fetch the invoice
+    /// and settle it
     #[command(
-        after_help = "Example:\n  splynx-bitpay handle-ipn --signature \"$HTTP_X_SIGNATURE\" < body.json"
+        after_help = "Examples:\n  splynx-bitpay handle-ipn --signature \"$HTTP_X_SIGNATURE\" < body.json\n  splynx-bitpay handle-ipn --btcpay-sig \"$HTTP_BTCPAY_SIG\" < body.json"
     )]
     HandleIpn(HandleIpnArgs),
     /// Re-check every unsettled invoice and settle what webhooks missed
     #[command(
+        long_about = "Re-check every unsettled invoice (and every credit the server may still take back) and settle what webhooks missed, through the same decision as handle-ipn; book what earlier credits left open; report what newly needs the admin; prune the journal once a day. With BTCPay Server one paged listing of the store's invoices comes first, from the oldest invoice to check or the last listing (less an hour, at most 7 days back): only the invoices it shows changed are fetched one by one, invoices older than the window or missing from it are fetched too, and invoices of ours that have no record (a create whose answer was lost, a restored database) are adopted by their order id. With --since, the server's list from that day is searched for such invoices as well (BitPay: needs a merchant token).",
         after_help = "Examples:\n  splynx-bitpay reconcile\n  splynx-bitpay reconcile --since 2026-11-01 --dry-run"
     )]
     Reconcile(ReconcileArgs),
@@ -75,7 +81,8 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay prune --dry-run\n  splynx-bitpay prune --older-than 90"
     )]
     Prune(PruneArgs),
-    /// One BitPay invoice (or Splynx document number) with its whole journal
+    /// One invoice (BitPay or BTCPay Server id, order id or Splynx document number) with its
+    /// whole journal
     #[command(after_help = "Example:\n  splynx-bitpay show UZjwcYkWAKfTMn9J1yyfs4")]
     Show(ShowArgs),
     /// What the add-on's pages show: currency and its decimals, refill bounds, URLs
@@ -88,9 +95,10 @@ pub enum Command {
         after_help = "Sources: modules-list (what the admin set in Splynx: Config → Integrations → Modules list), modules-list default partner / modules-list partner N (its Partners settings), toml (the config file), default. Secrets are shown as (redacted).\n\nExamples:\n  splynx-bitpay config\n  splynx-bitpay config --partner 2 --json"
     )]
     Config(ConfigArgs),
-    /// Check the installation: config, files, database, BitPay, Splynx API, webhook URL
+    /// Check the installation: config, files, database, BitPay or BTCPay Server, Splynx API,
+    /// webhook URL
     #[command(
-        long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token, Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user). It changes nothing: no file or directory is created (without a database yet, the API checks use a scratch directory that is removed), nothing is written to Splynx's books (what the API key may add is read from the permissions Splynx lists with an access token; the only requests that change anything at Splynx are that token, a session like any API login) and nothing is created at BitPay; the webhook URL gets one empty POST, which the add-on answers 400 without a record.",
+        long_about = "Check the installation, one line per check: config file, data directory and key permissions, database integrity and schema, BitPay reachability and token (with BTCPay Server instead: the server reachable and at least version 2.1.2, the API key valid with each permission it needs, the store and its default currency, our webhook registered, enabled and sending to our URL, and how its last deliveries were answered), Splynx API reachability and permissions, the payment method, the public webhook URL, and when the last webhook arrived. Every failure comes with its fix. Run as root, the checks run as the owner of the data directory (the web server user). It changes nothing: no file or directory is created (without a database yet, the API checks use a scratch directory that is removed), nothing is written to Splynx's books (what the API key may add is read from the permissions Splynx lists with an access token; the only requests that change anything at Splynx are that token, a session like any API login) and nothing is created at BitPay; the webhook URL gets one empty POST, which the add-on answers 400 without a record.",
         after_help = "Exit status: 0 when every check passes (warnings allowed), 78 when a check fails, 75 when the only failures are BitPay, Splynx or the webhook URL being unreachable.\n\nExamples:\n  splynx-bitpay doctor\n  sudo -u www-data splynx-bitpay doctor --json"
     )]
     Doctor,
@@ -230,7 +238,7 @@ pub struct HandleIpnArgs {
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// Also list BitPay invoices from DATE (YYYY-MM-DD) to find ones we have no record of
+    /// Also list the server's invoices from DATE (YYYY-MM-DD) to find ones we have no record of
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
     /// Print what would be done and change nothing

@@ -2,14 +2,18 @@
 //! API keys with store-scoped permissions, BTCPay's error bodies (401 `unauthenticated`,
 //! 403 `missing-permission` — also for an invoice that does not exist or is another
 //! store's — 422 as a list of `{path, message}`), invoices with string amounts and
-//! unix-second times, listing newest first with `skip`/`take`, store webhooks whose secret
-//! is shown once, and deliveries signed `BTCPay-Sig: sha256=<hex>`.
+//! unix-second times, listing newest first with `skip`/`take`, the store (`GET
+//! /api/v1/stores/{id}`, its default currency), store webhooks whose secret is shown once,
+//! their deliveries (listed, redelivered, their request bodies), and the invoice state
+//! machine's webhook events delivered by `btcpay_deliveries` with BTCPay's retries. Pages:
+//! the authorize page (`/api-keys/authorize`) and the checkout (`/i/{id}`, "Pay").
 //!
 //! Control routes: `POST /_sandbox/stores` → `{"storeId"}`; `POST /_sandbox/api-keys`
 //! (`{"permissions":[..]}`) → `{"apiKey"}`; `GET /_sandbox/invoices/{id}`;
-//! `POST /_sandbox/invoices/{id}/status` (`{"status","additionalStatus"}`);
-//! `GET /_sandbox/invoices/{id}/webhook?type=T` → `{"body","signature"}` for the store's
-//! first webhook.
+//! `POST /_sandbox/invoices/{id}/status` (`{"status","additionalStatus"}`: the change's
+//! webhook events are queued); `GET /_sandbox/invoices/{id}/webhook?type=T` →
+//! `{"body","signature"}` for the store's first webhook; `GET /_sandbox/deliveries` (every
+//! delivery made: `id`, `type`, `invoice_id`, `http_code`, `error_message`, ...).
 
 use std::collections::BTreeMap;
 use std::io;

@@ -189,8 +189,12 @@ impl Settler<'_> {
         let kind = BookingKind::Statement;
         let now = clock::now_ms();
         let credited = clock::local_datetime_of(record.credited_at.unwrap_or(now));
-        let title = statement_title(record.order.server_name(), self.statements(record), credited)
-            .context("payment statements are off")?;
+        let title = statement_title(
+            record.order.server_name(),
+            self.statements(record),
+            credited,
+        )
+        .context("payment statements are off")?;
         // A statement Splynx no longer has (deleted there) is looked up again, once.
         for attempt in 0..2 {
             let statement = match self.statement_id(&title) {
@@ -465,6 +469,9 @@ mod tests {
             statement_title("BitPay", day, at(2027, 1, 1, 0, 0)).as_deref(),
             Some("BitPay 01/01/2027")
         );
-        assert_eq!(statement_title("BitPay", StatementGrouping::Off, first_minute), None);
+        assert_eq!(
+            statement_title("BitPay", StatementGrouping::Off, first_minute),
+            None
+        );
     }
 }

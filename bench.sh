@@ -3,6 +3,7 @@
 #   ./bench.sh          full run (about two minutes)
 #   ./bench.sh --quick  small sizes
 #   ./bench.sh --statements [ROUNDS]  per process and storm, payment statements off vs on
+#   ./bench.sh --btcpay-reconcile     only BTCPay's 10,000-invoice reconcile
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --quiet --release --bin splynx-bitpay --example bench --example floor

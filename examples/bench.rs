@@ -915,6 +915,12 @@ fn main() {
         reconcile_with_watched(10000, 1000, Duration::from_millis(latency));
         return;
     }
+    // `--btcpay-reconcile [LATENCY_MS]`: only BTCPay's 10,000-invoice reconcile.
+    if let Some(at) = args.iter().position(|a| a == "--btcpay-reconcile") {
+        let latency = args.get(at + 1).and_then(|l| l.parse().ok()).unwrap_or(25);
+        reconcile_scaling(&[10000], Duration::from_millis(latency), ServerKind::Btcpay);
+        return;
+    }
     // `--large-store`: a year of a large ISP's history (100,000 invoices, 2 million journal
     // rows) against an empty store.
     if args.iter().any(|a| a == "--large-store") {

@@ -96,15 +96,19 @@ pub fn identify(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
 pub fn require_pairing_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
     let caller = identify(ctx, args)?;
     if let Some(c) = caller.as_ref().filter(|c| !c.may_pair) {
-        return Err(AdminRefusal::MayNotPair(refusal(&ctx.config.pairing_roles, &c.admin)).into());
+        let server = crate::gateway::server_name(ctx);
+        return Err(
+            AdminRefusal::MayNotPair(refusal(&ctx.config.pairing_roles, &c.admin, server)).into(),
+        );
     }
     Ok(caller)
 }
 
-/// Why an administrator may not change the pairing, for them to read.
-pub fn refusal(allowed: &[String], admin: &Administrator) -> String {
+/// Why an administrator may not change the pairing with `server` ("BitPay"), for them to
+/// read.
+pub fn refusal(allowed: &[String], admin: &Administrator, server: &str) -> String {
     format!(
-        "Only administrators with the role {} may change the BitPay pairing: whoever pairs decides which BitPay account customers pay. You are signed in as {} with the role {:?}; ask a super administrator (admin.pairing_roles in the add-on's config lists the roles).",
+        "Only administrators with the role {} may change the {server} pairing: whoever pairs decides which {server} account customers pay. You are signed in as {} with the role {:?}; ask a super administrator (admin.pairing_roles in the add-on's config lists the roles).",
         allowed
             .iter()
             .map(|r| format!("{r:?}"))

@@ -81,7 +81,7 @@ pub fn authorize_url(ctx: &Context, admin: &AdminArgs, redirect: &str) -> Result
     if ctx.config.server != ServerKind::Btcpay {
         return Err(ConnectError::NotBtcpay(ctx.config.path.display().to_string()).into());
     }
-    crate::admin::require_pairing_role(ctx, admin)?;
+    let caller = crate::admin::require_pairing_role(ctx, admin)?;
     let mut back = url::Url::parse(redirect)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -95,7 +95,8 @@ pub fn authorize_url(ctx: &Context, admin: &AdminArgs, redirect: &str) -> Result
         approved: false,
         pairing_code: None,
         pairing_expires_at: Some(now + STATE_MS),
-        label: None,
+        // Who started it: the journal names them when the key comes back.
+        label: Some(crate::admin::who(caller.as_ref())),
         created_at: now,
     })?;
     back.query_pairs_mut().append_pair("state", &state);
@@ -117,8 +118,9 @@ pub fn authorize_url(ctx: &Context, admin: &AdminArgs, redirect: &str) -> Result
     })
 }
 
-/// Uses up a connection state: it must exist and be younger than 15 minutes.
-pub fn consume_state(ctx: &Context, state: &str) -> Result<()> {
+/// Uses up a connection state: it must exist and be younger than 15 minutes. Who started
+/// the connection.
+pub fn consume_state(ctx: &Context, state: &str) -> Result<String> {
     let now = clock::now_ms();
     let found = ctx
         .store
@@ -127,7 +129,10 @@ pub fn consume_state(ctx: &Context, state: &str) -> Result<()> {
         .find(|t| t.facade == state);
     let removed = ctx.store.delete_token(STATES, state)?;
     match found {
-        Some(t) if removed && t.pairing_expires_at.is_some_and(|at| at > now) => Ok(()),
+        Some(t) if removed && t.pairing_expires_at.is_some_and(|at| at > now) => Ok(format!(
+            "{} through BTCPay's authorize page",
+            t.label.unwrap_or_else(|| "the command line".into())
+        )),
         _ => Err(ConnectError::UnknownState.into()),
     }
 }
@@ -144,8 +149,14 @@ pub struct Connected {
     pub replaced: usize,
 }
 
-/// Checks the key, registers our webhook, and stores both secrets.
-pub fn connect_btcpay(ctx: &Context, admin: &AdminArgs, key: &str) -> Result<Connected> {
+/// Checks the key, registers our webhook, and stores both secrets. `started_by` names who
+/// started a connection through the authorize page (`consume_state`).
+pub fn connect_btcpay(
+    ctx: &Context,
+    admin: &AdminArgs,
+    key: &str,
+    started_by: Option<String>,
+) -> Result<Connected> {
     let config = &ctx.config;
     if config.server != ServerKind::Btcpay {
         return Err(ConnectError::NotBtcpay(config.path.display().to_string()).into());
@@ -221,7 +232,7 @@ pub fn connect_btcpay(ctx: &Context, admin: &AdminArgs, key: &str) -> Result<Con
             settings.url,
             settings.store_id,
             if replaced > 0 { ", replacing ours" } else { "" },
-            crate::admin::who(caller.as_ref())
+            started_by.unwrap_or_else(|| crate::admin::who(caller.as_ref()))
         ),
         None,
         now,

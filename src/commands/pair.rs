@@ -21,15 +21,16 @@ pub fn run(args: PairArgs, ctx: &Context) -> Result<u8> {
     }
     if args.btcpay {
         // From the authorize page: the state it returned is used up first.
-        if let Some(state) = &args.state {
-            consume_state(ctx, state)?;
-        }
+        let started_by = match &args.state {
+            Some(state) => Some(consume_state(ctx, state)?),
+            None => None,
+        };
         let mut key = String::new();
         std::io::stdin()
             .take(1024)
             .read_to_string(&mut key)
             .context("reading the API key from stdin")?;
-        let connected = connect_btcpay(ctx, &args.admin, &key)?;
+        let connected = connect_btcpay(ctx, &args.admin, &key, started_by)?;
         ctx.output.show(&connected);
         return Ok(SUCCESS);
     }

@@ -109,10 +109,13 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         administrator: caller
             .as_ref()
             .map(|c| CallerView::new(c, &ctx.config.pairing_roles)),
-        pairing_refusal: caller
-            .as_ref()
-            .filter(|c| !c.may_pair)
-            .map(|c| admin::refusal(&ctx.config.pairing_roles, &c.admin)),
+        pairing_refusal: caller.as_ref().filter(|c| !c.may_pair).map(|c| {
+            admin::refusal(
+                &ctx.config.pairing_roles,
+                &c.admin,
+                crate::gateway::server_name(ctx),
+            )
+        }),
         pairing_changes: pairing_changes.iter().map(Dated::from).collect(),
         database_bytes,
         oldest_journal_at: oldest_journal.map(clock::datetime_of),

@@ -256,6 +256,9 @@ pub struct Disconnected {
     pub webhook_deleted: bool,
     /// Why the webhook could not be deleted, if it could not.
     pub webhook_problem: Option<String>,
+    /// The API key connecting stored was revoked at BTCPay (`DELETE api-keys/current`);
+    /// false for a key from the config file, which is left for the admin to remove.
+    pub key_revoked: bool,
     pub secrets_forgotten: usize,
 }
 
@@ -267,16 +270,25 @@ pub fn disconnect_btcpay(ctx: &Context, admin: &AdminArgs) -> Result<Disconnecte
     let settings = &ctx.config.btcpay;
     let mut webhook_deleted = false;
     let mut webhook_problem = None;
-    let key = settings
-        .api_key
-        .clone()
-        .or_else(|| stored(API_KEY).map(|t| t.token.clone()));
+    let mut key_revoked = false;
+    let connected_key = stored(API_KEY).map(|t| t.token.clone());
+    let key = settings.api_key.clone().or_else(|| connected_key.clone());
     let hook_id = stored(WEBHOOK_SECRET).and_then(|t| t.label.clone());
-    if let (Some(key), Some(hook_id)) = (key, hook_id) {
+    if let Some(key) = key {
         let client = BtcpayClient::configured(&ctx.config, key);
-        match client.delete_webhook(&hook_id) {
-            Ok(()) => webhook_deleted = true,
-            Err(e) => webhook_problem = Some(e.to_string()),
+        if let Some(hook_id) = hook_id {
+            match client.delete_webhook(&hook_id) {
+                Ok(()) => webhook_deleted = true,
+                Err(e) => webhook_problem = Some(e.to_string()),
+            }
+        }
+        // The key connecting stored is ours to revoke; one in the config file is the
+        // admin's (and would still be used).
+        if settings.api_key.is_none() && connected_key.is_some() {
+            match client.revoke_current_key() {
+                Ok(()) => key_revoked = true,
+                Err(e) => log::warn!("the API key could not be revoked at BTCPay: {e}"),
+            }
         }
     }
     let secrets_forgotten = ctx.store.delete_tokens(BTCPAY)?;
@@ -284,13 +296,14 @@ pub fn disconnect_btcpay(ctx: &Context, admin: &AdminArgs) -> Result<Disconnecte
         None,
         "pairing",
         &format!(
-            "disconnected from BTCPay Server: {} secret(s) forgotten, webhook {}, by {}",
+            "disconnected from BTCPay Server: {} secret(s) forgotten, webhook {}, API key {}, by {}",
             secrets_forgotten,
             if webhook_deleted {
                 "deleted"
             } else {
                 "not deleted"
             },
+            if key_revoked { "revoked" } else { "not revoked" },
             crate::admin::who(caller.as_ref())
         ),
         None,
@@ -300,6 +313,7 @@ pub fn disconnect_btcpay(ctx: &Context, admin: &AdminArgs) -> Result<Disconnecte
     Ok(Disconnected {
         webhook_deleted,
         webhook_problem,
+        key_revoked,
         secrets_forgotten,
     })
 }

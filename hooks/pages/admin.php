@@ -96,7 +96,7 @@ return static function (string $route): void {
             if (!$result->ok()) {
                 $flash = ['danger', 'Unpairing failed: ' . $result->message()];
             } elseif (isset($result->json['secrets_forgotten'])) {
-                $flash = ['success', 'Disconnected from BTCPay Server' . (!empty($result->json['webhook_deleted']) ? ' and its webhook deleted' : '') . '. Revoke the API key in BTCPay too (Account → API Keys).'];
+                $flash = ['success', 'Disconnected from BTCPay Server' . (!empty($result->json['webhook_deleted']) ? ' and its webhook deleted' : '') . (!empty($result->json['key_revoked']) ? '; the API key is revoked.' : '. Revoke the API key in BTCPay too (Account → API Keys).')];
             } else {
                 $flash = ['success', 'BitPay data has been successfully reset: ' . (int) $result->json['tokens_removed'] . ' token(s) forgotten. Revoke them in the BitPay dashboard too.'];
             }

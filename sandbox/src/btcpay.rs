@@ -217,6 +217,17 @@ impl Core {
         };
         let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
         match (req.method.as_str(), parts.as_slice()) {
+            ("DELETE", ["api", "v1", "api-keys", "current"]) => {
+                let key = req
+                    .header("authorization")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                lock(&self.state).keys.remove(&key);
+                Reply::empty(200)
+            }
             ("GET", ["api", "v1", "api-keys", "current"]) => Reply::json(
                 200,
                 &json!({"apiKey": "(hidden)", "label": "splynx-bitpay", "permissions": permissions}),
@@ -869,6 +880,11 @@ impl BtcpaySandbox {
             .keys
             .insert(key.clone(), permissions.to_vec());
         key
+    }
+
+    /// Whether a key still authenticates (not revoked).
+    pub fn key_exists(&self, key: &str) -> bool {
+        lock(&self.core.state).keys.contains_key(key)
     }
 
     /// Takes a key's permissions away (it still authenticates).

@@ -183,6 +183,12 @@ impl BtcpayClient {
         self.call(Method::GET, "/api/v1/server/info", &[], None)
     }
 
+    /// `DELETE /api/v1/api-keys/current`: the key revokes itself (disconnecting).
+    pub fn revoke_current_key(&self) -> Result<()> {
+        self.call::<serde_json::Value>(Method::DELETE, "/api/v1/api-keys/current", &[], None)
+            .map(|_| ())
+    }
+
     /// `GET /api/v1/api-keys/current`: whether the key works, and what it may do.
     pub fn current_key(&self) -> Result<KeyInfo> {
         self.call(Method::GET, "/api/v1/api-keys/current", &[], None)

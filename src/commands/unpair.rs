@@ -75,8 +75,13 @@ impl View for Disconnected {
             }
             (None, false) => "there was no webhook of ours to delete".to_string(),
         };
+        let key = if self.key_revoked {
+            "the API key was revoked at BTCPay"
+        } else {
+            "revoke the API key in BTCPay too (Account → API Keys)"
+        };
         format!(
-            "Disconnected from BTCPay Server: forgot {} secret(s); {webhook}. Revoke the API key in BTCPay too (Account → API Keys).",
+            "Disconnected from BTCPay Server: forgot {} secret(s); {webhook}; {key}.",
             self.secrets_forgotten
         )
     }

@@ -329,14 +329,16 @@ mod through_the_binary {
             .unwrap()
     }
 
+    /// The store's webhooks, as its owner sees them (the add-on's key may be revoked).
     fn webhooks(s: &Setup) -> Vec<serde_json::Value> {
+        let owner = s.btcpay.create_api_key(&["unrestricted".to_string()]);
         reqwest::blocking::Client::new()
             .get(format!(
                 "{}/api/v1/stores/{}/webhooks",
                 s.btcpay.url(),
                 s.store
             ))
-            .header("Authorization", format!("token {}", s.key))
+            .header("Authorization", format!("token {owner}"))
             .send()
             .unwrap()
             .json()
@@ -732,6 +734,8 @@ mod through_the_binary {
         run.assert_code(0);
         assert_eq!(run.json()["webhook_deleted"], true);
         assert!(webhooks(&s).is_empty());
+        assert_eq!(run.json()["key_revoked"], true);
+        assert!(!s.btcpay.key_exists(&s.key), "the key revoked itself");
         assert_eq!(btcpay_tokens(&s.env), 0);
         // Not connected: checkout says what to do.
         s.env

@@ -96,7 +96,7 @@ pub fn identify(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
 pub fn require_pairing_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
     let caller = identify(ctx, args)?;
     if let Some(c) = caller.as_ref().filter(|c| !c.may_pair) {
-        let server = crate::gateway::server_name(ctx);
+        let server = ctx.config.server.name();
         return Err(
             AdminRefusal::MayNotPair(refusal(&ctx.config.pairing_roles, &c.admin, server)).into(),
         );

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use crate::config::{Config, ConfigError, CreditOn, StatementGrouping};
+use crate::config::{Config, ConfigError, CreditOn, ServerKind, StatementGrouping};
 pub use crate::fee::AppliedFee;
 use crate::secret::Secret;
 
@@ -426,14 +426,19 @@ pub struct NewInvoice {
 }
 
 impl NewInvoice {
-    /// The payment server that made it, for people (records keep the server in
-    /// `environment`: BitPay's "test"/"prod", or "btcpay").
-    pub fn server_name(&self) -> &'static str {
+    /// The payment server that made it (records keep it in `environment`: BitPay's
+    /// "test"/"prod", or "btcpay").
+    pub fn server(&self) -> ServerKind {
         if self.environment == "btcpay" {
-            "BTCPay Server"
+            ServerKind::Btcpay
         } else {
-            "BitPay"
+            ServerKind::BitPay
         }
+    }
+
+    /// The payment server that made it, for people.
+    pub fn server_name(&self) -> &'static str {
+        self.server().name()
     }
 
     /// The document's amount (or the top-up entered): the price without the fee.

@@ -55,14 +55,6 @@ pub fn open(ctx: &Context, need: Need, key: Key) -> Result<Gateway> {
     }
 }
 
-/// The configured server's name, for people.
-pub fn server_name(ctx: &Context) -> &'static str {
-    match ctx.config.server {
-        ServerKind::BitPay => BitPayWebhooks.name(),
-        ServerKind::Btcpay => BtcpayWebhooks { secret: None }.name(),
-    }
-}
-
 /// The configured server's webhooks, read before anything else is opened.
 pub fn webhooks(ctx: &Context) -> Result<Box<dyn WebhookFormat>> {
     Ok(match ctx.config.server {

@@ -207,9 +207,13 @@ impl Deliveries {
 
     /// Blocks until nothing is queued, sent or waiting for a retry.
     pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        self.wait_while(Instant::now() + timeout, |q| q.busy || !q.jobs.is_empty())
+    }
+
+    /// Waits while `waiting` holds, until `deadline`; false when the deadline came first.
+    fn wait_while(&self, deadline: Instant, waiting: impl Fn(&Queue) -> bool) -> bool {
         let mut queue = self.lock();
-        while queue.busy || !queue.jobs.is_empty() {
+        while waiting(&queue) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -268,20 +272,8 @@ impl Deliveries {
 
     /// False when the sandbox stops meanwhile.
     fn sleep(&self, delay: Duration) -> bool {
-        let deadline = Instant::now() + delay;
-        let mut queue = self.lock();
-        while !queue.stopping {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            queue = self
-                .wake
-                .wait_timeout(queue, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        false
+        self.wait_while(Instant::now() + delay, |q| !q.stopping);
+        !self.lock().stopping
     }
 
     /// POSTs one attempt (twice when a duplicate is asked for); whether BTCPay retries it.

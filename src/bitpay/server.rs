@@ -264,7 +264,7 @@ pub struct BitPayWebhooks;
 
 impl WebhookFormat for BitPayWebhooks {
     fn name(&self) -> &'static str {
-        "BitPay"
+        crate::config::ServerKind::BitPay.name()
     }
 
     fn signature<'h>(&self, headers: &'h WebhookHeaders) -> Option<&'h str> {

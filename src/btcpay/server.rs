@@ -266,7 +266,7 @@ pub struct BtcpayWebhooks {
 
 impl WebhookFormat for BtcpayWebhooks {
     fn name(&self) -> &'static str {
-        "BTCPay Server"
+        crate::config::ServerKind::Btcpay.name()
     }
 
     fn signature<'h>(&self, headers: &'h WebhookHeaders) -> Option<&'h str> {

@@ -203,7 +203,7 @@ fn refusal(
         },
         _ => Refusal::InProgress {
             document,
-            server: gateway::server_name(ctx),
+            server: ctx.config.server.name(),
             invoice: record
                 .bitpay_id
                 .as_ref()

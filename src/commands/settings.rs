@@ -77,7 +77,7 @@ pub fn run(args: SettingsArgs, ctx: &Context) -> Result<u8> {
     let currency = &config.bitpay.currency;
     ctx.output.show(&Settings {
         environment: ctx.environment().to_string(),
-        server: crate::gateway::server_name(ctx),
+        server: ctx.config.server.name(),
         splynx_url: config.splynx.url.clone(),
         currency: currency.clone(),
         currency_decimals: currency_decimals(currency),

@@ -113,7 +113,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
             admin::refusal(
                 &ctx.config.pairing_roles,
                 &c.admin,
-                crate::gateway::server_name(ctx),
+                ctx.config.server.name(),
             )
         }),
         pairing_changes: pairing_changes.iter().map(Dated::from).collect(),

@@ -198,6 +198,14 @@ pub enum ServerKind {
 }
 
 impl ServerKind {
+    /// For people: "BitPay", "BTCPay Server".
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::BitPay => "BitPay",
+            ServerKind::Btcpay => "BTCPay Server",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ServerKind::BitPay => "bitpay",

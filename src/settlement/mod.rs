@@ -28,7 +28,7 @@ pub use booking::{statement_title, Booked};
 pub use decision::{decide, Decision, Stored};
 
 use crate::config::Config;
-use crate::config::{CreditOn, ServerKind, StatementGrouping};
+use crate::config::{CreditOn, StatementGrouping};
 use crate::domain::InvoiceId;
 use crate::money::format_amount;
 use crate::server::{InvoiceStatus, PaymentServer, ServerInvoice};
@@ -144,10 +144,7 @@ impl Settler<'_> {
             .context("invoice has no BitPay id yet")?;
         // An invoice is settled by the server that made it: after the admin switched
         // servers, the other one's open invoices are left for them (and reported).
-        let made_with = match record.order.environment.as_str() {
-            "btcpay" => ServerKind::Btcpay,
-            _ => ServerKind::BitPay,
-        };
+        let made_with = record.order.server();
         if made_with != self.config.server {
             anyhow::bail!(
                 "invoice {bitpay_id} was made with {}, but this add-on now uses {}: switch [server] kind back until it is settled, or settle it by hand",

@@ -104,6 +104,36 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// Step 2 of both stories: customer 42 pays invoice 101; the server's invoice id.
+    fn customer_clicks_pay(&self) -> Result<String, String> {
+        println!(
+            "\n2. Customer 42 (Ada Lovelace) clicks Pay on invoice #202401000001 (51.61 USD)."
+        );
+        let created = self.run(
+            &[
+                "--json",
+                "create-invoice",
+                "--customer",
+                "42",
+                "--invoice",
+                "101",
+            ],
+            None,
+        )?;
+        let created: serde_json::Value =
+            serde_json::from_str(&created).map_err(|e| e.to_string())?;
+        println!(
+            "  → the portal sends the browser to {}",
+            created["url"].as_str().unwrap_or_default()
+        );
+        created["invoice_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "no invoice id".to_string())
+    }
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -169,27 +199,7 @@ fn run_bitpay() -> Result<(), String> {
     demo.run(&["pair", &code], None)?;
     demo.run(&["status"], None)?;
 
-    println!("\n2. Customer 42 (Ada Lovelace) clicks Pay on invoice #202401000001 (51.61 USD).");
-    let created = demo.run(
-        &[
-            "--json",
-            "create-invoice",
-            "--customer",
-            "42",
-            "--invoice",
-            "101",
-        ],
-        None,
-    )?;
-    let created: serde_json::Value = serde_json::from_str(&created).map_err(|e| e.to_string())?;
-    let id = created["bitpay_invoice_id"]
-        .as_str()
-        .ok_or("no invoice id")?
-        .to_string();
-    println!(
-        "  → the portal sends the browser to {}",
-        created["url"].as_str().unwrap_or_default()
-    );
+    let id = demo.customer_clicks_pay()?;
 
     println!("\n3. The customer pays in BTC; BitPay confirms the payment.");
     bitpay.set_status(&id, "confirmed", None);
@@ -335,27 +345,7 @@ fn run_btcpay() -> Result<(), String> {
     demo.run_with(&["pair", "--btcpay"], Some(("api-key.txt", key.as_bytes())))?;
     demo.run(&["status"], None)?;
 
-    println!("\n2. Customer 42 (Ada Lovelace) clicks Pay on invoice #202401000001 (51.61 USD).");
-    let created = demo.run(
-        &[
-            "--json",
-            "create-invoice",
-            "--customer",
-            "42",
-            "--invoice",
-            "101",
-        ],
-        None,
-    )?;
-    let created: serde_json::Value = serde_json::from_str(&created).map_err(|e| e.to_string())?;
-    let id = created["invoice_id"]
-        .as_str()
-        .ok_or("no invoice id")?
-        .to_string();
-    println!(
-        "  → the portal sends the browser to {}",
-        created["url"].as_str().unwrap_or_default()
-    );
+    let id = demo.customer_clicks_pay()?;
 
     println!("\n3. The customer pays in BTC; BTCPay sees it, then settles it, and delivers a webhook for each step (a proxy sends the last one twice).");
     btcpay.set_status(&id, "Processing", None);

@@ -43,6 +43,9 @@ _splynx__bitpay() {
             splynx__bitpay,reconcile)
                 cmd="splynx__bitpay__subcmd__reconcile"
                 ;;
+            splynx__bitpay,refund)
+                cmd="splynx__bitpay__subcmd__refund"
+                ;;
             splynx__bitpay,resolve)
                 cmd="splynx__bitpay__subcmd__resolve"
                 ;;
@@ -85,6 +88,9 @@ _splynx__bitpay() {
             splynx__bitpay__subcmd__help,reconcile)
                 cmd="splynx__bitpay__subcmd__help__subcmd__reconcile"
                 ;;
+            splynx__bitpay__subcmd__help,refund)
+                cmd="splynx__bitpay__subcmd__help__subcmd__refund"
+                ;;
             splynx__bitpay__subcmd__help,resolve)
                 cmd="splynx__bitpay__subcmd__help__subcmd__resolve"
                 ;;
@@ -107,7 +113,7 @@ _splynx__bitpay() {
 
     case "${cmd}" in
         splynx__bitpay)
-            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice direct-pay handle-ipn reconcile resolve prune show settings config doctor help"
+            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice direct-pay handle-ipn reconcile refund resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,7 +281,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help)
-            opts="pair unpair status create-invoice direct-pay handle-ipn reconcile resolve prune show settings config doctor help"
+            opts="pair unpair status create-invoice direct-pay handle-ipn reconcile refund resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -401,6 +407,20 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help__subcmd__reconcile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__refund)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -552,6 +572,44 @@ _splynx__bitpay() {
             fi
             case "${prev}" in
                 --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__refund)
+            opts="-v -q -h --amount --reason --cancel --sash --session-admin --from-page --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --amount)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cancel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sash)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --session-admin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

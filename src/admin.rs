@@ -55,6 +55,12 @@ pub enum AdminRefusal {
     /// The administrator's role may not change the pairing (`refusal` words it).
     #[error("{0}")]
     MayNotPair(String),
+    #[error("Only administrators with the role {allowed} may refund: a refund sends the customer's money back. You are signed in as {admin} with the role {role:?}; ask a super administrator (admin.refund_roles in the add-on's config lists the roles).")]
+    MayNotRefund {
+        allowed: String,
+        admin: String,
+        role: String,
+    },
 }
 
 impl Failing for AdminRefusal {
@@ -90,6 +96,29 @@ pub fn identify(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
     }
     let may_pair = role_matches(&ctx.config.pairing_roles, &admin.role);
     Ok(Some(Caller { admin, may_pair }))
+}
+
+/// For refunds: the web caller must hold a role in `admin.refund_roles`.
+pub fn require_refund_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
+    let caller = identify(ctx, args)?;
+    if let Some(c) = caller
+        .as_ref()
+        .filter(|c| !role_matches(&ctx.config.refund_roles, &c.admin.role))
+    {
+        return Err(AdminRefusal::MayNotRefund {
+            allowed: ctx
+                .config
+                .refund_roles
+                .iter()
+                .map(|r| format!("{r:?}"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            admin: c.admin.label(),
+            role: c.admin.role.clone(),
+        }
+        .into());
+    }
+    Ok(caller)
 }
 
 /// For pair, unpair and pairing requests: the web caller must hold an allowed role.

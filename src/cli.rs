@@ -69,6 +69,12 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay reconcile\n  splynx-bitpay reconcile --since 2026-11-01 --dry-run"
     )]
     Reconcile(ReconcileArgs),
+    /// Refund a credited payment (all that is left, or --amount), or cancel a refund
+    #[command(
+        long_about = "Refund a credited payment through the payment server, exactly once: ID is the server's invoice id or the Splynx payment id; without --amount, everything still refundable (what was credited less refunds paid out, pending or in flight; a failed or cancelled refund frees its amount). Only a credited payment that is not held, in the invoice's currency with its decimals; with BitPay only a complete invoice (a confirmed one would be declined), only with a merchant token, and not an invoice paid through a direct link (BitPay has no e-mail address to ask the payer for a refund address). The request is recorded before it is sent and sent once: an answer that never came is looked up by its key (reconcile does it), never repeated. The refund is followed through the server's webhooks and reconcile, and booked in Splynx only when the server says the money was paid out: a negative payment with the add-on's payment method, receipt number = the refund's id, not allocated to the document (it stays paid; the customer's balance goes down by the refund). A failed or cancelled refund books nothing and is reported by reconcile. --cancel cancels a refund the server has not paid out.",
+        after_help = "Examples:\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4\n  splynx-bitpay refund 812 --amount 10.00 --reason \"cancelled contract\"\n  splynx-bitpay refund --cancel Eso8srxKJR5U71ahCspAAA"
+    )]
+    Refund(RefundArgs),
     /// Close a record held for the admin (review, reversed after credit, duplicates)
     #[command(
         long_about = "Close a record held for the admin: held for review (a mismatch, a payment Splynx refused, a late payment, duplicate Splynx payments) or reversed after credit (BitPay marked a credited invoice invalid or declined, or refunded it). First act in Splynx (keep or delete the payment, record a late payment by hand); this command changes nothing in Splynx, it only records that the admin dealt with it. `status` and `doctor` stop listing it.",
@@ -253,6 +259,24 @@ pub struct ResolveArgs {
     /// What you did, for the journal
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RefundArgs {
+    /// The server's invoice id, or the Splynx payment id of its credit
+    #[arg(required_unless_present = "cancel", conflicts_with = "cancel")]
+    pub id: Option<String>,
+    /// How much, in the invoice's currency (default: everything still refundable)
+    #[arg(long, value_name = "AMOUNT")]
+    pub amount: Option<String>,
+    /// Why, for the journal and the Splynx payment
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Cancel this refund (the server's refund id) instead
+    #[arg(long, value_name = "REFUND_ID", conflicts_with_all = ["amount", "reason"])]
+    pub cancel: Option<String>,
     #[command(flatten)]
     pub admin: AdminArgs,
 }

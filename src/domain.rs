@@ -11,6 +11,9 @@ use crate::config::{Config, ConfigError, CreditOn, ServerKind, StatementGrouping
 pub use crate::fee::AppliedFee;
 use crate::secret::Secret;
 
+mod refund;
+pub use refund::{check_refund, refundable_left, RefundRecord, RefundRefusal, RefundState};
+
 /// Where the customer started a checkout. A BitPay invoice is handed out again only to
 /// the same origin: a direct link's carries no name or e-mail and returns to the link, a
 /// portal's shows the customer and returns to the portal.
@@ -439,6 +442,15 @@ impl NewInvoice {
     /// The payment server that made it, for people.
     pub fn server_name(&self) -> &'static str {
         self.server().name()
+    }
+
+    /// The terms its checkout stored; for a record from before terms were stored, today's
+    /// settings of the customer's partner.
+    pub fn terms_or(&self, config: &Config) -> Result<SettlementTerms, ConfigError> {
+        match &self.terms {
+            Some(terms) => Ok(terms.clone()),
+            None => SettlementTerms::of(config.for_partner(self.partner_id)),
+        }
     }
 
     /// The document's amount (or the top-up entered): the price without the fee.

@@ -11,10 +11,12 @@ use crate::checkout::Refusal;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
 use crate::context::ForeignDataDir;
+use crate::domain::RefundRefusal;
 use crate::exit::{ExitCode, Failing, Problem, BAD_INPUT, CONFIG, TEMPORARY};
 use crate::gateway::{KeyMissing, NotConnected};
 use crate::lock::LockError;
 use crate::pairing::PairingError;
+use crate::refund::RefundError;
 use crate::server::{ServerError, WebhookError};
 use crate::splynx::{PaymentUnsettled, SplynxError};
 use crate::store::StoreError;
@@ -102,7 +104,9 @@ fn meaning_of(cause: &(dyn Error + 'static)) -> Option<ExitCode> {
         ConfigError,
         IdentityError,
         StoreError,
-        LockError
+        LockError,
+        RefundError,
+        RefundRefusal
     );
     None
 }

@@ -27,6 +27,7 @@ pub mod pairing;
 pub mod portal;
 pub mod pos_data;
 pub mod recovery;
+pub mod refund;
 pub mod retention;
 pub mod secret;
 pub mod server;
@@ -75,6 +76,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Reconcile(args) => commands::reconcile::run(args, &ctx),
         Command::Resolve(args) => commands::resolve::run(args, &ctx),
+        Command::Refund(args) => commands::refund::run(args, &ctx),
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),
         Command::Settings(args) => commands::settings::run(args, &ctx),

@@ -310,4 +310,62 @@ pub trait PaymentServer: Send + Sync {
     /// Invoices created from `since_ms` (Unix milliseconds) to now (needs
     /// `capabilities().listing`).
     fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>>;
+
+    /// Asks for a refund (needs `capabilities().refunds`). Sent once: an answer that never
+    /// came is looked up with `find_refund`.
+    fn request_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<ServerRefund> {
+        Err(no_refunds(self.name(), ask.invoice_id))
+    }
+
+    /// The refund a request whose answer never arrived made, if any (by its key).
+    fn find_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<Option<ServerRefund>> {
+        Err(no_refunds(self.name(), ask.invoice_id))
+    }
+
+    /// Refund `id`, freshly read.
+    fn fetch_refund(&self, id: &str) -> ServerResult<ServerRefund> {
+        Err(no_refunds(self.name(), id))
+    }
+
+    /// Cancels refund `id` (while the server still allows it).
+    fn cancel_refund(&self, id: &str) -> ServerResult<ServerRefund> {
+        Err(no_refunds(self.name(), id))
+    }
+}
+
+fn no_refunds(server: &str, id: &str) -> ServerError {
+    ServerError::Refused {
+        words: format!("{server} refunds are not made through this add-on"),
+        cause: anyhow::anyhow!(
+            "{server} refunds are not made through this add-on (yet): refund {id} in {server} itself"
+        ),
+    }
+}
+
+/// A refund to ask for.
+#[derive(Debug, Clone)]
+pub struct RefundAsk<'a> {
+    /// The server's invoice id.
+    pub invoice_id: &'a str,
+    /// What the invoice was made with (its credential).
+    pub order: &'a NewInvoice,
+    pub amount: Decimal,
+    pub currency: &'a str,
+    /// The request's own key (BitPay's `guid`).
+    pub key: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// A refund as a payment server reports it, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRefund {
+    pub id: String,
+    /// The server's invoice id.
+    pub invoice_id: String,
+    /// The server's own word ("created", "success", "canceled").
+    pub words: String,
+    pub state: crate::domain::RefundState,
+    pub amount: Option<Decimal>,
+    /// Where the payer claims it, when the server hands one out (BTCPay).
+    pub claim_link: Option<String>,
 }

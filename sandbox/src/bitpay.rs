@@ -27,6 +27,8 @@ use crate::util::{
 };
 use crate::webhook::{self, Delivery};
 
+mod refunds;
+
 const PAIRING_LIFETIME_MS: i64 = 86_400_000;
 const INVOICE_LIFETIME_MS: i64 = 900_000;
 /// Copied from BitPay's own webhook fixture: bigger than u64, so clients must cope.
@@ -142,6 +144,8 @@ struct State {
     invoice_index: HashMap<String, usize>,
     /// Every webhook sent to a merchant, oldest first.
     deliveries: Vec<Delivery>,
+    /// Refunds made through the API, oldest first.
+    refunds: Vec<refunds::StoredRefund>,
 }
 
 impl State {
@@ -337,6 +341,24 @@ impl BitPaySandbox {
         self.core.refund(id).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Refunds made through the API (`POST /refunds`), oldest first, as the API shows them.
+    pub fn api_refunds(&self) -> Vec<Value> {
+        self.core.all_refunds()
+    }
+
+    /// One refund made through the API, as the API shows it.
+    pub fn api_refund(&self, id: &str) -> Option<Value> {
+        self.core.refund_data(id)
+    }
+
+    /// Moves refund `id` on (`pending`, `success` or `failure`) and delivers its webhook
+    /// (7002–7004) when the invoice has a `notificationURL`. Panics on an unknown refund.
+    pub fn advance_refund(&self, id: &str, status: &str) -> Option<Delivery> {
+        self.core
+            .advance_refund(id, status)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// The refund webhook BitPay sends for refund `refund_id` of invoice `id`, with event
     /// `code` (7001 refund_created, 7002 refund_pending, 7003 refund_success, 7004
     /// refund_failure).
@@ -385,6 +407,9 @@ fn invoice_not_found() -> Reply {
 
 impl Service for Core {
     fn handle(&self, req: &Incoming) -> Reply {
+        if let Some(reply) = self.refunds_route(req) {
+            return reply;
+        }
         let path = req.path.as_str();
         match (req.method.as_str(), path) {
             ("GET", "/invoice") => self.checkout_page(req),
@@ -1041,6 +1066,8 @@ impl Core {
             7004 => ("refund_failure", "failure"),
             other => return Err(format!("unknown refund event code {other}")),
         };
+        // Read before the state is locked below (the lock is not reentrant).
+        let refund_amount = self.refund_amount(refund_id);
         let state = self.lock();
         let invoice = state
             .invoice(id)
@@ -1053,7 +1080,9 @@ impl Core {
                 "invoice": id,
                 "supportRequest": refund_id,
                 "status": status,
-                "amount": invoice.data.get("price").cloned().unwrap_or(Value::Null),
+                "amount": refund_amount
+                    .or_else(|| invoice.data.get("price").cloned())
+                    .unwrap_or(Value::Null),
                 "currency": invoice.data.get("currency").cloned().unwrap_or(Value::Null),
                 "lastRefundNotification": now,
                 "refundFee": 0,

@@ -1576,8 +1576,9 @@ fn validate_payment(state: &State, body: &Row) -> Result<NewPayment, Vec<(String
                 error("amount", "Amount must be a number.".into());
                 None
             }
-            Some(d) if d <= Decimal::ZERO => {
-                error("amount", "Amount must be greater than 0".into());
+            // A refund is a negative payment; zero is nothing.
+            Some(d) if d.is_zero() => {
+                error("amount", "Amount must not be 0".into());
                 None
             }
             Some(d) if significant_scale(&d) > 4 => {
@@ -1620,6 +1621,13 @@ fn validate_payment(state: &State, body: &Row) -> Result<NewPayment, Vec<(String
     };
     let invoice_id = linked("invoice_id", Kind::Invoice, "Invoice");
     let request_id = linked("request_id", Kind::Proforma, "Proforma invoice");
+    if amount.is_some_and(|a| a < Decimal::ZERO) && (invoice_id.is_some() || request_id.is_some()) {
+        error(
+            "amount",
+            "A negative payment (a refund) is not allocated to an invoice or proforma invoice."
+                .into(),
+        );
+    }
     for (key, max) in [
         ("comment", 256),
         ("field_1", 512),

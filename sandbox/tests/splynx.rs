@@ -290,9 +290,19 @@ fn invalid_payments_get_422() {
         (status, errors),
         (
             422,
-            json!([{"field": "amount", "message": "Amount must be greater than 0"}])
+            json!([{"field": "amount", "message": "Amount must not be 0"}])
         )
     );
+    // A refund is a negative payment, never allocated to a document.
+    let (status, errors) = post(
+        &s,
+        "admin/finance/payments",
+        payment(Some(101), json!("-5")),
+    );
+    assert_eq!(status, 422, "{errors}");
+    assert_eq!(errors[0]["field"], "amount");
+    let (status, _) = post(&s, "admin/finance/payments", payment(None, json!("-5")));
+    assert_eq!(status, 201);
     let fields = |body: Value| refused_fields(&s, "admin/finance/payments", body);
     assert_eq!(
         fields(payment(Some(103), json!("1"))),
@@ -311,7 +321,7 @@ fn invalid_payments_get_422() {
         fields(p),
         ["customer_id", "payment_type", "receipt_number", "date"]
     );
-    assert_eq!(s.payment_count(), 0);
+    assert_eq!(s.payment_count(), 1, "only the refund");
     assert_eq!(s.invoice(101).unwrap()["due"], "51.6100");
 }
 

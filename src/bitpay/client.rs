@@ -1,5 +1,6 @@
 //! Signed BitPay API client (reference sections 2-4 and 7), with its unit tests (signing,
-//! retries, error shapes over canned replies).
+//! retries, error shapes over canned replies). Longer than 500 lines because those tests
+//! sit at its end.
 
 use crate::exit::{ExitCode, Failing};
 use std::thread;
@@ -11,7 +12,7 @@ use crate::http::{Method, Transport};
 use serde::de::DeserializeOwned;
 
 use super::identity::Identity;
-use super::model::{Invoice, InvoiceRequest, TokenGrant};
+use super::model::{Invoice, InvoiceRequest, Refund, RefundRequest, TokenGrant};
 use crate::config::BitPaySettings;
 use crate::http;
 // Tokens in query strings never reach logs or error messages.
@@ -208,6 +209,37 @@ impl BitPayClient {
         ];
         let data = self.get_with_retry("/invoices", &query)?;
         decode(&format!("{}/invoices", self.base), data)
+    }
+
+    /// `POST /refunds` (merchant facade). Never retried here: a lost answer is looked up
+    /// with [`BitPayClient::refund_by_guid`].
+    pub fn create_refund(&self, request: &RefundRequest) -> Result<Refund> {
+        let body = serde_json::to_value(request).expect("a refund request serializes");
+        let data = self.send(Method::POST, "/refunds", None, Some(&body), true)?;
+        decode(&format!("{}/refunds", self.base), data)
+    }
+
+    pub fn refund(&self, id: &str, token: &str) -> Result<Refund> {
+        let path = format!("/refunds/{id}");
+        let data = self.get_with_retry(&path, &[("token", token)])?;
+        decode(&format!("{}{path}", self.base), data)
+    }
+
+    /// `None` when BitPay has no refund with that guid.
+    pub fn refund_by_guid(&self, guid: &str, token: &str) -> Result<Option<Refund>> {
+        let path = format!("/refunds/guid/{guid}");
+        match self.get_with_retry(&path, &[("token", token)]) {
+            Ok(data) => decode(&format!("{}{path}", self.base), data).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /refunds/{id}`: BitPay answers the refund, `canceled`.
+    pub fn cancel_refund(&self, id: &str, token: &str) -> Result<Refund> {
+        let path = format!("/refunds/{id}");
+        let data = self.send(Method::DELETE, &path, Some(&[("token", token)]), None, true)?;
+        decode(&format!("{}{path}", self.base), data)
     }
 
     /// GETs are idempotent: retry twice on 429/5xx with a growing pause.

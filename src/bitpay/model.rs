@@ -33,6 +33,43 @@ pub struct InvoiceRequest<'a> {
     pub buyer: Buyer<'a>,
 }
 
+/// The body of `POST /refunds` (reference §14.3.2): the amount in the invoice's currency,
+/// our guid as the idempotency key, BitPay e-mails the buyer for an address.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundRequest<'a> {
+    pub token: &'a str,
+    pub invoice_id: &'a str,
+    /// Exact: a JSON number written from the decimal (`money::json_number`).
+    pub amount: serde_json::Value,
+    pub currency: &'a str,
+    pub preview: bool,
+    pub immediate: bool,
+    pub buyer_pays_refund_fee: bool,
+    /// Ours, ≤ 100 characters, handed back on every answer.
+    pub reference: &'a str,
+    pub guid: &'a str,
+}
+
+/// A refund as BitPay answers it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Refund {
+    #[serde(deserialize_with = "de_text")]
+    pub id: String,
+    #[serde(deserialize_with = "de_text")]
+    pub invoice: String,
+    #[serde(deserialize_with = "de_text")]
+    pub guid: String,
+    /// `preview`, `created`, `pending`, `success`, `failure`, `canceled` (or `cancelled`).
+    #[serde(deserialize_with = "de_text")]
+    pub status: String,
+    #[serde(deserialize_with = "de_opt_money")]
+    pub amount: Option<Decimal>,
+    #[serde(deserialize_with = "de_text")]
+    pub currency: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Buyer<'a> {
     pub name: &'a str,

@@ -7,12 +7,12 @@ use anyhow::anyhow;
 use super::client::{BitPayClient, BitPayError};
 use super::model::{self, Buyer, InvoiceRequest};
 use super::webhook;
-use crate::domain::NewInvoice;
+use crate::domain::{NewInvoice, RefundState};
 use crate::money::json_number;
 use crate::server::{
-    Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, ServerError,
-    ServerInvoice, ServerResult, SignatureCheck, StatusWords, WebhookError, WebhookFormat,
-    WebhookHeaders, WebhookNotice,
+    Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, RefundAsk, ServerError,
+    ServerInvoice, ServerRefund, ServerResult, SignatureCheck, StatusWords, WebhookError,
+    WebhookFormat, WebhookHeaders, WebhookNotice,
 };
 
 /// BitPay's status and `exceptionStatus`, normalised.
@@ -57,6 +57,26 @@ pub fn normalise(invoice: model::Invoice) -> ServerInvoice {
 }
 
 /// BitPay's error, by what the caller does about it.
+/// A BitPay refund, normalised (reference §14.3.4; `canceled` is how BitPay spells it).
+fn refund_of(refund: model::Refund) -> ServerRefund {
+    let state = match refund.status.as_str() {
+        "success" => RefundState::PaidOut,
+        "pending" => RefundState::Pending,
+        "failure" => RefundState::Failed,
+        "canceled" | "cancelled" => RefundState::Cancelled,
+        // preview, created, and any word BitPay adds later: not final.
+        _ => RefundState::Requested,
+    };
+    ServerRefund {
+        id: refund.id,
+        invoice_id: refund.invoice,
+        words: refund.status,
+        state,
+        amount: refund.amount,
+        claim_link: None,
+    }
+}
+
 fn classify(error: BitPayError) -> ServerError {
     if error.is_temporary() {
         ServerError::Temporary(error.into())
@@ -81,8 +101,12 @@ pub enum TokenRefused {
     UnknownIdentity { facade: String, sin: String },
     #[error("BitPay refused the {facade} token: {message}. Check `splynx-bitpay status`, then pair again if needed")]
     Other { facade: String, message: String },
-    #[error("--since lists invoices at BitPay, which needs a merchant token; this add-on is paired with a {facade} token. Run `splynx-bitpay pair --request --facade merchant` and approve the code, or reconcile without --since")]
-    NoMerchantToken { facade: String },
+    #[error("{needed_for} needs a merchant token at BitPay; this add-on is paired with a {facade} token. Run `splynx-bitpay pair --request --facade merchant` (or \"Request a pairing code\" with the merchant facade on the admin page) and approve the code in the BitPay dashboard")]
+    NoMerchantToken {
+        facade: String,
+        /// What needed it: "listing invoices (--since)", "a refund".
+        needed_for: &'static str,
+    },
 }
 
 /// BitPay, through a signed client, with this installation's tokens.
@@ -118,6 +142,26 @@ impl BitPayServer {
     }
 
     /// BitPay's error; a refused token says what the admin must do.
+    /// The merchant token, or why `needed_for` cannot be done with what is paired.
+    fn merchant(&self, needed_for: &'static str) -> ServerResult<&Credential> {
+        self.tokens
+            .iter()
+            .find(|t| t.label == "merchant")
+            .ok_or_else(|| {
+                let facade = self
+                    .invoice_token
+                    .as_ref()
+                    .map_or("no", |t| t.label.as_str());
+                ServerError::Authorization(
+                    TokenRefused::NoMerchantToken {
+                        facade: facade.to_string(),
+                        needed_for,
+                    }
+                    .into(),
+                )
+            })
+    }
+
     fn failure(&self, facade: &str, error: BitPayError) -> ServerError {
         if !error.is_authorization() {
             return classify(error);
@@ -153,7 +197,7 @@ impl PaymentServer for BitPayServer {
         Capabilities {
             listing: self.tokens.iter().any(|t| t.label == "merchant"),
             lists_changes: false,
-            refunds: false,
+            refunds: true,
             idempotent_create: true,
         }
     }
@@ -228,18 +272,7 @@ impl PaymentServer for BitPayServer {
     }
 
     fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
-        let Some(merchant) = self.tokens.iter().find(|t| t.label == "merchant") else {
-            let facade = self
-                .invoice_token
-                .as_ref()
-                .map_or("no", |t| t.label.as_str());
-            return Err(ServerError::Authorization(
-                TokenRefused::NoMerchantToken {
-                    facade: facade.to_string(),
-                }
-                .into(),
-            ));
-        };
+        let merchant = self.merchant("listing invoices (--since)")?;
         let start = crate::clock::date_of(since_ms);
         let end = crate::clock::date_of(crate::clock::now_ms() + 24 * 3600 * 1000);
         let page = 100;
@@ -256,6 +289,53 @@ impl PaymentServer for BitPayServer {
             }
         }
         Ok(all)
+    }
+
+    fn request_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<ServerRefund> {
+        let merchant = self.merchant("a refund")?;
+        let reference: String = format!("splynx-bitpay refund {}", ask.key)
+            .chars()
+            .take(100)
+            .collect();
+        let request = model::RefundRequest {
+            token: merchant.secret.expose(),
+            invoice_id: ask.invoice_id,
+            amount: json_number(ask.amount),
+            currency: ask.currency,
+            preview: false,
+            immediate: false,
+            buyer_pays_refund_fee: false,
+            reference: &reference,
+            guid: ask.key,
+        };
+        self.client
+            .create_refund(&request)
+            .map(refund_of)
+            .map_err(|e| self.failure(&merchant.label, e))
+    }
+
+    fn find_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<Option<ServerRefund>> {
+        let merchant = self.merchant("a refund")?;
+        self.client
+            .refund_by_guid(ask.key, merchant.secret.expose())
+            .map(|found| found.map(refund_of))
+            .map_err(|e| self.failure(&merchant.label, e))
+    }
+
+    fn fetch_refund(&self, id: &str) -> ServerResult<ServerRefund> {
+        let merchant = self.merchant("a refund")?;
+        self.client
+            .refund(id, merchant.secret.expose())
+            .map(refund_of)
+            .map_err(|e| self.failure(&merchant.label, e))
+    }
+
+    fn cancel_refund(&self, id: &str) -> ServerResult<ServerRefund> {
+        let merchant = self.merchant("cancelling a refund")?;
+        self.client
+            .cancel_refund(id, merchant.secret.expose())
+            .map(refund_of)
+            .map_err(|e| self.failure(&merchant.label, e))
     }
 }
 

@@ -133,7 +133,7 @@ impl PaymentServer for BtcpayServer {
         Capabilities {
             listing: true,
             lists_changes: true,
-            refunds: true,
+            refunds: false,
             idempotent_create: false,
         }
     }

@@ -47,6 +47,16 @@ pub fn run(args: HandleIpnArgs, ctx: &Context, stdin: &mut dyn Read) -> Result<u
         WebhookAnswer::Settled { invoice, outcome } => {
             ctx.output.show(&SettledView::new(&invoice, &outcome))
         }
+        WebhookAnswer::Refund {
+            invoice,
+            refund,
+            followed,
+        } => ctx.output.show(&AnsweredView {
+            human: format!("{invoice}: refund {refund} {followed}"),
+            bitpay_invoice_id: Some(invoice),
+            result: "refund",
+            settlement: None,
+        }),
     }
     Ok(SUCCESS)
 }

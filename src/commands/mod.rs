@@ -8,6 +8,7 @@ pub mod pair;
 mod pay;
 pub mod prune;
 pub mod reconcile;
+pub mod refund;
 pub mod resolve;
 pub mod settings;
 pub mod show;

@@ -1,6 +1,7 @@
 //! `show ID`: one BitPay invoice (or every invoice of a Splynx document number) with its
 //! journal. Longer than a command's 150 lines because it resolves three kinds of id
-//! (BitPay id, order id, document number) and renders the journal for people.
+//! (BitPay id, order id, document number) and renders the journal, bookings and refunds
+//! for people.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -82,6 +83,12 @@ pub fn run(args: ShowArgs, ctx: &Context) -> Result<u8> {
                     note: b.note.clone(),
                 })
                 .collect(),
+            // Refunds are the admin's business, not the result page's.
+            refunds: if args.customer.is_some() {
+                Vec::new()
+            } else {
+                crate::refund::views_for(&ctx.store, record)?
+            },
             customer_view: portal::customer_view(record, record.order.server_name()),
             journal: journal.iter().map(JournalView::from).collect(),
         });
@@ -111,6 +118,8 @@ struct ShownInvoice {
     fee: Option<FeeShown>,
     /// What was booked in Splynx after the credit.
     bookings: Vec<BookingShown>,
+    /// Refunds asked for from Splynx.
+    refunds: Vec<crate::refund::RefundView>,
     customer_view: CustomerView,
     journal: Vec<JournalView>,
 }
@@ -158,6 +167,20 @@ impl View for Shown {
                         .as_deref()
                         .filter(|_| b.state != "done")
                         .map(|n| format!(" — {n}"))
+                        .unwrap_or_default()
+                ));
+            }
+            for r in &shown.refunds {
+                lines.push(format!(
+                    "  refund:     {} {} {}: {}, asked by {} at {}{}",
+                    r.id,
+                    r.amount,
+                    r.currency,
+                    r.state_text,
+                    r.requested_by,
+                    r.requested_at,
+                    r.splynx_payment_id
+                        .map(|p| format!(", booked as Splynx payment {p}"))
                         .unwrap_or_default()
                 ));
             }

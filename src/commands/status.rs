@@ -93,6 +93,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         shows_codes,
         approval_check_error: approval_check,
         invoices: counts.into_iter().collect(),
+        refunds: ctx.store.refund_counts()?.into_iter().collect(),
         last_webhook_at: last_webhook.map(clock::datetime_of),
         oldest_unsettled: oldest.as_ref().map(InvoiceView::from),
         unsettled: unsettled.iter().map(InvoiceView::from).collect(),
@@ -143,6 +144,8 @@ struct Status {
     approval_check_error: Option<String>,
     /// How many invoices are in each settlement state.
     invoices: BTreeMap<String, i64>,
+    /// How many refunds are in each state.
+    refunds: BTreeMap<String, i64>,
     last_webhook_at: Option<String>,
     oldest_unsettled: Option<InvoiceView>,
     unsettled: Vec<InvoiceView>,
@@ -261,6 +264,14 @@ impl View for Status {
                 count_text.join(", ")
             }
         ));
+        if !self.refunds.is_empty() {
+            let refunds: Vec<String> = self
+                .refunds
+                .iter()
+                .map(|(state, n)| format!("{state} {n}"))
+                .collect();
+            human.push(format!("Refunds:           {}", refunds.join(", ")));
+        }
         human.push(format!(
             "Last webhook:      {}",
             self.last_webhook_at.as_deref().unwrap_or("never")

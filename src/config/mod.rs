@@ -374,6 +374,8 @@ pub struct Config {
     pub journal_retention_days: u32,
     /// Splynx administrator roles that may change the pairing from the admin page.
     pub pairing_roles: Vec<String>,
+    /// Splynx administrator roles that may refund from the admin page.
+    pub refund_roles: Vec<String>,
     /// The add-on's directory in Splynx, and whether its Modules-list settings are read.
     pub addon_dir: PathBuf,
     pub modules_list_mode: ModulesListMode,

@@ -101,7 +101,7 @@ fn seconds(d: std::time::Duration) -> String {
 }
 
 /// Every setting, in the config file's order.
-pub const SETTINGS: [Setting; 36] = [
+pub const SETTINGS: [Setting; 37] = [
     Setting {
         key: "server.kind",
         form: form("payment_server", "Payment server"),
@@ -339,6 +339,12 @@ pub const SETTINGS: [Setting; 36] = [
         false,
         Default::Value(super::DEFAULT_PAIRING_ROLE),
         |c| c.pairing_roles.join(", "),
+    ),
+    file_only(
+        "admin.refund_roles",
+        false,
+        Default::Value(super::DEFAULT_PAIRING_ROLE),
+        |c| c.refund_roles.join(", "),
     ),
 ];
 

@@ -172,11 +172,7 @@ impl Settler<'_> {
     /// What settlement needs for `record`: the terms its checkout stored. A record from
     /// before terms were stored gets today's settings of the customer's partner.
     fn terms(&self, record: &InvoiceRecord) -> Result<SettlementTerms> {
-        if let Some(terms) = &record.order.terms {
-            return Ok(terms.clone());
-        }
-        let settings = self.config.for_partner(record.order.partner_id);
-        Ok(SettlementTerms::of(settings)?)
+        Ok(record.order.terms_or(self.config)?)
     }
 
     fn credit_on(&self, record: &InvoiceRecord) -> CreditOn {
@@ -208,7 +204,17 @@ impl Settler<'_> {
     }
 
     fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &InvoiceId) -> Result<Outcome> {
-        let fetched = self.fetch(record, bitpay_id)?;
+        let mut fetched = self.fetch(record, bitpay_id)?;
+        // A refund this add-on asked for is a refund, not a reversal.
+        if fetched.refunded
+            && self
+                .store
+                .refunds_for(record.id)?
+                .iter()
+                .any(|r| r.state != crate::domain::RefundState::Failed)
+        {
+            fetched.refunded = false;
+        }
         let decision = decide(
             &Stored {
                 settlement: record.settlement,

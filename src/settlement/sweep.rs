@@ -1,4 +1,5 @@
-//! `reconcile`'s sweep: every unsettled invoice (and every credit BitPay may still take
+//! `reconcile`'s sweep. Longer than 500 lines because it gathers every kind of follow-up a
+//! run does into one report: every unsettled invoice (and every credit BitPay may still take
 //! back) re-checked by a pool of workers under one request rate, what earlier credits left
 //! to book, the findings that newly need the admin, and retention. Decisions are the same
 //! as a webhook's (`Settler`).
@@ -19,6 +20,7 @@ use crate::errors;
 use crate::exit::ExitCode;
 use crate::gateway::{self, Gateway, Key, Need};
 use crate::recovery::{self, Creating};
+use crate::refund::Followed;
 use crate::server::PaymentServer;
 use crate::splynx::SplynxClient;
 use crate::store::{Finding, InvoiceRecord, Pruned, Settlement, Store};
@@ -49,6 +51,12 @@ pub struct Summary {
     #[serde(skip)]
     temporary_errors: usize,
     pub discovered: usize,
+    /// Refunds read again (open at the server, or paid out and not booked yet).
+    pub refunds_followed: usize,
+    /// Refunds booked in Splynx as negative payments by this run.
+    pub refunds_booked: usize,
+    /// Refunds that failed or were cancelled (findings).
+    pub refunds_ended: usize,
     /// Records the server's listing showed as last seen, with nothing to do, so not
     /// fetched (BTCPay).
     pub listed_unchanged: usize,
@@ -272,6 +280,7 @@ pub fn sweep(ctx: &Context, options: &SweepOptions) -> Result<SweepReport> {
     summary.errors += failures.into_inner();
     if !dry_run {
         book_open(ctx, server, started, &mut summary, &mut items)?;
+        follow_refunds(ctx, server, &mut summary, &mut items)?;
     }
     let findings = if dry_run {
         Vec::new()
@@ -395,6 +404,41 @@ fn book_open(
                 name: name.clone(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Reads every refund the server may still change, and books what was paid out.
+fn follow_refunds(
+    ctx: &Context,
+    server: &dyn PaymentServer,
+    summary: &mut Summary,
+    items: &mut Vec<Checked>,
+) -> Result<()> {
+    let splynx = ctx.splynx();
+    for refund in ctx.store.refunds_to_follow()? {
+        summary.refunds_followed += 1;
+        let (result, detail) = match crate::refund::follow(ctx, server, &splynx, &refund) {
+            Ok(Followed::Unchanged) => continue,
+            Ok(followed @ Followed::Booked(_)) => {
+                summary.refunds_booked += 1;
+                ("refund booked", followed.describe())
+            }
+            Ok(followed) => {
+                summary.refunds_ended += 1;
+                ("refund ended", followed.describe())
+            }
+            Err(e) => (
+                "error",
+                summary.failed(&e.context(format!("refund {}", refund.name()))),
+            ),
+        };
+        items.push(Checked {
+            bitpay_invoice_id: None,
+            result,
+            detail,
+            name: format!("refund {}", refund.name()),
+        });
     }
     Ok(())
 }

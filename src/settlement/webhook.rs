@@ -30,6 +30,12 @@ pub enum WebhookAnswer {
     },
     /// Fetched and settled.
     Settled { invoice: String, outcome: Outcome },
+    /// A refund of ours, read again (and booked, if the money was paid out).
+    Refund {
+        invoice: String,
+        refund: String,
+        followed: String,
+    },
 }
 
 /// An invoice id we do not hold is asked about at BitPay at most once in this window: a
@@ -185,6 +191,19 @@ pub fn answer(ctx: &Context, body: &[u8], headers: &WebhookHeaders) -> Result<We
     let gateway = gateway::open(ctx, Need::Reading, Key::CreateIfMissing)?;
     let server = &*gateway.server;
     let splynx = ctx.splynx();
+    // A refund of ours: the refund is what changed (the body is a trigger, never evidence).
+    let ours = match &webhook.refund_id {
+        Some(refund_id) => ctx.store.refund_by_server_id(refund_id)?,
+        None => None,
+    };
+    if let Some(refund) = ours.filter(|r| Some(r.invoice_id) == record.as_ref().map(|i| i.id)) {
+        let followed = crate::refund::follow(ctx, server, &splynx, &refund)?;
+        return Ok(WebhookAnswer::Refund {
+            invoice: id,
+            refund: refund.name().to_string(),
+            followed: followed.describe(),
+        });
+    }
     let record = match record {
         Some(record) => record,
         None => match recovery::adopt_by_id(ctx, server, &splynx, &gateway.order_key, &id)? {

@@ -119,6 +119,11 @@ impl Store {
         self.invoice_where(BY_BITPAY_ID, &bitpay_id)
     }
 
+    /// The invoice credited as Splynx payment `payment_id`.
+    pub fn invoice_by_splynx_payment(&self, payment_id: i64) -> Result<Option<InvoiceRecord>> {
+        self.invoice_where("splynx_payment_id = ?1", &payment_id)
+    }
+
     pub fn invoice_by_order_id(&self, order_id: &str) -> Result<Option<InvoiceRecord>> {
         self.invoice_where("order_id = ?1", &order_id)
     }

@@ -242,6 +242,31 @@ pub const MIGRATIONS: &[&str] = &[
         WHEN 'invalid' THEN 'invalid'
         WHEN 'declined' THEN 'reversed'
         ELSE 'unknown' END;",
+    // 17: refunds asked for from Splynx. A row is written before anything is sent to the
+    //     payment server (`guid`: the request's own key, BitPay's idempotency key), learns
+    //     the server's id when it answers, follows its states, and is booked in Splynx as
+    //     a negative payment once, after the money was paid out (`booking_sent_at` before
+    //     the POST, `splynx_payment_id` after).
+    "CREATE TABLE refunds (
+        id INTEGER PRIMARY KEY,
+        invoice_id INTEGER NOT NULL REFERENCES invoices(id),
+        guid TEXT NOT NULL UNIQUE,
+        server_id TEXT UNIQUE,
+        amount TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        reason TEXT,
+        state TEXT NOT NULL CHECK (state IN ('sending', 'requested', 'pending', 'paid-out', 'failed', 'cancelled')),
+        server_status TEXT,
+        claim_link TEXT,
+        requested_by TEXT NOT NULL,
+        requested_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        note TEXT,
+        booking_sent_at INTEGER,
+        splynx_payment_id INTEGER
+    );
+    CREATE INDEX refunds_invoice ON refunds (invoice_id);
+    CREATE INDEX refunds_state ON refunds (state);",
 ];
 
 /// The migration after which the journal is scrubbed of secrets.

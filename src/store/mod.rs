@@ -11,10 +11,12 @@ mod journal;
 mod migrations;
 mod queries;
 mod records;
+mod refunds;
 mod tokens;
 
 pub use bookings::{Booking, BookingKind, BookingState};
 pub use records::*;
+pub use refunds::NewRefund;
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

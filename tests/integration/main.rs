@@ -17,6 +17,7 @@ mod layering;
 mod modules_list;
 mod pages;
 mod pairing;
+mod refunds;
 mod review;
 mod secrets;
 mod settlement;

@@ -260,7 +260,7 @@ impl Config {
         let statements = checkout::statements(raw.statements, &mut bad);
         let fee = checkout::fee(raw.fee, &mut bad);
         let direct_pay_links = checkout::direct_pay(raw.direct_pay, &mut bad);
-        let pairing_roles = operation::pairing_roles(raw.admin, &mut bad);
+        let (pairing_roles, refund_roles) = operation::admin_roles(raw.admin, &mut bad);
         let storage = operation::storage(raw.storage, &mut bad);
         let reconcile = operation::reconcile(raw.reconcile, &mut bad);
         servers::timeouts(times, &mut splynx, &mut bitpay, &mut bad);
@@ -303,6 +303,7 @@ impl Config {
             data_owner: storage.owner,
             journal_retention_days: storage.journal_retention_days,
             pairing_roles,
+            refund_roles,
             addon_dir,
             modules_list_mode: mode,
             modules_list: modules_list.map(|(file, sections)| (file, Kept(sections))),

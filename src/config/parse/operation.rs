@@ -10,17 +10,24 @@ use crate::config::{ReconcileSettings, DEFAULT_PAIRING_ROLE};
 /// The web server's user on Debian, as the package creates the data directory.
 const DEFAULT_DATA_OWNER: &str = "www-data";
 
-/// `[admin] pairing_roles`: Splynx role identifiers, matched exactly.
-pub(super) fn pairing_roles(raw: Option<RawAdmin>, bad: Bad<'_>) -> Vec<String> {
+/// `[admin] pairing_roles` and `refund_roles`: Splynx role identifiers, matched exactly.
+pub(super) fn admin_roles(raw: Option<RawAdmin>, bad: Bad<'_>) -> (Vec<String>, Vec<String>) {
+    let (pairing, refund) = raw.map_or((None, None), |a| (a.pairing_roles, a.refund_roles));
+    (
+        roles(pairing, "admin.pairing_roles", bad),
+        roles(refund, "admin.refund_roles", bad),
+    )
+}
+
+fn roles(raw: Option<Vec<String>>, key: &'static str, bad: Bad<'_>) -> Vec<String> {
     let roles: Vec<String> = raw
-        .and_then(|a| a.pairing_roles)
         .unwrap_or_else(|| vec![DEFAULT_PAIRING_ROLE.to_string()])
         .iter()
         .map(|r| r.trim().to_string())
         .collect();
     if let Some(odd) = roles.iter().find(|r| !is_role_identifier(r)) {
         bad(
-            "admin.pairing_roles",
+            key,
             format!(
                 "\"{}\" is not a Splynx role identifier: roles are matched exactly by their identifier, lower case with dashes (\"super-administrator\", \"administrator\", or a custom role's identifier as Administration → Roles shows it)",
                 quoted_prefix(odd)
@@ -30,7 +37,7 @@ pub(super) fn pairing_roles(raw: Option<RawAdmin>, bad: Bad<'_>) -> Vec<String> 
     }
     if roles.is_empty() {
         bad(
-            "admin.pairing_roles",
+            key,
             format!("list at least one Splynx administrator role, e.g. [\"{DEFAULT_PAIRING_ROLE}\"]; empty names are not roles"),
         );
         return vec![DEFAULT_PAIRING_ROLE.to_string()];

@@ -108,6 +108,7 @@ pub(super) struct RawAddon {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub(super) pairing_roles: Option<Vec<String>>,
+    pub(super) refund_roles: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

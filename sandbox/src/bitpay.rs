@@ -1157,6 +1157,20 @@ impl Core {
             (url, extended, status)
         };
         let body = self.webhook_body(id, extended)?;
+        let event = extended.then(|| event_for(&status).1.to_string());
+        self.send_webhook(id, url, body, status, event)
+    }
+
+    /// POSTs `body` to `url`, signed with the invoice's token as BitPay signs, and records
+    /// the delivery and the merchant's answer.
+    fn send_webhook(
+        &self,
+        id: &str,
+        url: String,
+        body: String,
+        status: String,
+        event: Option<String>,
+    ) -> Result<Delivery, String> {
         let signature = self.webhook_signature(&body, id)?;
         let at = now_ms();
         let (status_code, error) = match webhook::post(
@@ -1172,8 +1186,8 @@ impl Core {
         };
         let delivery = Delivery {
             invoice_id: id.to_string(),
-            invoice_status: status.clone(),
-            event: extended.then(|| event_for(&status).1.to_string()),
+            invoice_status: status,
+            event,
             url,
             body,
             signature,

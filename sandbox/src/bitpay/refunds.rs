@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use super::{coded_error, Core, StoredInvoice};
 use crate::server::{Incoming, Reply};
-use crate::util::{decimal_from_json, now_ms, random_string, BASE58};
-use crate::webhook::{self, Delivery};
+use crate::util::{decimal_from_json, random_string, BASE58};
+use crate::webhook::Delivery;
 
 #[derive(Debug, Clone)]
 pub(super) struct StoredRefund {
@@ -247,35 +247,18 @@ impl Core {
             return Ok(None);
         }
         let body = self.refund_webhook_body(&invoice, id, code)?;
-        let signature = self.webhook_signature(&body, &invoice)?;
         let url = self
             .lock()
             .invoice(&invoice)
             .map(|i| i.text("notificationURL"))
             .unwrap_or_default();
-        let (status_code, error) = match webhook::post(
-            &url,
-            &body,
-            &[
-                ("User-Agent", "BitPay IPN (sandbox)"),
-                ("x-signature", &signature),
-            ],
-        ) {
-            Ok(code) => (code, None),
-            Err(e) => (0, Some(e)),
-        };
-        let delivery = Delivery {
-            invoice_id: invoice,
-            invoice_status: status.to_string(),
-            event: Some(format!("refund {code}")),
+        let delivery = self.send_webhook(
+            &invoice,
             url,
             body,
-            signature,
-            status: status_code,
-            error,
-            at: now_ms(),
-        };
-        self.lock().deliveries.push(delivery.clone());
+            status.to_string(),
+            Some(format!("refund {code}")),
+        )?;
         Ok(Some(delivery))
     }
 

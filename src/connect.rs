@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::btcpay::model::PERMISSIONS;
+use crate::btcpay::model::{PERMISSIONS, REFUND_PERMISSIONS};
 use crate::btcpay::{BtcpayClient, BtcpayError};
 use crate::cli::AdminArgs;
 use crate::clock;
@@ -18,7 +18,7 @@ use crate::secret::Secret;
 use crate::store::TokenRecord;
 
 /// The events the add-on listens to: every one that may change what is settled.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 11] = [
     "InvoiceReceivedPayment",
     "InvoicePaymentSettled",
     "InvoiceProcessing",
@@ -27,6 +27,10 @@ pub const EVENTS: [&str; 8] = [
     "InvoiceInvalid",
     "InvoicePaidAfterExpiration",
     "InvoiceExpiredPaidPartial",
+    // A refund's payouts: claimed, approved, paid (or cancelled).
+    "PayoutCreated",
+    "PayoutApproved",
+    "PayoutUpdated",
 ];
 
 /// Why connecting stored nothing.
@@ -103,7 +107,7 @@ pub fn authorize_url(ctx: &Context, admin: &AdminArgs, redirect: &str) -> Result
     let mut authorize = url::Url::parse(&format!("{}/api-keys/authorize", ctx.config.btcpay.url))?;
     {
         let mut query = authorize.query_pairs_mut();
-        for permission in PERMISSIONS {
+        for permission in PERMISSIONS.iter().chain(&REFUND_PERMISSIONS) {
             query.append_pair("permissions", permission);
         }
         query

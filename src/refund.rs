@@ -51,6 +51,8 @@ pub enum RefundError {
     },
     #[error("refund {0} can no longer be cancelled: it is {1}")]
     NotCancellable(String, &'static str),
+    #[error("a {server} refund is cancelled in {server} itself: archive pull payment {id} on its Pull Payments page; reconcile then records it cancelled")]
+    CancelledAtServer { server: &'static str, id: String },
     #[error("the refund request for {id} was sent to {server} but no answer came ({cause}): it is looked up by its key (`reconcile` does it), never sent again")]
     OutcomeUnknown {
         id: String,
@@ -340,6 +342,13 @@ pub fn cancel(ctx: &Context, id: &str, who: &str) -> Result<RefundView> {
     }
     let gateway = gateway::open(ctx, Need::Reading, Key::MustExist)?;
     let server = &*gateway.server;
+    if !server.capabilities().cancels_refunds {
+        return Err(RefundError::CancelledAtServer {
+            server: server.name(),
+            id: id.to_string(),
+        }
+        .into());
+    }
     let server_id = record.bitpay_id.clone().context("the invoice has no id")?;
     let _lock = lock_invoice(ctx, &server_id)?;
     let answer = server

@@ -70,6 +70,8 @@ pub struct Capabilities {
     pub lists_changes: bool,
     /// Refunds can be asked for.
     pub refunds: bool,
+    /// A refund asked for can be cancelled through the API (BTCPay's are archived in BTCPay).
+    pub cancels_refunds: bool,
     /// A create sent twice makes one invoice (BitPay's `guid`); without it a create with
     /// an unknown outcome is looked up by order id before it is sent again.
     pub idempotent_create: bool,

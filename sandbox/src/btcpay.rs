@@ -24,6 +24,8 @@ use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
+mod pull_payments;
+
 use crate::btcpay_deliveries::{BtcpayDelivery, Deliveries, Target};
 use crate::server::{control_ok, HttpServer, Incoming, Reply, Service};
 use crate::util::{now_ms, random_string, ALNUM, BASE58};
@@ -95,6 +97,9 @@ struct State {
     /// Creation order: listed newest first.
     invoices: Vec<Invoice>,
     webhooks: Vec<Webhook>,
+    /// Refunds' pull payments, in creation order, and the payouts claimed on them.
+    pull_payments: Vec<pull_payments::PullPayment>,
+    payouts: Vec<pull_payments::Payout>,
 }
 
 struct Core {
@@ -204,10 +209,25 @@ impl Core {
             .ok_or_else(|| unauthenticated("ApiKey authentication failed: Unknown API Key"))
     }
 
+    /// The key holds `permission` for `store`, itself or through a wider one that
+    /// includes it (BTCPay's policy table, reference §1.2).
     fn allowed(permissions: &[String], permission: &str, store: &str) -> bool {
-        permissions.iter().any(|p| {
-            p == "unrestricted" || p == permission || *p == format!("{permission}:{store}")
-        })
+        let wider: &[&str] = match permission {
+            "btcpay.store.cancreatenonapprovedpullpayments" => &[
+                "btcpay.store.cancreatepullpayments",
+                "btcpay.store.canmanagepullpayments",
+            ],
+            "btcpay.store.canviewpullpayments" => &["btcpay.store.canmanagepullpayments"],
+            _ => &[],
+        };
+        std::iter::once(permission)
+            .chain(wider.iter().copied())
+            .chain(std::iter::once("btcpay.store.canmodifystoresettings"))
+            .any(|wanted| {
+                permissions.iter().any(|p| {
+                    p == "unrestricted" || p == wanted || *p == format!("{wanted}:{store}")
+                })
+            })
     }
 
     fn route(&self, req: &Incoming) -> Reply {
@@ -247,7 +267,11 @@ impl Core {
                 let need = match (method, rest) {
                     ("GET", []) => "btcpay.store.canviewstoresettings",
                     ("POST", ["invoices"]) => "btcpay.store.cancreateinvoice",
+                    ("POST", ["invoices", _, "refund"]) => {
+                        "btcpay.store.cancreatenonapprovedpullpayments"
+                    }
                     (_, ["invoices", ..]) => "btcpay.store.canviewinvoices",
+                    ("GET", ["pull-payments"]) => "btcpay.store.canviewpullpayments",
                     (_, ["webhooks", ..]) => "btcpay.store.webhooks.canmodifywebhooks",
                     _ => {
                         return Reply::json(
@@ -279,6 +303,8 @@ impl Core {
                 )
             }
             ("POST", ["invoices"]) => self.create_invoice(req, store),
+            ("POST", ["invoices", id, "refund"]) => self.refund_invoice(req, store, id),
+            ("GET", ["pull-payments"]) => self.list_pull_payments(req, store),
             ("GET", ["invoices"]) => self.list_invoices(req, store),
             ("GET", ["invoices", id]) => {
                 let state = lock(&self.state);
@@ -541,23 +567,28 @@ impl Core {
         let Some(invoice) = state.invoices.iter().find(|i| i.id == id) else {
             return;
         };
+        let mut event = Map::new();
+        event.insert("type".into(), json!(kind));
+        event.insert("timestamp".into(), json!(now_ms() / 1000));
+        if let Value::Object(fields) = &extra {
+            event.extend(fields.clone());
+        }
+        event.insert("storeId".into(), json!(invoice.store_id));
+        event.insert("invoiceId".into(), json!(invoice.id));
+        event.insert("metadata".into(), invoice.metadata.clone());
+        self.enqueue_event(state, &invoice.store_id, kind, event);
+    }
+
+    /// Queues `event` (of type `kind`) for every enabled webhook of `store` subscribed to it.
+    fn enqueue_event(&self, state: &State, store: &str, kind: &str, event: Map<String, Value>) {
         for hook in state.webhooks.iter().filter(|w| {
-            w.store_id == invoice.store_id
+            w.store_id == store
                 && w.enabled
                 && (w.events["everything"] != false
                     || w.events["specificEvents"]
                         .as_array()
                         .is_some_and(|kinds| kinds.iter().any(|k| k == kind)))
         }) {
-            let mut event = Map::new();
-            event.insert("type".into(), json!(kind));
-            event.insert("timestamp".into(), json!(now_ms() / 1000));
-            if let Value::Object(fields) = &extra {
-                event.extend(fields.clone());
-            }
-            event.insert("storeId".into(), json!(invoice.store_id));
-            event.insert("invoiceId".into(), json!(invoice.id));
-            event.insert("metadata".into(), invoice.metadata.clone());
             self.deliveries.enqueue(
                 Target {
                     webhook_id: hook.id.clone(),
@@ -565,7 +596,7 @@ impl Core {
                     secret: hook.secret.clone(),
                     automatic_redelivery: hook.automatic_redelivery,
                 },
-                event,
+                event.clone(),
             );
         }
     }
@@ -737,6 +768,11 @@ impl Service for Core {
         }
         if let Some(id) = req.path.strip_prefix("/i/") {
             return self.checkout_page(req, id);
+        }
+        // A pull payment and its payouts are read by id without a key (the claim link).
+        if let Some(rest) = req.path.strip_prefix("/api/v1/pull-payments/") {
+            let rest: Vec<&str> = rest.trim_matches('/').split('/').collect();
+            return self.pull_payment_route(req, &rest);
         }
         self.route(req)
     }

@@ -313,8 +313,11 @@ impl Deliveries {
                 original_delivery_id: original.clone(),
                 is_redelivery: job.original.is_some(),
                 kind: job.event["type"].as_str().unwrap_or_default().to_string(),
-                invoice_id: job.event["invoiceId"]
-                    .as_str()
+                // Payout events name no invoice.
+                invoice_id: job
+                    .event
+                    .get("invoiceId")
+                    .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
                 body: body.clone(),

@@ -198,6 +198,7 @@ impl PaymentServer for BitPayServer {
             listing: self.tokens.iter().any(|t| t.label == "merchant"),
             lists_changes: false,
             refunds: true,
+            cancels_refunds: true,
             idempotent_create: true,
         }
     }

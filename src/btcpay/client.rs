@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::model::{Invoice, KeyInfo};
+use super::model::{Invoice, KeyInfo, Payout, PullPayment};
 use crate::exit::{ExitCode, Failing};
 use crate::http::{self, Method, Transport};
 use crate::secret::Secret;
@@ -141,6 +141,29 @@ impl BtcpayClient {
     fn list(&self, query: &[(&str, &str)]) -> Result<Vec<Invoice>> {
         let path = format!("/api/v1/stores/{}/invoices", self.store_id);
         self.call(Method::GET, &path, query, None)
+    }
+
+    /// `POST /api/v1/stores/{store}/invoices/{id}/refund`: a pull payment. Never retried:
+    /// each call makes another, so a lost answer is looked up (`pull_payments`).
+    pub fn refund_invoice(&self, id: &str, body: &serde_json::Value) -> Result<PullPayment> {
+        let path = format!("/api/v1/stores/{}/invoices/{id}/refund", self.store_id);
+        self.call(Method::POST, &path, &[], Some(body))
+    }
+
+    /// The store's pull payments, archived ones too (`canviewpullpayments`).
+    pub fn pull_payments(&self) -> Result<Vec<PullPayment>> {
+        let path = format!("/api/v1/stores/{}/pull-payments", self.store_id);
+        self.call(Method::GET, &path, &[("includeArchived", "true")], None)
+    }
+
+    pub fn pull_payment(&self, id: &str) -> Result<PullPayment> {
+        self.call(Method::GET, &format!("/api/v1/pull-payments/{id}"), &[], None)
+    }
+
+    /// Every payout claimed on pull payment `id`, cancelled ones too.
+    pub fn payouts(&self, id: &str) -> Result<Vec<Payout>> {
+        let path = format!("/api/v1/pull-payments/{id}/payouts");
+        self.call(Method::GET, &path, &[("includeCancelled", "true")], None)
     }
 
     /// The store's webhooks (`id`, `url`, `enabled`; never the secret).

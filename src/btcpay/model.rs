@@ -61,11 +61,39 @@ pub struct KeyInfo {
 
 impl KeyInfo {
     /// Whether the key holds `permission` for `store` (`perm:STORE`, or `perm` for every
-    /// store of its user, or `unrestricted`).
+    /// store of its user, or `unrestricted`), itself or through a wider permission that
+    /// includes it (reference §1.2).
     pub fn grants(&self, permission: &str, store: &str) -> bool {
-        self.permissions.iter().any(|p| {
-            p == "unrestricted" || p == permission || *p == format!("{permission}:{store}")
-        })
+        std::iter::once(permission)
+            .chain(including(permission).iter().copied())
+            .any(|wanted| {
+                self.permissions.iter().any(|p| {
+                    p == "unrestricted" || p == wanted || *p == format!("{wanted}:{store}")
+                })
+            })
+    }
+}
+
+/// The wider permissions that include `permission` (BTCPay's policy table).
+fn including(permission: &str) -> &'static [&'static str] {
+    const SETTINGS: &str = "btcpay.store.canmodifystoresettings";
+    match permission {
+        "btcpay.store.canviewinvoices" => &[
+            "btcpay.store.canmodifyinvoices",
+            "btcpay.store.canviewstoresettings",
+            SETTINGS,
+        ],
+        "btcpay.store.cancreateinvoice" => &["btcpay.store.canmodifyinvoices", SETTINGS],
+        "btcpay.store.webhooks.canmodifywebhooks" | "btcpay.store.canviewstoresettings" => {
+            &[SETTINGS]
+        }
+        "btcpay.store.cancreatenonapprovedpullpayments" => &[
+            "btcpay.store.cancreatepullpayments",
+            "btcpay.store.canmanagepullpayments",
+            SETTINGS,
+        ],
+        "btcpay.store.canviewpullpayments" => &["btcpay.store.canmanagepullpayments", SETTINGS],
+        _ => &[],
     }
 }
 
@@ -77,6 +105,59 @@ pub const PERMISSIONS: [&str; 4] = [
     // `doctor` reads the store's default currency.
     "btcpay.store.canviewstoresettings",
 ];
+
+/// What refunds need besides (asked for when connecting; without them everything but
+/// refunds works, and `doctor` says so): making the refund's pull payment, and reading the
+/// store's pull payments to find one whose answer was lost. A pull payment's payouts are
+/// read by its id, which BTCPay lets anyone holding the claim link do.
+pub const REFUND_PERMISSIONS: [&str; 2] = [
+    "btcpay.store.cancreatenonapprovedpullpayments",
+    "btcpay.store.canviewpullpayments",
+];
+
+/// `PullPaymentData`: what a refund makes (`POST …/invoices/{id}/refund`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PullPayment {
+    #[serde(deserialize_with = "de_text")]
+    pub id: String,
+    #[serde(deserialize_with = "de_text")]
+    pub name: String,
+    #[serde(deserialize_with = "de_text")]
+    pub description: String,
+    #[serde(deserialize_with = "de_text")]
+    pub currency: String,
+    #[serde(deserialize_with = "de_opt_money")]
+    pub amount: Option<Decimal>,
+    /// Archived: no more claims (BTCPay's way of cancelling it).
+    pub archived: bool,
+    /// The claim link the customer opens.
+    #[serde(deserialize_with = "de_text")]
+    pub view_link: String,
+}
+
+/// `PayoutData`: one claim on a pull payment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Payout {
+    #[serde(deserialize_with = "de_text")]
+    pub id: String,
+    /// In the pull payment's currency (2.x names it `originalAmount`; older, `amount`).
+    #[serde(deserialize_with = "de_opt_money")]
+    pub original_amount: Option<Decimal>,
+    #[serde(deserialize_with = "de_opt_money")]
+    pub amount: Option<Decimal>,
+    /// `AwaitingApproval`, `AwaitingPayment`, `InProgress`, `Completed`, `Cancelled`.
+    #[serde(deserialize_with = "de_text")]
+    pub state: String,
+}
+
+impl Payout {
+    /// What it pays, in the pull payment's currency.
+    pub fn value(&self) -> Decimal {
+        self.original_amount.or(self.amount).unwrap_or_default()
+    }
+}
 
 #[cfg(test)]
 mod tests {

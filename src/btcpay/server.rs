@@ -4,15 +4,15 @@
 //! and webhooks signed with the store webhook's secret.
 
 use super::client::{BtcpayClient, BtcpayError, PAGE};
-use super::model::{self, Invoice};
+use super::model::{self, Invoice, Payout, PullPayment};
 use super::webhook;
-use crate::domain::NewInvoice;
+use crate::domain::{NewInvoice, RefundState};
 use crate::secret::Secret;
 use crate::server::{is_invoice_id, webhook_json};
 use crate::server::{
-    Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, ServerError,
-    ServerInvoice, ServerResult, SignatureCheck, StatusWords, WebhookError, WebhookFormat,
-    WebhookHeaders, WebhookNotice,
+    Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, RefundAsk,
+    ServerError, ServerInvoice, ServerRefund, ServerResult, SignatureCheck, StatusWords,
+    WebhookError, WebhookFormat, WebhookHeaders, WebhookNotice,
 };
 
 /// What our invoices carry in their metadata, so that a store-wide webhook or list can tell
@@ -71,6 +71,50 @@ pub fn normalise(invoice: Invoice) -> ServerInvoice {
     }
 }
 
+/// Where a refund stands, from its pull payment and the payouts claimed on it: paid out
+/// once completed payouts cover what was asked (a claim may be split); pending while a
+/// payout is under way or part was paid; cancelled when archived with nothing paid;
+/// otherwise waiting for the customer to claim it.
+pub fn refund_state(pull: &PullPayment, payouts: &[Payout]) -> (RefundState, String) {
+    let asked = pull.amount.unwrap_or_default();
+    let completed: rust_decimal::Decimal = payouts
+        .iter()
+        .filter(|p| p.state == "Completed")
+        .map(Payout::value)
+        .sum();
+    let under_way = payouts.iter().find(|p| {
+        matches!(
+            p.state.as_str(),
+            "AwaitingApproval" | "AwaitingPayment" | "InProgress"
+        )
+    });
+    if asked > rust_decimal::Decimal::ZERO && completed >= asked {
+        return (RefundState::PaidOut, "Completed".into());
+    }
+    if let Some(payout) = under_way {
+        return (RefundState::Pending, format!("payout {}", payout.state));
+    }
+    if completed > rust_decimal::Decimal::ZERO {
+        let archived = if pull.archived { ", archived" } else { "" };
+        return (
+            RefundState::Pending,
+            format!(
+                "{completed} of {asked} {} paid out, the rest not claimed{archived}",
+                pull.currency
+            ),
+        );
+    }
+    if pull.archived {
+        return (RefundState::Cancelled, "archived".into());
+    }
+    (RefundState::Requested, "not claimed yet".into())
+}
+
+/// The text our refunds' pull payments carry, which finds one whose answer was lost.
+fn refund_label(key: &str) -> String {
+    format!("{MARKER} refund {key}")
+}
+
 /// Our `transaction_speed` as BTCPay's speed policy.
 pub fn speed_policy(speed: &str) -> &'static str {
     match speed {
@@ -113,6 +157,40 @@ impl BtcpayServer {
     /// A 403 for an invoice: BTCPay's answer for an id it does not have (or another
     /// store's), and for a key that lost its permission. The key's own record tells them
     /// apart.
+    /// Refunds need `REFUND_PERMISSIONS`: refused, naming the one missing, before anything
+    /// is recorded or sent.
+    fn refunds_allowed(&self) -> ServerResult<()> {
+        let store = self.client.store_id();
+        let key = self.client.current_key().map_err(classify)?;
+        match model::REFUND_PERMISSIONS
+            .iter()
+            .find(|p| !key.grants(p, store))
+        {
+            None => Ok(()),
+            Some(missing) => Err(ServerError::Authorization(
+                RefundPermission {
+                    missing,
+                    store: store.to_string(),
+                }
+                .into(),
+            )),
+        }
+    }
+
+    /// The refund `pull` stands for, read with its payouts.
+    fn refund_of(&self, pull: PullPayment, invoice_id: &str) -> ServerResult<ServerRefund> {
+        let payouts = self.client.payouts(&pull.id).map_err(classify)?;
+        let (state, words) = refund_state(&pull, &payouts);
+        Ok(ServerRefund {
+            id: pull.id,
+            invoice_id: invoice_id.to_string(),
+            words,
+            state,
+            amount: pull.amount,
+            claim_link: (!pull.view_link.is_empty()).then_some(pull.view_link),
+        })
+    }
+
     fn forbidden(&self, error: BtcpayError) -> ServerError {
         match self.client.current_key() {
             Ok(key) if key.grants(model::PERMISSIONS[0], self.client.store_id()) => {
@@ -133,7 +211,8 @@ impl PaymentServer for BtcpayServer {
         Capabilities {
             listing: true,
             lists_changes: true,
-            refunds: false,
+            refunds: true,
+            cancels_refunds: false,
             idempotent_create: false,
         }
     }
@@ -253,6 +332,55 @@ impl PaymentServer for BtcpayServer {
             at_once = PAGES_AT_ONCE;
         }
     }
+
+    /// A pull payment of exactly the amount asked, in the invoice's currency (`Custom`: a
+    /// partial refund works, and what is booked is what was asked). Its claims wait for the
+    /// admin's approval in BTCPay (the key may only create non-approved pull payments).
+    fn request_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<ServerRefund> {
+        self.refunds_allowed()?;
+        let reason = ask.reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let body = serde_json::json!({
+            "refundVariant": "Custom",
+            "customAmount": crate::money::format_amount(ask.amount, ask.currency),
+            "customCurrency": ask.currency,
+            "name": format!("Refund of invoice {}", ask.invoice_id).chars().take(50).collect::<String>(),
+            "description": format!("{}{reason}", refund_label(ask.key)).chars().take(500).collect::<String>(),
+        });
+        let pull = self
+            .client
+            .refund_invoice(ask.invoice_id, &body)
+            .map_err(classify)?;
+        let mut refund = self.refund_of(pull, ask.invoice_id)?;
+        refund.words = "created".into();
+        Ok(refund)
+    }
+
+    /// The store's pull payment carrying the request's key, if BTCPay made one.
+    fn find_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<Option<ServerRefund>> {
+        self.refunds_allowed()?;
+        let label = refund_label(ask.key);
+        let found = self
+            .client
+            .pull_payments()
+            .map_err(classify)?
+            .into_iter()
+            .find(|p| p.description.starts_with(&label));
+        found.map(|p| self.refund_of(p, ask.invoice_id)).transpose()
+    }
+
+    fn fetch_refund(&self, id: &str) -> ServerResult<ServerRefund> {
+        let pull = self.client.pull_payment(id).map_err(classify)?;
+        self.refund_of(pull, "")
+    }
+
+}
+
+/// A key connected before refunds were asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("BTCPay Server's API key may not {missing} in store {store}, which refunds need: connect again (the authorize link asks for it) or add it to the key")]
+struct RefundPermission {
+    missing: &'static str,
+    store: String,
 }
 
 /// Listing pages asked for at once (at most this many pages more than the store has).
@@ -282,6 +410,22 @@ impl WebhookFormat for BtcpayWebhooks {
     fn parse_webhook(&self, body: &[u8]) -> Result<WebhookNotice, WebhookError> {
         let value = webhook_json(body)?;
         let kind = value["type"].as_str().unwrap_or_default();
+        if kind.starts_with("Payout") {
+            // A payout names its pull payment (our refund), never an invoice: the refund
+            // tells which invoice it is.
+            let pull = value["pullPaymentId"].as_str().unwrap_or_default();
+            if !is_invoice_id(pull) {
+                return Err(WebhookError::RefundWithoutInvoice(
+                    value["payoutId"].as_str().unwrap_or_default().chars().take(80).collect(),
+                ));
+            }
+            return Ok(WebhookNotice {
+                invoice_id: String::new(),
+                event: Some(webhook::event_words(kind).to_string()),
+                claimed: None,
+                refund_id: Some(pull.to_string()),
+            });
+        }
         let Some(id) = value["invoiceId"].as_str() else {
             return Err(WebhookError::NoInvoiceId);
         };
@@ -426,6 +570,45 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_is_paid_out_only_once_completed_payouts_cover_it() {
+        let pull = |archived| PullPayment {
+            id: "P1".into(),
+            currency: "USD".into(),
+            amount: Some("20.00".parse().unwrap()),
+            archived,
+            ..PullPayment::default()
+        };
+        let payout = |amount: &str, state: &str| Payout {
+            id: "x".into(),
+            original_amount: None,
+            amount: Some(amount.parse().unwrap()),
+            state: state.into(),
+        };
+        let state = |archived, payouts: &[Payout]| refund_state(&pull(archived), payouts).0;
+        assert_eq!(state(false, &[]), RefundState::Requested);
+        assert_eq!(state(true, &[]), RefundState::Cancelled);
+        assert_eq!(
+            state(true, &[payout("20", "Cancelled")]),
+            RefundState::Cancelled
+        );
+        assert_eq!(
+            state(false, &[payout("20", "AwaitingApproval")]),
+            RefundState::Pending
+        );
+        assert_eq!(
+            state(false, &[payout("12", "Completed"), payout("8", "InProgress")]),
+            RefundState::Pending
+        );
+        let (partial, words) = refund_state(&pull(true), &[payout("12", "Completed")]);
+        assert_eq!(partial, RefundState::Pending, "never booked by itself");
+        assert!(words.contains("12 of 20.00 USD"), "{words}");
+        assert_eq!(
+            state(false, &[payout("12", "Completed"), payout("8", "Completed")]),
+            RefundState::PaidOut
+        );
+    }
+
+    #[test]
     fn webhooks_name_the_invoice_and_nothing_else_is_trusted() {
         let format = BtcpayWebhooks { secret: None };
         let notice = format
@@ -442,5 +625,10 @@ mod tests {
             format.parse_webhook(br#"{"invoiceId":"../x"}"#),
             Err(WebhookError::BadInvoiceId(_))
         ));
+        let payout = format
+            .parse_webhook(br#"{"type":"PayoutUpdated","payoutId":"Po1","pullPaymentId":"Pp1","payoutState":"Completed"}"#)
+            .unwrap();
+        assert_eq!(payout.invoice_id, "", "the refund names its invoice");
+        assert_eq!(payout.refund_id.as_deref(), Some("Pp1"));
     }
 }

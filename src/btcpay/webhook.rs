@@ -44,6 +44,9 @@ pub fn event_words(kind: &str) -> &str {
         "InvoicePaidAfterExpiration" => "paid after it expired",
         "InvoiceExpiredPaidPartial" => "expired, partly paid",
         "InvoiceRefund" => "refund created",
+        "PayoutCreated" => "refund claimed (payout created)",
+        "PayoutApproved" => "refund payout approved",
+        "PayoutUpdated" => "refund payout updated",
         other => other,
     }
 }

@@ -183,6 +183,9 @@ impl View for Shown {
                         .map(|p| format!(", booked as Splynx payment {p}"))
                         .unwrap_or_default()
                 ));
+                if let Some(link) = r.claim_link.as_deref().filter(|_| r.state.is_open()) {
+                    lines.push(format!("              claimed by the customer at {link}"));
+                }
             }
             lines.push(journal.to_string());
             lines.extend(shown.journal.iter().map(JournalView::line));

@@ -1,7 +1,7 @@
 //! Probes of BTCPay Server (`[server] kind = "btcpay"`): reachable, its version, the key and
 //! each permission it needs, and our webhook; nothing is changed there.
 
-use crate::btcpay::model::PERMISSIONS;
+use crate::btcpay::model::{PERMISSIONS, REFUND_PERMISSIONS};
 use crate::btcpay::{BtcpayClient, BtcpayError};
 use crate::config::Config;
 use crate::gateway::{API_KEY, BTCPAY, WEBHOOK_SECRET};
@@ -27,11 +27,12 @@ fn version_of(text: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// The checks after `btcpay.server`, skipped together when it fails.
-const AFTER_SERVER: [&str; 4] = [
+const AFTER_SERVER: [&str; 5] = [
     "btcpay.key",
     "btcpay.store",
     "btcpay.webhook",
     "btcpay.deliveries",
+    "btcpay.refunds",
 ];
 
 const CONNECT: &str =
@@ -71,8 +72,68 @@ pub(super) fn check_btcpay(report: &mut Report, config: &Config, store: Option<&
     }
     check_store(report, config, &client);
     match check_webhook(report, config, &client, stored(WEBHOOK_SECRET).is_some()) {
-        Some(webhook_id) => check_deliveries(report, &client, &webhook_id),
-        None => report.skip("btcpay.deliveries", "needs our webhook"),
+        Some(hook) => {
+            check_deliveries(report, &client, hook["id"].as_str().unwrap_or("?"));
+            check_refunds(report, config, &client, &hook);
+        }
+        None => {
+            report.skip("btcpay.deliveries", "needs our webhook");
+            report.skip("btcpay.refunds", "needs our webhook");
+        }
+    }
+}
+
+/// Refunds need the pull-payment permissions and the payout events: a warning (payments
+/// work without them) naming what is missing.
+fn check_refunds(
+    report: &mut Report,
+    config: &Config,
+    client: &BtcpayClient,
+    hook: &serde_json::Value,
+) {
+    let store_id = &config.btcpay.store_id;
+    let missing: Vec<&str> = match client.current_key() {
+        Ok(granted) => REFUND_PERMISSIONS
+            .iter()
+            .copied()
+            .filter(|p| !granted.grants(p, store_id))
+            .collect(),
+        Err(e) => return report.fail("btcpay.refunds", e.to_string(), CONNECT),
+    };
+    let events = &hook["authorizedEvents"];
+    let subscribed = events["everything"] == true
+        || crate::connect::EVENTS
+            .iter()
+            .filter(|e| e.starts_with("Payout"))
+            .all(|e| {
+                events["specificEvents"]
+                    .as_array()
+                    .is_some_and(|kinds| kinds.iter().any(|k| k == e))
+            });
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "the API key may not {} in store {store_id}",
+            missing.join(", ")
+        ));
+    }
+    if !subscribed {
+        problems.push("our webhook is not subscribed to the payout events".to_string());
+    }
+    if problems.is_empty() {
+        report.ok(
+            "btcpay.refunds",
+            "refunds can be asked for from Splynx, and their payouts are followed",
+        );
+    } else {
+        report.warn(
+            "btcpay.refunds",
+            format!("refunds from Splynx cannot be made: {}", problems.join("; ")),
+            Some(format!(
+                "connect again through the admin page (its link asks for {})",
+                REFUND_PERMISSIONS.join(", ")
+            )),
+        );
     }
 }
 
@@ -178,7 +239,7 @@ fn check_webhook(
     config: &Config,
     client: &BtcpayClient,
     secret_stored: bool,
-) -> Option<String> {
+) -> Option<serde_json::Value> {
     let ours = &config.bitpay.notification_url;
     let hooks = match client.webhooks() {
         Ok(hooks) => hooks,
@@ -214,7 +275,7 @@ fn check_webhook(
     } else {
         report.ok("btcpay.webhook", format!("webhook {id} sends to {ours}"));
     }
-    Some(id)
+    Some(hook.clone())
 }
 
 /// How BTCPay's last deliveries to us went: a failing one holds back every later event

@@ -41,7 +41,7 @@ pub enum Verdict {
 }
 
 /// Every check, in the order they run (stable ids for `--json`).
-pub const CHECKS: [&str; 21] = [
+pub const CHECKS: [&str; 22] = [
     "config",
     "config.permissions",
     "data_dir",
@@ -52,6 +52,7 @@ pub const CHECKS: [&str; 21] = [
     "bitpay.currency",
     "bitpay.reachable",
     "bitpay.token",
+    "bitpay.refunds",
     "splynx.api",
     "splynx.customers",
     "splynx.invoices",
@@ -137,7 +138,13 @@ pub(super) fn check_everything(report: &mut Report, config: &Config, me: Option<
         None
     };
     match config.server {
-        ServerKind::BitPay => check_bitpay(report, config, store.as_ref(), identity),
+        ServerKind::BitPay => {
+            check_bitpay(report, config, store.as_ref(), identity);
+            match &store {
+                Some(store) => check_refund_token(report, config, store),
+                None => report.skip("bitpay.refunds", "needs the database"),
+            }
+        }
         ServerKind::Btcpay => btcpay::check_btcpay(report, config, store.as_ref()),
     }
     match store.as_ref().filter(|_| usable_data_dir && has_database) {

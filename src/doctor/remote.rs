@@ -250,6 +250,30 @@ pub(super) fn check_token(report: &mut Report, config: &Config, store: &Store, i
     );
 }
 
+/// Refunds from Splynx need a merchant token: a warning (everything else works) that
+/// says how to pair one.
+pub(super) fn check_refund_token(report: &mut Report, config: &Config, store: &Store) {
+    let env = config.bitpay.environment.as_str();
+    let tokens = match store.tokens(env) {
+        Ok(tokens) => tokens,
+        Err(e) => return report.fail("bitpay.refunds", e.to_string(), "see the `database` check"),
+    };
+    if tokens.iter().any(|t| t.facade == "merchant" && t.approved) {
+        return report.ok(
+            "bitpay.refunds",
+            "refunds can be asked for from Splynx (a merchant token is paired)",
+        );
+    }
+    let owner = owner_of(&config.data_dir);
+    report.warn(
+        "bitpay.refunds",
+        "refunds from Splynx need a merchant token, and none is paired (a pos token makes and reads invoices only)",
+        Some(format!(
+            "sudo -u {owner} splynx-bitpay pair --request --facade merchant, then approve the code in the BitPay dashboard"
+        )),
+    );
+}
+
 /// Skips every Splynx check, saying why.
 pub(super) fn skip_splynx(report: &mut Report, why: &str) {
     for id in CHECKS.iter().filter(|id| id.starts_with("splynx.")) {

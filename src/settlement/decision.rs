@@ -507,6 +507,7 @@ mod tests {
                     listing: false,
                     lists_changes: false,
                     refunds: false,
+                    cancels_refunds: false,
                     idempotent_create: false,
                 }
             }

@@ -126,6 +126,29 @@ pub fn answer(ctx: &Context, body: &[u8], headers: &WebhookHeaders) -> Result<We
             return Err(e.into());
         }
     };
+    let mut webhook = webhook;
+    if webhook.invoice_id.is_empty() {
+        // A notice about a refund alone (BTCPay's payouts): its invoice is the refund's.
+        let refund = match &webhook.refund_id {
+            Some(refund_id) => ctx.store.refund_by_server_id(refund_id)?,
+            None => None,
+        };
+        let invoice = match refund {
+            Some(refund) => ctx.store.invoice(refund.invoice_id)?,
+            None => None,
+        };
+        match invoice.and_then(|i| i.bitpay_id) {
+            Some(id) => webhook.invoice_id = id.to_string(),
+            None => {
+                let why = format!(
+                    "{} of a refund this add-on did not ask for",
+                    webhook.event.as_deref().unwrap_or("a notice")
+                );
+                note(&format!("ignored: {why}"))?;
+                return Ok(WebhookAnswer::Ignored { invoice: None, why });
+            }
+        }
+    }
     let id = webhook.invoice_id.clone();
     let record = ctx.store.invoice_by_bitpay_id(&id)?;
     let verdict = format.check_signature(body, signature, record.as_ref().map(|r| &r.order));

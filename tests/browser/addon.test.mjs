@@ -618,6 +618,8 @@ describe('splynx-bitpay add-on in the browser', () => {
         'btcpay.store.cancreateinvoice',
         'btcpay.store.webhooks.canmodifywebhooks',
         'btcpay.store.canviewstoresettings',
+        'btcpay.store.cancreatenonapprovedpullpayments',
+        'btcpay.store.canviewpullpayments',
       ]);
       await shot(page, 'btcpay-authorize');
       // BTCPay posts the key back; the add-on checks it, stores it and registers its webhook.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use splynx_bitpay::btcpay::model::PERMISSIONS;
+use splynx_bitpay::btcpay::model::{PERMISSIONS, REFUND_PERMISSIONS};
 use splynx_bitpay::btcpay::{BtcpayClient, BtcpayServer, BtcpayWebhooks};
 use splynx_bitpay::domain::{DocKind, NewInvoice};
 use splynx_bitpay::secret::Secret;
@@ -278,22 +278,27 @@ fn the_sandbox_is_strict() {
 }
 
 /// The real binary with `[server] kind = "btcpay"`, against the BTCPay and Splynx sandboxes.
-mod through_the_binary {
+pub(crate) mod through_the_binary {
     use super::*;
     use crate::util::{ipn_route, Env};
 
-    struct Setup {
-        env: Env,
-        btcpay: BtcpaySandbox,
-        store: String,
-        key: String,
+    pub(crate) struct Setup {
+        pub(crate) env: Env,
+        pub(crate) btcpay: BtcpaySandbox,
+        pub(crate) store: String,
+        pub(crate) key: String,
     }
 
-    fn setup() -> Setup {
+    /// A store, and a key with every permission the authorize link asks for.
+    pub(crate) fn setup() -> Setup {
         let env = Env::new();
         let btcpay = BtcpaySandbox::start();
         let store = btcpay.create_store();
-        let permissions: Vec<String> = PERMISSIONS.iter().map(|p| format!("{p}:{store}")).collect();
+        let permissions: Vec<String> = PERMISSIONS
+            .iter()
+            .chain(&REFUND_PERMISSIONS)
+            .map(|p| format!("{p}:{store}"))
+            .collect();
         let key = btcpay.create_api_key(&permissions);
         let config = env.default_config().replace(
             "[refill]",
@@ -311,7 +316,7 @@ mod through_the_binary {
         }
     }
 
-    fn connected() -> Setup {
+    pub(crate) fn connected() -> Setup {
         let s = setup();
         s.env
             .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
@@ -453,7 +458,7 @@ mod through_the_binary {
             .assert_stderr_contains("kind = \"btcpay\"");
     }
 
-    fn pay_invoice_101(s: &Setup) -> String {
+    pub(crate) fn pay_invoice_101(s: &Setup) -> String {
         let run = s
             .env
             .create_invoice(&["--customer", "42", "--invoice", "101"]);
@@ -467,7 +472,7 @@ mod through_the_binary {
         id
     }
 
-    fn deliver(s: &Setup, id: &str, kind: &str) -> crate::util::Run {
+    pub(crate) fn deliver(s: &Setup, id: &str, kind: &str) -> crate::util::Run {
         let (body, signature) = s.btcpay.webhook(id, kind).unwrap();
         s.env
             .run_with_stdin(&["handle-ipn", "--btcpay-sig", &signature], body.as_bytes())
@@ -571,13 +576,14 @@ mod through_the_binary {
                 "btcpay.key",
                 "btcpay.store",
                 "btcpay.webhook",
-                "btcpay.deliveries"
+                "btcpay.deliveries",
+                "btcpay.refunds"
             ]
         );
         let verdicts: Vec<&str> = before.iter().map(|c| c.1.as_str()).collect();
         assert_eq!(
             verdicts,
-            ["ok", "fail", "skip", "skip", "skip"],
+            ["ok", "fail", "skip", "skip", "skip", "skip"],
             "{before:?}"
         );
 
@@ -646,7 +652,7 @@ mod through_the_binary {
         let verdicts: Vec<&str> = down.iter().map(|c| c.1.as_str()).collect();
         assert_eq!(
             verdicts,
-            ["fail", "skip", "skip", "skip", "skip"],
+            ["fail", "skip", "skip", "skip", "skip", "skip"],
             "{down:?}"
         );
     }
@@ -759,7 +765,7 @@ mod through_the_binary {
     }
 
     /// Rewrites the config with `line` added under `[bitpay]` (its server-neutral keys).
-    fn add_to_bitpay_section(s: &Setup, line: &str) {
+    pub(crate) fn add_to_bitpay_section(s: &Setup, line: &str) {
         let config = std::fs::read_to_string(s.env.config_path()).unwrap();
         s.env
             .write_config(&config.replacen("[bitpay]\n", &format!("[bitpay]\n{line}\n"), 1));
@@ -1069,7 +1075,8 @@ mod through_the_binary {
             .filter(|(k, _)| k == "permissions")
             .map(|(_, v)| v.into_owned())
             .collect();
-        assert_eq!(asked, PERMISSIONS);
+        let wanted: Vec<&str> = PERMISSIONS.iter().chain(&REFUND_PERMISSIONS).copied().collect();
+        assert_eq!(asked, wanted, "the refund permissions too");
         let (action, fields) = authorize_in_browser(&authorize);
         let state = url::Url::parse(&action)
             .unwrap()

@@ -18,6 +18,7 @@ mod modules_list;
 mod pages;
 mod pairing;
 mod refunds;
+mod refunds_btcpay;
 mod review;
 mod secrets;
 mod settlement;

@@ -191,6 +191,28 @@ fn a_pos_only_pairing_is_told_how_to_pair_a_merchant_token() {
         .query_row("SELECT count(*) FROM refunds", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 0, "nothing recorded");
+    // Doctor says the same, as a warning (payments work without it).
+    let doctor_refunds = |env: &Env| {
+        let json = env.run(&["--json", "doctor"]).json();
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "bitpay.refunds")
+            .cloned()
+            .unwrap()
+    };
+    let check = doctor_refunds(&env);
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("pair --request --facade merchant"),
+        "{check}"
+    );
+    env.pair_merchant();
+    assert_eq!(doctor_refunds(&env)["status"], "ok");
 }
 
 #[test]

@@ -281,6 +281,8 @@ fn run_btcpay() -> Result<(), String> {
             "btcpay.store.cancreateinvoice",
             "btcpay.store.webhooks.canmodifywebhooks",
             "btcpay.store.canviewstoresettings",
+            "btcpay.store.cancreatenonapprovedpullpayments",
+            "btcpay.store.canviewpullpayments",
         ]
         .map(|p| format!("{p}:{store}")),
     );

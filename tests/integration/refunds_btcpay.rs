@@ -1,0 +1,220 @@
+//! Refunds from Splynx through BTCPay Server (issue 23): a pull payment of exactly what was
+//! asked, in the invoice's currency; its claim link for the customer; its payouts followed
+//! through BTCPay's own webhook deliveries and `reconcile`; one negative payment once the
+//! payouts completed; never a second pull payment for one request.
+
+use std::time::Duration;
+
+use crate::btcpay::through_the_binary::{
+    add_to_bitpay_section, connected, deliver, pay_invoice_101, setup, Setup,
+};
+use crate::util::{ipn_route, Run};
+use splynx_bitpay_sandbox::WebhookRoute;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Connected with BTCPay delivering its webhooks to the add-on's route; invoice 101 paid,
+/// settled and credited.
+fn credited() -> (Setup, WebhookRoute, String) {
+    let s = setup();
+    let route = ipn_route(s.env.config_path());
+    add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
+    s.env
+        .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
+        .assert_code(0);
+    s.btcpay.set_retry_schedule(vec![Duration::from_millis(200); 8]);
+    let id = pay_invoice_101(&s);
+    s.btcpay.set_status(&id, "Settled", None);
+    s.btcpay.wait_for_deliveries(WAIT);
+    assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+    (s, route, id)
+}
+
+fn refund(s: &Setup, args: &[&str]) -> Run {
+    let mut all = vec!["--json", "refund"];
+    all.extend_from_slice(args);
+    s.env.run(&all)
+}
+
+fn refund_state(s: &Setup, id: &str, n: usize) -> String {
+    let show = s.env.run(&["--json", "show", id]).json();
+    show["invoices"][0]["refunds"][n]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_partial_refund_is_a_pull_payment_booked_once_when_its_payouts_complete() {
+    let (s, _route, id) = credited();
+    let run = refund(&s, &[&id, "--amount", "20", "--reason", "overcharge"]);
+    run.assert_code(0);
+    let pull_id = run.json()["id"].as_str().unwrap().to_string();
+    let link = run.json()["claim_link"].as_str().unwrap().to_string();
+    assert!(link.ends_with(&format!("/pull-payments/{pull_id}")), "{link}");
+    assert_eq!(run.json()["state"], "requested");
+    let pulls = s.btcpay.pull_payments();
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0]["amount"], "20.00", "exactly what was asked");
+    assert_eq!(pulls[0]["currency"], "USD");
+    assert_eq!(pulls[0]["invoiceId"], id.as_str());
+    // Without --json the claim link is printed for the admin to hand over.
+    let text = s.env.run(&["show", &id]).stdout;
+    assert!(text.contains(&link), "{text}");
+
+    // The customer claims it in two parts; BTCPay's payout webhooks reach the route.
+    let first = s.btcpay.claim(&pull_id, "12");
+    let second = s.btcpay.claim(&pull_id, "8");
+    s.btcpay.wait_for_deliveries(WAIT);
+    assert_eq!(refund_state(&s, &id, 0), "pending");
+    s.btcpay.set_payout_state(&first, "AwaitingPayment");
+    s.btcpay.set_payout_state(&first, "Completed");
+    s.btcpay.wait_for_deliveries(WAIT);
+    assert!(
+        s.env.payments_with_receipt(&pull_id).is_empty(),
+        "12 of 20 paid out: nothing booked yet"
+    );
+    s.btcpay.duplicate_next(2);
+    s.btcpay.set_payout_state(&second, "Completed");
+    s.btcpay.wait_for_deliveries(WAIT);
+    assert_eq!(
+        s.env.payments_with_receipt(&pull_id).len(),
+        1,
+        "booked from the webhook"
+    );
+    s.env.run(&["reconcile"]).assert_code(0);
+    let booked = s.env.payments_with_receipt(&pull_id);
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booked[0]["amount"], "-20.0000");
+    assert_eq!(booked[0]["field_1"], id.as_str());
+    assert_eq!(booked[0]["field_3"], "overcharge");
+    assert_eq!(refund_state(&s, &id, 0), "paid-out");
+    let payout_deliveries = s
+        .btcpay
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.kind.starts_with("Payout"))
+        .count();
+    assert!(payout_deliveries >= 6, "{payout_deliveries}");
+
+    // The rest (31.61) may still be refunded; then nothing is left.
+    refund(&s, &[&id, "--amount", "31.62"])
+        .assert_code(65)
+        .assert_stderr_contains("31.61");
+    refund(&s, &[&id]).assert_code(0);
+    refund(&s, &[&id])
+        .assert_code(65)
+        .assert_stderr_contains("nothing is left to refund");
+    assert_eq!(s.btcpay.pull_payments().len(), 2);
+}
+
+/// BTCPay makes a pull payment on every call: a request whose answer was lost is found
+/// by its key among the store's pull payments, never sent again.
+#[test]
+fn a_lost_answer_is_found_among_the_pull_payments_and_not_sent_twice() {
+    let (s, _route, id) = credited();
+    let faults = s.btcpay.faults();
+    faults.set_filter(Some("/refund"), Some("POST"));
+    faults.hang_after_next(1);
+    let run = refund(&s, &[&id, "--amount", "10"]);
+    faults.clear();
+    run.assert_code(0);
+    assert_eq!(run.json()["state"], "requested");
+    assert_eq!(s.btcpay.pull_payments().len(), 1);
+    s.env.run(&["reconcile"]).assert_code(0);
+    assert_eq!(s.btcpay.pull_payments().len(), 1, "never sent again");
+    assert_eq!(
+        s.env.run(&["--json", "show", &id]).json()["invoices"][0]["refunds"][0]["id"],
+        s.btcpay.pull_payments()[0]["id"]
+    );
+}
+
+/// An archived pull payment (cancelled in BTCPay) books nothing, is a finding, and frees
+/// its amount; a key without the refund permissions is refused before anything is recorded.
+#[test]
+fn archived_is_cancelled_and_a_key_without_refund_permissions_is_refused() {
+    let (s, _route, id) = credited();
+    let run = refund(&s, &[&id]);
+    run.assert_code(0);
+    let pull_id = run.json()["id"].as_str().unwrap().to_string();
+    refund(&s, &["--cancel", &pull_id])
+        .assert_code(65)
+        .assert_stderr_contains("archive pull payment");
+    s.btcpay.archive_pull_payment(&pull_id);
+    let reconciled = s.env.run(&["--json", "reconcile"]);
+    reconciled.assert_code(1);
+    assert!(
+        reconciled.stdout.contains("nothing is booked in Splynx"),
+        "a finding: {reconciled:?}"
+    );
+    assert_eq!(reconciled.json()["refunds_followed"], 1);
+    assert_eq!(refund_state(&s, &id, 0), "cancelled");
+    assert!(s.env.payments_with_receipt(&pull_id).is_empty());
+
+    // A key connected before refunds were asked for.
+    let old_key = s.btcpay.create_api_key(
+        &splynx_bitpay::btcpay::model::PERMISSIONS.map(|p| format!("{p}:{}", s.store)),
+    );
+    s.env
+        .run_with_stdin(&["pair", "--btcpay"], old_key.as_bytes())
+        .assert_code(0);
+    refund(&s, &[&id, "--amount", "5"])
+        .assert_code(78)
+        .assert_stderr_contains("btcpay.store.cancreatenonapprovedpullpayments");
+    let doctor = s.env.run(&["--json", "doctor"]).json();
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "btcpay.refunds")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("btcpay.store.cancreatenonapprovedpullpayments, btcpay.store.canviewpullpayments"),
+        "{check}"
+    );
+    assert_eq!(s.btcpay.pull_payments().len(), 1, "nothing sent");
+    let show = s.env.run(&["--json", "show", &id]).json();
+    assert_eq!(show["invoices"][0]["refunds"].as_array().unwrap().len(), 1);
+}
+
+/// A payout webhook is signed like every other; one about a pull payment this add-on did
+/// not make is answered and ignored.
+#[test]
+fn payout_webhooks_of_other_pull_payments_are_ignored() {
+    let s = connected();
+    let id = pay_invoice_101(&s);
+    s.btcpay.set_status(&id, "Settled", None);
+    deliver(&s, &id, "InvoiceSettled").assert_code(0);
+    let (body, _) = s.btcpay.webhook(&id, "InvoiceSettled").unwrap();
+    let mut payout: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let event = payout.as_object_mut().unwrap();
+    event.remove("invoiceId");
+    event.insert("type".into(), "PayoutUpdated".into());
+    event.insert("pullPaymentId".into(), "NotOurs123".into());
+    event.insert("payoutId".into(), "Payout9".into());
+    let unsigned = serde_json::to_string_pretty(&payout).unwrap();
+    s.env
+        .run_with_stdin(&["handle-ipn"], unsigned.as_bytes())
+        .assert_code(65);
+    let secret: String = s
+        .env
+        .db()
+        .query_row(
+            "SELECT token FROM tokens WHERE environment = 'btcpay' AND facade = 'webhook'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let signature = splynx_bitpay_sandbox::btcpay_signature(&secret, unsigned.as_bytes());
+    let run = s.env.run_with_stdin(
+        &["handle-ipn", "--btcpay-sig", &signature],
+        unsigned.as_bytes(),
+    );
+    run.assert_code(0);
+    assert!(run.stdout.contains("did not ask for"), "{run:?}");
+}

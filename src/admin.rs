@@ -18,6 +18,8 @@ use crate::splynx::model::Administrator;
 pub struct Caller {
     pub admin: Administrator,
     pub may_pair: bool,
+    /// Their role is in `admin.refund_roles`.
+    pub may_refund: bool,
 }
 
 /// The administrator at the admin page as `status` reports them.
@@ -30,6 +32,7 @@ pub struct CallerView {
     pub partner_id: Option<i64>,
     pub may_pair: bool,
     pub pairing_roles: Vec<String>,
+    pub may_refund: bool,
 }
 
 impl CallerView {
@@ -41,6 +44,7 @@ impl CallerView {
             partner_id: caller.admin.partner_id,
             may_pair: caller.may_pair,
             pairing_roles: allowed.to_vec(),
+            may_refund: caller.may_refund,
         }
     }
 }
@@ -95,30 +99,34 @@ pub fn identify(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
         }
     }
     let may_pair = role_matches(&ctx.config.pairing_roles, &admin.role);
-    Ok(Some(Caller { admin, may_pair }))
+    let may_refund = role_matches(&ctx.config.refund_roles, &admin.role);
+    Ok(Some(Caller {
+        admin,
+        may_pair,
+        may_refund,
+    }))
 }
 
 /// For refunds: the web caller must hold a role in `admin.refund_roles`.
 pub fn require_refund_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Caller>> {
     let caller = identify(ctx, args)?;
-    if let Some(c) = caller
-        .as_ref()
-        .filter(|c| !role_matches(&ctx.config.refund_roles, &c.admin.role))
-    {
-        return Err(AdminRefusal::MayNotRefund {
-            allowed: ctx
-                .config
-                .refund_roles
-                .iter()
-                .map(|r| format!("{r:?}"))
-                .collect::<Vec<_>>()
-                .join(" or "),
-            admin: c.admin.label(),
-            role: c.admin.role.clone(),
-        }
-        .into());
+    if let Some(c) = caller.as_ref().filter(|c| !c.may_refund) {
+        return Err(refund_refusal(&ctx.config.refund_roles, &c.admin).into());
     }
     Ok(caller)
+}
+
+/// Why an administrator may not refund.
+pub fn refund_refusal(allowed: &[String], admin: &Administrator) -> AdminRefusal {
+    AdminRefusal::MayNotRefund {
+        allowed: allowed
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        admin: admin.label(),
+        role: admin.role.clone(),
+    }
 }
 
 /// For pair, unpair and pairing requests: the web caller must hold an allowed role.

@@ -619,3 +619,41 @@ pub fn views_for(store: &Store, record: &InvoiceRecord) -> Result<Vec<RefundView
         .map(|r| RefundView::of(r, record))
         .collect())
 }
+
+/// The `limit` newest refunds, newest first, for `status` and the admin page.
+pub fn recent_views(store: &Store, limit: u32) -> Result<Vec<RefundView>> {
+    let mut views = Vec::new();
+    for refund in store.recent_refunds(limit)? {
+        if let Some(record) = store.invoice(refund.invoice_id)? {
+            views.push(RefundView::of(&refund, &record));
+        }
+    }
+    Ok(views)
+}
+
+/// What may still be refunded of each credited record in `records` (by the server's
+/// invoice id, in the currency's decimals): the admin page's prefilled amounts. The
+/// server's word is checked again when a refund is asked for.
+pub fn refundable_amounts(
+    store: &Store,
+    records: &[InvoiceRecord],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut amounts = std::collections::BTreeMap::new();
+    for record in records {
+        let Some(id) = record.bitpay_id.as_ref() else {
+            continue;
+        };
+        // What the rules refuse before asking the server: not credited, or a BitPay
+        // direct-link invoice (no e-mail to ask the payer for an address).
+        let direct_at_bitpay = record.order.server() == crate::config::ServerKind::BitPay
+            && record.order.origin() == crate::domain::Origin::DirectLink;
+        if record.settlement != crate::domain::Settlement::Credited || direct_at_bitpay {
+            continue;
+        }
+        let (left, _) = crate::domain::refundable_left(record, &store.refunds_for(record.id)?);
+        if left > rust_decimal::Decimal::ZERO {
+            amounts.insert(id.to_string(), format_amount(left, &record.order.currency));
+        }
+    }
+    Ok(amounts)
+}

@@ -9,7 +9,8 @@
  * Splynx opens the page with the administrator's session hash (`sash`); every pairing
  * change passes it to the binary, which asks Splynx who that is and refuses roles not in
  * admin.pairing_roles (and pending codes are not shown to them). Replacing an active token
- * asks for a confirmation first.
+ * asks for a confirmation first. Refunds (admin.refund_roles, checked by the binary) and
+ * their cancellation are confirmed first too, with the amount prefilled.
  */
 
 namespace SplynxBitpay;
@@ -25,11 +26,15 @@ return static function (string $route): void {
     $flashKey = 'splynx_bitpay_admin_flash';
     // Always given for changes: without a sash the binary refuses them.
     $who = ['--sash', $sash, '--session-admin', (string) $admin];
-    $confirm = static function (string $heading, string $text, string $do, array $fields, string $button, string $class) use ($self, $sash): void {
+    // $inputs: fields the administrator may still change on the confirmation (name => [label, value, maxlength]).
+    $confirm = static function (string $heading, string $text, string $do, array $fields, string $button, string $class, array $inputs = []) use ($self, $sash): void {
         $token = Csrf::token();
         session_write_close();
         View::page('admin-confirm', ['title' => $heading, 'csrf' => $token, 'action' => $self, 'sash' => $sash,
-            'heading' => $heading, 'text' => $text, 'do' => $do, 'fields' => $fields, 'button' => $button, 'button_class' => $class]);
+            'heading' => $heading, 'text' => $text, 'do' => $do, 'fields' => $fields, 'inputs' => $inputs, 'button' => $button, 'button_class' => $class]);
+    };
+    $validId = static function (string $id): bool {
+        return preg_match('/^[A-Za-z0-9]{1,64}$/', $id) === 1;
     };
 
     if (Http::method() === 'POST') {
@@ -54,8 +59,46 @@ return static function (string $route): void {
                 return;
             }
         }
+        $refundId = Http::post('bitpay_invoice_id');
+        if ($action === 'refund' && !$confirmed && $validId($refundId)) {
+            // What happens, said before anything is sent; the amount prefilled with what is left.
+            $status = Binary::run(array_merge(['status', '--from-page'], $who));
+            $left = $status->ok() && isset($status->json['refundable'][$refundId]) ? (string) $status->json['refundable'][$refundId] : '';
+            $btcpay = $status->ok() && (string) $status->json['environment'] === 'btcpay';
+            $how = $btcpay
+                ? 'BTCPay Server makes a pull payment of this amount and gives you its claim link: hand it to the customer, who enters their own address; approve and pay the payout in BTCPay.'
+                : 'BitPay e-mails the customer to ask for a refund address, then pays it out.';
+            $confirm('Refund invoice ' . $refundId, $how . ' Once the money has left, the refund is booked in Splynx as a negative payment of the customer (the document stays paid; the balance goes down). The request is sent once and cannot be repeated by accident.', 'refund', ['bitpay_invoice_id' => $refundId], 'Yes, refund', 'confirm-refund',
+                ['amount' => ['Amount (at most ' . ($left === '' ? 'what is left' : $left) . ')', $left, 20], 'reason' => ['Reason (the customer\'s Splynx payment carries it)', '', 200]]);
+            return;
+        }
+        $cancelId = Http::post('refund_id');
+        if ($action === 'refund_cancel' && !$confirmed && $validId($cancelId)) {
+            $confirm('Cancel refund ' . $cancelId, 'This asks the payment server to cancel the refund before it is paid out. Nothing is booked in Splynx for a cancelled refund.', 'refund_cancel', ['refund_id' => $cancelId], 'Yes, cancel the refund', 'confirm-cancel-refund');
+            return;
+        }
         session_write_close();
-        if ($action === 'pair') {
+        if ($action === 'refund') {
+            $amount = Http::post('amount');
+            $reason = Http::post('reason');
+            if (!$validId($refundId) || !preg_match('/^[0-9]{1,12}(\.[0-9]{1,8})?$/', $amount)) {
+                $flash = ['danger', 'Enter the amount to refund as a number, like 12.50; nothing was sent.'];
+            } else {
+                $result = Binary::run(array_merge(['refund', $refundId, '--amount', $amount], $reason !== '' ? ['--reason', substr($reason, 0, 200)] : [], $who));
+                $flash = $result->ok()
+                    ? ['success', 'Refund ' . (string) $result->json['id'] . ' of ' . (string) $result->json['amount'] . ' ' . (string) $result->json['currency'] . ' asked for: ' . (string) $result->json['state_text'] . '.' . (!empty($result->json['claim_link']) ? ' Hand the customer the claim link: ' . (string) $result->json['claim_link'] : '')]
+                    : ['danger', 'Nothing was refunded: ' . $result->message()];
+            }
+        } elseif ($action === 'refund_cancel') {
+            if (!$validId($cancelId)) {
+                $flash = ['danger', 'Unknown refund.'];
+            } else {
+                $result = Binary::run(array_merge(['refund', '--cancel', $cancelId], $who));
+                $flash = $result->ok()
+                    ? ['success', 'Refund ' . $cancelId . ' is ' . (string) $result->json['state_text'] . '.']
+                    : ['danger', 'The refund was not cancelled: ' . $result->message()];
+            }
+        } elseif ($action === 'pair') {
             if (!preg_match('/^[A-Za-z0-9]{7}$/', $code)) {
                 $flash = ['danger', 'A pairing code is 7 letters or digits, like u7m0VSR.'];
             } else {

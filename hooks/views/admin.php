@@ -11,7 +11,20 @@ $environment = $status !== null ? (string) $status['environment'] : '';
 $paired = $status !== null && !empty($status['paired']);
 // The binary decides who may change the pairing (admin.pairing_roles); this only renders it.
 $mayPair = $status !== null && !empty($status['administrator']['may_pair']);
+// Refunds: admin.refund_roles, decided by the binary too; this only hides what it would refuse.
+$mayRefund = $status !== null && !empty($status['administrator']['may_refund']);
 $sashField = '<input type="hidden" name="sash" value="' . View::e($sash) . '">';
+// A one-button form posting `action` with hidden `fields`.
+$actionForm = static function (string $do, array $fields, string $label, string $class) use ($action, $csrf, $sashField): string {
+    $hidden = '';
+    foreach ($fields as $name => $value) {
+        $hidden .= '<input type="hidden" name="' . View::e($name) . '" value="' . View::e($value) . '">';
+    }
+    return '<form method="post" action="' . View::e($action) . '" class="inline-form">'
+        . '<input type="hidden" name="_csrf" value="' . View::e($csrf) . '">' . $sashField
+        . '<input type="hidden" name="action" value="' . View::e($do) . '">' . $hidden
+        . '<button type="submit" class="btn ' . View::e($class) . '">' . View::e($label) . '</button></form>';
+};
 // Unpairing from BitPay and disconnecting from BTCPay Server are one action (`unpair`).
 $unpairForm = static function (string $label) use ($action, $csrf, $sashField): string {
     return '<form method="post" action="' . View::e($action) . '" class="inline-form" style="margin-top:14px">'
@@ -202,9 +215,25 @@ if (empty($status['invoices'])) {
 </dl>
 <?php if (!empty($status['recent_payments'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Recent payments</h4>
-<div class="table-wrap"><table class="table recent-payments"><tr><th>Credited</th><th>Document</th><th>Customer</th><th>Amount</th><th>Splynx payment</th><th>Invoice id</th><th>Now</th></tr>
+<div class="table-wrap"><table class="table recent-payments"><tr><th>Credited</th><th>Document</th><th>Customer</th><th>Amount</th><th>Splynx payment</th><th>Invoice id</th><th>Now</th><?= $mayRefund ? '<th>Refund</th>' : '' ?></tr>
 <?php foreach ($status['recent_payments'] as $row) : ?>
-<tr><td><?= View::e($row['credited_at']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : '-') ?></td><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['settlement_text']) ?></td></tr>
+<?php $left = isset($status['refundable'][$row['bitpay_invoice_id']]) ? (string) $status['refundable'][$row['bitpay_invoice_id']] : null; ?>
+<tr><td><?= View::e($row['credited_at']) ?></td><td><?= View::e($documentName($row)) ?></td><td><?= View::e($row['customer_id']) ?></td><td><?= View::e($row['price'] . ' ' . $row['currency']) ?></td><td><?= View::e($row['splynx_payment_id'] !== null ? $row['splynx_payment_id'] : '-') ?></td><td class="id"><?= View::e($row['bitpay_invoice_id']) ?></td><td><?= View::e($row['settlement_text']) ?></td><?php if ($mayRefund) : ?><td class="refund-cell"><?= $left !== null ? $actionForm('refund', ['bitpay_invoice_id' => (string) $row['bitpay_invoice_id']], 'Refund', 'refund') . ' <span class="muted">up to ' . View::e($left . ' ' . $row['currency']) . '</span>' : '<span class="muted">-</span>' ?></td><?php endif; ?></tr>
+<?php endforeach; ?>
+</table></div>
+<?php endif; ?>
+<?php if (!empty($status['refund_refusal']) && !empty($status['recent_payments'])) : ?>
+<p class="muted refund-refusal"><?= View::e($status['refund_refusal']) ?></p>
+<?php endif; ?>
+<?php if (!empty($status['recent_refunds'])) : ?>
+<h4 style="margin-top:16px;font-size:15px">Refunds</h4>
+<div class="table-wrap"><table class="table refunds"><tr><th>Refund</th><th>Invoice id</th><th>Amount</th><th>State</th><th>Asked by</th><th>When</th><th>Splynx</th></tr>
+<?php foreach ($status['recent_refunds'] as $r) : ?>
+<?php $open = in_array($r['state'], ['sending', 'requested', 'pending'], true); ?>
+<tr><td class="id"><?= View::e($r['id']) ?></td><td class="id"><?= View::e($r['invoice_id']) ?></td><td><?= View::e($r['amount'] . ' ' . $r['currency']) ?></td><td><span class="label refund-state label-<?= $r['state'] === 'paid-out' ? 'success' : ($open ? 'info' : 'warning') ?>"><?= View::e($r['state_text']) ?></span><?= $r['server_status'] !== null ? ' <span class="muted">(' . View::e($r['server_status']) . ')</span>' : '' ?></td><td><?= View::e($r['requested_by']) ?><?= $r['reason'] !== null ? '<br><span class="muted">' . View::e($r['reason']) . '</span>' : '' ?></td><td><?= View::e($r['requested_at']) ?></td><td><?= $r['splynx_payment_id'] !== null ? 'payment ' . View::e($r['splynx_payment_id']) : 'not booked' ?></td></tr>
+<?php if (($open && $r['claim_link'] !== null) || ($open && $mayRefund && $environment !== 'btcpay' && $r['state'] !== 'sending') || $r['note'] !== null) : ?>
+<tr class="note-row"><td class="note" colspan="7"><?php if ($open && $r['claim_link'] !== null) : ?>Claim link for the customer: <a class="claim-link" href="<?= View::e($r['claim_link']) ?>" target="_blank" rel="noopener noreferrer"><?= View::e($r['claim_link']) ?></a> <?php endif; ?><?= $r['note'] !== null ? View::e($r['note']) . ' ' : '' ?><?= $open && $mayRefund && $environment !== 'btcpay' && $r['state'] !== 'sending' ? $actionForm('refund_cancel', ['refund_id' => (string) $r['id']], 'Cancel refund', 'cancel-refund') : '' ?></td></tr>
+<?php endif; ?>
 <?php endforeach; ?>
 </table></div>
 <?php endif; ?>

@@ -1290,6 +1290,15 @@ impl Core {
                 let refund_id = self.refund(id).map_err(|e| (400, e))?;
                 Reply::json(200, &json!({"refundId": refund_id}))
             }
+            ("POST", ["refunds", id, "status"]) => {
+                let b = body()?;
+                let status = b
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .ok_or((400, "status is required".to_string()))?;
+                let delivered = self.advance_refund(id, status).map_err(|e| (400, e))?;
+                Reply::json(200, &json!({"delivered": delivered.map(|d| d.status)}))
+            }
             ("GET", ["invoices", id, "refund-webhook"]) => {
                 let refund_id = req
                     .query_param("refund")

@@ -25,6 +25,8 @@
 //! `POST /_sandbox/invoices/{id}/expire`;
 //! `POST /_sandbox/invoices/{id}/refund` → `{"refundId":..}` (a confirmed invoice declines);
 //! `GET /_sandbox/invoices/{id}/refund-webhook?refund=R&code=7002` → `{"body":..}`;
+//! `POST /_sandbox/refunds/{id}/status` (`{"status":"pending"|"success"|"failure"}`: its
+//! webhook is delivered) → `{"delivered": HTTP status or null}`;
 //! `POST /_sandbox/foreign-invoices` (`{"orderId","price","currency"}`) → `{"id":..}`, an
 //! invoice another integration on the same account made with its own token;
 //! `GET /_sandbox/invoices/{id}/webhook?format=extended|legacy` → `{"body":..,"signature":..}`;

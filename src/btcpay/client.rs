@@ -157,7 +157,12 @@ impl BtcpayClient {
     }
 
     pub fn pull_payment(&self, id: &str) -> Result<PullPayment> {
-        self.call(Method::GET, &format!("/api/v1/pull-payments/{id}"), &[], None)
+        self.call(
+            Method::GET,
+            &format!("/api/v1/pull-payments/{id}"),
+            &[],
+            None,
+        )
     }
 
     /// Every payout claimed on pull payment `id`, cancelled ones too.

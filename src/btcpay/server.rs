@@ -10,9 +10,9 @@ use crate::domain::{NewInvoice, RefundState};
 use crate::secret::Secret;
 use crate::server::{is_invoice_id, webhook_json};
 use crate::server::{
-    Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, RefundAsk,
-    ServerError, ServerInvoice, ServerRefund, ServerResult, SignatureCheck, StatusWords,
-    WebhookError, WebhookFormat, WebhookHeaders, WebhookNotice,
+    Capabilities, CreateDetails, Credential, InvoiceStatus, PaymentServer, RefundAsk, ServerError,
+    ServerInvoice, ServerRefund, ServerResult, SignatureCheck, StatusWords, WebhookError,
+    WebhookFormat, WebhookHeaders, WebhookNotice,
 };
 
 /// What our invoices carry in their metadata, so that a store-wide webhook or list can tell
@@ -372,7 +372,6 @@ impl PaymentServer for BtcpayServer {
         let pull = self.client.pull_payment(id).map_err(classify)?;
         self.refund_of(pull, "")
     }
-
 }
 
 /// A key connected before refunds were asked for.
@@ -416,7 +415,12 @@ impl WebhookFormat for BtcpayWebhooks {
             let pull = value["pullPaymentId"].as_str().unwrap_or_default();
             if !is_invoice_id(pull) {
                 return Err(WebhookError::RefundWithoutInvoice(
-                    value["payoutId"].as_str().unwrap_or_default().chars().take(80).collect(),
+                    value["payoutId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect(),
                 ));
             }
             return Ok(WebhookNotice {
@@ -596,14 +600,20 @@ mod tests {
             RefundState::Pending
         );
         assert_eq!(
-            state(false, &[payout("12", "Completed"), payout("8", "InProgress")]),
+            state(
+                false,
+                &[payout("12", "Completed"), payout("8", "InProgress")]
+            ),
             RefundState::Pending
         );
         let (partial, words) = refund_state(&pull(true), &[payout("12", "Completed")]);
         assert_eq!(partial, RefundState::Pending, "never booked by itself");
         assert!(words.contains("12 of 20.00 USD"), "{words}");
         assert_eq!(
-            state(false, &[payout("12", "Completed"), payout("8", "Completed")]),
+            state(
+                false,
+                &[payout("12", "Completed"), payout("8", "Completed")]
+            ),
             RefundState::PaidOut
         );
     }

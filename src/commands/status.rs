@@ -24,6 +24,7 @@ const UNSETTLED_SHOWN: u32 = 25;
 const HELD_SHOWN: u32 = 25;
 const PAIRING_CHANGES_SHOWN: u32 = 5;
 const PAYMENTS_SHOWN: u32 = 10;
+const REFUNDS_SHOWN: u32 = 25;
 
 pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
     // At the admin page: who is looking, and whether they may see pending pairing codes.
@@ -117,13 +118,19 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
                 ctx.config.server.name(),
             )
         }),
+        refund_refusal: caller
+            .as_ref()
+            .filter(|c| !c.may_refund)
+            .map(|c| admin::refund_refusal(&ctx.config.refund_roles, &c.admin).to_string()),
         pairing_changes: pairing_changes.iter().map(Dated::from).collect(),
         database_bytes,
         oldest_journal_at: oldest_journal.map(clock::datetime_of),
         last_pruned_at: last_prune.map(clock::datetime_of),
         held: held.iter().map(InvoiceView::from).collect(),
         recent_webhooks: webhooks.iter().map(Dated::from).collect(),
+        refundable: crate::refund::refundable_amounts(&ctx.store, &payments)?,
         recent_payments: payments.iter().map(InvoiceView::from).collect(),
+        recent_refunds: crate::refund::recent_views(&ctx.store, REFUNDS_SHOWN)?,
     };
     ctx.output.show(&status);
     Ok(SUCCESS)
@@ -155,6 +162,8 @@ struct Status {
     bookings_waiting: BookingsWaiting,
     administrator: Option<CallerView>,
     pairing_refusal: Option<String>,
+    /// Why the administrator at the page may not refund, if they may not.
+    refund_refusal: Option<String>,
     pairing_changes: Vec<Dated>,
     database_bytes: u64,
     oldest_journal_at: Option<String>,
@@ -163,6 +172,10 @@ struct Status {
     recent_webhooks: Vec<Dated>,
     /// Credited invoices, newest credit first (whatever happened to them since).
     recent_payments: Vec<InvoiceView>,
+    /// What may still be refunded of each recent payment, by invoice id (none: nothing).
+    refundable: BTreeMap<String, String>,
+    /// The newest refunds, newest first.
+    recent_refunds: Vec<crate::refund::RefundView>,
 }
 
 #[derive(Debug, Serialize)]

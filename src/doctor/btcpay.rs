@@ -128,7 +128,10 @@ fn check_refunds(
     } else {
         report.warn(
             "btcpay.refunds",
-            format!("refunds from Splynx cannot be made: {}", problems.join("; ")),
+            format!(
+                "refunds from Splynx cannot be made: {}",
+                problems.join("; ")
+            ),
             Some(format!(
                 "connect again through the admin page (its link asks for {})",
                 REFUND_PERMISSIONS.join(", ")

@@ -115,6 +115,15 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The `limit` newest refunds, newest first.
+    pub fn recent_refunds(&self, limit: u32) -> Result<Vec<RefundRecord>> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM refunds ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = statement.query_map([limit], refund_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// How many refunds are in each state.
     pub fn refund_counts(&self) -> Result<Vec<(String, i64)>> {
         let mut statement = self

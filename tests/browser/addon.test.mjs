@@ -528,6 +528,70 @@ describe('splynx-bitpay add-on in the browser', () => {
     await page.context().close();
   });
 
+  test('refunds from the admin page: only refund roles, confirmed first, states shown', async () => {
+    // A credited payment BitPay has completed (refunds need `complete` and the merchant token paired above).
+    const status = binary('status');
+    const credited = status.recent_payments.find((p) => p.settlement === 'credited' && p.document !== 'refill' && status.refundable[p.bitpay_invoice_id]);
+    assert.ok(credited, `a refundable payment: ${JSON.stringify(status.recent_payments)}`);
+    const id = credited.bitpay_invoice_id;
+    await bitpay('POST', `/_sandbox/invoices/${id}/status`, { status: 'complete' });
+
+    // A support administrator sees no Refund action, and why (the binary refuses them too:
+    // tests/integration/refunds.rs).
+    const support = await newPage(browser);
+    await support.goto(`${BASE}/bitpay/admin`);
+    await login(support, 'support', { admin: true });
+    assert.equal(await support.locator('button.refund').count(), 0, 'no Refund button');
+    assert.match(await support.locator('.refund-refusal').innerText(), /Only administrators with the role "super-administrator" may refund/);
+    await shot(support, 'admin-refund-refused');
+    await support.context().close();
+    assert.equal(binary('show', id).invoices[0].refunds.length, 0, 'nothing recorded or sent');
+
+    // The super administrator: Refund → a confirmation that says what happens, amount prefilled.
+    const page = await newPage(browser);
+    await page.goto(`${BASE}/bitpay/admin`);
+    await login(page, 'admin', { admin: true });
+    const row = page.locator('table.recent-payments tr', { hasText: id });
+    await shot(page, 'admin-refund-action');
+    await Promise.all([page.waitForLoadState('load'), row.locator('button.refund').click()]);
+    assert.match(await page.locator('.panel').first().innerText(), /BitPay e-mails the customer to ask for a refund address/);
+    assert.match(await page.locator('.panel').first().innerText(), /booked in Splynx as a negative payment/);
+    assert.equal(await page.inputValue('#amount'), status.refundable[id]);
+    await page.fill('#amount', '5.00');
+    await page.fill('#reason', 'goodwill');
+    await shot(page, 'admin-refund-confirm');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-refund')]);
+    assert.match(await page.locator('.flash').innerText(), /Refund \w+ of 5\.00 USD asked for: requested/);
+    const refunds = () => page.locator('table.refunds').innerText();
+    assert.match(await refunds(), /5\.00 USD\trequested/);
+    assert.match(await refunds(), /Splynx administrator admin \(Ada Admin\)/);
+    assert.match(await refunds(), /goodwill/);
+    await shot(page, 'admin-refund-requested');
+
+    // BitPay pays it out; its webhook reaches /bitpay/ipn: booked once as a negative payment.
+    const [refund] = binary('show', id).invoices[0].refunds;
+    const moved = await bitpay('POST', `/_sandbox/refunds/${refund.id}/status`, { status: 'success' });
+    assert.equal(moved.json.delivered, 200);
+    await page.reload();
+    assert.match(await refunds(), /5\.00 USD\tpaid out/);
+    const negative = (await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === refund.id);
+    assert.equal(negative.length, 1);
+    assert.match(await refunds(), new RegExp(`payment ${negative[0].id}`));
+    await shot(page, 'admin-refund-paid-out');
+
+    // A second refund, cancelled from the page after a confirmation.
+    await Promise.all([page.waitForLoadState('load'), row.locator('button.refund').click()]);
+    await page.fill('#amount', '1.00');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-refund')]);
+    await Promise.all([page.waitForLoadState('load'), page.locator('button.cancel-refund').first().click()]);
+    assert.match(await page.locator('.panel').first().innerText(), /Nothing is booked in Splynx for a cancelled refund/);
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-cancel-refund')]);
+    assert.match(await page.locator('.flash').innerText(), /is cancelled/);
+    assert.match(await refunds(), /1\.00 USD\tcancelled/);
+    await shot(page, 'admin-refund-cancelled');
+    await page.context().close();
+  });
+
   test('admin unpairs; customers then get a friendly error', async () => {
     const page = await newPage(browser);
     await page.goto(`${BASE}/bitpay/admin`);

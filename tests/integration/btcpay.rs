@@ -1075,7 +1075,11 @@ pub(crate) mod through_the_binary {
             .filter(|(k, _)| k == "permissions")
             .map(|(_, v)| v.into_owned())
             .collect();
-        let wanted: Vec<&str> = PERMISSIONS.iter().chain(&REFUND_PERMISSIONS).copied().collect();
+        let wanted: Vec<&str> = PERMISSIONS
+            .iter()
+            .chain(&REFUND_PERMISSIONS)
+            .copied()
+            .collect();
         assert_eq!(asked, wanted, "the refund permissions too");
         let (action, fields) = authorize_in_browser(&authorize);
         let state = url::Url::parse(&action)

@@ -22,7 +22,8 @@ fn credited() -> (Setup, WebhookRoute, String) {
     s.env
         .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
         .assert_code(0);
-    s.btcpay.set_retry_schedule(vec![Duration::from_millis(200); 8]);
+    s.btcpay
+        .set_retry_schedule(vec![Duration::from_millis(200); 8]);
     let id = pay_invoice_101(&s);
     s.btcpay.set_status(&id, "Settled", None);
     s.btcpay.wait_for_deliveries(WAIT);
@@ -51,7 +52,10 @@ fn a_partial_refund_is_a_pull_payment_booked_once_when_its_payouts_complete() {
     run.assert_code(0);
     let pull_id = run.json()["id"].as_str().unwrap().to_string();
     let link = run.json()["claim_link"].as_str().unwrap().to_string();
-    assert!(link.ends_with(&format!("/pull-payments/{pull_id}")), "{link}");
+    assert!(
+        link.ends_with(&format!("/pull-payments/{pull_id}")),
+        "{link}"
+    );
     assert_eq!(run.json()["state"], "requested");
     let pulls = s.btcpay.pull_payments();
     assert_eq!(pulls.len(), 1);
@@ -171,10 +175,9 @@ fn archived_is_cancelled_and_a_key_without_refund_permissions_is_refused() {
         .unwrap();
     assert_eq!(check["status"], "warn", "{check}");
     assert!(
-        check["message"]
-            .as_str()
-            .unwrap()
-            .contains("btcpay.store.cancreatenonapprovedpullpayments, btcpay.store.canviewpullpayments"),
+        check["message"].as_str().unwrap().contains(
+            "btcpay.store.cancreatenonapprovedpullpayments, btcpay.store.canviewpullpayments"
+        ),
         "{check}"
     );
     assert_eq!(s.btcpay.pull_payments().len(), 1, "nothing sent");

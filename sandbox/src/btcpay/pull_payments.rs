@@ -205,9 +205,9 @@ impl Core {
         let state = lock(&self.state);
         let find = |id: &str| state.pull_payments.iter().find(|p| p.id == id);
         match (req.method.as_str(), rest) {
-            ("GET", [id]) => find(id).map_or_else(not_found, |p| {
-                Reply::json(200, &p.data(&self.base_url))
-            }),
+            ("GET", [id]) => {
+                find(id).map_or_else(not_found, |p| Reply::json(200, &p.data(&self.base_url)))
+            }
             ("GET", [id, "payouts"]) => {
                 let Some(pull) = find(id) else {
                     return not_found();
@@ -266,7 +266,10 @@ impl BtcpaySandbox {
     pub fn claim(&self, id: &str, amount: &str) -> String {
         let mut state = lock(&self.core.state);
         assert!(
-            state.pull_payments.iter().any(|p| p.id == id && !p.archived),
+            state
+                .pull_payments
+                .iter()
+                .any(|p| p.id == id && !p.archived),
             "no open pull payment {id}"
         );
         let payout = Payout {

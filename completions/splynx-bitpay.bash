@@ -587,7 +587,7 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__refund)
-            opts="-v -q -h --amount --reason --cancel --sash --session-admin --from-page --config --json --verbose --quiet --help"
+            opts="-v -q -h --amount --reason --cancel --record --sash --session-admin --from-page --config --json --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

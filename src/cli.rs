@@ -69,10 +69,11 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay reconcile\n  splynx-bitpay reconcile --since 2026-11-01 --dry-run"
     )]
     Reconcile(ReconcileArgs),
-    /// Refund a credited payment (all that is left, or --amount), or cancel a refund
+    /// Refund a credited payment (all that is left, or --amount), cancel a refund, or record
+    /// one made in the server's dashboard
     #[command(
-        long_about = "Refund a credited payment through the payment server, exactly once: ID is the server's invoice id or the Splynx payment id; without --amount, everything still refundable (what was credited less refunds paid out, pending or in flight; a failed or cancelled refund frees its amount). Only a credited payment that is not held, in the invoice's currency with its decimals; with BitPay only a complete invoice (a confirmed one would be declined), only with a merchant token, and not an invoice paid through a direct link (BitPay has no e-mail address to ask the payer for a refund address). The request is recorded before it is sent and sent once: an answer that never came is looked up by its key (reconcile does it), never repeated. The refund is followed through the server's webhooks and reconcile, and booked in Splynx only when the server says the money was paid out: a negative payment with the add-on's payment method, receipt number = the refund's id, not allocated to the document (it stays paid; the customer's balance goes down by the refund). A failed or cancelled refund books nothing and is reported by reconcile. --cancel cancels a refund the server has not paid out.",
-        after_help = "Examples:\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4\n  splynx-bitpay refund 812 --amount 10.00 --reason \"cancelled contract\"\n  splynx-bitpay refund --cancel Eso8srxKJR5U71ahCspAAA"
+        long_about = "Refund a credited payment through the payment server, exactly once: ID is the server's invoice id or the Splynx payment id; without --amount, everything still refundable (what was credited less refunds paid out, pending or in flight; a failed or cancelled refund frees its amount). Only a credited payment that is not held, in the invoice's currency with its decimals, and not one the server lists a dashboard refund for. BitPay: only a complete invoice (a confirmed one would be declined), only with a merchant token, and not an invoice paid through a direct link (BitPay has no e-mail address to ask the payer for a refund address); BitPay e-mails the payer for an address. BTCPay Server: a pull payment of exactly the amount, in the invoice's currency; its claim link is printed, for the admin to hand to the customer, who claims it with their own address; the admin approves and pays the payout in BTCPay. The request is recorded before it is sent and sent once: an answer that never came is looked up by its key (reconcile does it), never repeated. The refund is followed through the server's webhooks (BTCPay: its payout events) and reconcile, and booked in Splynx only when the server says the money was paid out: a negative payment with the add-on's payment method, receipt number = the refund's id, not allocated to the document (it stays paid; the customer's balance goes down by the refund). A failed or cancelled refund books nothing and is reported by reconcile. --cancel cancels a BitPay refund not paid out yet (a BTCPay refund is cancelled by archiving its pull payment in BTCPay). --record records the refunds the server lists for the invoice that were made in its own dashboard, after the admin checked them: booked like ours once paid out, never without this command.",
+        after_help = "Examples:\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4\n  splynx-bitpay refund 812 --amount 10.00 --reason \"cancelled contract\"\n  splynx-bitpay refund --cancel Eso8srxKJR5U71ahCspAAA\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4 --record"
     )]
     Refund(RefundArgs),
     /// Close a record held for the admin (review, reversed after credit, duplicates)
@@ -277,6 +278,10 @@ pub struct RefundArgs {
     /// Cancel this refund (the server's refund id) instead
     #[arg(long, value_name = "REFUND_ID", conflicts_with_all = ["amount", "reason"])]
     pub cancel: Option<String>,
+    /// Record in Splynx the refunds of invoice ID made in the server's dashboard (booked,
+    /// like ours, once paid out) instead of asking for one
+    #[arg(long, conflicts_with_all = ["amount", "reason", "cancel"])]
+    pub record: bool,
     #[command(flatten)]
     pub admin: AdminArgs,
 }

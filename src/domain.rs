@@ -12,7 +12,9 @@ pub use crate::fee::AppliedFee;
 use crate::secret::Secret;
 
 mod refund;
-pub use refund::{check_refund, refundable_left, RefundRecord, RefundRefusal, RefundState};
+pub use refund::{
+    check_refund, made_elsewhere, refundable_left, RefundRecord, RefundRefusal, RefundState,
+};
 
 /// Where the customer started a checkout. A BitPay invoice is handed out again only to
 /// the same origin: a direct link's carries no name or e-mail and returns to the link, a

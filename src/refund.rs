@@ -51,6 +51,19 @@ pub enum RefundError {
     },
     #[error("refund {0} can no longer be cancelled: it is {1}")]
     NotCancellable(String, &'static str),
+    #[error(
+        "{server} lists no refund of invoice {id} made outside this add-on: nothing to record"
+    )]
+    NothingElsewhere { server: &'static str, id: String },
+    #[error("invoice {0} was never credited in Splynx: there is no payment to take a refund from")]
+    NeverCredited(String),
+    #[error("{server} refund {refund} is in {currency}, not the invoice's {invoice_currency}: record it in Splynx by hand")]
+    OtherCurrency {
+        server: &'static str,
+        refund: String,
+        currency: String,
+        invoice_currency: String,
+    },
     #[error("a {server} refund is cancelled in {server} itself: archive pull payment {id} on its Pull Payments page; reconcile then records it cancelled")]
     CancelledAtServer { server: &'static str, id: String },
     #[error("the refund request for {id} was sent to {server} but no answer came ({cause}): it is looked up by its key (`reconcile` does it), never sent again")]
@@ -173,11 +186,21 @@ pub fn request(
         .fetch(&server_id, &record.order)
         .with_context(|| format!("fetching {} invoice {server_id}", server.name()))?;
     let refunds = ctx.store.refunds_for(record.id)?;
+    // The server's refunds of the invoice: one made in its dashboard means this invoice is
+    // refunded from there (recorded with `refund --record`). Asking needs the refund
+    // credentials (BitPay's merchant facade), so nothing is recorded without them.
+    let at_server = server
+        .refunds_of(&server_id)
+        .with_context(|| format!("asking {} for a refund", server.name()))?;
+    let elsewhere =
+        crate::domain::made_elsewhere(&at_server, &refunds, |r| (r.id.as_str(), r.key.as_deref()));
+    let refunded_elsewhere = elsewhere.iter().any(|r| r.state.holds_amount())
+        || (fetched.refunded && refunds.iter().all(|r| r.state == RefundState::Failed));
     let amount = check_refund(
         &record,
         fetched.status,
         &fetched.words.to_string(),
-        fetched.refunded,
+        refunded_elsewhere,
         &refunds,
         amount,
     )?;
@@ -189,10 +212,6 @@ pub fn request(
         key: &guid,
         reason,
     };
-    // Credentials first (BitPay: the merchant facade): nothing is recorded without them.
-    server
-        .find_refund(&ask)
-        .with_context(|| format!("asking {} for a refund", server.name()))?;
     let now = clock::now_ms();
     let stored = {
         let tx = ctx.store.begin()?;
@@ -278,6 +297,19 @@ pub fn request(
     Ok(RefundView::of(&stored, &record))
 }
 
+/// Keeps the server's word on stored refund `id`: its id, words, state and claim link.
+fn store_answer(store: &Store, id: i64, answer: &ServerRefund, now: i64) -> Result<()> {
+    store.update_refund(
+        id,
+        Some(&answer.id),
+        &answer.words,
+        answer.state,
+        answer.claim_link.as_deref(),
+        now,
+    )?;
+    Ok(())
+}
+
 /// Records what the server said of a refund, and journals a change of state.
 fn record_answer(
     store: &Store,
@@ -288,14 +320,7 @@ fn record_answer(
 ) -> Result<()> {
     let now = clock::now_ms();
     let changed = refund.state != answer.state || refund.server_id.as_deref() != Some(&answer.id);
-    store.update_refund(
-        refund.id,
-        Some(&answer.id),
-        &answer.words,
-        answer.state,
-        answer.claim_link.as_deref(),
-        now,
-    )?;
+    store_answer(store, refund.id, answer, now)?;
     if changed {
         store.journal(
             record.bitpay_id.as_deref(),
@@ -367,6 +392,115 @@ pub fn cancel(ctx: &Context, id: &str, who: &str) -> Result<RefundView> {
         .refund(refund.id)?
         .context("stored refund vanished")?;
     Ok(RefundView::of(&refund, &record))
+}
+
+/// Records the refunds of invoice `id` the server made outside this add-on (its
+/// dashboard), after the admin confirmed it: each becomes a refund of ours, named by the
+/// server's refund id, followed and booked in Splynx once paid out, exactly like ours.
+/// Never done automatically.
+pub fn record_elsewhere(ctx: &Context, id: &str, who: &str) -> Result<Vec<RefundView>> {
+    let record = find_invoice(&ctx.store, id)?;
+    let server_id = record.bitpay_id.clone().context("the invoice has no id")?;
+    if record.order.server() != ctx.config.server {
+        return Err(RefundError::OtherServer {
+            id: server_id.to_string(),
+            made_with: record.order.server().name(),
+            now: ctx.config.server.name(),
+        }
+        .into());
+    }
+    if record.splynx_payment_id.is_none() {
+        return Err(RefundError::NeverCredited(server_id.to_string()).into());
+    }
+    let gateway = gateway::open(ctx, Need::Reading, Key::MustExist)?;
+    let server = &*gateway.server;
+    let recorded = {
+        let _lock = lock_invoice(ctx, &server_id)?;
+        let at_server = server
+            .refunds_of(&server_id)
+            .with_context(|| format!("reading {}'s refunds of {server_id}", server.name()))?;
+        let ours = ctx.store.refunds_for(record.id)?;
+        let elsewhere: Vec<&ServerRefund> =
+            crate::domain::made_elsewhere(&at_server, &ours, |r| (r.id.as_str(), r.key.as_deref()))
+                .into_iter()
+                .filter(|r| r.state.holds_amount())
+                .collect();
+        if elsewhere.is_empty() {
+            return Err(RefundError::NothingElsewhere {
+                server: server.name(),
+                id: server_id.to_string(),
+            }
+            .into());
+        }
+        if let Some(other) = elsewhere
+            .iter()
+            .find(|r| !r.currency.eq_ignore_ascii_case(&record.order.currency))
+        {
+            return Err(RefundError::OtherCurrency {
+                server: server.name(),
+                refund: other.id.clone(),
+                currency: other.currency.clone(),
+                invoice_currency: record.order.currency.clone(),
+            }
+            .into());
+        }
+        let requested_by = format!("the {} dashboard; recorded by {who}", server.name());
+        let reason = format!("refunded in the {} dashboard", server.name());
+        let now = clock::now_ms();
+        let tx = ctx.store.begin()?;
+        let mut recorded = Vec::new();
+        for refund in elsewhere {
+            let stored = ctx.store.insert_refund(
+                &NewRefund {
+                    invoice_id: record.id,
+                    guid: &format!("{}-{}", server.name(), refund.id),
+                    amount: refund.amount.unwrap_or_default(),
+                    currency: &record.order.currency,
+                    reason: Some(&reason),
+                    requested_by: &requested_by,
+                },
+                now,
+            )?;
+            store_answer(&ctx.store, stored.id, refund, now)?;
+            ctx.store.journal(
+                Some(&server_id),
+                "refund",
+                &format!(
+                    "refund {} of {} {} made in the {} dashboard recorded by {who}: {} ({})",
+                    refund.id,
+                    format_amount(stored.amount, &stored.currency),
+                    stored.currency,
+                    server.name(),
+                    refund.words,
+                    refund.state.describe()
+                ),
+                None,
+                now,
+            )?;
+            recorded.push(stored.id);
+        }
+        tx.commit().map_err(crate::store::StoreError::from)?;
+        ctx.store.make_durable()?;
+        recorded
+    };
+    // Booked now when it was paid out already; otherwise webhooks and reconcile do it.
+    let splynx = ctx.splynx();
+    let mut views = Vec::new();
+    for refund_id in recorded {
+        let refund = ctx
+            .store
+            .refund(refund_id)?
+            .context("stored refund vanished")?;
+        if let Err(e) = follow(ctx, server, &splynx, &refund) {
+            log::warn!("refund {}: {e:#}; reconcile books it", refund.name());
+        }
+        let refund = ctx
+            .store
+            .refund(refund_id)?
+            .context("stored refund vanished")?;
+        views.push(RefundView::of(&refund, &record));
+    }
+    Ok(views)
 }
 
 /// What following one refund did.

@@ -329,6 +329,12 @@ pub trait PaymentServer: Send + Sync {
         Err(no_refunds(self.name(), id))
     }
 
+    /// Every refund the server holds for invoice `invoice_id`, ours and those made in its
+    /// dashboard (needs the refund credentials, like a request).
+    fn refunds_of(&self, invoice_id: &str) -> ServerResult<Vec<ServerRefund>> {
+        Err(no_refunds(self.name(), invoice_id))
+    }
+
     /// Cancels refund `id` (while the server still allows it).
     fn cancel_refund(&self, id: &str) -> ServerResult<ServerRefund> {
         Err(no_refunds(self.name(), id))
@@ -368,6 +374,10 @@ pub struct ServerRefund {
     pub words: String,
     pub state: crate::domain::RefundState,
     pub amount: Option<Decimal>,
+    /// The currency of `amount` (a refund made in BTCPay's dashboard may be in the coin).
+    pub currency: String,
+    /// The request key it was made with, when it carries one (ours, or none).
+    pub key: Option<String>,
     /// Where the payer claims it, when the server hands one out (BTCPay).
     pub claim_link: Option<String>,
 }

@@ -72,6 +72,10 @@ return static function (string $route): void {
                 ['amount' => ['Amount (at most ' . ($left === '' ? 'what is left' : $left) . ')', $left, 20], 'reason' => ['Reason (the customer\'s Splynx payment carries it)', '', 200]]);
             return;
         }
+        if ($action === 'refund_record' && !$confirmed && $validId($refundId)) {
+            $confirm('Record the dashboard refund of invoice ' . $refundId, 'This records in Splynx the refunds the payment server lists for invoice ' . $refundId . ' that were made in its own dashboard, not here. Each is booked as a negative payment of the customer once the server says it was paid out (at once if it was). Check them in the dashboard first; nothing is sent to the server.', 'refund_record', ['bitpay_invoice_id' => $refundId], 'Yes, record it', 'confirm-record');
+            return;
+        }
         $cancelId = Http::post('refund_id');
         if ($action === 'refund_cancel' && !$confirmed && $validId($cancelId)) {
             $confirm('Cancel refund ' . $cancelId, 'This asks the payment server to cancel the refund before it is paid out. Nothing is booked in Splynx for a cancelled refund.', 'refund_cancel', ['refund_id' => $cancelId], 'Yes, cancel the refund', 'confirm-cancel-refund');
@@ -87,7 +91,21 @@ return static function (string $route): void {
                 $result = Binary::run(array_merge(['refund', $refundId, '--amount', $amount], $reason !== '' ? ['--reason', substr($reason, 0, 200)] : [], $who));
                 $flash = $result->ok()
                     ? ['success', 'Refund ' . (string) $result->json['id'] . ' of ' . (string) $result->json['amount'] . ' ' . (string) $result->json['currency'] . ' asked for: ' . (string) $result->json['state_text'] . '.' . (!empty($result->json['claim_link']) ? ' Hand the customer the claim link: ' . (string) $result->json['claim_link'] : '')]
-                    : ['danger', 'Nothing was refunded: ' . $result->message()];
+                    // Refunded in the dashboard: offer to record that refund instead.
+                    : ['danger', 'Nothing was refunded: ' . $result->message(), strpos($result->message(), '--record') !== false ? $refundId : null];
+            }
+        } elseif ($action === 'refund_record') {
+            if (!$validId($refundId)) {
+                $flash = ['danger', 'Unknown payment.'];
+            } else {
+                $result = Binary::run(array_merge(['refund', $refundId, '--record'], $who));
+                $recorded = [];
+                foreach ($result->ok() ? (array) $result->json['refunds'] : [] as $r) {
+                    $recorded[] = (string) $r['id'] . ' (' . (string) $r['amount'] . ' ' . (string) $r['currency'] . ', ' . (string) $r['state_text'] . ')';
+                }
+                $flash = $result->ok()
+                    ? ['success', 'Recorded the dashboard refund ' . implode(', ', $recorded) . ' of invoice ' . $refundId . '; it is booked in Splynx once paid out.']
+                    : ['danger', 'Nothing was recorded: ' . $result->message()];
             }
         } elseif ($action === 'refund_cancel') {
             if (!$validId($cancelId)) {

@@ -67,7 +67,7 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <div class="container">
 <h3>Config &rarr; Integrations &rarr; Bitpay</h3>
 <?php if ($flash !== null) : ?>
-<div class="alert alert-<?= View::e($flash[0]) ?> flash" role="alert"><?= View::e($flash[1]) ?></div>
+<div class="alert alert-<?= View::e($flash[0]) ?> flash" role="alert"><?= View::e($flash[1]) ?><?php if (!empty($flash[2]) && $mayRefund) : ?> <?= $actionForm('refund_record', ['bitpay_invoice_id' => (string) $flash[2]], 'Record the refund', 'record-refund') ?><?php endif; ?></div>
 <?php endif; ?>
 <?php if ($effective !== null && !empty($effective['problems'])) : ?>
 <div class="alert alert-danger config-problems" role="alert"><b>Settings to fix.</b> Customers cannot start a payment until these are corrected; payments already received are still credited.
@@ -95,6 +95,9 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 <input class="form-control" name="note" maxlength="500" placeholder="What you did in Splynx" style="width:280px">
 <button type="submit" class="btn resolve">Mark resolved</button>
 </form>
+<?php endif; ?>
+<?php if ($mayRefund && $row['settlement'] === 'reversed') : ?>
+<?= $actionForm('refund_record', ['bitpay_invoice_id' => (string) $row['bitpay_invoice_id']], 'Record the refund in Splynx', 'record-refund') ?>
 <?php endif; ?></td></tr>
 <?php endforeach; ?>
 </table></div>

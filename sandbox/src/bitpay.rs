@@ -1032,7 +1032,16 @@ impl Core {
 
     fn refund(&self, id: &str) -> Result<String, String> {
         let refund_id = random_string(BASE58, 22);
-        self.with_invoice(id, |inv| {
+        let (price, currency) = self.with_invoice(id, |inv| {
+            (
+                inv.data
+                    .get("price")
+                    .and_then(crate::util::decimal_from_json)
+                    .unwrap_or_default(),
+                inv.text("currency"),
+            )
+        })?;
+        let made = self.with_invoice(id, |inv| {
             let status = inv.text("status");
             match status.as_str() {
                 // "When used on a confirmed invoice - invoice will decline".
@@ -1055,7 +1064,13 @@ impl Core {
                 json!([{"supportRequest": refund_id, "currency": currency, "amounts": {coin: paid}}]),
             );
             Ok(refund_id.clone())
-        })?
+        })?;
+        self.lock()
+            .refunds
+            .push(refunds::StoredRefund::from_dashboard(
+                &refund_id, id, price, &currency,
+            ));
+        made
     }
 
     fn refund_webhook_body(&self, id: &str, refund_id: &str, code: u32) -> Result<String, String> {

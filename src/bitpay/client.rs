@@ -225,6 +225,13 @@ impl BitPayClient {
         decode(&format!("{}{path}", self.base), data)
     }
 
+    /// `GET /refunds?invoiceId=`: every refund of the invoice, made here or in the dashboard.
+    pub fn refunds_of_invoice(&self, invoice_id: &str, token: &str) -> Result<Vec<Refund>> {
+        let data =
+            self.get_with_retry("/refunds", &[("invoiceId", invoice_id), ("token", token)])?;
+        decode(&format!("{}/refunds", self.base), data)
+    }
+
     /// `None` when BitPay has no refund with that guid.
     pub fn refund_by_guid(&self, guid: &str, token: &str) -> Result<Option<Refund>> {
         let path = format!("/refunds/guid/{guid}");

@@ -73,6 +73,8 @@ fn refund_of(refund: model::Refund) -> ServerRefund {
         words: refund.status,
         state,
         amount: refund.amount,
+        currency: refund.currency,
+        key: (!refund.guid.is_empty()).then_some(refund.guid),
         claim_link: None,
     }
 }
@@ -320,6 +322,14 @@ impl PaymentServer for BitPayServer {
         self.client
             .refund_by_guid(ask.key, merchant.secret.expose())
             .map(|found| found.map(refund_of))
+            .map_err(|e| self.failure(&merchant.label, e))
+    }
+
+    fn refunds_of(&self, invoice_id: &str) -> ServerResult<Vec<ServerRefund>> {
+        let merchant = self.merchant("a refund")?;
+        self.client
+            .refunds_of_invoice(invoice_id, merchant.secret.expose())
+            .map(|all| all.into_iter().map(refund_of).collect())
             .map_err(|e| self.failure(&merchant.label, e))
     }
 

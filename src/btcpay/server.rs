@@ -181,12 +181,18 @@ impl BtcpayServer {
     fn refund_of(&self, pull: PullPayment, invoice_id: &str) -> ServerResult<ServerRefund> {
         let payouts = self.client.payouts(&pull.id).map_err(classify)?;
         let (state, words) = refund_state(&pull, &payouts);
+        let key = pull
+            .description
+            .strip_prefix(&refund_label(""))
+            .map(|rest| rest.split(':').next().unwrap_or_default().to_string());
         Ok(ServerRefund {
             id: pull.id,
             invoice_id: invoice_id.to_string(),
             words,
             state,
             amount: pull.amount,
+            currency: pull.currency,
+            key,
             claim_link: (!pull.view_link.is_empty()).then_some(pull.view_link),
         })
     }
@@ -343,7 +349,7 @@ impl PaymentServer for BtcpayServer {
             "refundVariant": "Custom",
             "customAmount": crate::money::format_amount(ask.amount, ask.currency),
             "customCurrency": ask.currency,
-            "name": format!("Refund of invoice {}", ask.invoice_id).chars().take(50).collect::<String>(),
+            "name": format!("Refund of invoice {}", ask.invoice_id),
             "description": format!("{}{reason}", refund_label(ask.key)).chars().take(500).collect::<String>(),
         });
         let pull = self
@@ -366,6 +372,21 @@ impl PaymentServer for BtcpayServer {
             .into_iter()
             .find(|p| p.description.starts_with(&label));
         found.map(|p| self.refund_of(p, ask.invoice_id)).transpose()
+    }
+
+    /// The store's pull payments refunding the invoice: ours, and BTCPay's own (its
+    /// invoice page and API name them "Refund {invoice id}").
+    fn refunds_of(&self, invoice_id: &str) -> ServerResult<Vec<ServerRefund>> {
+        self.refunds_allowed()?;
+        let theirs = format!("Refund {invoice_id}");
+        let ours = format!("Refund of invoice {invoice_id}");
+        self.client
+            .pull_payments()
+            .map_err(classify)?
+            .into_iter()
+            .filter(|p| p.name == theirs || p.name == ours)
+            .map(|p| self.refund_of(p, invoice_id))
+            .collect()
     }
 
     fn fetch_refund(&self, id: &str) -> ServerResult<ServerRefund> {

@@ -1,5 +1,6 @@
-//! `refund ID [--amount X] [--reason TEXT]` and `refund --cancel REFUND_ID`: the operation
-//! is `refund::request` / `refund::cancel`; this checks who asks and renders the refund.
+//! `refund ID [--amount X] [--reason TEXT]`, `refund --cancel REFUND_ID` and `refund ID
+//! --record`: the operation is `refund::request` / `cancel` / `record_elsewhere`; this
+//! checks who asks and renders the refunds.
 
 use anyhow::Result;
 
@@ -13,6 +14,11 @@ pub fn run(args: RefundArgs, ctx: &Context) -> Result<u8> {
     // From the admin page: an administrator with a refund role; the terminal is trusted.
     let caller = crate::admin::require_refund_role(ctx, &args.admin)?;
     let who = crate::admin::who(caller.as_ref());
+    if let (true, Some(id)) = (args.record, &args.id) {
+        let recorded = refund::record_elsewhere(ctx, id.trim(), &who)?;
+        ctx.output.show(&Recorded { refunds: recorded });
+        return Ok(SUCCESS);
+    }
     let view = match (&args.cancel, &args.id) {
         (Some(refund_id), _) => refund::cancel(ctx, refund_id.trim(), &who)?,
         (None, Some(id)) => refund::request(
@@ -44,5 +50,21 @@ impl View for RefundView {
             lines.push(format!("Booked in Splynx as payment {payment}"));
         }
         lines.join("\n")
+    }
+}
+
+/// What `--record` recorded.
+#[derive(Debug, serde::Serialize)]
+struct Recorded {
+    refunds: Vec<RefundView>,
+}
+
+impl View for Recorded {
+    fn human(&self) -> String {
+        self.refunds
+            .iter()
+            .map(|r| format!("Recorded: {}", r.human()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

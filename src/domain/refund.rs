@@ -131,7 +131,7 @@ pub enum RefundRefusal {
         id: String,
         words: String,
     },
-    #[error("{server} took a refund of invoice {id} back outside this add-on: record it in Splynx after checking, it cannot be refunded from here")]
+    #[error("invoice {id} was refunded in the {server} dashboard, outside this add-on, so it cannot be refunded from here: record that refund in Splynx (`refund {id} --record`, or \"Record the refund\" on the admin page) after checking it")]
     RefundedElsewhere { server: &'static str, id: String },
     #[error("invoice {0} was paid through a direct link, so BitPay has no e-mail address to ask the payer for a refund address: refund it in the BitPay dashboard")]
     NoBuyerEmail(String),
@@ -148,6 +148,24 @@ pub enum RefundRefusal {
     NothingLeft(String),
 }
 
+/// Which of the server's refunds of an invoice (`id`, and the request key it carries)
+/// were made outside this add-on: neither a refund id nor a key of ours.
+pub fn made_elsewhere<'a, T>(
+    at_server: &'a [T],
+    ours: &[RefundRecord],
+    id_and_key: impl Fn(&T) -> (&str, Option<&str>),
+) -> Vec<&'a T> {
+    at_server
+        .iter()
+        .filter(|r| {
+            let (id, key) = id_and_key(r);
+            !ours
+                .iter()
+                .any(|o| o.server_id.as_deref() == Some(id) || key.is_some_and(|k| k == o.guid))
+        })
+        .collect()
+}
+
 /// What may still be refunded of `record`: what was credited less every refund that holds
 /// its amount.
 pub fn refundable_left(record: &InvoiceRecord, refunds: &[RefundRecord]) -> (Decimal, Decimal) {
@@ -160,12 +178,13 @@ pub fn refundable_left(record: &InvoiceRecord, refunds: &[RefundRecord]) -> (Dec
 }
 
 /// The amount to refund of `record` (everything left when `asked` is `None`), given the
-/// server's fresh word on it, or why not.
+/// server's fresh word on it (and whether it lists a refund made outside this add-on), or
+/// why not.
 pub fn check_refund(
     record: &InvoiceRecord,
     status: InvoiceStatus,
     words: &str,
-    refunded_at_server: bool,
+    refunded_elsewhere: bool,
     refunds: &[RefundRecord],
     asked: Option<&str>,
 ) -> Result<Decimal, RefundRefusal> {
@@ -181,7 +200,7 @@ pub fn check_refund(
         }
         other => return Err(RefundRefusal::NotCredited(id, other.as_str())),
     }
-    if refunded_at_server && refunds.iter().all(|r| r.state == RefundState::Failed) {
+    if refunded_elsewhere {
         return Err(RefundRefusal::RefundedElsewhere {
             server: server.name(),
             id,
@@ -343,6 +362,19 @@ mod tests {
             ),
             Err(RefundRefusal::RefundedElsewhere { .. })
         ));
+        let mut ours = refund("5", RefundState::Requested);
+        ours.server_id = Some("R1".into());
+        let mut sending = refund("5", RefundState::Sending);
+        sending.guid = "key-2".into();
+        let at_server = [
+            ("R1", None),
+            ("R2", Some("key-2")),
+            ("R3", None),
+            ("R4", Some("x")),
+        ];
+        let elsewhere = made_elsewhere(&at_server, &[ours, sending], |r| (r.0, r.1));
+        let ids: Vec<&str> = elsewhere.iter().map(|r| r.0).collect();
+        assert_eq!(ids, ["R3", "R4"]);
         let mut link = credited();
         link.order.origin = Some(Origin::DirectLink);
         assert!(matches!(

@@ -172,7 +172,7 @@ fn after_credit(fetched: &ServerInvoice, server: &str) -> Decision {
     let words = &fetched.words;
     if fetched.refunded {
         return Decision::Reversed(format!(
-            "{server} lists a refund for this invoice (status {}) after it was credited",
+            "{server} lists a refund for this invoice (status {}) after it was credited, made outside this add-on (to book it as a negative payment: \"Record the refund in Splynx\" on the admin page, or `splynx-bitpay refund ID --record`)",
             words.status
         ));
     }

@@ -589,6 +589,30 @@ describe('splynx-bitpay add-on in the browser', () => {
     assert.match(await page.locator('.flash').innerText(), /is cancelled/);
     assert.match(await refunds(), /1\.00 USD\tcancelled/);
     await shot(page, 'admin-refund-cancelled');
+
+    // Refunded in the BitPay dashboard instead: held; the page offers to record it, once confirmed.
+    const other = status.recent_payments.find((p) => p.settlement === 'credited' && p.bitpay_invoice_id !== id && status.refundable[p.bitpay_invoice_id]);
+    const otherId = other.bitpay_invoice_id;
+    await bitpay('POST', `/_sandbox/invoices/${otherId}/status`, { status: 'complete' });
+    const { json: { refundId } } = await bitpay('POST', `/_sandbox/invoices/${otherId}/refund`);
+    await bitpay('POST', `/_sandbox/invoices/${otherId}/deliver`);
+    await bitpay('POST', `/_sandbox/refunds/${refundId}/status`, { status: 'success' });
+    await page.reload();
+    const held = page.locator('.held-table tr.note-row', { hasText: 'lists a refund' });
+    assert.equal((await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === refundId).length, 0, 'never by itself');
+    await Promise.all([page.waitForLoadState('load'), held.locator('button.record-refund').click()]);
+    assert.match(await page.locator('.panel').first().innerText(), /made in its own dashboard, not here/);
+    await shot(page, 'admin-record-refund-confirm');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-record')]);
+    assert.match(await page.locator('.flash').innerText(), new RegExp(`Recorded the dashboard refund ${refundId}`));
+    assert.match(await refunds(), /the BitPay dashboard; recorded by Splynx administrator admin/);
+    assert.equal((await splynx('GET', '/_sandbox/payments')).json.filter((p) => p.receipt_number === refundId).length, 1);
+    await shot(page, 'admin-refund-recorded');
+    // Then the held record is closed as any other, saying what was done.
+    const resolve = held.locator('.resolve-form');
+    await resolve.locator('input[name=note]').fill('dashboard refund recorded');
+    await Promise.all([page.waitForLoadState('load'), resolve.locator('button.resolve').click()]);
+    assert.match(await page.locator('.flash').innerText(), /is marked resolved/);
     await page.context().close();
   });
 
@@ -596,7 +620,7 @@ describe('splynx-bitpay add-on in the browser', () => {
     const page = await newPage(browser);
     await page.goto(`${BASE}/bitpay/admin`);
     await login(page, 'admin', { admin: true });
-    assert.match(await page.locator('.counts').innerText(), /credited: 5/);
+    assert.match(await page.locator('.counts').innerText(), /credited: 4/);
     assert.match(await page.locator('.counts').innerText(), /reversed: 1/);
     assert.match(await page.locator('.last-webhook').innerText(), /UTC$/);
     assert.match(await page.locator('.oldest').innerText(), /Balance top-up of customer 42/);

@@ -216,7 +216,7 @@ fn a_pos_only_pairing_is_told_how_to_pair_a_merchant_token() {
 }
 
 #[test]
-fn a_confirmed_invoice_waits_and_a_dashboard_refund_cannot_be_repeated() {
+fn a_confirmed_invoice_waits_and_a_dashboard_refund_is_recorded_only_when_asked() {
     let env = Env::new();
     env.pair();
     env.pair_merchant();
@@ -233,7 +233,39 @@ fn a_confirmed_invoice_waits_and_a_dashboard_refund_cannot_be_repeated() {
     refund(&env, &[&id])
         .assert_code(65)
         .assert_stderr_contains("held for the admin");
-    assert!(env.bitpay.api_refunds().is_empty());
+    let at_bitpay = env.bitpay.api_refunds();
+    assert_eq!(at_bitpay.len(), 1, "only the dashboard's: {at_bitpay:?}");
+    let dashboard_id = at_bitpay[0]["id"].as_str().unwrap().to_string();
+
+    // Paid out by BitPay: never booked by itself.
+    env.bitpay.advance_refund(&dashboard_id, "success");
+    env.run(&["reconcile"]);
+    assert!(
+        negative_payments(&env, &dashboard_id).is_empty(),
+        "only when asked"
+    );
+
+    // The admin confirms: recorded as a refund and booked at once, exactly once.
+    let recorded = refund(&env, &[&id, "--record"]);
+    recorded.assert_code(0);
+    assert_eq!(recorded.json()["refunds"][0]["id"], dashboard_id.as_str());
+    assert_eq!(recorded.json()["refunds"][0]["state"], "paid-out");
+    refund(&env, &[&id, "--record"])
+        .assert_code(65)
+        .assert_stderr_contains("nothing to record");
+    env.run(&["reconcile"]);
+    let booked = negative_payments(&env, &dashboard_id);
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booked[0]["amount"], "-51.6100");
+    assert_eq!(booked[0]["field_3"], "refunded in the BitPay dashboard");
+    assert_eq!(env.bitpay.api_refunds().len(), 1, "nothing sent to BitPay");
+    let show = env.run(&["--json", "show", &id]).json();
+    let refunds = &show["invoices"][0]["refunds"];
+    assert_eq!(refunds[0]["state"], "paid-out");
+    assert!(refunds[0]["requested_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("the BitPay dashboard; recorded by"));
 }
 
 #[test]
@@ -275,4 +307,40 @@ fn only_refund_roles_refund_from_the_admin_page() {
     wait_until("the refund is at BitPay", || {
         env.bitpay.api_refunds().len() == 1
     });
+}
+
+/// A direct link names no payer: BitPay has no e-mail to ask for a refund address, so the
+/// refund is refused, saying so, and nothing is recorded or sent.
+#[test]
+fn a_direct_link_invoice_without_an_email_is_refused_clearly() {
+    let env = Env::new();
+    env.pair();
+    env.pair_merchant();
+    env.write_config(&format!(
+        "{}\n[direct_pay]\nenabled = true\n",
+        env.default_config()
+    ));
+    let created = env.run(&["--json", "direct-pay", "--invoice-number", "202401000001"]);
+    created.assert_code(0);
+    let id = created.json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.bitpay.set_status(&id, "complete", None);
+    env.deliver_webhook(&id, true).assert_code(0);
+    assert_eq!(env.payments_with_receipt(&id).len(), 1, "credited");
+    refund(&env, &[&id])
+        .assert_code(65)
+        .assert_stderr_contains("paid through a direct link, so BitPay has no e-mail address");
+    assert!(env.bitpay.api_refunds().is_empty(), "nothing sent");
+    let show = env.run(&["--json", "show", &id]).json();
+    assert!(show["invoices"][0]["refunds"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let status = env.run(&["--json", "status"]).json();
+    assert!(
+        status["refundable"].get(&id).is_none(),
+        "the page offers no Refund for it"
+    );
 }

@@ -221,3 +221,48 @@ fn payout_webhooks_of_other_pull_payments_are_ignored() {
     run.assert_code(0);
     assert!(run.stdout.contains("did not ask for"), "{run:?}");
 }
+
+/// A refund made in BTCPay itself (its invoice page names the pull payment "Refund {id}"):
+/// refunding from Splynx is refused, nothing is booked by itself, and `--record` books it
+/// once, when its payouts completed.
+#[test]
+fn a_refund_made_in_btcpay_is_recorded_only_when_asked() {
+    let (s, _route, id) = credited();
+    let owner = s.btcpay.create_api_key(&["unrestricted".to_string()]);
+    let made: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/api/v1/stores/{}/invoices/{id}/refund",
+            s.btcpay.url(),
+            s.store
+        ))
+        .header("Authorization", format!("token {owner}"))
+        .json(&serde_json::json!({"refundVariant": "Fiat"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let pull_id = made["id"].as_str().unwrap().to_string();
+    assert_eq!(made["name"], format!("Refund {id}"));
+    refund(&s, &[&id, "--amount", "1"])
+        .assert_code(65)
+        .assert_stderr_contains("refunded in the BTCPay Server dashboard");
+    let payout = s.btcpay.claim(&pull_id, "51.61");
+    s.btcpay.set_payout_state(&payout, "Completed");
+    s.btcpay.wait_for_deliveries(WAIT);
+    s.env.run(&["reconcile"]);
+    assert!(
+        s.env.payments_with_receipt(&pull_id).is_empty(),
+        "only when asked"
+    );
+
+    let recorded = refund(&s, &[&id, "--record"]);
+    recorded.assert_code(0);
+    assert_eq!(recorded.json()["refunds"][0]["id"], pull_id.as_str());
+    assert_eq!(recorded.json()["refunds"][0]["state"], "paid-out");
+    refund(&s, &[&id, "--record"]).assert_code(65);
+    s.env.run(&["reconcile"]).assert_code(0);
+    let booked = s.env.payments_with_receipt(&pull_id);
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booked[0]["amount"], "-51.6100");
+    assert_eq!(s.btcpay.pull_payments().len(), 1, "nothing asked of BTCPay");
+}

@@ -47,6 +47,29 @@ impl StoredRefund {
     }
 }
 
+impl StoredRefund {
+    /// A refund the merchant made in the dashboard: listed by the API like its own, in
+    /// full, with no guid of ours, waiting for the buyer's address.
+    pub(super) fn from_dashboard(
+        id: &str,
+        invoice: &str,
+        amount: Decimal,
+        currency: &str,
+    ) -> StoredRefund {
+        StoredRefund {
+            id: id.to_string(),
+            invoice: invoice.to_string(),
+            guid: String::new(),
+            status: "created".into(),
+            amount,
+            currency: currency.to_string(),
+            reference: "dashboard".into(),
+            cancellable: false,
+            request_date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
 fn refund_not_found() -> Reply {
     coded_error(404, "010201", "Refund not found")
 }

@@ -316,6 +316,20 @@ pub(crate) mod through_the_binary {
         }
     }
 
+    /// Connected, with BTCPay delivering its webhooks over HTTP to the add-on's route
+    /// (retries shortened to 200 ms).
+    pub(crate) fn delivering() -> (Setup, splynx_bitpay_sandbox::WebhookRoute) {
+        let s = setup();
+        let route = ipn_route(s.env.config_path());
+        add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
+        s.env
+            .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
+            .assert_code(0);
+        s.btcpay
+            .set_retry_schedule(vec![std::time::Duration::from_millis(200); 8]);
+        (s, route)
+    }
+
     pub(crate) fn connected() -> Setup {
         let s = setup();
         s.env
@@ -806,14 +820,7 @@ pub(crate) mod through_the_binary {
     /// redelivery change nothing: one payment.
     #[test]
     fn deliveries_over_http_with_retries_duplicates_and_redeliveries_credit_once() {
-        let s = setup();
-        let route = ipn_route(s.env.config_path());
-        add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
-        s.env
-            .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
-            .assert_code(0);
-        s.btcpay
-            .set_retry_schedule(vec![std::time::Duration::from_millis(200); 8]);
+        let (s, _route) = delivering();
         let id = pay_invoice_101(&s);
         s.btcpay
             .wait_for_deliveries(std::time::Duration::from_secs(30));

@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use crate::btcpay::through_the_binary::{
-    add_to_bitpay_section, connected, deliver, pay_invoice_101, setup, Setup,
-};
-use crate::util::{ipn_route, Run};
+use crate::btcpay::through_the_binary::{connected, deliver, delivering, pay_invoice_101, Setup};
+use crate::util::Run;
 use splynx_bitpay_sandbox::WebhookRoute;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -16,14 +14,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Connected with BTCPay delivering its webhooks to the add-on's route; invoice 101 paid,
 /// settled and credited.
 fn credited() -> (Setup, WebhookRoute, String) {
-    let s = setup();
-    let route = ipn_route(s.env.config_path());
-    add_to_bitpay_section(&s, &format!("notification_url = \"{}\"", route.url));
-    s.env
-        .run_with_stdin(&["pair", "--btcpay"], s.key.as_bytes())
-        .assert_code(0);
-    s.btcpay
-        .set_retry_schedule(vec![Duration::from_millis(200); 8]);
+    let (s, route) = delivering();
     let id = pay_invoice_101(&s);
     s.btcpay.set_status(&id, "Settled", None);
     s.btcpay.wait_for_deliveries(WAIT);

@@ -225,6 +225,9 @@ if (empty($status['invoices'])) {
 <?php endforeach; ?>
 </table></div>
 <?php endif; ?>
+<?php if ($mayRefund && $environment !== 'btcpay' && !empty($status['recent_payments']) && !in_array('merchant', (array) $status['paired'], true)) : ?>
+<div class="alert alert-info merchant-needed">Refunds through BitPay need a <b>merchant</b> token, and only a <?= View::e(implode(', ', (array) $status['paired'])) ?> token is paired: request a pairing code with the facade <b>merchant</b> above (or <code>splynx-bitpay pair --request --facade merchant</code>) and approve it in the BitPay dashboard.</div>
+<?php endif; ?>
 <?php if (!empty($status['refund_refusal']) && !empty($status['recent_payments'])) : ?>
 <p class="muted refund-refusal"><?= View::e($status['refund_refusal']) ?></p>
 <?php endif; ?>

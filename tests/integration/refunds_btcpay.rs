@@ -176,25 +176,16 @@ fn archived_is_cancelled_and_a_key_without_refund_permissions_is_refused() {
     assert_eq!(show["invoices"][0]["refunds"].as_array().unwrap().len(), 1);
 }
 
-/// A payout webhook is signed like every other; one about a pull payment this add-on did
-/// not make is answered and ignored.
-#[test]
-fn payout_webhooks_of_other_pull_payments_are_ignored() {
-    let s = connected();
-    let id = pay_invoice_101(&s);
-    s.btcpay.set_status(&id, "Settled", None);
-    deliver(&s, &id, "InvoiceSettled").assert_code(0);
-    let (body, _) = s.btcpay.webhook(&id, "InvoiceSettled").unwrap();
-    let mut payout: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let event = payout.as_object_mut().unwrap();
-    event.remove("invoiceId");
-    event.insert("type".into(), "PayoutUpdated".into());
-    event.insert("pullPaymentId".into(), "NotOurs123".into());
-    event.insert("payoutId".into(), "Payout9".into());
-    let unsigned = serde_json::to_string_pretty(&payout).unwrap();
-    s.env
-        .run_with_stdin(&["handle-ipn"], unsigned.as_bytes())
-        .assert_code(65);
+/// BTCPay's payout event `kind` for pull payment `pull_id` (a body shaped like its
+/// deliveries), and its `BTCPay-Sig` with the secret connecting stored.
+fn payout_webhook(s: &Setup, kind: &str, pull_id: &str, state: &str) -> (String, String) {
+    let body = serde_json::to_string_pretty(&serde_json::json!({
+        "deliveryId": "D1", "webhookId": "W1", "originalDeliveryId": "D1",
+        "isRedelivery": false, "type": kind, "timestamp": 1_765_000_000,
+        "storeId": s.store, "payoutId": "Payout9", "pullPaymentId": pull_id,
+        "payoutState": state,
+    }))
+    .unwrap();
     let secret: String = s
         .env
         .db()
@@ -204,13 +195,63 @@ fn payout_webhooks_of_other_pull_payments_are_ignored() {
             |r| r.get(0),
         )
         .unwrap();
-    let signature = splynx_bitpay_sandbox::btcpay_signature(&secret, unsigned.as_bytes());
-    let run = s.env.run_with_stdin(
-        &["handle-ipn", "--btcpay-sig", &signature],
-        unsigned.as_bytes(),
-    );
+    let signature = splynx_bitpay_sandbox::btcpay_signature(&secret, body.as_bytes());
+    (body, signature)
+}
+
+/// A payout webhook is signed like every other; one about a pull payment this add-on did
+/// not make is answered and ignored.
+#[test]
+fn payout_webhooks_of_other_pull_payments_are_ignored() {
+    let s = connected();
+    let (body, signature) = payout_webhook(&s, "PayoutUpdated", "NotOurs123", "Completed");
+    s.env
+        .run_with_stdin(&["handle-ipn"], body.as_bytes())
+        .assert_code(65);
+    let run = s
+        .env
+        .run_with_stdin(&["handle-ipn", "--btcpay-sig", &signature], body.as_bytes());
     run.assert_code(0);
     assert!(run.stdout.contains("did not ask for"), "{run:?}");
+}
+
+/// Killed after Splynx committed the negative payment but before its answer: the next
+/// webhook (an older one, arriving late) and reconcile find it; one booking.
+#[test]
+fn killed_between_paid_out_and_the_booking_books_once() {
+    let s = connected();
+    let id = pay_invoice_101(&s);
+    s.btcpay.set_status(&id, "Settled", None);
+    deliver(&s, &id, "InvoiceSettled").assert_code(0);
+    let pull_id = refund(&s, &[&id, "--amount", "10"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let payout = s.btcpay.claim(&pull_id, "10");
+    s.btcpay.set_payout_state(&payout, "Completed");
+    let (body, signature) = payout_webhook(&s, "PayoutUpdated", &pull_id, "Completed");
+    s.env.kill_ipn_once_splynx_has(
+        "admin/finance/payments",
+        &["handle-ipn", "--btcpay-sig", &signature],
+        &body,
+        || s.env.splynx.payment_count(),
+    );
+    assert_eq!(s.env.payments_with_receipt(&pull_id).len(), 1);
+    let (late, late_signature) = payout_webhook(&s, "PayoutCreated", &pull_id, "AwaitingApproval");
+    s.env
+        .run_with_stdin(
+            &["handle-ipn", "--btcpay-sig", &late_signature],
+            late.as_bytes(),
+        )
+        .assert_code(0);
+    let run = s.env.run(&["--json", "reconcile"]);
+    run.assert_code(0);
+    assert_eq!(
+        s.env.payments_with_receipt(&pull_id).len(),
+        1,
+        "one booking"
+    );
+    assert_eq!(refund_state(&s, &id, 0), "paid-out");
 }
 
 /// A refund made in BTCPay itself (its invoice page names the pull payment "Refund {id}"):

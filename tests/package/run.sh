@@ -346,9 +346,9 @@ status=$?
 check "doctor as root runs the checks as www-data and exits 0" \
     sh -c "test $status -eq 0 && grep -q 'running as www-data' '$WORK/doctor-root.out'" || show "$WORK/doctor-root.out"
 splynx-bitpay --json doctor >"$WORK/doctor.json" 2>/dev/null
-check "doctor --json: ok, 21 checks" python3 -c "
+check "doctor --json: ok, 22 checks" python3 -c "
 import json; d = json.load(open('$WORK/doctor.json'))
-assert d['ok'] is True and len(d['checks']) == 21 and d['summary']['fail'] == 0, d"
+assert d['ok'] is True and len(d['checks']) == 22 and d['summary']['fail'] == 0, d"
 check "nothing in $DATA belongs to another user than www-data" \
     test -z "$(find "$DATA" ! -user www-data -print)"
 

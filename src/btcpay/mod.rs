@@ -2,6 +2,7 @@
 //! its `PaymentServer` (`server.rs`).
 pub mod client;
 pub mod model;
+mod refund;
 pub mod server;
 pub mod webhook;
 

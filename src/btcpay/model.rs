@@ -6,6 +6,11 @@ use serde::Deserialize;
 
 use crate::money::{de_opt_id, de_opt_money, de_text};
 
+/// What our invoices carry in their metadata, so that a store-wide webhook or list can tell
+/// them from other integrations' (with the order id's MAC, which proves it); our refunds'
+/// pull payments carry it too.
+pub const MARKER: &str = "splynx-bitpay";
+
 /// `InvoiceData` as `GET`/`POST …/invoices` answer it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -2,11 +2,15 @@
 //! is an admin's word, `Expired`/`PaidLate` never settles), no idempotent create (a lost
 //! answer is found by order id), a 403 for an unknown invoice told apart from a revoked key,
 //! and webhooks signed with the store webhook's secret.
+//! Longer than 500 lines because its unit tests (canned BTCPay answers) live beside the
+//! code; the code itself is about 420 lines.
 
 use super::client::{BtcpayClient, BtcpayError, PAGE};
-use super::model::{self, Invoice, Payout, PullPayment};
+pub use super::model::MARKER;
+use super::model::{self, Invoice, PullPayment};
+use super::refund::{key_of, refund_label, refund_state, RefundPermission};
 use super::webhook;
-use crate::domain::{NewInvoice, RefundState};
+use crate::domain::NewInvoice;
 use crate::secret::Secret;
 use crate::server::{is_invoice_id, webhook_json};
 use crate::server::{
@@ -14,10 +18,6 @@ use crate::server::{
     ServerInvoice, ServerRefund, ServerResult, SignatureCheck, StatusWords, WebhookError,
     WebhookFormat, WebhookHeaders, WebhookNotice,
 };
-
-/// What our invoices carry in their metadata, so that a store-wide webhook or list can tell
-/// them from other integrations' (with the order id's MAC, which proves it).
-pub const MARKER: &str = "splynx-bitpay";
 
 /// Greenfield's `status` and `additionalStatus`, normalised.
 pub fn status_of(status: &str, additional: &str) -> InvoiceStatus {
@@ -69,50 +69,6 @@ pub fn normalise(invoice: Invoice) -> ServerInvoice {
         transaction_ids: String::new(),
         metadata,
     }
-}
-
-/// Where a refund stands, from its pull payment and the payouts claimed on it: paid out
-/// once completed payouts cover what was asked (a claim may be split); pending while a
-/// payout is under way or part was paid; cancelled when archived with nothing paid;
-/// otherwise waiting for the customer to claim it.
-pub fn refund_state(pull: &PullPayment, payouts: &[Payout]) -> (RefundState, String) {
-    let asked = pull.amount.unwrap_or_default();
-    let completed: rust_decimal::Decimal = payouts
-        .iter()
-        .filter(|p| p.state == "Completed")
-        .map(Payout::value)
-        .sum();
-    let under_way = payouts.iter().find(|p| {
-        matches!(
-            p.state.as_str(),
-            "AwaitingApproval" | "AwaitingPayment" | "InProgress"
-        )
-    });
-    if asked > rust_decimal::Decimal::ZERO && completed >= asked {
-        return (RefundState::PaidOut, "Completed".into());
-    }
-    if let Some(payout) = under_way {
-        return (RefundState::Pending, format!("payout {}", payout.state));
-    }
-    if completed > rust_decimal::Decimal::ZERO {
-        let archived = if pull.archived { ", archived" } else { "" };
-        return (
-            RefundState::Pending,
-            format!(
-                "{completed} of {asked} {} paid out, the rest not claimed{archived}",
-                pull.currency
-            ),
-        );
-    }
-    if pull.archived {
-        return (RefundState::Cancelled, "archived".into());
-    }
-    (RefundState::Requested, "not claimed yet".into())
-}
-
-/// The text our refunds' pull payments carry, which finds one whose answer was lost.
-fn refund_label(key: &str) -> String {
-    format!("{MARKER} refund {key}")
 }
 
 /// Our `transaction_speed` as BTCPay's speed policy.
@@ -181,10 +137,7 @@ impl BtcpayServer {
     fn refund_of(&self, pull: PullPayment, invoice_id: &str) -> ServerResult<ServerRefund> {
         let payouts = self.client.payouts(&pull.id).map_err(classify)?;
         let (state, words) = refund_state(&pull, &payouts);
-        let key = pull
-            .description
-            .strip_prefix(&refund_label(""))
-            .map(|rest| rest.split(':').next().unwrap_or_default().to_string());
+        let key = key_of(&pull.description);
         Ok(ServerRefund {
             id: pull.id,
             invoice_id: invoice_id.to_string(),
@@ -342,8 +295,9 @@ impl PaymentServer for BtcpayServer {
     /// A pull payment of exactly the amount asked, in the invoice's currency (`Custom`: a
     /// partial refund works, and what is booked is what was asked). Its claims wait for the
     /// admin's approval in BTCPay (the key may only create non-approved pull payments).
+    /// Sent after `refunds_of` checked the key's refund permissions (a key that lost one
+    /// since gets BTCPay's 403, which names it).
     fn request_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<ServerRefund> {
-        self.refunds_allowed()?;
         let reason = ask.reason.map(|r| format!(": {r}")).unwrap_or_default();
         let body = serde_json::json!({
             "refundVariant": "Custom",
@@ -393,14 +347,6 @@ impl PaymentServer for BtcpayServer {
         let pull = self.client.pull_payment(id).map_err(classify)?;
         self.refund_of(pull, "")
     }
-}
-
-/// A key connected before refunds were asked for.
-#[derive(Debug, thiserror::Error)]
-#[error("BTCPay Server's API key may not {missing} in store {store}, which refunds need: connect again (the authorize link asks for it) or add it to the key")]
-struct RefundPermission {
-    missing: &'static str,
-    store: String,
 }
 
 /// Listing pages asked for at once (at most this many pages more than the store has).
@@ -592,51 +538,6 @@ mod tests {
         let found = server.find_created(&order()).unwrap().unwrap();
         assert_eq!(found.id, "Inv1");
         assert!(canned.requests()[0].url.contains("orderId=o1"));
-    }
-
-    #[test]
-    fn a_refund_is_paid_out_only_once_completed_payouts_cover_it() {
-        let pull = |archived| PullPayment {
-            id: "P1".into(),
-            currency: "USD".into(),
-            amount: Some("20.00".parse().unwrap()),
-            archived,
-            ..PullPayment::default()
-        };
-        let payout = |amount: &str, state: &str| Payout {
-            id: "x".into(),
-            original_amount: None,
-            amount: Some(amount.parse().unwrap()),
-            state: state.into(),
-        };
-        let state = |archived, payouts: &[Payout]| refund_state(&pull(archived), payouts).0;
-        assert_eq!(state(false, &[]), RefundState::Requested);
-        assert_eq!(state(true, &[]), RefundState::Cancelled);
-        assert_eq!(
-            state(true, &[payout("20", "Cancelled")]),
-            RefundState::Cancelled
-        );
-        assert_eq!(
-            state(false, &[payout("20", "AwaitingApproval")]),
-            RefundState::Pending
-        );
-        assert_eq!(
-            state(
-                false,
-                &[payout("12", "Completed"), payout("8", "InProgress")]
-            ),
-            RefundState::Pending
-        );
-        let (partial, words) = refund_state(&pull(true), &[payout("12", "Completed")]);
-        assert_eq!(partial, RefundState::Pending, "never booked by itself");
-        assert!(words.contains("12 of 20.00 USD"), "{words}");
-        assert_eq!(
-            state(
-                false,
-                &[payout("12", "Completed"), payout("8", "Completed")]
-            ),
-            RefundState::PaidOut
-        );
     }
 
     #[test]

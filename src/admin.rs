@@ -65,6 +65,13 @@ pub enum AdminRefusal {
         admin: String,
         role: String,
     },
+    /// The finance roles (`admin.refund_roles`) also run audits from the page.
+    #[error("Only administrators with the role {allowed} may run an audit from this page: it reads every payment of the period. You are signed in as {admin} with the role {role:?}; ask a super administrator (admin.refund_roles in the add-on's config lists the roles).")]
+    MayNotAudit {
+        allowed: String,
+        admin: String,
+        role: String,
+    },
 }
 
 impl Failing for AdminRefusal {
@@ -118,15 +125,34 @@ pub fn require_refund_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Cal
 
 /// Why an administrator may not refund.
 pub fn refund_refusal(allowed: &[String], admin: &Administrator) -> AdminRefusal {
+    let (allowed, admin, role) = finance_refusal(allowed, admin);
     AdminRefusal::MayNotRefund {
-        allowed: allowed
+        allowed,
+        admin,
+        role,
+    }
+}
+
+/// Why an administrator may not run an audit from the page (the refund roles may).
+pub fn audit_refusal(allowed: &[String], admin: &Administrator) -> AdminRefusal {
+    let (allowed, admin, role) = finance_refusal(allowed, admin);
+    AdminRefusal::MayNotAudit {
+        allowed,
+        admin,
+        role,
+    }
+}
+
+fn finance_refusal(allowed: &[String], admin: &Administrator) -> (String, String, String) {
+    (
+        allowed
             .iter()
             .map(|r| format!("{r:?}"))
             .collect::<Vec<_>>()
             .join(" or "),
-        admin: admin.label(),
-        role: admin.role.clone(),
-    }
+        admin.label(),
+        admin.role.clone(),
+    )
 }
 
 /// For pair, unpair and pairing requests: the web caller must hold an allowed role.

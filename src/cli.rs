@@ -76,6 +76,12 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4\n  splynx-bitpay refund 812 --amount 10.00 --reason \"cancelled contract\"\n  splynx-bitpay refund --cancel Eso8srxKJR5U71ahCspAAA\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4 --record"
     )]
     Refund(RefundArgs),
+    /// The payment server's book and Splynx's side by side for a period: every difference
+    #[command(
+        long_about = "The payment server's book and Splynx's side by side for a period (days in this server's timezone, which Splynx's dates are in; both ends included; last month when --from and --to are left out). Reads every invoice the server says was created in the period (BitPay: needs a merchant token) and every Splynx payment dated in it with the add-on's payment methods, matches them by invoice id = receipt number, and lists each difference: paid at the server but not in Splynx; in Splynx but not paid at the server (or not this add-on's); amount, customer or document differs; more than one Splynx payment for one invoice; a refund paid out at the server but not booked, or booked but not paid out. An invoice belongs to the day it was created at the server, a payment to its Splynx date; each side's items are looked up on the other side wherever they fall, so a payment credited after midnight still matches. Other integrations' invoices on the same account are counted, not compared. Exit 1 when there is any difference. Changes nothing anywhere; --record keeps the summary for the admin page and `metrics`.",
+        after_help = "Examples:\n  splynx-bitpay audit --from 2026-11-01 --to 2026-11-30\n  splynx-bitpay audit --csv > audit-2026-11.csv\n  splynx-bitpay audit --record --json"
+    )]
+    Audit(AuditArgs),
     /// Close a record held for the admin (review, reversed after credit, duplicates)
     #[command(
         long_about = "Close a record held for the admin: held for review (a mismatch, a payment Splynx refused, a late payment, duplicate Splynx payments) or reversed after credit (BitPay marked a credited invoice invalid or declined, or refunded it). First act in Splynx (keep or delete the payment, record a late payment by hand); this command changes nothing in Splynx, it only records that the admin dealt with it. `status` and `doctor` stop listing it.",
@@ -251,6 +257,24 @@ pub struct ReconcileArgs {
     /// Print what would be done and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// First day (YYYY-MM-DD) [default: the first of last month]
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Last day, included (YYYY-MM-DD) [default: the last of last month]
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// The differences as CSV (RFC 4180, one row per difference) for the accountant
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Keep the summary for the admin page and `metrics` (the only thing written)
+    #[arg(long)]
+    pub record: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]

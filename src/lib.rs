@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod bitpay;
 pub mod btcpay;
 pub mod checkout;
@@ -60,6 +61,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
     let state = match &cli.command {
         Command::Status(_) | Command::Show(_) | Command::Settings(_) => context::State::Existing,
+        Command::Audit(args) if !args.record => context::State::Existing,
         Command::Reconcile(args) if args.dry_run => context::State::Existing,
         Command::Prune(args) if args.dry_run => context::State::Existing,
         _ => context::State::Create,
@@ -76,6 +78,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Reconcile(args) => commands::reconcile::run(args, &ctx),
         Command::Resolve(args) => commands::resolve::run(args, &ctx),
+        Command::Audit(args) => commands::audit::run(args, &ctx),
         Command::Refund(args) => commands::refund::run(args, &ctx),
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),

@@ -53,6 +53,17 @@ impl Output {
     }
 }
 
+impl Output {
+    /// A result that is a document of its own (`audit --csv`), written as it is.
+    pub fn text(&self, text: &str) {
+        EMITTED.store(true, Ordering::Relaxed);
+        // The one place results are written (clippy.toml forbids stdout elsewhere).
+        #[allow(clippy::disallowed_methods)]
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+    }
+}
+
 /// `text` with every control character except line feed and tab escaped (`\u{1b}`), C1
 /// controls and DEL included.
 pub fn printable(text: &str) -> Cow<'_, str> {

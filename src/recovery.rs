@@ -95,7 +95,7 @@ pub fn discover(
     dry_run: bool,
 ) -> Result<usize> {
     let invoices = server
-        .list_since(since_ms)
+        .list_created(since_ms, clock::now_ms() + clock::DAY_MS)
         .with_context(|| format!("listing {} invoices", server.name()))?;
     adopt_missing(ctx, server, splynx, order_key, &invoices, dry_run)
 }

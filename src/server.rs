@@ -33,6 +33,8 @@ pub struct ServerInvoice {
     /// The server lists a refund for it.
     pub refunded: bool,
     pub expires_at: Option<i64>,
+    /// When the server made it (Unix milliseconds), when it says.
+    pub created_at: Option<i64>,
     /// What was paid, in the coin's own units ("0.000871"), empty before any payment.
     pub amount_paid: String,
     /// The coin ("BTC"), empty when unknown.
@@ -309,9 +311,10 @@ pub trait PaymentServer: Send + Sync {
     /// and the credential that could read it, or `None` when none could.
     fn fetch_unknown(&self, id: &str) -> ServerResult<Option<(ServerInvoice, Credential)>>;
 
-    /// Invoices created from `since_ms` (Unix milliseconds) to now (needs
-    /// `capabilities().listing`).
-    fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>>;
+    /// Invoices created from `from_ms` up to `until_ms` (Unix milliseconds; the server may
+    /// hand back a little more, whole days for BitPay: callers filter by `created_at`).
+    /// Needs `capabilities().listing`.
+    fn list_created(&self, from_ms: i64, until_ms: i64) -> ServerResult<Vec<ServerInvoice>>;
 
     /// Asks for a refund (needs `capabilities().refunds`). Sent once: an answer that never
     /// came is looked up with `find_refund`.
@@ -333,6 +336,16 @@ pub trait PaymentServer: Send + Sync {
     /// dashboard (needs the refund credentials, like a request).
     fn refunds_of(&self, invoice_id: &str) -> ServerResult<Vec<ServerRefund>> {
         Err(no_refunds(self.name(), invoice_id))
+    }
+
+    /// Every refund the server holds for these invoices (`audit`); by default those of the
+    /// invoices it says were refunded (`ServerInvoice::refunded`), one by one.
+    fn refunds_among(&self, invoices: &[ServerInvoice]) -> ServerResult<Vec<ServerRefund>> {
+        let mut all = Vec::new();
+        for invoice in invoices.iter().filter(|i| i.refunded) {
+            all.extend(self.refunds_of(&invoice.id)?);
+        }
+        Ok(all)
     }
 
     /// Cancels refund `id` (while the server still allows it).

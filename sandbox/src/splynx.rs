@@ -1096,6 +1096,7 @@ impl Core {
         let mut order: Option<(String, bool)> = None;
         let mut limit: Option<usize> = None;
         let mut offset = 0usize;
+        let mut between: Vec<(String, String, String)> = Vec::new();
         for (key, value) in req.query_pairs() {
             if let Some(rest) = key.strip_prefix("main_attributes[") {
                 let segments: Vec<&str> = rest.trim_end_matches(']').split("][").collect();
@@ -1140,6 +1141,13 @@ impl Core {
                 return Err(bad_request(&format!("Invalid condition for {field}")));
             };
             let op = op.to_ascii_uppercase();
+            if op == "BETWEEN" {
+                let Some(high) = p.get("2") else {
+                    return Err(bad_request(&format!("BETWEEN on {field} needs two values")));
+                };
+                between.push((field, value.clone(), high.clone()));
+                continue;
+            }
             if !["=", "!=", "<>", "LIKE", ">", "<", ">=", "<="].contains(&op.as_str()) {
                 return Err(bad_request(&format!(
                     "Operator {op} is not supported by the sandbox"
@@ -1149,8 +1157,8 @@ impl Core {
         }
 
         let state = self.lock();
-        let mut rows: Vec<Row> = state.rows(kind).into_iter().cloned().collect();
-        for field in conditions.keys() {
+        let mut rows: Vec<&Row> = state.rows(kind);
+        for field in conditions.keys().chain(between.iter().map(|(f, _, _)| f)) {
             let known = kind.attributes().contains(&field.as_str())
                 || ledger::schema_fields(kind).any(|f| f == field)
                 || rows.iter().any(|r| r.contains_key(field));
@@ -1162,6 +1170,9 @@ impl Core {
             conditions.iter().all(|(field, (op, wanted))| {
                 let value = row.get(field).unwrap_or(&Value::Null);
                 matches(field, value, op, wanted)
+            }) && between.iter().all(|(field, low, high)| {
+                let value = row.get(field).unwrap_or(&Value::Null);
+                matches(field, value, ">=", low) && matches(field, value, "<=", high)
             })
         });
         if let Some((field, descending)) = order {
@@ -1185,6 +1196,7 @@ impl Core {
             .into_iter()
             .skip(offset)
             .take(limit.unwrap_or(usize::MAX))
+            .cloned()
             .collect())
     }
 

@@ -49,6 +49,7 @@ pub fn normalise(invoice: model::Invoice) -> ServerInvoice {
         price: invoice.price,
         currency: invoice.currency,
         expires_at: invoice.expiration_time,
+        created_at: invoice.invoice_time,
         amount_paid: invoice.display_amount_paid,
         coin: invoice.transaction_currency,
         transaction_ids,
@@ -274,10 +275,11 @@ impl PaymentServer for BitPayServer {
         Ok(None)
     }
 
-    fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
-        let merchant = self.merchant("listing invoices (--since)")?;
-        let start = crate::clock::date_of(since_ms);
-        let end = crate::clock::date_of(crate::clock::now_ms() + 24 * 3600 * 1000);
+    /// BitPay lists whole (UTC) days: from the day of `from_ms` to the day of `until_ms`.
+    fn list_created(&self, from_ms: i64, until_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
+        let merchant = self.merchant("listing invoices")?;
+        let start = crate::clock::date_of(from_ms);
+        let end = crate::clock::date_of(until_ms);
         let page = 100;
         let mut all = Vec::new();
         for offset in (0..).step_by(page) {

@@ -128,11 +128,14 @@ impl BtcpayClient {
         self.list(&[("orderId", order_id), ("take", take.as_str())])
     }
 
-    /// One page of the store's invoices created from `start` (unix seconds), newest first.
-    pub fn invoices_since(&self, start: i64, skip: usize) -> Result<Vec<Invoice>> {
-        let (start, skip, take) = (start.to_string(), skip.to_string(), PAGE.to_string());
+    /// One page of the store's invoices created from `start` to `end` (unix seconds, both
+    /// included), newest first.
+    pub fn invoices_created(&self, start: i64, end: i64, skip: usize) -> Result<Vec<Invoice>> {
+        let (start, end) = (start.to_string(), end.to_string());
+        let (skip, take) = (skip.to_string(), PAGE.to_string());
         self.list(&[
             ("startDate", start.as_str()),
+            ("endDate", end.as_str()),
             ("skip", skip.as_str()),
             ("take", take.as_str()),
         ])
@@ -370,7 +373,7 @@ mod tests {
     fn lists_are_paged() {
         let canned = Canned::new(vec![Ok(Reply::new(200, "[]"))]);
         client(canned.clone())
-            .invoices_since(1700000000, 200)
+            .invoices_created(1700000000, 1800000000, 200)
             .unwrap();
         let url = &canned.requests()[0].url;
         assert!(

@@ -59,6 +59,7 @@ pub fn normalise(invoice: Invoice) -> ServerInvoice {
         guid: String::new(),
         price: invoice.amount,
         expires_at: invoice.expiration_time.map(|s| s * 1000),
+        created_at: invoice.created_time.map(|s| s * 1000),
         amount_paid: invoice
             .paid_amount
             .map(|p| p.to_string())
@@ -134,6 +135,24 @@ impl BtcpayServer {
     }
 
     /// The refund `pull` stands for, read with its payouts.
+    /// The refunds of these invoices among the store's pull payments, by their names: ours
+    /// ("Refund of invoice ID") and the dashboard's ("Refund ID").
+    fn refunds_named(&self, invoice_ids: &[&str]) -> ServerResult<Vec<ServerRefund>> {
+        self.refunds_allowed()?;
+        let mut named = std::collections::HashMap::new();
+        for &id in invoice_ids {
+            named.insert(format!("Refund {id}"), id);
+            named.insert(format!("Refund of invoice {id}"), id);
+        }
+        self.client
+            .pull_payments()
+            .map_err(classify)?
+            .into_iter()
+            .filter_map(|p| named.get(&p.name).map(|&id| (p, id)))
+            .map(|(p, id)| self.refund_of(p, id))
+            .collect()
+    }
+
     fn refund_of(&self, pull: PullPayment, invoice_id: &str) -> ServerResult<ServerRefund> {
         let payouts = self.client.payouts(&pull.id).map_err(classify)?;
         let (state, words) = refund_state(&pull, &payouts);
@@ -256,8 +275,8 @@ impl PaymentServer for BtcpayServer {
     /// Every page from `since` (newest first; an invoice that moves between pages while
     /// new ones arrive is listed once). After a full first page the rest are asked for
     /// `PAGES_AT_ONCE` at a time: one request per 100 invoices, but not one latency each.
-    fn list_since(&self, since_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
-        let start = since_ms.div_euclid(1000);
+    fn list_created(&self, from_ms: i64, until_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
+        let (start, end) = (from_ms.div_euclid(1000), until_ms.div_euclid(1000));
         let mut seen = std::collections::BTreeSet::new();
         let mut all = Vec::new();
         let (mut first, mut at_once) = (0, 1);
@@ -266,7 +285,7 @@ impl PaymentServer for BtcpayServer {
                 let asked: Vec<_> = (0..at_once)
                     .map(|i| {
                         let skip = first + i * PAGE;
-                        scope.spawn(move || self.client.invoices_since(start, skip))
+                        scope.spawn(move || self.client.invoices_created(start, end, skip))
                     })
                     .collect();
                 asked
@@ -331,16 +350,14 @@ impl PaymentServer for BtcpayServer {
     /// The store's pull payments refunding the invoice: ours, and BTCPay's own (its
     /// invoice page and API name them "Refund {invoice id}").
     fn refunds_of(&self, invoice_id: &str) -> ServerResult<Vec<ServerRefund>> {
-        self.refunds_allowed()?;
-        let theirs = format!("Refund {invoice_id}");
-        let ours = format!("Refund of invoice {invoice_id}");
-        self.client
-            .pull_payments()
-            .map_err(classify)?
-            .into_iter()
-            .filter(|p| p.name == theirs || p.name == ours)
-            .map(|p| self.refund_of(p, invoice_id))
-            .collect()
+        self.refunds_named(&[invoice_id])
+    }
+
+    /// A BTCPay invoice does not say it was refunded: one listing of the store's pull
+    /// payments finds the refunds of every invoice asked about.
+    fn refunds_among(&self, invoices: &[ServerInvoice]) -> ServerResult<Vec<ServerRefund>> {
+        let ids: Vec<&str> = invoices.iter().map(|i| i.id.as_str()).collect();
+        self.refunds_named(&ids)
     }
 
     fn fetch_refund(&self, id: &str) -> ServerResult<ServerRefund> {

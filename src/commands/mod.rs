@@ -1,4 +1,5 @@
 //! One file per subcommand: argument checks and glue; decisions live in the library.
+pub mod audit;
 pub mod config;
 pub mod create_invoice;
 pub mod direct_pay;

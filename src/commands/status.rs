@@ -131,6 +131,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         refundable: crate::refund::refundable_amounts(&ctx.store, &payments)?,
         recent_payments: payments.iter().map(InvoiceView::from).collect(),
         recent_refunds: crate::refund::recent_views(&ctx.store, REFUNDS_SHOWN)?,
+        last_audit: crate::audit::render::AuditSummary::recorded(&ctx.store)?,
     };
     ctx.output.show(&status);
     Ok(SUCCESS)
@@ -176,6 +177,8 @@ struct Status {
     refundable: BTreeMap<String, String>,
     /// The newest refunds, newest first.
     recent_refunds: Vec<crate::refund::RefundView>,
+    /// What the last recorded audit found (`audit --record`).
+    last_audit: Option<crate::audit::render::AuditSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -344,6 +347,15 @@ impl View for Status {
                         .map_or_else(|| "-".to_string(), |id| id.to_string())
                 ));
             }
+        }
+        if let Some(audit) = &self.last_audit {
+            human.push(format!(
+                "Last audit:        {} to {}: {} difference(s), run {}",
+                audit.from,
+                audit.to,
+                audit.differences,
+                clock::datetime_of(audit.at_ms)
+            ));
         }
         if !self.recent_webhooks.is_empty() {
             human.push("Recent webhooks:".into());

@@ -542,7 +542,11 @@ mod tests {
                 Ok(None)
             }
 
-            fn list_since(&self, _since_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
+            fn list_created(
+                &self,
+                _from_ms: i64,
+                _until_ms: i64,
+            ) -> ServerResult<Vec<ServerInvoice>> {
                 refused("list")
             }
         }

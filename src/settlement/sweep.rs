@@ -478,7 +478,7 @@ fn list_changes(
         .meta(LAST_LISTED)?
         .and_then(|text| text.parse().ok());
     let since = changes::window_start(&records, last, started);
-    let listed = server.list_since(since)?;
+    let listed = server.list_created(since, clock::now_ms() + clock::DAY_MS)?;
     log::info!(
         "{} listed {} invoices created since {}",
         server.name(),

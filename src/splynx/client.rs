@@ -237,6 +237,44 @@ impl<'a> SplynxClient<'a> {
         )
     }
 
+    /// Payments with receipt number `receipt`, whoever they belong to.
+    pub fn payments_with_receipt(&self, receipt: &str) -> Result<Vec<Payment>> {
+        self.get_json(
+            "admin/finance/payments",
+            &[("main_attributes[receipt_number]", receipt)],
+            "payment list",
+        )
+    }
+
+    /// One page of the payments of method `payment_type` dated `from` to `to`
+    /// (`YYYY-MM-DD`, both included), oldest id first.
+    pub fn payments_dated(
+        &self,
+        payment_type: i64,
+        (from, to): (&str, &str),
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Payment>> {
+        let (method, limit, offset) = (
+            payment_type.to_string(),
+            limit.to_string(),
+            offset.to_string(),
+        );
+        self.get_json(
+            "admin/finance/payments",
+            &[
+                ("main_attributes[payment_type]", method.as_str()),
+                ("main_attributes[date][0]", "BETWEEN"),
+                ("main_attributes[date][1]", from),
+                ("main_attributes[date][2]", to),
+                ("order[id]", "ASC"),
+                ("limit", limit.as_str()),
+                ("offset", offset.as_str()),
+            ],
+            "payment list",
+        )
+    }
+
     /// Creates a payment; returns its id.
     pub fn create_payment(&self, payment: &NewPayment) -> Result<i64> {
         self.post_for_id("admin/finance/payments", payment, "payment")

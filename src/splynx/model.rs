@@ -116,6 +116,20 @@ pub struct Payment {
     pub receipt_number: String,
     #[serde(default, deserialize_with = "de_opt_money")]
     pub amount: Option<Decimal>,
+    /// `YYYY-MM-DD`, Splynx's (the server's) local date.
+    #[serde(default, deserialize_with = "de_text")]
+    pub date: String,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub payment_type: Option<i64>,
+    /// The invoice it pays (absent or 0: none).
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub invoice_id: Option<i64>,
+    /// The proforma invoice it pays (absent or 0: none).
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub request_id: Option<i64>,
+    /// Ours: the server's invoice id.
+    #[serde(default, deserialize_with = "de_text")]
+    pub field_1: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -160,7 +160,9 @@ fn listing_pages_through_every_invoice() {
             .unwrap();
     }
     let an_hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
-    let listed = server.list_since(an_hour_ago).unwrap();
+    let listed = server
+        .list_created(an_hour_ago, an_hour_ago + 7_200_000)
+        .unwrap();
     assert_eq!(listed.len(), 230);
     let pages: Vec<String> = btcpay
         .sandbox

@@ -3,6 +3,7 @@
 mod util;
 
 mod admin_roles;
+mod audit;
 mod bad_input;
 mod btcpay;
 mod config_errors;

@@ -76,6 +76,13 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4\n  splynx-bitpay refund 812 --amount 10.00 --reason \"cancelled contract\"\n  splynx-bitpay refund --cancel Eso8srxKJR5U71ahCspAAA\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4 --record"
     )]
     Refund(RefundArgs),
+    /// The add-on's state in the Prometheus text format (what reconcile writes to
+    /// [metrics] textfile)
+    #[command(
+        long_about = "The add-on's state in the Prometheus text format, read from the state store only (nothing remote): invoices by settlement state, refunds by state, records held for the admin by kind, bookings waiting, findings not reported yet, whether the payment server's credential is stored and was not refused at the last reconcile, when the oldest unsettled invoice was created, when the last webhook arrived, when the last reconcile ended and last succeeded, its duration, errors and exit status, and the last recorded audit's differences. Times are Unix timestamps (_timestamp_seconds). reconcile writes the same to [metrics] textfile, replaced whole, for node exporter's textfile collector.",
+        after_help = "Examples:\n  splynx-bitpay metrics\n  splynx-bitpay metrics | grep held_records"
+    )]
+    Metrics,
     /// The payment server's book and Splynx's side by side for a period: every difference
     #[command(
         long_about = "The payment server's book and Splynx's side by side for a period (days in this server's timezone, which Splynx's dates are in; both ends included; last month when --from and --to are left out). Reads every invoice the server says was created in the period (BitPay: needs a merchant token) and every Splynx payment dated in it with the add-on's payment methods, matches them by invoice id = receipt number, and lists each difference: paid at the server but not in Splynx; in Splynx but not paid at the server (or not this add-on's); amount, customer or document differs; more than one Splynx payment for one invoice; a refund paid out at the server but not booked, or booked but not paid out. An invoice belongs to the day it was created at the server, a payment to its Splynx date; each side's items are looked up on the other side wherever they fall, so a payment credited after midnight still matches. Other integrations' invoices on the same account are counted, not compared. Exit 1 when there is any difference. Changes nothing anywhere; --record keeps the summary for the admin page and `metrics`.",

@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod http;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod money;
 pub mod order_id;
 pub mod output;
@@ -60,7 +61,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         return commands::config::run(args, &config::Config::inspect(&path)?, output);
     }
     let state = match &cli.command {
-        Command::Status(_) | Command::Show(_) | Command::Settings(_) => context::State::Existing,
+        Command::Status(_) | Command::Show(_) | Command::Settings(_) | Command::Metrics => {
+            context::State::Existing
+        }
         Command::Audit(args) if !args.record => context::State::Existing,
         Command::Reconcile(args) if args.dry_run => context::State::Existing,
         Command::Prune(args) if args.dry_run => context::State::Existing,
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Reconcile(args) => commands::reconcile::run(args, &ctx),
         Command::Resolve(args) => commands::resolve::run(args, &ctx),
         Command::Audit(args) => commands::audit::run(args, &ctx),
+        Command::Metrics => commands::metrics::run(&ctx),
         Command::Refund(args) => commands::refund::run(args, &ctx),
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),

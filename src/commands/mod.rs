@@ -5,6 +5,7 @@ pub mod create_invoice;
 pub mod direct_pay;
 pub mod doctor;
 pub mod handle_ipn;
+pub mod metrics;
 pub mod pair;
 mod pay;
 pub mod prune;

@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::cli::ReconcileArgs;
 use crate::context::Context;
 use crate::exit::Problem;
+use crate::metrics::ReconcileRun;
 use crate::output::View;
 use crate::settlement::sweep::{sweep, SweepOptions, SweepReport};
 
@@ -25,9 +26,55 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
         since,
         progress: !ctx.output.json && std::io::stderr().is_terminal(),
     };
-    let report = sweep(ctx, &options)?;
+    let started = crate::clock::now_ms();
+    let swept = sweep(ctx, &options);
+    if !options.dry_run {
+        let (errors, exit, credentials_refused) = match &swept {
+            Ok(report) => (
+                report.summary.errors as u64,
+                report.exit_code.code(),
+                report.summary.credentials_refused > 0,
+            ),
+            Err(e) => (
+                1,
+                crate::errors::exit_code(e),
+                crate::errors::failure_of(e) == crate::exit::ExitCode::Config,
+            ),
+        };
+        let now = crate::clock::now_ms();
+        let run = ReconcileRun {
+            at_ms: now,
+            duration_ms: now - started,
+            errors,
+            exit,
+            credentials_refused,
+        };
+        keep_metrics(ctx, &run);
+    }
+    let report = swept?;
     ctx.output.show(&report);
     Ok(report.exit_code.code())
+}
+
+/// Records the run and rewrites `[metrics] textfile`; a failure here is logged, never
+/// the run's: the money was settled either way.
+fn keep_metrics(ctx: &Context, run: &ReconcileRun) {
+    if let Err(e) = run.record(&ctx.store) {
+        log::warn!("could not record this reconcile for the metrics: {e}");
+        return;
+    }
+    let Some(path) = &ctx.config.metrics_textfile else {
+        return;
+    };
+    let written = crate::metrics::snapshot(ctx)
+        .map(|s| crate::metrics::render(&s))
+        .and_then(|text| {
+            crate::metrics::write_textfile(path, &text)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+        });
+    if let Err(e) = written {
+        log::warn!("metrics file not written: {}", crate::errors::message(&e));
+    }
 }
 
 impl View for SweepReport {

@@ -132,6 +132,7 @@ pub fn run(args: StatusArgs, ctx: &Context) -> Result<u8> {
         recent_payments: payments.iter().map(InvoiceView::from).collect(),
         recent_refunds: crate::refund::recent_views(&ctx.store, REFUNDS_SHOWN)?,
         last_audit: crate::audit::render::AuditSummary::recorded(&ctx.store)?,
+        health: crate::metrics::snapshot(ctx)?.health(),
     };
     ctx.output.show(&status);
     Ok(SUCCESS)
@@ -179,6 +180,8 @@ struct Status {
     recent_refunds: Vec<crate::refund::RefundView>,
     /// What the last recorded audit found (`audit --record`).
     last_audit: Option<crate::audit::render::AuditSummary>,
+    /// What `metrics` says, for pollers that read JSON (Zabbix).
+    health: crate::metrics::Health,
 }
 
 #[derive(Debug, Serialize)]

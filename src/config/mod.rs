@@ -367,6 +367,8 @@ pub struct Config {
     /// unauthorized customers"; per partner; off by default).
     pub direct_pay_links: bool,
     pub reconcile: ReconcileSettings,
+    /// Where `reconcile` writes the metrics (`[metrics] textfile`); off when `None`.
+    pub metrics_textfile: Option<PathBuf>,
     pub data_dir: PathBuf,
     /// Who must own `data_dir`: the user the add-on's pages run as (php-fpm's).
     pub data_owner: String,

@@ -101,7 +101,7 @@ fn seconds(d: std::time::Duration) -> String {
 }
 
 /// Every setting, in the config file's order.
-pub const SETTINGS: [Setting; 37] = [
+pub const SETTINGS: [Setting; 38] = [
     Setting {
         key: "server.kind",
         form: form("payment_server", "Payment server"),
@@ -324,6 +324,16 @@ pub const SETTINGS: [Setting; 37] = [
         false,
         Default::Value("180"),
         |c| c.journal_retention_days.to_string(),
+    ),
+    file_only(
+        "metrics.textfile",
+        false,
+        Default::Derived("off: reconcile writes no metrics file"),
+        |c| {
+            c.metrics_textfile
+                .as_ref()
+                .map_or_else(|| "(off)".to_string(), |p| p.display().to_string())
+        },
     ),
     file_only("reconcile.concurrency", false, Default::Value("8"), |c| {
         c.reconcile.concurrency.to_string()

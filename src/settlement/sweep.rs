@@ -50,6 +50,9 @@ pub struct Summary {
     pub errors: usize,
     #[serde(skip)]
     temporary_errors: usize,
+    /// Failures because the server refused our credentials (the metrics say so).
+    #[serde(skip)]
+    pub credentials_refused: usize,
     pub discovered: usize,
     /// Refunds read again (open at the server, or paid out and not booked yet).
     pub refunds_followed: usize,
@@ -70,8 +73,10 @@ impl Summary {
     /// and says what it was.
     fn failed(&mut self, e: &anyhow::Error) -> String {
         self.errors += 1;
-        if errors::failure_of(e) == ExitCode::Temporary {
-            self.temporary_errors += 1;
+        match errors::failure_of(e) {
+            ExitCode::Temporary => self.temporary_errors += 1,
+            ExitCode::Config => self.credentials_refused += 1,
+            _ => {}
         }
         errors::message(e)
     }

@@ -16,6 +16,7 @@ mod fee;
 mod hostile;
 mod layering;
 mod modules_list;
+mod operator;
 mod pages;
 mod pairing;
 mod refunds;

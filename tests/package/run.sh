@@ -267,11 +267,15 @@ check "man splynx-bitpay finds the page" test "$(man -w splynx-bitpay)" = /usr/s
 check "man 5 splynx-bitpay.toml finds the page" test "$(man -w 5 splynx-bitpay.toml)" = /usr/share/man/man5/splynx-bitpay.toml.5.gz
 check "man --warnings renders splynx-bitpay(1) cleanly" \
     sh -c 'test -z "$(man --warnings -l /usr/share/man/man1/splynx-bitpay.1.gz 2>&1 >/dev/null)"'
-for cmd in pair unpair status create-invoice handle-ipn reconcile show doctor; do
+for cmd in pair unpair status create-invoice handle-ipn reconcile show doctor audit metrics replay; do
     check "splynx-bitpay $cmd -h shows an example" sh -c "splynx-bitpay $cmd -h | grep -q '^Example'"
 done
 check "the cron line runs reconcile every 10 minutes as www-data under flock" \
     grep -Eq '^\*/10 \* \* \* \* www-data .*flock -n .*/usr/bin/splynx-bitpay reconcile' "$CRON"
+check "the cron line records last month's audit on the 2nd as www-data" \
+    grep -Eq '^30 6 2 \* \* www-data .*/usr/bin/splynx-bitpay audit --record' "$CRON"
+check "the example alert rules are installed" \
+    test -f /usr/share/doc/splynx-bitpay/examples/prometheus/splynx-bitpay.rules.yml
 
 step "sandboxes (loopback BitPay and Splynx)"
 (cd "$ROOT" && cargo build -q --locked -p splynx-bitpay-sandbox --bin splynx-bitpay-sandbox) >"$WORK/sandbox-build.log" 2>&1

@@ -263,6 +263,7 @@ impl Config {
         let (pairing_roles, refund_roles) = operation::admin_roles(raw.admin, &mut bad);
         let storage = operation::storage(raw.storage, &mut bad);
         let reconcile = operation::reconcile(raw.reconcile, &mut bad);
+        let metrics_textfile = operation::metrics_textfile(raw.metrics, &mut bad);
         servers::timeouts(times, &mut splynx, &mut bitpay, &mut bad);
 
         // A secret pasted into the wrong field is never quoted back.
@@ -299,6 +300,7 @@ impl Config {
             fee,
             direct_pay_links,
             reconcile,
+            metrics_textfile,
             data_dir: storage.data_dir,
             data_owner: storage.owner,
             journal_retention_days: storage.journal_retention_days,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::raw::{RawAdmin, RawReconcile, RawStorage};
+use super::raw::{RawAdmin, RawMetrics, RawReconcile, RawStorage};
 use super::values::{is_role_identifier, is_user_name, quoted_prefix};
 use super::{Bad, FALLBACK_DATA_DIR};
 use crate::config::{ReconcileSettings, DEFAULT_PAIRING_ROLE};
@@ -91,6 +91,27 @@ pub(super) fn storage(raw: RawStorage, bad: Bad<'_>) -> Storage {
         owner,
         journal_retention_days,
     }
+}
+
+/// `[metrics] textfile`: where `reconcile` writes the metrics for node exporter's textfile
+/// collector (off when unset). It reads only `*.prom` files; the file is replaced whole.
+pub(super) fn metrics_textfile(raw: Option<RawMetrics>, bad: Bad<'_>) -> Option<PathBuf> {
+    let path = raw?.textfile?;
+    let problem = if !path.is_absolute() {
+        "must be an absolute path"
+    } else if path.extension().is_none_or(|e| e != "prom") {
+        "must end in .prom (node exporter's textfile collector reads only *.prom files)"
+    } else {
+        return Some(path);
+    };
+    bad(
+        "metrics.textfile",
+        format!(
+            "\"{}\" {problem}, e.g. \"/var/lib/prometheus/node-exporter/splynx_bitpay.prom\"",
+            quoted_prefix(&path.display().to_string())
+        ),
+    );
+    None
 }
 
 pub(super) fn reconcile(raw: Option<RawReconcile>, bad: Bad<'_>) -> ReconcileSettings {

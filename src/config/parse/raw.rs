@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub(super) direct_pay: Option<RawDirectPay>,
     pub(super) storage: RawStorage,
     pub(super) reconcile: Option<RawReconcile>,
+    pub(super) metrics: Option<RawMetrics>,
     pub(super) admin: Option<RawAdmin>,
 }
 
@@ -92,6 +93,7 @@ impl RawConfig {
             direct_pay: read!("direct_pay"),
             storage: read!("storage").unwrap_or_default(),
             reconcile: read!("reconcile"),
+            metrics: read!("metrics"),
             admin: read!("admin"),
         }
     }
@@ -180,6 +182,12 @@ pub(super) struct RawStorage {
 pub(super) struct RawReconcile {
     pub(super) concurrency: Option<usize>,
     pub(super) requests_per_second: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) textfile: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

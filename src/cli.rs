@@ -76,6 +76,13 @@ pub enum Command {
         after_help = "Examples:\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4\n  splynx-bitpay refund 812 --amount 10.00 --reason \"cancelled contract\"\n  splynx-bitpay refund --cancel Eso8srxKJR5U71ahCspAAA\n  splynx-bitpay refund UZjwcYkWAKfTMn9J1yyfs4 --record"
     )]
     Refund(RefundArgs),
+    /// What would happen now: re-run one invoice's decision from a fresh fetch (--apply
+    /// takes its steps)
+    #[command(
+        long_about = "What would happen now: re-runs the settlement decision for one invoice from a fresh fetch at the payment server and prints what the server says, what is recorded here, the decision and the steps it leads to. Nothing is changed without --apply; with --apply the steps are taken through the same exactly-once settlement as handle-ipn (a payment already in Splynx is found by its receipt number, never made twice). ID is the server's invoice id; --webhook N replays stored webhook N from the journal (`status` lists recent webhooks with their numbers): its invoice is fetched afresh, the body's claims are not believed. An id with no record here is looked up with the add-on's credentials: another integration's is left alone; one of ours whose record was lost is adopted with --apply. A refund webhook replays its invoice; the refund itself is followed by reconcile. Exit 0 once the decision is shown, whatever it is.",
+        after_help = "Examples:\n  splynx-bitpay replay UZjwcYkWAKfTMn9J1yyfs4\n  splynx-bitpay replay --webhook 812\n  splynx-bitpay replay UZjwcYkWAKfTMn9J1yyfs4 --apply"
+    )]
+    Replay(ReplayArgs),
     /// The add-on's state in the Prometheus text format (what reconcile writes to
     /// [metrics] textfile)
     #[command(
@@ -264,6 +271,19 @@ pub struct ReconcileArgs {
     /// Print what would be done and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The server's invoice id
+    #[arg(required_unless_present = "webhook", conflicts_with = "webhook")]
+    pub id: Option<String>,
+    /// Replay stored webhook N (its number in the journal) instead
+    #[arg(long, value_name = "N")]
+    pub webhook: Option<i64>,
+    /// Take the steps (without it, nothing is changed)
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,7 @@ pub mod portal;
 pub mod pos_data;
 pub mod recovery;
 pub mod refund;
+pub mod replay;
 pub mod retention;
 pub mod secret;
 pub mod server;
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             context::State::Existing
         }
         Command::Audit(args) if !args.record => context::State::Existing,
+        Command::Replay(args) if !args.apply => context::State::Existing,
         Command::Reconcile(args) if args.dry_run => context::State::Existing,
         Command::Prune(args) if args.dry_run => context::State::Existing,
         _ => context::State::Create,
@@ -83,6 +85,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Resolve(args) => commands::resolve::run(args, &ctx),
         Command::Audit(args) => commands::audit::run(args, &ctx),
         Command::Metrics => commands::metrics::run(&ctx),
+        Command::Replay(args) => commands::replay::run(args, &ctx),
         Command::Refund(args) => commands::refund::run(args, &ctx),
         Command::Prune(args) => commands::prune::run(args, &ctx),
         Command::Show(args) => commands::show::run(args, &ctx),

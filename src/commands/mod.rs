@@ -11,6 +11,7 @@ mod pay;
 pub mod prune;
 pub mod reconcile;
 pub mod refund;
+pub mod replay;
 pub mod resolve;
 pub mod settings;
 pub mod show;

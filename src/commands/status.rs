@@ -210,6 +210,8 @@ struct BookingsWaiting {
 /// A journal line with its time (pairing changes, webhooks).
 #[derive(Debug, Serialize)]
 struct Dated {
+    /// The journal entry's number (`replay --webhook N`).
+    id: i64,
     at: String,
     bitpay_invoice_id: Option<String>,
     summary: String,
@@ -218,6 +220,7 @@ struct Dated {
 impl From<&JournalEntry> for Dated {
     fn from(entry: &JournalEntry) -> Dated {
         Dated {
+            id: entry.id,
             at: clock::datetime_of(entry.at),
             bitpay_invoice_id: entry.bitpay_id.clone(),
             summary: entry.summary.clone(),
@@ -364,8 +367,9 @@ impl View for Status {
             human.push("Recent webhooks:".into());
             for w in self.recent_webhooks.iter().take(5) {
                 human.push(format!(
-                    "  {}  {}  {}",
+                    "  {}  #{}  {}  {}",
                     w.at,
+                    w.id,
                     w.bitpay_invoice_id.as_deref().unwrap_or("-"),
                     w.summary
                 ));

@@ -72,6 +72,14 @@ impl Outcome {
     }
 }
 
+/// One invoice settled: what the server said, what was decided, and what came of it.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub fetched: ServerInvoice,
+    pub decision: Decision,
+    pub outcome: Outcome,
+}
+
 /// What Splynx holds for one BitPay invoice's receipt number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Found {
@@ -138,6 +146,11 @@ impl Settler<'_> {
     /// Fetches the invoice (signed, with the token that created it) and settles it, under
     /// the invoice's lock.
     pub fn settle(&self, record: &InvoiceRecord) -> Result<Outcome> {
+        self.settle_explained(record).map(|settled| settled.outcome)
+    }
+
+    /// `settle`, saying what the server said and what was decided (`replay`).
+    pub fn settle_explained(&self, record: &InvoiceRecord) -> Result<Settled> {
         let bitpay_id = record
             .bitpay_id
             .clone()
@@ -158,15 +171,18 @@ impl Settler<'_> {
             .store
             .invoice(record.id)?
             .context("stored invoice vanished")?;
-        let outcome = self.settle_locked(&record, &bitpay_id)?;
-        if matches!(outcome, Outcome::Credited { .. } | Outcome::AlreadyCredited) {
+        let settled = self.settle_locked(&record, &bitpay_id)?;
+        if matches!(
+            settled.outcome,
+            Outcome::Credited { .. } | Outcome::AlreadyCredited
+        ) {
             // The payment stands whatever happens here: what is not booked now waits for
             // reconcile.
             if let Err(e) = self.book(record.id) {
                 log::warn!("{bitpay_id}: booking after the credit failed: {e:#}");
             }
         }
-        Ok(outcome)
+        Ok(settled)
     }
 
     /// What settlement needs for `record`: the terms its checkout stored. A record from
@@ -203,7 +219,7 @@ impl Settler<'_> {
         )?)
     }
 
-    fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &InvoiceId) -> Result<Outcome> {
+    fn settle_locked(&self, record: &InvoiceRecord, bitpay_id: &InvoiceId) -> Result<Settled> {
         let mut fetched = self.fetch(record, bitpay_id)?;
         // A refund this add-on asked for is a refund, not a reversal.
         if fetched.refunded
@@ -231,11 +247,17 @@ impl Settler<'_> {
             id: bitpay_id,
             fetched: &fetched,
         };
-        if matches!(record.settlement, Settlement::Crediting | Settlement::Sent) {
-            return self.finish_interrupted(&check, decision);
-        }
-        self.record_check(&check, &decision)?;
-        self.apply(&check, decision)
+        let outcome = if matches!(record.settlement, Settlement::Crediting | Settlement::Sent) {
+            self.finish_interrupted(&check, decision.clone())?
+        } else {
+            self.record_check(&check, &decision)?;
+            self.apply(&check, decision.clone())?
+        };
+        Ok(Settled {
+            fetched,
+            decision,
+            outcome,
+        })
     }
 
     fn fetch(&self, record: &InvoiceRecord, bitpay_id: &str) -> Result<ServerInvoice> {

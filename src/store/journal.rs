@@ -158,6 +158,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Journal entry `id`.
+    pub fn journal_entry(&self, id: i64) -> Result<Option<JournalEntry>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, at, bitpay_id, kind, summary, detail FROM journal WHERE id = ?1",
+                [id],
+                journal_from_row,
+            )
+            .optional()?)
+    }
+
     /// The newest `limit` journal entries of one kind, newest first.
     pub fn recent_journal(&self, kind: &str, limit: u32) -> Result<Vec<JournalEntry>> {
         let mut stmt = self.conn.prepare(RECENT_JOURNAL)?;

@@ -182,3 +182,110 @@ fn the_example_alert_rules_load() {
         }
     }
 }
+
+fn replay(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "replay"];
+    all.extend_from_slice(args);
+    let run = env.run(&all);
+    run.assert_code(0);
+    run.json()
+}
+
+#[test]
+fn replay_shows_then_applies_a_missed_webhook_once_and_leaves_a_credit_alone() {
+    let env = Env::new();
+    env.pair();
+    let id = env.create_invoice_101();
+    env.bitpay.set_status(&id, "complete", None);
+    // The webhook never came. Without --apply: the decision and its steps, nothing done.
+    let shown = replay(&env, &[&id]);
+    assert_eq!(shown["decision"], "credit", "{shown}");
+    assert_eq!(shown["server_says"], "complete");
+    assert_eq!(shown["settlement_before"], "open");
+    assert_eq!(shown["applied"], false);
+    let steps = shown["steps"].to_string();
+    assert!(steps.contains("51.61 USD for customer 42"), "{steps}");
+    assert!(env.payments_with_receipt(&id).is_empty());
+    let text = env.run(&["replay", &id]).stdout;
+    assert!(
+        text.contains("Outcome: would be credited (dry run"),
+        "{text}"
+    );
+    // --apply, twice and beside a late webhook: one payment.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            env.run(&["replay", &id, "--apply"]).assert_code(0);
+        });
+        scope.spawn(|| {
+            env.deliver_webhook(&id, true).assert_code(0);
+        });
+    });
+    assert_eq!(env.payments_with_receipt(&id).len(), 1);
+    let again = replay(&env, &[&id, "--apply"]);
+    assert_eq!(again["decision"], "already credited", "{again}");
+    assert_eq!(again["applied"], true);
+    assert_eq!(env.payments_with_receipt(&id).len(), 1);
+    let credited = replay(&env, &[&id]);
+    assert!(credited["steps"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("nothing to credit: Splynx payment"));
+
+    // A stored webhook, replayed by its number: its invoice is fetched afresh.
+    let second = env
+        .create_invoice(&["--customer", "42", "--proforma", "201"])
+        .json()["bitpay_invoice_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.deliver_webhook(&second, true).assert_code(0);
+    env.bitpay.set_status(&second, "confirmed", None);
+    let webhooks = env.run(&["--json", "status"]).json()["recent_webhooks"].clone();
+    let number = webhooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["bitpay_invoice_id"] == second.as_str())
+        .unwrap()["id"]
+        .to_string();
+    let from_webhook = replay(&env, &["--webhook", &number]);
+    assert_eq!(from_webhook["invoice_id"], second.as_str());
+    assert_eq!(from_webhook["decision"], "credit");
+    assert!(from_webhook["webhook"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("webhook {number}, received ")));
+    replay(&env, &["--webhook", &number, "--apply"]);
+    assert_eq!(env.payments_with_receipt(&second).len(), 1);
+
+    // Ids with no record: unknown, or another integration's; bad ones are refused.
+    assert_eq!(replay(&env, &["NoSuchInvoice1"])["decision"], "unknown");
+    let foreign = env
+        .bitpay
+        .create_foreign_invoice("woocommerce-12", "5.00", "USD");
+    assert_eq!(replay(&env, &[&foreign, "--apply"])["decision"], "not ours");
+    env.run(&["replay", "--webhook", "999999"])
+        .assert_code(65)
+        .assert_stderr_contains("not a webhook");
+    env.run(&["replay", "../etc"]).assert_code(65);
+    assert_eq!(env.splynx.payment_count(), 2);
+}
+
+#[test]
+fn btcpay_replay_credits_a_missed_settlement_once_and_metrics_see_the_key() {
+    let s = crate::btcpay::through_the_binary::connected();
+    let id = crate::btcpay::through_the_binary::pay_invoice_101(&s);
+    s.btcpay.set_status(&id, "Settled", None);
+    let shown = replay(&s.env, &[&id]);
+    assert_eq!(shown["decision"], "credit", "{shown}");
+    assert!(s.env.payments_with_receipt(&id).is_empty());
+    assert_eq!(replay(&s.env, &[&id, "--apply"])["outcome"], "credited");
+    assert_eq!(
+        replay(&s.env, &[&id, "--apply"])["decision"],
+        "already credited"
+    );
+    assert_eq!(s.env.payments_with_receipt(&id).len(), 1);
+    let metrics = samples(&s.env.run(&["metrics"]).stdout);
+    assert_eq!(metrics["splynx_bitpay_credentials_valid"], 1.0);
+    assert_eq!(metrics["splynx_bitpay_invoices{state=\"credited\"}"], 1.0);
+}

@@ -7,7 +7,7 @@
 #                               and ./demo.sh --browser's URLs and Ctrl-C (tests/demo)
 #   4. package                  build, lint, install, doctor, cron, remove, purge the .deb
 #                               (tests/package/run.sh; needs root, skip with --no-package)
-# Missing system packages (php-cli, chromium, groff, man-db) are installed with apt-get when
+# Missing system packages (php-cli, chromium, groff, man-db, prometheus for promtool) are installed with apt-get when
 # running as root; otherwise the script says what to install.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,6 +29,8 @@ command -v groff >/dev/null || need+=(groff)
 command -v man >/dev/null || need+=(man-db)
 command -v node >/dev/null || need+=(nodejs npm)
 command -v python3 >/dev/null || need+=(python3)
+# promtool checks the example alert rules and the metrics file (Debian ships it in prometheus).
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "== apt-get install ${need[*]}"

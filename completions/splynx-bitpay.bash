@@ -16,6 +16,9 @@ _splynx__bitpay() {
             ",$1")
                 cmd="splynx__bitpay"
                 ;;
+            splynx__bitpay,audit)
+                cmd="splynx__bitpay__subcmd__audit"
+                ;;
             splynx__bitpay,config)
                 cmd="splynx__bitpay__subcmd__config"
                 ;;
@@ -34,6 +37,9 @@ _splynx__bitpay() {
             splynx__bitpay,help)
                 cmd="splynx__bitpay__subcmd__help"
                 ;;
+            splynx__bitpay,metrics)
+                cmd="splynx__bitpay__subcmd__metrics"
+                ;;
             splynx__bitpay,pair)
                 cmd="splynx__bitpay__subcmd__pair"
                 ;;
@@ -45,6 +51,9 @@ _splynx__bitpay() {
                 ;;
             splynx__bitpay,refund)
                 cmd="splynx__bitpay__subcmd__refund"
+                ;;
+            splynx__bitpay,replay)
+                cmd="splynx__bitpay__subcmd__replay"
                 ;;
             splynx__bitpay,resolve)
                 cmd="splynx__bitpay__subcmd__resolve"
@@ -60,6 +69,9 @@ _splynx__bitpay() {
                 ;;
             splynx__bitpay,unpair)
                 cmd="splynx__bitpay__subcmd__unpair"
+                ;;
+            splynx__bitpay__subcmd__help,audit)
+                cmd="splynx__bitpay__subcmd__help__subcmd__audit"
                 ;;
             splynx__bitpay__subcmd__help,config)
                 cmd="splynx__bitpay__subcmd__help__subcmd__config"
@@ -79,6 +91,9 @@ _splynx__bitpay() {
             splynx__bitpay__subcmd__help,help)
                 cmd="splynx__bitpay__subcmd__help__subcmd__help"
                 ;;
+            splynx__bitpay__subcmd__help,metrics)
+                cmd="splynx__bitpay__subcmd__help__subcmd__metrics"
+                ;;
             splynx__bitpay__subcmd__help,pair)
                 cmd="splynx__bitpay__subcmd__help__subcmd__pair"
                 ;;
@@ -90,6 +105,9 @@ _splynx__bitpay() {
                 ;;
             splynx__bitpay__subcmd__help,refund)
                 cmd="splynx__bitpay__subcmd__help__subcmd__refund"
+                ;;
+            splynx__bitpay__subcmd__help,replay)
+                cmd="splynx__bitpay__subcmd__help__subcmd__replay"
                 ;;
             splynx__bitpay__subcmd__help,resolve)
                 cmd="splynx__bitpay__subcmd__help__subcmd__resolve"
@@ -113,12 +131,46 @@ _splynx__bitpay() {
 
     case "${cmd}" in
         splynx__bitpay)
-            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice direct-pay handle-ipn reconcile refund resolve prune show settings config doctor help"
+            opts="-v -q -h -V --config --json --verbose --quiet --help --version pair unpair status create-invoice direct-pay handle-ipn reconcile refund replay metrics audit resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__audit)
+            opts="-v -q -h --from --to --csv --record --sash --session-admin --from-page --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sash)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --session-admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -281,8 +333,22 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help)
-            opts="pair unpair status create-invoice direct-pay handle-ipn reconcile refund resolve prune show settings config doctor help"
+            opts="pair unpair status create-invoice direct-pay handle-ipn reconcile refund replay metrics audit resolve prune show settings config doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -378,6 +444,20 @@ _splynx__bitpay() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         splynx__subcmd__bitpay__subcmd__help__subcmd__pair)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -421,6 +501,20 @@ _splynx__bitpay() {
             return 0
             ;;
         splynx__subcmd__bitpay__subcmd__help__subcmd__refund)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -497,6 +591,24 @@ _splynx__bitpay() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__metrics)
+            opts="-v -q -h --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -610,6 +722,28 @@ _splynx__bitpay() {
                     return 0
                     ;;
                 --session-admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        splynx__subcmd__bitpay__subcmd__replay)
+            opts="-v -q -h --webhook --apply --config --json --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --webhook)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -904,10 +904,107 @@ fn webhook_storm(statements: &str, invoices: usize, deliveries_each: usize, para
     bench.assert_statement_records(invoices);
 }
 
+/// An audit of a year: `n` paid invoices at BitPay (balance top-ups of customer 42, created
+/// evenly through last year, order ids signed with this installation's key, so the audit
+/// recognises them without a local record, as after a restored database) and their `n`
+/// Splynx payments, every sandbox request answered after `latency`.
+fn audit_year(n: usize, latency: Duration) {
+    use chrono::{Datelike, TimeZone};
+    use splynx_bitpay::order_id::{self, OrderKey, OrderRef};
+    let bench = Bench::new();
+    let (_, request) = bench.run_plain(
+        &["--json", "pair", "--request", "--facade", "merchant"],
+        b"",
+    );
+    let request: Value = serde_json::from_str(&request).unwrap();
+    assert!(bench
+        .bitpay
+        .approve_pairing(request["pairing_code"].as_str().unwrap()));
+    bench.run_plain(&["status"], b"");
+    let config = Config::load(&bench.config()).unwrap();
+    let key = OrderKey::of(&Identity::load_or_create(&config.key_path()).unwrap());
+    let year = chrono::Local::now().year() - 1;
+    let midnight = |y: i32| {
+        chrono::Local
+            .with_ymd_and_hms(y, 1, 1, 0, 0, 0)
+            .earliest()
+            .unwrap()
+            .timestamp_millis()
+    };
+    let (start, span) = (midnight(year), midnight(year + 1) - midnight(year));
+    let seeding = Instant::now();
+    for i in 0..n {
+        let refill = OrderRef {
+            kind: DocKind::Refill,
+            doc_id: None,
+            refill_customer: Some(42),
+        };
+        let order = order_id::write(refill, 42, &format!("{i:08x}"), &key);
+        let price = format!("{}.{:02}", 10 + i % 90, i % 100);
+        let id = bench.bitpay.create_foreign_invoice(&order, &price, "USD");
+        bench.bitpay.set_status(&id, "complete", None);
+        let at = start + (i as i64) * (span - 60_000) / n as i64;
+        bench.bitpay.set_invoice_time(&id, at);
+        let date = chrono::Local
+            .timestamp_millis_opt(at)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
+        bench
+            .splynx
+            .add_payment_by_hand(json!({"customer_id": 42, "payment_type": 7,
+            "receipt_number": id, "date": date, "amount": price}));
+    }
+    println!(
+        "\n## audit of a year: {n} paid invoices and {n} Splynx payments, {} ms latency\n\nseeded in {:.1} s",
+        latency.as_millis(),
+        seeding.elapsed().as_secs_f64()
+    );
+    let before = (bench.bitpay.requests().len(), bench.splynx.requests().len());
+    bench.bitpay.latency(latency);
+    bench.splynx.latency(latency);
+    let (from, to) = (format!("{year}-01-01"), format!("{year}-12-31"));
+    let (sample, stdout) =
+        bench.run_capture(&["--json", "audit", "--from", &from, "--to", &to], b"");
+    let audit: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        sample.code,
+        0,
+        "a clean year: {}",
+        &stdout[..stdout.len().min(2000)]
+    );
+    assert_eq!(audit["totals"]["matched"], n, "every invoice matched once");
+    let bitpay = bench.bitpay.requests().len() - before.0;
+    let splynx = bench.splynx.requests().len() - before.1;
+    // BitPay's list is read one page (100 invoices) at a time, as its reference advises
+    // (one request in flight); Splynx's pages (1000) are read meanwhile.
+    let pages = n.div_ceil(100) + 1;
+    let floor = latency * pages as u32;
+    println!("\n| invoices | wall | BitPay requests | Splynx requests | floor (BitPay pages × latency) | wall / floor | CPU | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {n} | {:.1} s | {bitpay} | {splynx} | {:.1} s | {:.2}× | {:.1} s | {} |",
+        sample.wall.as_secs_f64(),
+        floor.as_secs_f64(),
+        sample.wall.as_secs_f64() / floor.as_secs_f64(),
+        sample.cpu.as_secs_f64(),
+        mib(sample.max_rss_kib)
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    // `--reconcile-only [LATENCY_MS]`: just the 10,000-invoice reconciles.
+    // `--audit [N]`: an audit of a year of N paid invoices (default 100,000).
     let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--audit") {
+        let n = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        audit_year(n, Duration::from_millis(25));
+        return;
+    }
+    // `--reconcile-only [LATENCY_MS]`: just the 10,000-invoice reconciles.
     if let Some(at) = args.iter().position(|a| a == "--reconcile-only") {
         let latency = args.get(at + 1).and_then(|l| l.parse().ok()).unwrap_or(25);
         reconcile_scaling(&[10000], Duration::from_millis(latency), ServerKind::BitPay);

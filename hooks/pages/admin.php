@@ -10,7 +10,11 @@
  * change passes it to the binary, which asks Splynx who that is and refuses roles not in
  * admin.pairing_roles (and pending codes are not shown to them). Replacing an active token
  * asks for a confirmation first. Refunds (admin.refund_roles, checked by the binary) and
- * their cancellation are confirmed first too, with the amount prefilled.
+ * their cancellation are confirmed first too, with the amount prefilled. It is the
+ * operator's desk as well: held records resolved where they are listed (confirmed, and
+ * journaled with who and why), the last audit with a button that audits last month
+ * (the refund roles, checked by the binary), and the add-on's health in words, with
+ * doctor's checks on request.
  */
 
 namespace SplynxBitpay;
@@ -74,6 +78,12 @@ return static function (string $route): void {
         }
         if ($action === 'refund_record' && !$confirmed && $validId($refundId)) {
             $confirm('Record the dashboard refund of invoice ' . $refundId, 'This records in Splynx the refunds the payment server lists for invoice ' . $refundId . ' that were made in its own dashboard, not here. Each is booked as a negative payment of the customer once the server says it was paid out (at once if it was). Check them in the dashboard first; nothing is sent to the server.', 'refund_record', ['bitpay_invoice_id' => $refundId], 'Yes, record it', 'confirm-record');
+            return;
+        }
+        $heldId = Http::post('bitpay_invoice_id');
+        if ($action === 'resolve' && !$confirmed && $validId($heldId)) {
+            $confirm('Mark invoice ' . $heldId . ' resolved', 'This closes the held record: the add-on stops reporting it and never acts on it again by itself. Nothing changes in Splynx or at the payment server: do what is needed there first (Finance → Payments). The journal keeps who resolved it and your note.', 'resolve', ['bitpay_invoice_id' => $heldId], 'Yes, mark it resolved', 'confirm-resolve',
+                ['note' => ['What you did in Splynx (kept in the journal)', substr(Http::post('note'), 0, 500), 500]]);
             return;
         }
         $cancelId = Http::post('refund_id');
@@ -141,6 +151,18 @@ return static function (string $route): void {
                     ? ['success', 'Invoice ' . $id . ' is marked resolved.']
                     : ['danger', 'Could not mark it resolved: ' . $result->message()];
             }
+        } elseif ($action === 'audit') {
+            // Last month, recorded for this page and the metrics; it changes nothing else.
+            $result = Binary::run(array_merge(['audit', '--record'], $who), '', 600);
+            if (($result->code === EXIT_OK || $result->code === 1) && isset($result->json['differences'])) {
+                $n = count($result->json['differences']);
+                $period = (string) $result->json['from'] . ' to ' . (string) $result->json['to'];
+                $flash = $n === 0
+                    ? ['success', 'Audit of ' . $period . ': no differences; every payment appears once on both sides.']
+                    : ['warning', 'Audit of ' . $period . ': ' . $n . ' difference(s), listed under Books below.'];
+            } else {
+                $flash = ['danger', 'The audit did not run: ' . $result->message()];
+            }
         } elseif ($action === 'connect_btcpay') {
             // BTCPay's authorize page posts the key back to /btcpay-connected with a
             // one-time state; the binary checked this administrator's role before issuing it.
@@ -200,6 +222,12 @@ return static function (string $route): void {
             }
         }
     }
+    // doctor's checks only when asked for: they reach the payment server and Splynx.
+    $checks = null;
+    if (Http::query('checks') === '1') {
+        $doctor = Binary::run(['doctor'], '', 120);
+        $checks = isset($doctor->json['checks']) ? $doctor->json : ['error' => $doctor->message()];
+    }
     $effective = Binary::run(['config']);
     View::page('admin', [
         'title' => 'Bitpay',
@@ -210,6 +238,7 @@ return static function (string $route): void {
         'lookup' => $lookup,
         'found' => $found,
         'lookup_error' => $lookupError,
+        'checks' => $checks,
         'csrf' => $token,
         'action' => $self,
         'sash' => $sash,

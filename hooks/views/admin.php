@@ -3,7 +3,7 @@
  * @var array|null $flash @var array|null $status @var string|null $status_error @var array|null $oldest
  * @var string $lookup @var array|null $found @var string|null $lookup_error @var string $csrf @var string $action
  * @var string $config_path @var array|null $effective (`config --json`) @var string|null $effective_error
- * @var string $sash
+ * @var string $sash @var array|null $checks (`doctor --json`, when asked for)
  */
 use SplynxBitpay\View;
 
@@ -51,6 +51,21 @@ $documentName = static function (array $invoice): string {
     }
     return $name . ($invoice['document_number'] !== null ? ' #' . (string) $invoice['document_number'] : '');
 };
+// "12 minutes ago" for a Unix time in seconds.
+$ago = static function (int $at): string {
+    $s = max(0, time() - $at);
+    if ($s < 120) {
+        return $s . ' seconds ago';
+    }
+    if ($s < 7200) {
+        return intdiv($s, 60) . ' minutes ago';
+    }
+    if ($s < 172800) {
+        return intdiv($s, 3600) . ' hours ago';
+    }
+    return intdiv($s, 86400) . ' days ago';
+};
+$checksUrl = $action . (strpos($action, '?') === false ? '?' : '&') . 'checks=1#health';
 $invoiceBlock = static function (array $invoice) use ($journal, $documentName): string {
     $doc = $documentName($invoice);
     return '<dl class="dl-horizontal">'
@@ -104,6 +119,88 @@ $invoiceBlock = static function (array $invoice) use ($journal, $documentName): 
 </div>
 </div>
 <?php endif; ?>
+<?php $health = isset($status['health']) ? $status['health'] : null; ?>
+<?php if ($health !== null) : ?>
+<?php
+// The add-on's health in an admin's words: what the metrics say, each line a fact and what to do.
+$server = $environment === 'btcpay' ? 'BTCPay Server' : 'BitPay';
+$lines = [];
+$lines[] = $health['credentials_valid']
+    ? ['ok', 'The ' . $server . ' credential is stored and was accepted at the last reconcile.']
+    : ['bad', 'The ' . $server . ' credential is missing or was refused at the last reconcile: ' . ($environment === 'btcpay' ? 'connect again' : 'pair again') . ' under Pairing below. Customers cannot pay until then.'];
+if ($health['last_webhook_timestamp'] !== null) {
+    $lines[] = ['ok', 'Last webhook from ' . $server . ' ' . $ago((int) $health['last_webhook_timestamp']) . '.'];
+} else {
+    $lines[] = ['warn', 'No webhook from ' . $server . ' has arrived yet: payments are still credited by the reconcile every 10 minutes; run the checks below to test the notification URL.'];
+}
+if ($health['reconcile_last_success_timestamp'] !== null) {
+    $late = time() - (int) $health['reconcile_last_success_timestamp'] > 3600;
+    $lines[] = [$late ? 'bad' : 'ok', 'Last successful reconcile ' . $ago((int) $health['reconcile_last_success_timestamp']) . ($late ? ': it runs every 10 minutes from cron, so it has stopped or is failing.' : '.')];
+} else {
+    $lines[] = ['warn', 'No reconcile has finished yet: cron runs it every 10 minutes (/etc/cron.d/splynx-bitpay).'];
+}
+if ($health['reconcile_exit_status'] !== null && ((int) $health['reconcile_exit_status'] !== 0 || (int) $health['reconcile_errors'] > 0)) {
+    $lines[] = ['bad', 'The last reconcile ended with ' . (int) $health['reconcile_errors'] . ' error(s) (exit status ' . (int) $health['reconcile_exit_status'] . '): cron mails its errors to the server\'s administrator, and Run all checks below tells what is wrong with the setup.'];
+}
+$heldTotal = array_sum(array_map('intval', (array) $health['held_records']));
+if ($heldTotal > 0) {
+    $lines[] = ['bad', $heldTotal . ' payment(s) wait for you under Needs your attention.'];
+}
+if ($health['audit_differences'] !== null && (int) $health['audit_differences'] > 0) {
+    $lines[] = ['bad', 'The last audit found ' . (int) $health['audit_differences'] . ' difference(s) between ' . $server . ' and Splynx (Books, below).'];
+}
+$labels = ['ok' => 'success', 'warn' => 'warning', 'bad' => 'danger'];
+?>
+<div class="panel health" id="health">
+<div class="panel-heading">Health</div>
+<div class="panel-body">
+<ul class="health-lines">
+<?php foreach ($lines as $line) : ?>
+<li class="health-<?= View::e($line[0]) ?>"><span class="label label-<?= View::e($labels[$line[0]]) ?>"><?= $line[0] === 'ok' ? 'ok' : ($line[0] === 'warn' ? 'note' : 'act') ?></span> <?= View::e($line[1]) ?></li>
+<?php endforeach; ?>
+</ul>
+<?php if ($checks === null) : ?>
+<a class="btn run-checks" href="<?= View::e($checksUrl) ?>">Run all checks</a> <span class="muted">(settings, files, Splynx, <?= View::e($server) ?> and the webhook address; takes a few seconds)</span>
+<?php elseif (isset($checks['error'])) : ?>
+<div class="alert alert-danger">The checks did not run: <?= View::e($checks['error']) ?></div>
+<?php else : ?>
+<p class="checks-summary"><?= View::e((int) $checks['summary']['ok']) ?> checks passed, <?= View::e((int) $checks['summary']['warn']) ?> warnings, <?= View::e((int) $checks['summary']['fail']) ?> failed.</p>
+<div class="table-wrap"><table class="table doctor-checks"><tr><th>Check</th><th>Result</th><th>What to do</th></tr>
+<?php foreach ($checks['checks'] as $c) : ?>
+<?php if ($c['status'] === 'skip') { continue; } ?>
+<tr class="check-<?= View::e($c['status']) ?>"><td><span class="label label-<?= View::e(['ok' => 'success', 'warn' => 'warning', 'fail' => 'danger'][$c['status']]) ?>"><?= View::e($c['status']) ?></span></td><td><?= View::e($c['message']) ?></td><td><?= View::e($c['fix'] !== null ? $c['fix'] : '') ?></td></tr>
+<?php endforeach; ?>
+</table></div>
+<?php endif; ?>
+</div>
+</div>
+<?php endif; ?>
+<?php $audit = isset($status['last_audit']) ? $status['last_audit'] : null; ?>
+<div class="panel books" id="books">
+<div class="panel-heading">Books: <?= View::e($environment === 'btcpay' ? 'BTCPay Server' : 'BitPay') ?> against Splynx</div>
+<div class="panel-body">
+<?php if ($audit === null) : ?>
+<p class="muted no-audit">No audit recorded yet. An audit lists every difference between what the payment server received and the payments in Splynx for a month; cron records last month's on the 2nd.</p>
+<?php else : ?>
+<p class="audit-summary">Last audit: <b><?= View::e($audit['from']) ?> to <?= View::e($audit['to']) ?></b>, run <?= View::e($ago(intdiv((int) $audit['at_ms'], 1000))) ?>: <?= View::e((int) $audit['paid_at_server']) ?> invoice(s) paid at <?= View::e($audit['server']) ?>, <?= View::e((int) $audit['splynx_payments']) ?> payment(s) in Splynx, <?= View::e((int) $audit['matched']) ?> matched —
+<?= (int) $audit['differences'] === 0 ? '<span class="label label-success">no differences</span>' : '<span class="label label-danger">' . View::e((int) $audit['differences']) . ' difference(s)</span>' ?></p>
+<?php if (!empty($audit['shown'])) : ?>
+<div class="table-wrap"><table class="table audit-differences"><tr><th>Difference</th><th>Invoice id</th><th>Splynx payment</th><th>Detail</th></tr>
+<?php foreach ($audit['shown'] as $d) : ?>
+<tr><td><?= View::e($d['description']) ?></td><td class="id"><?= View::e($d['invoice_id'] !== '' ? $d['invoice_id'] : (string) $d['refund_id']) ?></td><td><?= View::e($d['splynx_payment_ids'] ? implode(', ', $d['splynx_payment_ids']) : '-') ?></td><td class="detail"><?= View::e($d['detail']) ?></td></tr>
+<?php endforeach; ?>
+</table></div>
+<?php if ((int) $audit['differences'] > count($audit['shown'])) : ?><p class="muted">The first <?= count($audit['shown']) ?> are shown; the audit's CSV export on the server lists them all.</p><?php endif; ?>
+<?php endif; ?>
+<?php foreach ((array) $audit['notes'] as $note) : ?><p class="muted"><?= View::e($note) ?></p><?php endforeach; ?>
+<?php endif; ?>
+<?php if ($mayRefund) : ?>
+<?= $actionForm('audit', [], 'Audit last month', 'run-audit') ?> <span class="muted">Reads both books and changes nothing; takes longer for busy months.</span>
+<?php elseif (!empty($status['refund_refusal'])) : ?>
+<p class="muted audit-refusal">Administrators with a refund role (admin.refund_roles in the add-on's config) may run the audit here.</p>
+<?php endif; ?>
+</div>
+</div>
 <?php if (!empty($status['bookings_waiting']['count'])) : ?>
 <div class="alert alert-warning bookings-waiting" role="alert"><?= View::e($status['bookings_waiting']['count']) ?> credited payment(s) wait for their payment statement record or fee transaction. The payments are in Splynx; <code>splynx-bitpay reconcile</code> books what waits. <?= View::e((string) $status['bookings_waiting']['oldest_note']) ?></div>
 <?php endif; ?>
@@ -245,9 +342,9 @@ if (empty($status['invoices'])) {
 <?php endif; ?>
 <?php if (!empty($status['recent_webhooks'])) : ?>
 <h4 style="margin-top:16px;font-size:15px">Last webhooks</h4>
-<div class="table-wrap"><table class="table recent-webhooks"><tr><th>When</th><th>Invoice id</th><th>What happened</th></tr>
+<div class="table-wrap"><table class="table recent-webhooks"><tr><th>#</th><th>When</th><th>Invoice id</th><th>What happened</th></tr>
 <?php foreach ($status['recent_webhooks'] as $hook) : ?>
-<tr><td><?= View::e($hook['at']) ?></td><td class="id"><?= View::e($hook['bitpay_invoice_id'] !== null ? $hook['bitpay_invoice_id'] : '-') ?></td><td class="summary"><?= View::e($hook['summary']) ?></td></tr>
+<tr><td class="mono" title="splynx-bitpay replay --webhook <?= View::e($hook['id']) ?>"><?= View::e($hook['id']) ?></td><td><?= View::e($hook['at']) ?></td><td class="id"><?= View::e($hook['bitpay_invoice_id'] !== null ? $hook['bitpay_invoice_id'] : '-') ?></td><td class="summary"><?= View::e($hook['summary']) ?></td></tr>
 <?php endforeach; ?>
 </table></div>
 <?php endif; ?>

@@ -216,6 +216,8 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
     pub kind: Kind,
+    /// The kind, for people.
+    pub description: &'static str,
     /// The server's invoice id.
     pub invoice_id: String,
     pub refund_id: Option<String>,
@@ -356,6 +358,7 @@ fn compare_invoice(
     let mut difference = |kind: Kind, detail: String| {
         differences.push(Difference {
             kind,
+            description: kind.describe(),
             invoice_id: id.to_string(),
             refund_id: None,
             splynx_payment_ids: ids.clone(),
@@ -475,6 +478,7 @@ fn compare_refunds(
         let invoice = refund.map(|r| r.invoice_id.clone()).unwrap_or_default();
         differences.push(Difference {
             kind,
+            description: kind.describe(),
             customer_id: booked.first().map(|b| b.customer_id).or_else(|| {
                 by_id
                     .get(invoice.as_str())

@@ -20,7 +20,8 @@ pub struct AuditView {
 }
 
 /// What `--record` keeps: the summary the page and `metrics` show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AuditSummary {
     pub from: String,
     pub to: String,
@@ -34,7 +35,37 @@ pub struct AuditSummary {
     pub splynx_payments: usize,
     pub matched: usize,
     pub notes: Vec<String>,
+    /// The first differences, for the page (all of them: `audit`).
+    pub shown: Vec<Shown>,
 }
+
+/// A difference as the summary keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Shown {
+    pub kind: String,
+    pub description: String,
+    pub invoice_id: String,
+    pub refund_id: Option<String>,
+    pub splynx_payment_ids: Vec<i64>,
+    pub detail: String,
+}
+
+impl From<&Difference> for Shown {
+    fn from(d: &Difference) -> Shown {
+        Shown {
+            kind: d.kind.as_str().into(),
+            description: d.description.into(),
+            invoice_id: d.invoice_id.clone(),
+            refund_id: d.refund_id.clone(),
+            splynx_payment_ids: d.splynx_payment_ids.clone(),
+            detail: d.detail.clone(),
+        }
+    }
+}
+
+/// How many differences the summary keeps for the page.
+const SHOWN: usize = 50;
 
 /// Where `--record` keeps the last audit's summary (the `meta` table).
 const LAST_AUDIT: &str = "audit.last";
@@ -69,6 +100,13 @@ impl AuditSummary {
             splynx_payments: totals.splynx_payments,
             matched: totals.matched,
             notes: view.audit.notes.clone(),
+            shown: view
+                .audit
+                .differences
+                .iter()
+                .take(SHOWN)
+                .map(Shown::from)
+                .collect(),
         }
     }
 }

@@ -612,6 +612,9 @@ describe('splynx-bitpay add-on in the browser', () => {
     const resolve = held.locator('.resolve-form');
     await resolve.locator('input[name=note]').fill('dashboard refund recorded');
     await Promise.all([page.waitForLoadState('load'), resolve.locator('button.resolve').click()]);
+    // Confirmed first, the note carried over and still editable.
+    assert.equal(await page.locator('input#note').inputValue(), 'dashboard refund recorded');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-resolve')]);
     assert.match(await page.locator('.flash').innerText(), /is marked resolved/);
     await page.context().close();
   });
@@ -660,8 +663,25 @@ describe('splynx-bitpay add-on in the browser', () => {
     const held = page.locator('.held-table .resolve-form').first();
     await held.locator('input[name=note]').fill('payment deleted in Splynx');
     await Promise.all([page.waitForLoadState('load'), held.locator('button.resolve').click()]);
+    assert.match(await page.locator('.panel').first().innerText(), /Nothing changes in Splynx or at the payment server/);
+    await shot(page, 'admin-resolve-confirm');
+    await Promise.all([page.waitForLoadState('load'), page.click('button.confirm-resolve')]);
     assert.match(await page.locator('.flash').innerText(), /is marked resolved/);
     assert.equal(await page.locator('.held').count(), 0, 'nothing is held any more');
+    // The operator's desk: health in words, doctor's checks on request, the books.
+    const health = await page.locator('.health-lines').innerText();
+    assert.match(health, /The BitPay credential is stored/);
+    assert.match(health, /Last webhook from BitPay \d+ (seconds|minutes) ago/);
+    assert.doesNotMatch(health, /wait for you/, 'nothing is held any more');
+    await Promise.all([page.waitForLoadState('load'), page.click('a.run-checks')]);
+    assert.match(await page.locator('.checks-summary').innerText(), /\d+ checks passed/);
+    assert.ok(await page.locator('.doctor-checks tr').count() > 10, 'every check is listed');
+    await shot(page, 'admin-health-checks');
+    assert.match(await page.locator('.no-audit').innerText(), /No audit recorded yet/);
+    await Promise.all([page.waitForLoadState('load'), page.click('button.run-audit')]);
+    assert.match(await page.locator('.flash').innerText(), /Audit of \d{4}-\d{2}-01 to \d{4}-\d{2}-\d{2}: no differences/);
+    assert.match(await page.locator('.audit-summary').innerText(), /no differences/);
+    await shot(page, 'admin-books');
     await Promise.all([page.waitForLoadState('load'), page.click('button.unpair')]);
     await page.getByText('Unpair from BitPay').first().waitFor();
     await shot(page, 'admin-unpair-confirm');

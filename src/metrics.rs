@@ -50,6 +50,24 @@ impl ReconcileRun {
     }
 }
 
+/// Records the run and rewrites `[metrics] textfile`; a failure here is logged, never
+/// the run's: the money was settled either way.
+pub fn keep(ctx: &Context, run: &ReconcileRun) {
+    if let Err(e) = run.record(&ctx.store) {
+        log::warn!("could not record this reconcile for the metrics: {e}");
+        return;
+    }
+    let Some(path) = &ctx.config.metrics_textfile else {
+        return;
+    };
+    let written = snapshot(ctx).map(|s| render(&s)).and_then(|text| {
+        write_textfile(path, &text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    });
+    if let Err(e) = written {
+        log::warn!("metrics file not written: {}", crate::errors::message(&e));
+    }
+}
+
 /// Everything the metrics say, read from the state store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {

@@ -146,10 +146,17 @@ struct State {
     deliveries: Vec<Delivery>,
     /// Refunds made through the API, oldest first.
     refunds: Vec<refunds::StoredRefund>,
+    /// Bumped by every change to an invoice: the listing's cache is only as old as this.
+    invoices_changed: u64,
+    /// The positions the last listing query matched (its filters, and `invoices_changed`
+    /// then): paging through 100,000 invoices filters them once, as a real server's index
+    /// would, not once per page.
+    listing: Option<(String, u64, Vec<usize>)>,
 }
 
 impl State {
     fn invoice_mut(&mut self, id: &str) -> Result<&mut StoredInvoice, String> {
+        self.invoices_changed += 1;
         let at = self.invoice_index.get(id).copied();
         at.and_then(|at| self.invoices.get_mut(at))
             .ok_or_else(|| format!("no invoice {id}"))
@@ -178,6 +185,7 @@ impl State {
 
     fn push_invoice(&mut self, invoice: StoredInvoice) {
         let id = invoice.text("id");
+        self.invoices_changed += 1;
         self.invoice_index.insert(id, self.invoices.len());
         self.invoices.push(invoice);
     }
@@ -809,32 +817,27 @@ impl Core {
                 );
             }
         }
-        let state = self.lock();
-        let data: Vec<Value> = state
-            .invoices
+        let mut state = self.lock();
+        let query = format!(
+            "{start} {end} {:?} {:?}",
+            params.get("status"),
+            params.get("orderId")
+        );
+        let cached = state
+            .listing
+            .as_ref()
+            .filter(|(q, at, _)| *q == query && *at == state.invoices_changed)
+            .map(|(_, _, positions)| positions.clone());
+        let positions = cached.unwrap_or_else(|| {
+            let positions = matching_invoices(&state.invoices, &params, start, end);
+            state.listing = Some((query, state.invoices_changed, positions.clone()));
+            positions
+        });
+        let data: Vec<Value> = positions
             .iter()
-            .filter(|inv| {
-                let day = inv
-                    .data
-                    .get("invoiceTime")
-                    .and_then(Value::as_i64)
-                    .and_then(DateTime::<Utc>::from_timestamp_millis)
-                    .map(|t| t.date_naive());
-                day.is_some_and(|d| d >= start && d <= end)
-            })
-            .filter(|inv| {
-                params.get("status").is_none_or(|s| {
-                    inv.data.get("status").and_then(Value::as_str) == Some(s.as_str())
-                })
-            })
-            .filter(|inv| {
-                params.get("orderId").is_none_or(|o| {
-                    inv.data.get("orderId").and_then(Value::as_str) == Some(o.as_str())
-                })
-            })
             .skip(offset)
             .take(limit.unwrap_or(usize::MAX))
-            .map(render_invoice)
+            .map(|&at| render_invoice(&state.invoices[at]))
             .collect();
         Reply::json(200, &json!({ "data": data }))
     }
@@ -1118,7 +1121,17 @@ impl Core {
         let other_integration = splynx_bitpay::bitpay::Identity::from_secret_bytes(&[0x5a; 32])
             .expect("a valid key")
             .sin();
-        let token = self.create_token(&other_integration, "pos")?;
+        // One token for the other integration, however many invoices it makes.
+        let existing = self
+            .lock()
+            .tokens
+            .iter()
+            .find(|t| t.sin == other_integration && t.facade == "pos" && t.active)
+            .map(|t| t.token.clone());
+        let token = match existing {
+            Some(token) => token,
+            None => self.create_token(&other_integration, "pos")?,
+        };
         let mut body = Map::new();
         body.insert("price".into(), json_number(price));
         body.insert("currency".into(), json!(currency));
@@ -1881,6 +1894,36 @@ fn decode_segment(segment: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
+}
+
+/// Positions of the invoices `GET /invoices` lists: created (`invoiceTime`, UTC day) from
+/// `start` to `end`, both included, of `status` and `orderId` when given.
+fn matching_invoices(
+    invoices: &[StoredInvoice],
+    params: &BTreeMap<String, String>,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Vec<usize> {
+    invoices
+        .iter()
+        .enumerate()
+        .filter(|(_, inv)| {
+            let day = inv
+                .data
+                .get("invoiceTime")
+                .and_then(Value::as_i64)
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .map(|t| t.date_naive());
+            day.is_some_and(|d| d >= start && d <= end)
+                && params.get("status").is_none_or(|s| {
+                    inv.data.get("status").and_then(Value::as_str) == Some(s.as_str())
+                })
+                && params.get("orderId").is_none_or(|o| {
+                    inv.data.get("orderId").and_then(Value::as_str) == Some(o.as_str())
+                })
+        })
+        .map(|(at, _)| at)
+        .collect()
 }
 
 #[cfg(test)]

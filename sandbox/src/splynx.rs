@@ -219,6 +219,12 @@ struct State {
     admin_sessions: BTreeMap<String, (i64, String, i64)>,
     /// What the add-on's webhook URL answers; `None` is the shim's 400.
     webhook_status: Option<u16>,
+    /// Bumped by every change to a table: a search's cache is only as old as this.
+    changed: u64,
+    /// The row ids the last search matched, in order (its table and filters, and `changed`
+    /// then): paging through 100,000 payments filters them once, as a database's index
+    /// would, not once per page.
+    last_search: Option<(String, u64, Vec<i64>)>,
 }
 
 impl State {
@@ -281,6 +287,7 @@ impl State {
     }
 
     fn table_mut(&mut self, kind: Kind) -> &mut BTreeMap<i64, Row> {
+        self.changed += 1;
         self.tables.entry(kind.name()).or_default()
     }
 
@@ -1156,46 +1163,29 @@ impl Core {
             conditions.insert(field, (op, value.clone()));
         }
 
-        let state = self.lock();
-        let mut rows: Vec<&Row> = state.rows(kind);
-        for field in conditions.keys().chain(between.iter().map(|(f, _, _)| f)) {
-            let known = kind.attributes().contains(&field.as_str())
-                || ledger::schema_fields(kind).any(|f| f == field)
-                || rows.iter().any(|r| r.contains_key(field));
-            if !known {
-                return Err(bad_request(&format!("Unknown attribute {field}")));
+        let mut state = self.lock();
+        let key = format!("{} {conditions:?} {between:?} {order:?}", kind.name());
+        let cached = state
+            .last_search
+            .as_ref()
+            .filter(|(k, at, _)| *k == key && *at == state.changed)
+            .map(|(_, _, ids)| ids.clone());
+        let ids = match cached {
+            Some(ids) => ids,
+            None => {
+                let ids = matching_rows(&state, kind, &conditions, &between, order)?;
+                state.last_search = Some((key, state.changed, ids.clone()));
+                ids
             }
-        }
-        rows.retain(|row| {
-            conditions.iter().all(|(field, (op, wanted))| {
-                let value = row.get(field).unwrap_or(&Value::Null);
-                matches(field, value, op, wanted)
-            }) && between.iter().all(|(field, low, high)| {
-                let value = row.get(field).unwrap_or(&Value::Null);
-                matches(field, value, ">=", low) && matches(field, value, "<=", high)
-            })
-        });
-        if let Some((field, descending)) = order {
-            rows.sort_by(|a, b| {
-                let (x, y) = (
-                    a.get(&field).unwrap_or(&Value::Null),
-                    b.get(&field).unwrap_or(&Value::Null),
-                );
-                let ordering = match (decimal_from_json(x), decimal_from_json(y)) {
-                    (Some(x), Some(y)) => x.cmp(&y),
-                    _ => field_text(x).cmp(&field_text(y)),
-                };
-                if descending {
-                    ordering.reverse()
-                } else {
-                    ordering
-                }
-            });
-        }
-        Ok(rows
-            .into_iter()
+        };
+        let Some(table) = state.table(kind) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
             .skip(offset)
             .take(limit.unwrap_or(usize::MAX))
+            .filter_map(|id| table.get(id))
             .cloned()
             .collect())
     }
@@ -1472,6 +1462,56 @@ impl Core {
         };
         Ok(reply)
     }
+}
+
+/// The ids of the rows of `kind` that meet every condition, in the order asked for (by id
+/// otherwise).
+fn matching_rows(
+    state: &State,
+    kind: Kind,
+    conditions: &BTreeMap<String, (String, String)>,
+    between: &[(String, String, String)],
+    order: Option<(String, bool)>,
+) -> Result<Vec<i64>, Reply> {
+    let mut rows: Vec<(i64, &Row)> = state
+        .table(kind)
+        .map(|t| t.iter().map(|(id, row)| (*id, row)).collect())
+        .unwrap_or_default();
+    for field in conditions.keys().chain(between.iter().map(|(f, _, _)| f)) {
+        let known = kind.attributes().contains(&field.as_str())
+            || ledger::schema_fields(kind).any(|f| f == field)
+            || rows.iter().any(|(_, r)| r.contains_key(field));
+        if !known {
+            return Err(bad_request(&format!("Unknown attribute {field}")));
+        }
+    }
+    rows.retain(|(_, row)| {
+        conditions.iter().all(|(field, (op, wanted))| {
+            let value = row.get(field).unwrap_or(&Value::Null);
+            matches(field, value, op, wanted)
+        }) && between.iter().all(|(field, low, high)| {
+            let value = row.get(field).unwrap_or(&Value::Null);
+            matches(field, value, ">=", low) && matches(field, value, "<=", high)
+        })
+    });
+    if let Some((field, descending)) = order {
+        rows.sort_by(|(_, a), (_, b)| {
+            let (x, y) = (
+                a.get(&field).unwrap_or(&Value::Null),
+                b.get(&field).unwrap_or(&Value::Null),
+            );
+            let ordering = match (decimal_from_json(x), decimal_from_json(y)) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                _ => field_text(x).cmp(&field_text(y)),
+            };
+            if descending {
+                ordering.reverse()
+            } else {
+                ordering
+            }
+        });
+    }
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 fn matches(field: &str, value: &Value, op: &str, wanted: &str) -> bool {

@@ -1,14 +1,16 @@
 //! Reads both books for `audit`: the server's invoices created in the period (one paged
-//! listing) beside Splynx's payments dated in it with our payment methods (paged, at the
-//! same time), then looks up only what one side has and the other's listing did not show.
-//! Nothing is written anywhere.
+//! listing, each invoice cut down to what the audit needs as its page arrives) beside
+//! Splynx's payments dated in it with our payment methods (paged, at the same time), then
+//! looks up only what one side has and the other's listing did not show. Nothing is
+//! written anywhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, Result};
 
-use super::{AuditInvoice, Booked, Document, Facts, Owner, Period};
+use super::{is_paid, AuditInvoice, Booked, Document, Facts, Owner, Period};
 use crate::context::Context;
+use crate::domain::RefundState;
 use crate::order_id::{self, OrderKey};
 use crate::server::{is_invoice_id, PaymentServer, ServerError, ServerInvoice};
 use crate::splynx::model::Payment;
@@ -16,6 +18,25 @@ use crate::splynx::SplynxClient;
 
 /// Splynx payments read per request.
 pub const SPLYNX_PAGE: usize = 1000;
+
+/// A listed invoice, and what tells whose it is when we hold no record of it.
+struct Listed {
+    audited: AuditInvoice,
+    order_id: String,
+    /// The customer its posData names.
+    customer: Option<i64>,
+}
+
+impl Listed {
+    fn of(invoice: &ServerInvoice, in_period: bool) -> Listed {
+        Listed {
+            audited: AuditInvoice::of(invoice, in_period),
+            order_id: invoice.order_id.clone(),
+            customer: crate::pos_data::read(&invoice.metadata, invoice.price.unwrap_or_default())
+                .customer_id,
+        }
+    }
+}
 
 pub fn read(
     ctx: &Context,
@@ -25,34 +46,52 @@ pub fn read(
 ) -> Result<Facts> {
     let splynx = ctx.splynx();
     let methods = payment_methods(ctx);
+    let started = std::time::Instant::now();
     let (listed, booked) = std::thread::scope(|scope| {
-        let listing = scope.spawn(|| server.list_created(period.start_ms(), period.end_ms()));
+        let listing = scope.spawn(|| {
+            let mut listed = Vec::new();
+            server
+                .for_each_created(period.start_ms(), period.end_ms(), &mut |invoice| {
+                    let in_period = invoice.created_at.is_none_or(|at| period.contains_ms(at));
+                    listed.push(Listed::of(&invoice, in_period));
+                })
+                .map(|()| listed)
+        });
         let booked = splynx_payments(&splynx, &methods, period);
         let listed = listing.join().expect("the listing thread does not panic");
         (listed, booked)
     });
     let listed = listed.with_context(|| format!("listing the {} invoices", server.name()))?;
-    let booked = booked?;
+    log::info!(
+        "audit: {} listed {} invoices in {:.1?}",
+        server.name(),
+        listed.len(),
+        started.elapsed()
+    );
     let mut invoices: BTreeMap<String, AuditInvoice> = BTreeMap::new();
-    for invoice in listed {
-        let in_period = invoice.created_at.is_none_or(|at| period.contains_ms(at));
-        let audited = audit_invoice(ctx, order_key, invoice, in_period)?;
-        invoices.insert(audited.invoice.id.clone(), audited);
+    for listed in listed {
+        let audited = owned(ctx, order_key, listed)?;
+        invoices.insert(audited.id.clone(), audited);
     }
-    let mut payments: Vec<Booked> = booked.into_iter().map(|p| booked_of(p, true)).collect();
+    let mut payments: Vec<Booked> = booked?.into_iter().map(|p| booked_of(p, true)).collect();
+    log::info!(
+        "audit: {} Splynx payments read; whose each invoice is found by {:.1?}",
+        payments.len(),
+        started.elapsed()
+    );
 
     // Splynx payments of the period whose invoice the listing did not show (made before
     // the period): the invoice, and every payment with its receipt number (a second one
     // may be dated in another period).
     let receipts: BTreeSet<String> = payments
         .iter()
-        .filter(|p| !p.amount.is_some_and(|a| a.is_sign_negative()))
+        .filter(|p| !p.is_refund())
         .map(|p| p.receipt.clone())
         .filter(|r| !invoices.contains_key(r) && is_invoice_id(r))
         .collect();
     for receipt in receipts {
         if let Some(invoice) = fetch(ctx, server, &receipt)? {
-            let audited = audit_invoice(ctx, order_key, invoice, false)?;
+            let audited = owned(ctx, order_key, Listed::of(&invoice, false))?;
             payments.extend(by_receipt(&splynx, &receipt)?);
             invoices.insert(receipt, audited);
         }
@@ -61,70 +100,26 @@ pub fn read(
     let shown: BTreeSet<&str> = payments.iter().map(|p| p.receipt.as_str()).collect();
     let unshown: Vec<String> = invoices
         .values()
-        .filter(|i| i.in_period && i.owner.is_some() && super::is_paid(i.invoice.status))
-        .map(|i| i.invoice.id.clone())
-        .filter(|id| !shown.contains(id.as_str()))
+        .filter(|i| i.in_period && i.owner.is_some() && is_paid(i.status))
+        .filter(|i| !shown.contains(i.id.as_str()))
+        .map(|i| i.id.clone())
         .collect();
     for id in unshown {
         payments.extend(by_receipt(&splynx, &id)?);
     }
 
-    // Refunds of the paid invoices of ours: those the server flags, and those we asked for.
-    let mut refundable: Vec<ServerInvoice> = Vec::new();
-    for audited in invoices.values() {
-        if audited.owner.is_none() || !super::is_paid(audited.invoice.status) {
-            continue;
-        }
-        let mut invoice = audited.invoice.clone();
-        if !invoice.refunded {
-            invoice.refunded = match ctx.store.invoice_by_bitpay_id(&invoice.id)? {
-                Some(record) => !ctx.store.refunds_for(record.id)?.is_empty(),
-                None => false,
-            };
-        }
-        refundable.push(invoice);
-    }
-    let (mut refunds, mut refunds_unread) = match server.refunds_among(&refundable) {
-        Ok(found) => (found, None),
-        Err(ServerError::Temporary(e)) => {
-            return Err(ServerError::Temporary(e)).context("reading the refunds")
-        }
-        Err(e) => (
-            Vec::new(),
-            Some(crate::errors::message(&anyhow::Error::from(e))),
-        ),
-    };
-    // Refunds booked in the period that the listing above did not find.
-    let known: BTreeSet<String> = refunds.iter().map(|r| r.id.clone()).collect();
-    let booked_refunds: BTreeSet<String> = payments
-        .iter()
-        .filter(|p| p.in_period && p.amount.is_some_and(|a| a.is_sign_negative()))
-        .map(|p| p.receipt.clone())
-        .filter(|r| !known.contains(r) && is_invoice_id(r))
-        .collect();
-    if refunds_unread.is_none() {
-        for id in booked_refunds {
-            match server.fetch_refund(&id) {
-                Ok(refund) => refunds.push(refund),
-                Err(ServerError::NotFound(_)) => {}
-                Err(ServerError::Temporary(e)) => {
-                    return Err(ServerError::Temporary(e))
-                        .with_context(|| format!("reading refund {id}"))
-                }
-                Err(e) => {
-                    refunds_unread = Some(crate::errors::message(&anyhow::Error::from(e)));
-                    break;
-                }
-            }
-        }
-    }
+    let (refunds, refunds_unread) = refunds(ctx, server, &invoices, &payments)?;
     // Refunds paid out whose booking is dated outside the period.
-    let shown: BTreeSet<String> = payments.iter().map(|p| p.receipt.clone()).collect();
-    for refund in &refunds {
-        if refund.state == crate::domain::RefundState::PaidOut && !shown.contains(&refund.id) {
-            payments.extend(by_receipt(&splynx, &refund.id)?);
-        }
+    let shown: BTreeSet<&str> = payments.iter().map(|p| p.receipt.as_str()).collect();
+    let unbooked: Vec<String> = refunds
+        .iter()
+        .filter(|r| r.state == RefundState::PaidOut && !shown.contains(r.id.as_str()))
+        .map(|r| r.id.clone())
+        .collect();
+    for id in unbooked {
+        payments.extend(by_receipt(&splynx, &id)?);
     }
+    log::info!("audit: both books read in {:.1?}", started.elapsed());
     Ok(Facts {
         period,
         invoices: invoices.into_values().collect(),
@@ -132,6 +127,50 @@ pub fn read(
         refunds,
         refunds_unread,
     })
+}
+
+/// The refunds of the paid invoices of ours (those the server flags, and those asked for
+/// here), and of the negative Splynx payments of the period; why they could not be read,
+/// if they could not (a temporary failure fails the audit).
+fn refunds(
+    ctx: &Context,
+    server: &dyn PaymentServer,
+    invoices: &BTreeMap<String, AuditInvoice>,
+    payments: &[Booked],
+) -> Result<(Vec<crate::server::ServerRefund>, Option<String>)> {
+    let asked_here = ctx.store.refunded_invoice_ids()?;
+    let paid: Vec<(&str, bool)> = invoices
+        .values()
+        .filter(|i| i.owner.is_some() && is_paid(i.status))
+        .map(|i| (i.id.as_str(), i.refunded || asked_here.contains(&i.id)))
+        .collect();
+    let unread = |e: ServerError| -> Result<Option<String>> {
+        match e {
+            ServerError::Temporary(e) => {
+                Err(ServerError::Temporary(e)).context("reading the refunds")
+            }
+            e => Ok(Some(crate::errors::message(&anyhow::Error::from(e)))),
+        }
+    };
+    let mut refunds = match server.refunds_among(&paid) {
+        Ok(found) => found,
+        Err(e) => return Ok((Vec::new(), unread(e)?)),
+    };
+    let known: BTreeSet<String> = refunds.iter().map(|r| r.id.clone()).collect();
+    let booked: BTreeSet<&str> = payments
+        .iter()
+        .filter(|p| p.in_period && p.is_refund())
+        .map(|p| p.receipt.as_str())
+        .filter(|r| !known.contains(*r) && is_invoice_id(r))
+        .collect();
+    for id in booked {
+        match server.fetch_refund(id) {
+            Ok(refund) => refunds.push(refund),
+            Err(ServerError::NotFound(_)) => {}
+            Err(e) => return Ok((refunds, unread(e)?)),
+        }
+    }
+    Ok((refunds, None))
 }
 
 /// The payment methods payments of ours carry: the default's and every partner's.
@@ -210,39 +249,30 @@ fn fetch(ctx: &Context, server: &dyn PaymentServer, id: &str) -> Result<Option<S
 
 /// Whose the invoice is: our record's order when we hold one, else what its order id (if
 /// its MAC verifies) and posData say; `None` for another integration's.
-fn audit_invoice(
-    ctx: &Context,
-    order_key: &OrderKey,
-    invoice: ServerInvoice,
-    in_period: bool,
-) -> Result<AuditInvoice> {
-    let (owner, held) = match ctx.store.invoice_by_bitpay_id(&invoice.id)? {
-        Some(record) => (
-            Some(Owner {
+fn owned(ctx: &Context, order_key: &OrderKey, listed: Listed) -> Result<AuditInvoice> {
+    let Listed {
+        mut audited,
+        order_id,
+        customer,
+    } = listed;
+    match ctx.store.invoice_by_bitpay_id(&audited.id)? {
+        Some(record) => {
+            audited.owner = Some(Owner {
                 customer_id: Some(record.order.customer_id),
                 document: Document::of(record.order.doc_kind, record.order.doc_id),
-            }),
-            record.settlement.needs_admin().then(|| {
+            });
+            audited.held = record.settlement.needs_admin().then(|| {
                 record
                     .note
                     .unwrap_or_else(|| record.settlement.describe().into())
-            }),
-        ),
-        None => (
-            order_id::verify(&invoice.order_id, order_key).map(|order| Owner {
-                customer_id: order.refill_customer.or_else(|| {
-                    crate::pos_data::read(&invoice.metadata, invoice.price.unwrap_or_default())
-                        .customer_id
-                }),
+            });
+        }
+        None => {
+            audited.owner = order_id::verify(&order_id, order_key).map(|order| Owner {
+                customer_id: order.refill_customer.or(customer),
                 document: Document::of(order.kind, order.doc_id),
-            }),
-            None,
-        ),
-    };
-    Ok(AuditInvoice {
-        invoice,
-        owner,
-        in_period,
-        held,
-    })
+            });
+        }
+    }
+    Ok(audited)
 }

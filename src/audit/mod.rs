@@ -1,4 +1,6 @@
 //! `audit`: the payment server's book and Splynx's side by side, for a period.
+//! Longer than 500 lines because the period's edges, the vocabulary of differences and the
+//! one comparison over both sides (invoices, then refunds) are read together.
 //!
 //! The pure part: given what each side holds (`Facts`), list every difference (`compare`).
 //! Reading both books is `gather`; people's text and the accountant's CSV are `render`.
@@ -19,6 +21,7 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::domain::StatusWords;
 use crate::domain::{DocKind, InvoiceStatus, RefundState};
 use crate::server::{ServerInvoice, ServerRefund};
 
@@ -124,16 +127,39 @@ pub struct Owner {
     pub document: Document,
 }
 
-/// An invoice at the server.
-#[derive(Debug, Clone)]
+/// An invoice at the server, as the audit keeps it (a year may hold 100,000).
+#[derive(Debug, Clone, Default)]
 pub struct AuditInvoice {
-    pub invoice: ServerInvoice,
+    pub id: String,
+    pub status: InvoiceStatus,
+    pub words: StatusWords,
+    pub price: Option<Decimal>,
+    pub currency: String,
+    /// The server lists a refund for it.
+    pub refunded: bool,
     /// `None`: not this add-on's (another integration on the same account).
     pub owner: Option<Owner>,
     /// Created in the period (else it was looked up for a payment of the period).
     pub in_period: bool,
     /// Why the add-on holds it, when it does (a paid-late invoice waits for the admin).
     pub held: Option<String>,
+}
+
+impl AuditInvoice {
+    /// What the audit keeps of a server's invoice (whose it is is found later).
+    pub fn of(invoice: &ServerInvoice, in_period: bool) -> AuditInvoice {
+        AuditInvoice {
+            id: invoice.id.clone(),
+            status: invoice.status,
+            words: invoice.words.clone(),
+            price: invoice.price,
+            currency: invoice.currency.clone(),
+            refunded: invoice.refunded,
+            owner: None,
+            in_period,
+            held: None,
+        }
+    }
 }
 
 /// A Splynx payment (a refund is a negative one).
@@ -150,7 +176,7 @@ pub struct Booked {
 }
 
 impl Booked {
-    fn is_refund(&self) -> bool {
+    pub fn is_refund(&self) -> bool {
         self.amount.is_some_and(|a| a < Decimal::ZERO)
     }
 }
@@ -269,11 +295,8 @@ fn is_paid(status: InvoiceStatus) -> bool {
 
 /// Every difference between the two books.
 pub fn compare(facts: &Facts) -> Audit {
-    let by_id: BTreeMap<&str, &AuditInvoice> = facts
-        .invoices
-        .iter()
-        .map(|i| (i.invoice.id.as_str(), i))
-        .collect();
+    let by_id: BTreeMap<&str, &AuditInvoice> =
+        facts.invoices.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut payments_of: BTreeMap<&str, Vec<&Booked>> = BTreeMap::new();
     let mut refund_bookings: BTreeMap<&str, Vec<&Booked>> = BTreeMap::new();
     for p in &facts.payments {
@@ -290,9 +313,8 @@ pub fn compare(facts: &Facts) -> Audit {
     let mut totals = Totals::default();
     let mut differences = Vec::new();
     let mut compared: BTreeSet<&str> = BTreeSet::new();
-    for audited in facts.invoices.iter().filter(|i| i.in_period) {
-        let invoice = &audited.invoice;
-        match audited.owner {
+    for invoice in facts.invoices.iter().filter(|i| i.in_period) {
+        match invoice.owner {
             None => totals.foreign += 1,
             Some(_) if is_paid(invoice.status) => {
                 totals.paid_at_server += 1;
@@ -316,7 +338,7 @@ pub fn compare(facts: &Facts) -> Audit {
         totals.splynx_payments += 1;
         let currency = by_id
             .get(p.receipt.as_str())
-            .map(|i| i.invoice.currency.clone())
+            .map(|i| i.currency.clone())
             .unwrap_or_default();
         *totals.splynx_amounts.entry(currency).or_default() += p.amount.unwrap_or_default();
         compared.insert(&p.receipt);
@@ -366,11 +388,9 @@ fn compare_invoice(
                 .first()
                 .map(|p| p.customer_id)
                 .or(audited.and_then(|a| a.owner).and_then(|o| o.customer_id)),
-            server_amount: audited.and_then(|a| a.invoice.price),
+            server_amount: audited.and_then(|a| a.price),
             splynx_amount: payments.first().and_then(|p| p.amount),
-            currency: audited
-                .map(|a| a.invoice.currency.clone())
-                .unwrap_or_default(),
+            currency: audited.map(|a| a.currency.clone()).unwrap_or_default(),
             detail,
         })
     };
@@ -381,7 +401,6 @@ fn compare_invoice(
         );
         return false;
     };
-    let invoice = &audited.invoice;
     let Some(owner) = audited.owner else {
         difference(
             Kind::NotPaidAtServer,
@@ -389,13 +408,13 @@ fn compare_invoice(
         );
         return false;
     };
-    if !is_paid(invoice.status) {
+    if !is_paid(audited.status) {
         difference(
             Kind::NotPaidAtServer,
             format!(
                 "invoice {id} is {} at the server ({})",
-                invoice.status.as_str(),
-                invoice.words
+                audited.status.as_str(),
+                audited.words
             ),
         );
         return false;
@@ -423,7 +442,7 @@ fn compare_invoice(
         return false;
     };
     let mut matched = true;
-    if payment.amount != invoice.price {
+    if payment.amount != audited.price {
         matched = false;
         difference(
             Kind::AmountDiffers,
@@ -433,8 +452,8 @@ fn compare_invoice(
                 payment
                     .amount
                     .map_or("(no amount)".into(), |a| a.to_string()),
-                invoice.price.map_or("(no price)".into(), |a| a.to_string()),
-                invoice.currency
+                audited.price.map_or("(no price)".into(), |a| a.to_string()),
+                audited.currency
             ),
         );
     }
@@ -532,7 +551,7 @@ fn compare_refunds(
                 totals.refunds_booked += 1;
                 let invoice_currency = by_id
                     .get(refund.invoice_id.as_str())
-                    .map(|i| i.invoice.currency.as_str());
+                    .map(|i| i.currency.as_str());
                 let comparable = invoice_currency.is_none_or(|c| c == refund.currency);
                 if comparable && one.amount != refund.amount.map(|a| -a) {
                     push(

@@ -3,7 +3,6 @@ fn d(text: &str) -> Decimal {
 }
 
 use super::*;
-use crate::domain::StatusWords;
 
 fn period() -> Period {
     Period {
@@ -14,23 +13,20 @@ fn period() -> Period {
 
 fn invoice(id: &str, status: InvoiceStatus, customer: i64, doc: Document) -> AuditInvoice {
     AuditInvoice {
-        invoice: ServerInvoice {
-            id: id.to_string(),
-            price: Some(d("25.00")),
-            currency: "USD".into(),
-            status,
-            words: StatusWords {
-                status: status.as_str().into(),
-                exception: None,
-            },
-            ..ServerInvoice::default()
+        id: id.to_string(),
+        price: Some(d("25.00")),
+        currency: "USD".into(),
+        status,
+        words: StatusWords {
+            status: status.as_str().into(),
+            exception: None,
         },
         owner: Some(Owner {
             customer_id: Some(customer),
             document: doc,
         }),
         in_period: true,
-        held: None,
+        ..AuditInvoice::default()
     }
 }
 

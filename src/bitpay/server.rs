@@ -30,6 +30,9 @@ pub fn status_of(status: &str, exception: Option<&str>) -> InvoiceStatus {
     }
 }
 
+/// Invoices per page of BitPay's list.
+const LIST_PAGE: usize = 100;
+
 /// BitPay's invoice in the seam's terms.
 pub fn normalise(invoice: model::Invoice) -> ServerInvoice {
     let refunded = invoice.has_refund();
@@ -275,25 +278,27 @@ impl PaymentServer for BitPayServer {
         Ok(None)
     }
 
-    /// BitPay lists whole (UTC) days: from the day of `from_ms` to the day of `until_ms`.
-    fn list_created(&self, from_ms: i64, until_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
+    /// BitPay lists whole (UTC) days: from the day of `from_ms` to the day of `until_ms`,
+    /// 100 a page (its page size is undocumented), `PAGES_AT_ONCE` pages at a time after
+    /// the first, as reconcile's workers ask it several things at once.
+    fn for_each_created(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        each: &mut dyn FnMut(ServerInvoice),
+    ) -> ServerResult<()> {
         let merchant = self.merchant("listing invoices")?;
         let start = crate::clock::date_of(from_ms);
         let end = crate::clock::date_of(until_ms);
-        let page = 100;
-        let mut all = Vec::new();
-        for offset in (0..).step_by(page) {
-            let invoices = self
-                .client
-                .list_invoices(merchant.secret.expose(), &start, &end, page, offset)
-                .map_err(|e| self.failure(&merchant.label, e))?;
-            let count = invoices.len();
-            all.extend(invoices.into_iter().map(normalise));
-            if count < page {
-                break;
-            }
-        }
-        Ok(all)
+        crate::server::read_pages(
+            LIST_PAGE,
+            |offset| {
+                self.client
+                    .list_invoices(merchant.secret.expose(), &start, &end, LIST_PAGE, offset)
+                    .map_err(|e| self.failure(&merchant.label, e))
+            },
+            &mut |invoice| each(normalise(invoice)),
+        )
     }
 
     fn request_refund(&self, ask: &RefundAsk<'_>) -> ServerResult<ServerRefund> {

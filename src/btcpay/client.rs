@@ -377,7 +377,7 @@ mod tests {
             .unwrap();
         let url = &canned.requests()[0].url;
         assert!(
-            url.ends_with("/invoices?startDate=1700000000&skip=200&take=100"),
+            url.ends_with("/invoices?startDate=1700000000&endDate=1800000000&skip=200&take=100"),
             "{url}"
         );
     }

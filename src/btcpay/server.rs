@@ -272,43 +272,29 @@ impl PaymentServer for BtcpayServer {
         }
     }
 
-    /// Every page from `since` (newest first; an invoice that moves between pages while
-    /// new ones arrive is listed once). After a full first page the rest are asked for
-    /// `PAGES_AT_ONCE` at a time: one request per 100 invoices, but not one latency each.
-    fn list_created(&self, from_ms: i64, until_ms: i64) -> ServerResult<Vec<ServerInvoice>> {
+    /// Every page of the period (newest first; an invoice that moves between pages while
+    /// new ones arrive is listed once), `PAGES_AT_ONCE` at a time after the first.
+    fn for_each_created(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        each: &mut dyn FnMut(ServerInvoice),
+    ) -> ServerResult<()> {
         let (start, end) = (from_ms.div_euclid(1000), until_ms.div_euclid(1000));
         let mut seen = std::collections::BTreeSet::new();
-        let mut all = Vec::new();
-        let (mut first, mut at_once) = (0, 1);
-        loop {
-            let pages: Vec<_> = std::thread::scope(|scope| {
-                let asked: Vec<_> = (0..at_once)
-                    .map(|i| {
-                        let skip = first + i * PAGE;
-                        scope.spawn(move || self.client.invoices_created(start, end, skip))
-                    })
-                    .collect();
-                asked
-                    .into_iter()
-                    .map(|page| page.join().expect("a listing thread does not panic"))
-                    .collect()
-            });
-            let mut last = false;
-            for page in pages {
-                let page = page.map_err(classify)?;
-                last |= page.len() < PAGE;
-                for invoice in page {
-                    if seen.insert(invoice.id.clone()) {
-                        all.push(normalise(invoice));
-                    }
+        crate::server::read_pages(
+            PAGE,
+            |skip| {
+                self.client
+                    .invoices_created(start, end, skip)
+                    .map_err(classify)
+            },
+            &mut |invoice: Invoice| {
+                if seen.insert(invoice.id.clone()) {
+                    each(normalise(invoice));
                 }
-            }
-            if last {
-                return Ok(all);
-            }
-            first += at_once * PAGE;
-            at_once = PAGES_AT_ONCE;
-        }
+            },
+        )
     }
 
     /// A pull payment of exactly the amount asked, in the invoice's currency (`Custom`: a
@@ -355,8 +341,8 @@ impl PaymentServer for BtcpayServer {
 
     /// A BTCPay invoice does not say it was refunded: one listing of the store's pull
     /// payments finds the refunds of every invoice asked about.
-    fn refunds_among(&self, invoices: &[ServerInvoice]) -> ServerResult<Vec<ServerRefund>> {
-        let ids: Vec<&str> = invoices.iter().map(|i| i.id.as_str()).collect();
+    fn refunds_among(&self, invoices: &[(&str, bool)]) -> ServerResult<Vec<ServerRefund>> {
+        let ids: Vec<&str> = invoices.iter().map(|(id, _)| *id).collect();
         self.refunds_named(&ids)
     }
 
@@ -365,9 +351,6 @@ impl PaymentServer for BtcpayServer {
         self.refund_of(pull, "")
     }
 }
-
-/// Listing pages asked for at once (at most this many pages more than the store has).
-const PAGES_AT_ONCE: usize = 4;
 
 /// BTCPay's webhooks: one store-wide webhook, signed with the secret BTCPay gave us when it
 /// was registered.

@@ -49,32 +49,11 @@ pub fn run(args: ReconcileArgs, ctx: &Context) -> Result<u8> {
             exit,
             credentials_refused,
         };
-        keep_metrics(ctx, &run);
+        crate::metrics::keep(ctx, &run);
     }
     let report = swept?;
     ctx.output.show(&report);
     Ok(report.exit_code.code())
-}
-
-/// Records the run and rewrites `[metrics] textfile`; a failure here is logged, never
-/// the run's: the money was settled either way.
-fn keep_metrics(ctx: &Context, run: &ReconcileRun) {
-    if let Err(e) = run.record(&ctx.store) {
-        log::warn!("could not record this reconcile for the metrics: {e}");
-        return;
-    }
-    let Some(path) = &ctx.config.metrics_textfile else {
-        return;
-    };
-    let written = crate::metrics::snapshot(ctx)
-        .map(|s| crate::metrics::render(&s))
-        .and_then(|text| {
-            crate::metrics::write_textfile(path, &text)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
-        });
-    if let Err(e) = written {
-        log::warn!("metrics file not written: {}", crate::errors::message(&e));
-    }
 }
 
 impl View for SweepReport {

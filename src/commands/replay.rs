@@ -41,6 +41,12 @@ pub fn run(args: ReplayArgs, ctx: &Context) -> Result<u8> {
             )
         }
     };
+    if !crate::server::is_invoice_id(&id) {
+        return Err(Problem::BadInput(format!(
+            "{id:?} is not an invoice id (letters and digits, at most 64)"
+        ))
+        .into());
+    }
     let replayed = replay::invoice(ctx, &id, args.apply, webhook)?;
     ctx.output.show(&replayed);
     Ok(SUCCESS)

@@ -542,11 +542,12 @@ mod tests {
                 Ok(None)
             }
 
-            fn list_created(
+            fn for_each_created(
                 &self,
                 _from_ms: i64,
                 _until_ms: i64,
-            ) -> ServerResult<Vec<ServerInvoice>> {
+                _each: &mut dyn FnMut(ServerInvoice),
+            ) -> ServerResult<()> {
                 refused("list")
             }
         }

@@ -105,9 +105,11 @@ impl Store {
         value: &dyn rusqlite::ToSql,
     ) -> Result<Option<InvoiceRecord>> {
         let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE {condition}");
+        // Cached: `audit` and `reconcile` ask this once per invoice, tens of thousands of times.
         Ok(self
             .conn
-            .query_row(&sql, [value], invoice_from_row)
+            .prepare_cached(&sql)?
+            .query_row([value], invoice_from_row)
             .optional()?)
     }
 

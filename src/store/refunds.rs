@@ -93,6 +93,16 @@ impl Store {
             .optional()?)
     }
 
+    /// The server ids of the invoices refunds were asked for here.
+    pub fn refunded_invoice_ids(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut statement = self.conn.prepare(
+            "SELECT DISTINCT i.bitpay_id FROM refunds r JOIN invoices i ON i.id = r.invoice_id
+             WHERE i.bitpay_id IS NOT NULL",
+        )?;
+        let rows = statement.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every refund of our invoice record `invoice_id`, oldest first.
     pub fn refunds_for(&self, invoice_id: i64) -> Result<Vec<RefundRecord>> {
         let mut statement = self.conn.prepare(&format!(

@@ -144,15 +144,16 @@ pub fn audit_refusal(allowed: &[String], admin: &Administrator) -> AdminRefusal 
 }
 
 fn finance_refusal(allowed: &[String], admin: &Administrator) -> (String, String, String) {
-    (
-        allowed
-            .iter()
-            .map(|r| format!("{r:?}"))
-            .collect::<Vec<_>>()
-            .join(" or "),
-        admin.label(),
-        admin.role.clone(),
-    )
+    (roles_text(allowed), admin.label(), admin.role.clone())
+}
+
+/// `"a" or "b"`: the roles that may, for the refusals.
+fn roles_text(allowed: &[String]) -> String {
+    allowed
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// For pair, unpair and pairing requests: the web caller must hold an allowed role.
@@ -172,11 +173,7 @@ pub fn require_pairing_role(ctx: &Context, args: &AdminArgs) -> Result<Option<Ca
 pub fn refusal(allowed: &[String], admin: &Administrator, server: &str) -> String {
     format!(
         "Only administrators with the role {} may change the {server} pairing: whoever pairs decides which {server} account customers pay. You are signed in as {} with the role {:?}; ask a super administrator (admin.pairing_roles in the add-on's config lists the roles).",
-        allowed
-            .iter()
-            .map(|r| format!("{r:?}"))
-            .collect::<Vec<_>>()
-            .join(" or "),
+        roles_text(allowed),
         admin.label(),
         admin.role
     )

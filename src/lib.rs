@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod money;
 pub mod order_id;
 pub mod output;
+pub mod paging;
 pub mod pairing;
 pub mod portal;
 pub mod pos_data;

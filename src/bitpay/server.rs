@@ -279,8 +279,8 @@ impl PaymentServer for BitPayServer {
     }
 
     /// BitPay lists whole (UTC) days: from the day of `from_ms` to the day of `until_ms`,
-    /// 100 a page (its page size is undocumented), `PAGES_AT_ONCE` pages at a time after
-    /// the first, as reconcile's workers ask it several things at once.
+    /// 100 a page (its page size is undocumented), `paging::PAGES_AT_ONCE` requests in
+    /// flight after the first, as reconcile's workers ask it several things at once.
     fn for_each_created(
         &self,
         from_ms: i64,
@@ -290,7 +290,7 @@ impl PaymentServer for BitPayServer {
         let merchant = self.merchant("listing invoices")?;
         let start = crate::clock::date_of(from_ms);
         let end = crate::clock::date_of(until_ms);
-        crate::server::read_pages(
+        crate::paging::read_pages(
             LIST_PAGE,
             |offset| {
                 self.client

@@ -273,7 +273,7 @@ impl PaymentServer for BtcpayServer {
     }
 
     /// Every page of the period (newest first; an invoice that moves between pages while
-    /// new ones arrive is listed once), `PAGES_AT_ONCE` at a time after the first.
+    /// new ones arrive is listed once), `paging::PAGES_AT_ONCE` requests in flight after the first.
     fn for_each_created(
         &self,
         from_ms: i64,
@@ -282,7 +282,7 @@ impl PaymentServer for BtcpayServer {
     ) -> ServerResult<()> {
         let (start, end) = (from_ms.div_euclid(1000), until_ms.div_euclid(1000));
         let mut seen = std::collections::BTreeSet::new();
-        crate::server::read_pages(
+        crate::paging::read_pages(
             PAGE,
             |skip| {
                 self.client

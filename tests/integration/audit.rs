@@ -45,12 +45,7 @@ fn by_hand(env: &Env, payment: Value) -> i64 {
 
 /// A BitPay invoice created mid last month (status as given), without any webhook.
 fn made_last_month(env: &Env, args: &[&str], status: &str) -> String {
-    let run = env.create_invoice(args);
-    run.assert_code(0);
-    let id = run.json()["bitpay_invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = env.invoice_id(args);
     env.bitpay.set_invoice_time(&id, mid_last_month().0);
     env.bitpay.set_status(&id, status, None);
     id
@@ -112,12 +107,7 @@ fn bitpay_a_month_with_one_of_each_difference_finds_exactly_those() {
     env.bitpay.set_invoice_time(&foreign, mid_last_month().0);
     env.bitpay.set_status(&foreign, "complete", None);
     // This month's paid invoice is not in last month's audit.
-    let later = env
-        .create_invoice(&["--customer", "42", "--invoice", "105"])
-        .json()["bitpay_invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let later = env.invoice_id(&["--customer", "42", "--invoice", "105"]);
     env.bitpay.set_status(&later, "complete", None);
 
     let payments_before = env.splynx.payments().len();
@@ -241,22 +231,10 @@ fn btcpay_a_month_with_one_of_each_difference_and_then_a_clean_one() {
     s.btcpay.set_payout_state(&payout, "AwaitingPayment");
     s.btcpay.set_payout_state(&payout, "Completed");
     // Settled, its webhook lost.
-    let missing = s
-        .env
-        .create_invoice(&["--customer", "42", "--proforma", "201"])
-        .json()["invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let missing = s.env.invoice_id(&["--customer", "42", "--proforma", "201"]);
     s.btcpay.set_status(&missing, "Settled", None);
     // Settled and credited, then typed again by hand; and one typed with another amount.
-    let twice = s
-        .env
-        .create_invoice(&["--customer", "43", "--refill", "25.00"])
-        .json()["invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let twice = s.env.invoice_id(&["--customer", "43", "--refill", "25.00"]);
     s.btcpay.set_status(&twice, "Settled", None);
     deliver(&s, &twice, "InvoiceSettled").assert_code(0);
     by_hand(
@@ -264,13 +242,7 @@ fn btcpay_a_month_with_one_of_each_difference_and_then_a_clean_one() {
         json!({"customer_id": 43, "payment_type": 7, "receipt_number": twice, "date": to,
                "amount": "25.00"}),
     );
-    let wrong = s
-        .env
-        .create_invoice(&["--customer", "43", "--invoice", "103"])
-        .json()["invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let wrong = s.env.invoice_id(&["--customer", "43", "--invoice", "103"]);
     s.btcpay.set_status(&wrong, "Settled", None);
     by_hand(
         &s.env,

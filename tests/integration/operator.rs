@@ -45,24 +45,14 @@ fn the_metrics_file_follows_a_webhook_a_held_record_and_a_failing_reconcile() {
     let id = env.create_invoice_101();
     env.bitpay.set_status(&id, "complete", None);
     env.deliver_webhook(&id, true).assert_code(0);
-    let held = env
-        .create_invoice(&["--customer", "42", "--proforma", "201"])
-        .json()["bitpay_invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let held = env.invoice_id(&["--customer", "42", "--proforma", "201"]);
     env.bitpay.set_status(&held, "confirmed", None);
     env.bitpay.set_field(&held, "price", json!(0.01));
     env.deliver_webhook(&held, true).assert_code(0);
     // Its finding is reported (exit 1: the admin must look) once.
     env.run(&["reconcile"]).assert_code(1);
     // An open one, and BitPay failing every read: reconcile fails.
-    let open = env
-        .create_invoice(&["--customer", "43", "--invoice", "103"])
-        .json()["bitpay_invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let open = env.invoice_id(&["--customer", "43", "--invoice", "103"]);
     let faults = env.bitpay.faults();
     faults.set_filter(Some(&format!("/invoices/{open}")), Some("GET"));
     faults.fail_next(100, 503);
@@ -232,12 +222,7 @@ fn replay_shows_then_applies_a_missed_webhook_once_and_leaves_a_credit_alone() {
         .starts_with("nothing to credit: Splynx payment"));
 
     // A stored webhook, replayed by its number: its invoice is fetched afresh.
-    let second = env
-        .create_invoice(&["--customer", "42", "--proforma", "201"])
-        .json()["bitpay_invoice_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = env.invoice_id(&["--customer", "42", "--proforma", "201"]);
     env.deliver_webhook(&second, true).assert_code(0);
     env.bitpay.set_status(&second, "confirmed", None);
     let webhooks = env.run(&["--json", "status"]).json()["recent_webhooks"].clone();

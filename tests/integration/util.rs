@@ -195,6 +195,13 @@ owner = "{owner}"
         self.run(&all)
     }
 
+    /// `create-invoice ARGS`, which must succeed: the server's invoice id.
+    pub(crate) fn invoice_id(&self, args: &[&str]) -> String {
+        let run = self.create_invoice(args);
+        run.assert_code(0);
+        run.json()["invoice_id"].as_str().unwrap().to_string()
+    }
+
     /// Creates an invoice for Splynx invoice 101 (customer 42) and returns its BitPay id.
     pub(crate) fn create_invoice_101(&self) -> String {
         let run = self.create_invoice(&["--customer", "42", "--invoice", "101"]);

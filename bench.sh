@@ -4,6 +4,7 @@
 #   ./bench.sh --quick  small sizes
 #   ./bench.sh --statements [ROUNDS]  per process and storm, payment statements off vs on
 #   ./bench.sh --btcpay-reconcile     only BTCPay's 10,000-invoice reconcile
+#   ./bench.sh --audit [N [MS]]       an audit of a year of N paid invoices
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --quiet --release --bin splynx-bitpay --example bench --example floor
